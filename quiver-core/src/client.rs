@@ -1,0 +1,180 @@
+//! The client: resolves a request's origin, asks the pool manager for that origin's pool and
+//! delegates. Cheap to clone; every clone shares the same pools.
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+
+use crate::config::{OptionValue, PoolSettings, RuleTable};
+use crate::error::{Error, ErrorKind, Result};
+use crate::pool::Manager;
+use crate::request::Request;
+use crate::response::{Response, StreamResponse};
+use crate::runtime;
+use crate::stats::ClientStats;
+
+/// An HTTP client with a connection pool per origin. `Send + Sync`, cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    manager: Manager,
+    runtime: Handle,
+    fork_generation: u64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client with every option at its default.
+    pub fn new() -> Result<Client> {
+        Client::builder().build()
+    }
+
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The runtime that owns this client's connections.
+    pub fn runtime(&self) -> &Handle {
+        &self.inner.runtime
+    }
+
+    fn check_fork(&self) -> Result<()> {
+        if runtime::fork_generation() != self.inner.fork_generation {
+            return Err(Error::new(
+                ErrorKind::Forked,
+                "this client was created before fork(); create a new client in the child process",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn request(&self, req: Request) -> Result<Response> {
+        self.stream(req).await?.collect().await
+    }
+
+    /// Sends a GET request and reads the whole response.
+    pub async fn get(&self, url: &str) -> Result<Response> {
+        self.request(Request::get(url).build()?).await
+    }
+
+    /// Sends a request and returns as soon as the response head arrives; the body is pulled
+    /// chunk by chunk from the returned [`StreamResponse`].
+    pub async fn stream(&self, req: Request) -> Result<StreamResponse> {
+        self.check_fork()?;
+        if Handle::try_current().is_ok() {
+            self.send(req).await
+        } else {
+            // Not inside a tokio runtime: run the request's setup on ours.
+            let client = self.clone();
+            self.inner
+                .runtime
+                .spawn(async move { client.send(req).await })
+                .await
+                .map_err(|e| Error::internal(format!("request task failed: {e}")))?
+        }
+    }
+
+    async fn send(&self, req: Request) -> Result<StreamResponse> {
+        let pool = self.inner.manager.pool(&req.target.origin);
+        pool.send(req).await
+    }
+
+    /// Statistics per origin and in total.
+    pub fn stats(&self) -> ClientStats {
+        ClientStats::from_origins(self.inner.manager.stats())
+    }
+}
+
+/// Configures a [`Client`]: client-wide pool options and per-origin rules.
+///
+/// Option problems are collected and reported by [`ClientBuilder::build`] as one `invalid`
+/// error naming the rule and the option.
+#[derive(Default)]
+#[must_use]
+pub struct ClientBuilder {
+    defaults: PoolSettings,
+    rules: Vec<(String, PoolSettings)>,
+    runtime: Option<Handle>,
+    error: Option<Error>,
+}
+
+impl ClientBuilder {
+    /// Replaces the client-wide options (they apply to every origin unless a rule overrides).
+    pub fn defaults(mut self, settings: PoolSettings) -> Self {
+        self.defaults = settings;
+        self
+    }
+
+    /// Adds or replaces the rule for an origin pattern (`https://api.example.com`,
+    /// `https://*.example.com`).
+    pub fn rule(mut self, pattern: &str, settings: PoolSettings) -> Self {
+        match self.rules.iter_mut().find(|(p, _)| p == pattern) {
+            Some((_, s)) => *s = settings,
+            None => self.rules.push((pattern.to_owned(), settings)),
+        }
+        self
+    }
+
+    /// Sets a client-wide option by name.
+    pub fn set(mut self, option: &str, value: impl Into<OptionValue>) -> Self {
+        if let Err(e) = self.defaults.set(option, value) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Sets an option by name for one origin pattern (creating its rule if needed).
+    pub fn set_for(mut self, pattern: &str, option: &str, value: impl Into<OptionValue>) -> Self {
+        let index = match self.rules.iter().position(|(p, _)| p == pattern) {
+            Some(i) => i,
+            None => {
+                self.rules
+                    .push((pattern.to_owned(), PoolSettings::default()));
+                self.rules.len() - 1
+            }
+        };
+        if let Err(e) = self.rules[index].1.set(option, value) {
+            self.error.get_or_insert(Error::invalid_config(format!(
+                "pool rule `{pattern}`: {}",
+                e.message()
+            )));
+        }
+        self
+    }
+
+    /// Runs this client's connections on `handle` instead of quiver's background runtime.
+    pub fn runtime(mut self, handle: Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Validates every option and rule and builds the client.
+    pub fn build(self) -> Result<Client> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let rules = RuleTable::build(&self.defaults, &self.rules)?;
+        let runtime = match self.runtime {
+            Some(h) => h,
+            None => runtime::background()?,
+        };
+        let manager = Manager::new(rules, runtime.clone())?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                manager,
+                runtime,
+                fork_generation: runtime::fork_generation(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,290 @@
+//! Origins (scheme, host, port) and request targets: the one place URLs are parsed.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use http::uri::{PathAndQuery, Uri};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The URL schemes quiver speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// Cleartext HTTP.
+    Http,
+    /// HTTP over TLS (or QUIC for HTTP/3).
+    Https,
+}
+
+impl Scheme {
+    /// The scheme's name as written in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The port implied when a URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Scheme> {
+        if s.eq_ignore_ascii_case("http") {
+            Ok(Scheme::Http)
+        } else if s.eq_ignore_ascii_case("https") {
+            Ok(Scheme::Https)
+        } else {
+            Err(Error::new(
+                ErrorKind::InvalidScheme,
+                format!("unsupported scheme `{s}` (expected http or https)"),
+            ))
+        }
+    }
+}
+
+/// Where a connection goes: scheme, lower-case host and port. Pools are keyed by it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    scheme: Scheme,
+    host: Host,
+    port: u16,
+}
+
+/// A host: a DNS name (lower-case) or an IP address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A DNS name, lower-cased, without a trailing dot.
+    Name(String),
+    /// An IPv4 or IPv6 literal.
+    Ip(IpAddr),
+}
+
+impl Host {
+    fn parse(raw: &str) -> Result<Host> {
+        if let Some(inner) = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            return inner
+                .parse::<std::net::Ipv6Addr>()
+                .map(|ip| Host::Ip(IpAddr::V6(ip)))
+                .map_err(|_| {
+                    Error::new(ErrorKind::InvalidUrl, format!("bad IPv6 literal `{raw}`"))
+                });
+        }
+        if let Ok(ip) = raw.parse::<std::net::Ipv4Addr>() {
+            return Ok(Host::Ip(IpAddr::V4(ip)));
+        }
+        let name = raw.trim_end_matches('.').to_ascii_lowercase();
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !valid {
+            return Err(Error::new(
+                ErrorKind::InvalidUrl,
+                format!("bad host name `{raw}`"),
+            ));
+        }
+        Ok(Host::Name(name))
+    }
+
+    /// The host as it appears in a URL authority (IPv6 in brackets).
+    pub fn to_authority_string(&self) -> String {
+        match self {
+            Host::Name(n) => n.clone(),
+            Host::Ip(IpAddr::V4(ip)) => ip.to_string(),
+            Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+        }
+    }
+}
+
+impl Origin {
+    /// Builds an origin from its parts.
+    pub fn new(scheme: Scheme, host: Host, port: u16) -> Origin {
+        Origin { scheme, host, port }
+    }
+
+    /// The origin's scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The origin's host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The origin's port (defaulted from the scheme when the URL named none).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// True when the port is the scheme's default.
+    pub fn has_default_port(&self) -> bool {
+        self.port == self.scheme.default_port()
+    }
+
+    /// The value of the `Host` header (and `:authority`) for this origin.
+    pub fn authority(&self) -> String {
+        if self.has_default_port() {
+            self.host.to_authority_string()
+        } else {
+            format!("{}:{}", self.host.to_authority_string(), self.port)
+        }
+    }
+
+    /// Parses an origin such as `https://api.example.com` or `http://[::1]:8080`
+    /// (a path, if present, must be empty or `/`).
+    pub fn parse(s: &str) -> Result<Origin> {
+        let target = Target::parse(s)?;
+        if target.path_and_query.as_str() != "/" {
+            return Err(Error::new(
+                ErrorKind::InvalidUrl,
+                format!("`{s}` is not an origin: it has a path or query"),
+            ));
+        }
+        Ok(target.origin)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}:{}",
+            self.scheme.as_str(),
+            self.host.to_authority_string(),
+            self.port
+        )
+    }
+}
+
+/// A parsed request URL: its origin plus the origin-form path and query.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Where the request goes.
+    pub origin: Origin,
+    /// The request target in origin-form (`/path?query`), never empty.
+    pub path_and_query: PathAndQuery,
+}
+
+impl Target {
+    /// Parses an absolute `http` or `https` URL. Fragments are dropped; credentials are refused.
+    pub fn parse(url: &str) -> Result<Target> {
+        let without_fragment = url.split('#').next().unwrap_or_default();
+        let uri: Uri = without_fragment.parse().map_err(|e| {
+            Error::with_source(
+                ErrorKind::InvalidUrl,
+                format!("cannot parse URL `{url}`"),
+                e,
+            )
+        })?;
+        let scheme = match uri.scheme_str() {
+            Some(s) => Scheme::parse(s)?,
+            None => {
+                return Err(Error::new(
+                    ErrorKind::InvalidUrl,
+                    format!("URL `{url}` is not absolute (no scheme)"),
+                ))
+            }
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, format!("URL `{url}` has no host")))?;
+        if authority.as_str().contains('@') {
+            return Err(Error::new(
+                ErrorKind::InvalidUrl,
+                "credentials in the URL are not supported; send an Authorization header",
+            ));
+        }
+        let host = Host::parse(authority.host())?;
+        let after_host = authority
+            .as_str()
+            .get(authority.host().len()..)
+            .unwrap_or_default();
+        let port = match authority.port() {
+            Some(p) => p.as_u16(),
+            None if after_host.is_empty() => scheme.default_port(),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::InvalidUrl,
+                    format!("URL `{url}` has an invalid port"),
+                ))
+            }
+        };
+        if port == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidUrl,
+                format!("URL `{url}` has port 0"),
+            ));
+        }
+        let path_and_query = match uri.path_and_query() {
+            Some(pq) if !pq.as_str().is_empty() && pq.as_str().starts_with('/') => pq.clone(),
+            Some(pq) if pq.as_str().starts_with('?') => format!("/{}", pq.as_str())
+                .parse()
+                .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, "bad query", e))?,
+            _ => PathAndQuery::from_static("/"),
+        };
+        Ok(Target {
+            origin: Origin::new(scheme, host, port),
+            path_and_query,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        let t = Target::parse("https://API.Example.com/a/b?c=d#frag").unwrap();
+        assert_eq!(t.origin.to_string(), "https://api.example.com:443");
+        assert_eq!(t.origin.authority(), "api.example.com");
+        assert_eq!(t.path_and_query.as_str(), "/a/b?c=d");
+
+        let t = Target::parse("http://[::1]:8080").unwrap();
+        assert_eq!(t.origin.host(), &Host::Ip("::1".parse().unwrap()));
+        assert_eq!(t.origin.authority(), "[::1]:8080");
+        assert_eq!(t.path_and_query.as_str(), "/");
+
+        let t = Target::parse("http://localhost?x=1").unwrap();
+        assert_eq!(t.path_and_query.as_str(), "/?x=1");
+        assert_eq!(t.origin.port(), 80);
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        for (url, kind) in [
+            ("ftp://example.com/", ErrorKind::InvalidScheme),
+            ("/relative", ErrorKind::InvalidUrl),
+            ("http://", ErrorKind::InvalidUrl),
+            ("http://exa mple.com/", ErrorKind::InvalidUrl),
+            ("http://user:pw@example.com/", ErrorKind::InvalidUrl),
+            ("http://[::1/", ErrorKind::InvalidUrl),
+            ("http://example.com:0/", ErrorKind::InvalidUrl),
+            ("http://example.com:99999/", ErrorKind::InvalidUrl),
+            ("not a url", ErrorKind::InvalidUrl),
+        ] {
+            let err = Target::parse(url).unwrap_err();
+            assert_eq!(err.kind(), kind, "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn origins_have_no_path() {
+        assert!(Origin::parse("https://a.example/").is_ok());
+        assert_eq!(
+            Origin::parse("https://a.example/x").unwrap_err().kind(),
+            ErrorKind::InvalidUrl
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! The HTTP/1.1 pool for one origin: connections over hyper's client connection API, leased
+//! to one request at a time, with the decisions in [`super::h1_state`].
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::runtime::Handle;
+
+use super::h1_state::{Checkout, H1State, Lease, PooledConn};
+use super::Counters;
+use crate::config::PoolOptions;
+use crate::error::{Error, ErrorKind, Result};
+use crate::origin::Origin;
+use crate::request::{Request, WireBody};
+use crate::response::{ResponseBody, StreamResponse};
+use crate::stats::OriginStats;
+use crate::timeout::Watchdog;
+use crate::transport::{self, Activity, Connector, Tracked};
+
+/// One HTTP/1.1 connection as the pool holds it.
+pub(crate) struct H1Conn {
+    sender: http1::SendRequest<WireBody>,
+    activity: Activity,
+    /// Requests this connection has completed.
+    served: u32,
+}
+
+impl PooledConn for H1Conn {
+    fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+}
+
+/// A connection leased to one request. Dropped unused, it goes back to the pool; dropped
+/// after a request was sent on it without being released, it is closed (its response was not
+/// fully read, so it cannot carry another request).
+pub(crate) struct H1Lease {
+    pool: Arc<H1Pool>,
+    conn: Option<H1Conn>,
+    used: bool,
+}
+
+impl Lease<H1Conn> for H1Lease {
+    fn into_conn(mut self) -> H1Conn {
+        self.conn
+            .take()
+            .expect("a lease holds its connection until consumed")
+    }
+}
+
+impl H1Lease {
+    fn conn_mut(&mut self) -> &mut H1Conn {
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until consumed")
+    }
+
+    /// The response was read to its end: the connection may carry another request.
+    pub(crate) fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            conn.served += 1;
+            self.pool.checkin(conn);
+        }
+    }
+
+    /// The connection must not be reused.
+    pub(crate) fn discard(mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.discard(conn);
+        }
+    }
+}
+
+impl Drop for H1Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.used {
+                self.pool.discard(conn);
+            } else {
+                self.pool.checkin(conn);
+            }
+        }
+    }
+}
+
+/// The HTTP/1.1 pool for one origin.
+pub(crate) struct H1Pool {
+    origin: Origin,
+    options: Arc<PoolOptions>,
+    connector: Connector,
+    runtime: Handle,
+    state: Mutex<H1State<H1Conn, H1Lease>>,
+    pub(crate) counters: Counters,
+}
+
+impl H1Pool {
+    pub(crate) fn new(
+        origin: Origin,
+        options: Arc<PoolOptions>,
+        connector: Connector,
+        runtime: Handle,
+    ) -> Arc<H1Pool> {
+        let pool = Arc::new(H1Pool {
+            state: Mutex::new(H1State::new(options.size, options.idle_timeout)),
+            origin,
+            options,
+            connector,
+            runtime,
+            counters: Counters::default(),
+        });
+        pool.spawn_reaper();
+        pool
+    }
+
+    fn lock(&self) -> MutexGuard<'_, H1State<H1Conn, H1Lease>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wrap(self: &Arc<Self>) -> impl Fn(H1Conn) -> H1Lease + '_ {
+        move |conn| H1Lease {
+            pool: self.clone(),
+            conn: Some(conn),
+            used: false,
+        }
+    }
+
+    fn checkin(self: &Arc<Self>, conn: H1Conn) {
+        let now = Instant::now();
+        self.lock().checkin(conn, now, self.wrap());
+    }
+
+    fn discard(self: &Arc<Self>, conn: H1Conn) {
+        drop(conn);
+        let connect = self.lock().discard();
+        if connect {
+            self.spawn_connect();
+        }
+    }
+
+    /// Closes idle connections past `idle_timeout`, periodically, for as long as the pool lives.
+    fn spawn_reaper(self: &Arc<Self>) {
+        let weak: Weak<H1Pool> = Arc::downgrade(self);
+        let period = (self.options.idle_timeout / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        self.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(pool) = weak.upgrade() else { break };
+                let expired = pool.lock().reap(Instant::now());
+                drop(expired);
+            }
+        });
+    }
+
+    fn spawn_connect(self: &Arc<Self>) {
+        let pool = self.clone();
+        self.runtime.spawn(async move {
+            match pool.open_connection().await {
+                Ok(conn) => {
+                    let now = Instant::now();
+                    pool.lock().connected(conn, now, pool.wrap());
+                }
+                Err(e) => {
+                    let again = pool.lock().connect_failed(e);
+                    if again {
+                        pool.spawn_connect();
+                    }
+                }
+            }
+        });
+    }
+
+    async fn open_connection(&self) -> Result<H1Conn> {
+        let connected = self.connector.connect(&self.origin).await?;
+        let activity = Activity::new();
+        let io = TokioIo::new(Tracked::new(connected.stream, activity.clone()));
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| map_hyper_error(e, &self.origin))?;
+        self.runtime.spawn(async move {
+            // Ends when the peer or quiver closes the connection; errors surface on requests.
+            let _ = conn.await;
+        });
+        self.counters.connection_opened();
+        Ok(H1Conn {
+            sender,
+            activity,
+            served: 0,
+        })
+    }
+
+    /// Waits for a connection: an idle one (unless `fresh`), a new one, or one checked in by
+    /// another caller, within `checkout_timeout`.
+    async fn checkout(self: &Arc<Self>, fresh: bool) -> Result<H1Lease> {
+        let deadline = tokio::time::Instant::now() + self.options.checkout_timeout;
+        loop {
+            let mut dropped = Vec::new();
+            let decision = {
+                let mut state = self.lock();
+                if fresh {
+                    state.checkout_fresh()
+                } else {
+                    state.checkout(Instant::now(), &mut dropped)
+                }
+            };
+            drop(dropped);
+            let mut lease = match decision {
+                Checkout::Ready(conn) => self.wrap()(conn),
+                Checkout::Wait { rx, connect } => {
+                    if connect {
+                        self.spawn_connect();
+                    }
+                    match tokio::time::timeout_at(deadline, rx).await {
+                        Ok(Ok(Ok(lease))) => lease,
+                        Ok(Ok(Err(e))) => return Err(e),
+                        Ok(Err(_)) => {
+                            return Err(Error::new(ErrorKind::Shutdown, "the pool was closed"))
+                        }
+                        Err(_) => return Err(self.checkout_timeout_error()),
+                    }
+                }
+            };
+            // The connection task may still be finishing the previous exchange.
+            match tokio::time::timeout_at(deadline, lease.conn_mut().sender.ready()).await {
+                Ok(Ok(())) => return Ok(lease),
+                Ok(Err(_)) => lease.discard(),
+                Err(_) => {
+                    lease.discard();
+                    return Err(self.checkout_timeout_error());
+                }
+            }
+        }
+    }
+
+    fn checkout_timeout_error(&self) -> Error {
+        Error::new(
+            ErrorKind::CheckoutTimeout,
+            format!(
+                "no connection to {} became free within {} ms (pool size {})",
+                self.origin,
+                self.options.checkout_timeout.as_millis(),
+                self.options.size
+            ),
+        )
+    }
+
+    /// Sends `req` and returns once the response head arrived. A request that fails on a
+    /// reused connection before any response byte is retried once on a fresh connection,
+    /// when its body can be replayed.
+    pub(crate) async fn send(self: &Arc<Self>, mut req: Request) -> Result<StreamResponse> {
+        let mut watchdog = Watchdog::new(
+            self.options.read_timeout,
+            req.timeout.or(self.options.request_timeout),
+        );
+        let replayable = req.body.try_clone().is_some();
+        let mut fresh = false;
+        loop {
+            let body = match req.body.try_clone() {
+                Some(body) => body,
+                None => std::mem::take(&mut req.body),
+            };
+            let mut lease = self.checkout(fresh).await?;
+            let reused = lease.conn_mut().served > 0;
+            let activity = lease.conn_mut().activity.clone();
+            let wire = req.to_http1(body);
+            lease.used = true;
+            let response = lease.conn_mut().sender.send_request(wire);
+            match watchdog.guard(&activity, response).await {
+                Ok(Ok(response)) => {
+                    let (head, incoming) = response.into_parts();
+                    let body =
+                        ResponseBody::http1(incoming, lease, activity, watchdog, &self.origin);
+                    return Ok(StreamResponse::new(head, body));
+                }
+                Ok(Err(e)) => {
+                    lease.discard();
+                    if reused && !fresh && replayable && is_stale_connection(&e) {
+                        self.counters.retried();
+                        fresh = true;
+                        continue;
+                    }
+                    return Err(map_hyper_error(e, &self.origin));
+                }
+                Err(timeout) => {
+                    lease.discard();
+                    return Err(timeout);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> OriginStats {
+        let state = self.lock();
+        let mut stats = self.counters.snapshot(&self.origin, "http1");
+        stats.idle = state.idle_count();
+        stats.active = state.active_count();
+        stats.queued = state.queued_count();
+        stats.connections = stats.idle + stats.active;
+        stats
+    }
+}
+
+/// True when the error shows the connection died before the response started: the classic
+/// race with a server closing an idle keep-alive connection.
+fn is_stale_connection(e: &hyper::Error) -> bool {
+    if e.is_canceled() || e.is_incomplete_message() {
+        return true;
+    }
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    matches!(
+        io.map(|e| e.kind()),
+        Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
+    )
+}
+
+/// Maps a hyper error to a quiver error, unwrapping errors that came from the caller's body.
+pub(crate) fn map_hyper_error(e: hyper::Error, origin: &Origin) -> Error {
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        if let Some(ours) = s.downcast_ref::<Error>() {
+            return Error::new(ours.kind(), ours.message().to_owned());
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            let io = std::io::Error::new(io.kind(), io.to_string());
+            return transport::io_error(io, &format!("connection to {origin}"));
+        }
+        source = s.source();
+    }
+    if e.is_parse() || e.is_parse_status() {
+        return Error::with_source(
+            ErrorKind::Protocol,
+            format!("malformed response from {origin}: {e}"),
+            e,
+        );
+    }
+    if e.is_timeout() {
+        return Error::with_source(ErrorKind::ReadTimeout, format!("{origin}: {e}"), e);
+    }
+    Error::with_source(
+        ErrorKind::ConnectionClosed,
+        format!("connection to {origin} closed before the response was complete"),
+        e,
+    )
+}

@@ -1,0 +1,429 @@
+//! Requests: the builder, validation of everything a caller supplies, and request bodies.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{Stream, StreamExt};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderName, HeaderValue, Method};
+
+use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::origin::Target;
+
+/// A request body stream: chunks pulled only as the connection can send them.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
+
+/// A request body: nothing, bytes in memory (replayable), or a stream of chunks.
+#[derive(Default)]
+pub enum Body {
+    /// No body.
+    #[default]
+    Empty,
+    /// A body held in memory; can be sent again if a retry is needed.
+    Bytes(Bytes),
+    /// A body produced chunk by chunk, pulled only when there is room to send it.
+    Stream(BodyStream),
+}
+
+impl Body {
+    /// Wraps a stream of chunks; a stream error fails the request with kind `body_stream`.
+    pub fn from_stream<S, E>(stream: S) -> Body
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Body::Stream(Box::pin(stream.map(|item| {
+            item.map_err(|e| {
+                let e: BoxError = e.into();
+                match e.downcast::<Error>() {
+                    Ok(quiver) => *quiver,
+                    Err(other) => Error::with_source(
+                        ErrorKind::BodyStream,
+                        format!("request body stream failed: {other}"),
+                        other,
+                    ),
+                }
+            })
+        })))
+    }
+
+    /// The body's exact length, when known without reading it.
+    pub fn exact_len(&self) -> Option<u64> {
+        match self {
+            Body::Empty => Some(0),
+            Body::Bytes(b) => Some(b.len() as u64),
+            Body::Stream(_) => None,
+        }
+    }
+
+    /// A copy of the body for a retry, when it can be replayed.
+    pub(crate) fn try_clone(&self) -> Option<Body> {
+        match self {
+            Body::Empty => Some(Body::Empty),
+            Body::Bytes(b) => Some(Body::Bytes(b.clone())),
+            Body::Stream(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Body::Empty"),
+            Body::Bytes(b) => write!(f, "Body::Bytes({} bytes)", b.len()),
+            Body::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+macro_rules! body_from {
+    ($($t:ty),*) => { $(impl From<$t> for Body { fn from(v: $t) -> Body { Body::Bytes(Bytes::from(v)) } })* };
+}
+body_from!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
+
+/// The body as hyper (HTTP/1.1) pulls it: frames are produced only when hyper polls.
+pub(crate) struct WireBody {
+    body: Body,
+}
+
+impl WireBody {
+    pub(crate) fn new(body: Body) -> WireBody {
+        WireBody { body }
+    }
+}
+
+impl http_body::Body for WireBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>>>> {
+        let this = self.get_mut();
+        match &mut this.body {
+            Body::Empty => Poll::Ready(None),
+            Body::Bytes(_) => match std::mem::take(&mut this.body) {
+                Body::Bytes(b) if !b.is_empty() => Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+                _ => Poll::Ready(None),
+            },
+            Body::Stream(s) => loop {
+                match s.as_mut().poll_next(cx) {
+                    // Skip empty chunks: an empty chunk would end an HTTP/1.1 chunked body.
+                    Poll::Ready(Some(Ok(b))) if b.is_empty() => continue,
+                    Poll::Ready(Some(Ok(b))) => {
+                        return Poll::Ready(Some(Ok(http_body::Frame::data(b))))
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(None) => {
+                        this.body = Body::Empty;
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.body {
+            Body::Empty => true,
+            Body::Bytes(b) => b.is_empty(),
+            Body::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.body.exact_len() {
+            Some(n) => http_body::SizeHint::with_exact(n),
+            None => http_body::SizeHint::default(),
+        }
+    }
+}
+
+/// A validated request: method, URL, headers in order (duplicates kept) and a body.
+#[derive(Debug)]
+pub struct Request {
+    pub(crate) method: Method,
+    pub(crate) target: Target,
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body: Body,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Request {
+    /// Starts a request with any method (`"GET"`, `"PURGE"`, ...).
+    pub fn builder(method: &str, url: &str) -> RequestBuilder {
+        RequestBuilder::new(method, url)
+    }
+
+    /// Starts a GET request.
+    pub fn get(url: &str) -> RequestBuilder {
+        RequestBuilder::new("GET", url)
+    }
+
+    /// Starts a POST request.
+    pub fn post(url: &str) -> RequestBuilder {
+        RequestBuilder::new("POST", url)
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The URL as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The headers, in the order given, duplicates kept.
+    pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Builds the `http::Request` for HTTP/1.1: origin-form target and a `Host` header.
+    pub(crate) fn to_http1(&self, body: Body) -> http::Request<WireBody> {
+        let mut req = http::Request::new(WireBody::new(body));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = http::Uri::from(self.target.path_and_query.clone());
+        let headers = req.headers_mut();
+        headers.reserve(self.headers.len() + 1);
+        if !self.headers.iter().any(|(n, _)| n == http::header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(&self.target.origin.authority()) {
+                headers.insert(http::header::HOST, host);
+            }
+        }
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        req
+    }
+}
+
+/// Builds a [`Request`]; every problem is reported by [`RequestBuilder::build`] as an
+/// `invalid` error, before anything is sent.
+#[must_use]
+pub struct RequestBuilder {
+    method: String,
+    url: String,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    body: Body,
+    timeout: Option<Duration>,
+}
+
+impl RequestBuilder {
+    fn new(method: &str, url: &str) -> RequestBuilder {
+        RequestBuilder {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            timeout: None,
+        }
+    }
+
+    /// Appends a header (duplicates are kept, in order).
+    pub fn header(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        self.headers
+            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Body>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Limits this request's total time, overriding the pool's `request_timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Validates and builds the request.
+    pub fn build(self) -> Result<Request> {
+        let method = Method::from_bytes(self.method.as_bytes()).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidMethod,
+                format!(
+                    "`{}` is not a valid HTTP method",
+                    self.method.escape_debug()
+                ),
+            )
+        })?;
+        let target = Target::parse(&self.url)?;
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in self.headers {
+            let shown = String::from_utf8_lossy(&name).escape_debug().to_string();
+            let name = HeaderName::from_bytes(&name).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidHeader,
+                    format!("invalid header name `{shown}`"),
+                )
+            })?;
+            let value = HeaderValue::from_bytes(&value).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidHeader,
+                    format!("invalid value for header `{name}` (control characters such as CR, LF or NUL are not allowed)"),
+                )
+            })?;
+            headers.push((name, value));
+        }
+        check_framing(&headers, &self.body)?;
+        Ok(Request {
+            method,
+            target,
+            url: self.url,
+            headers,
+            body: self.body,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// Refuses content-length values that are malformed, absurd, contradictory or that do not
+/// match the body, and transfer-encodings other than chunked.
+fn check_framing(headers: &[(HeaderName, HeaderValue)], body: &Body) -> Result<()> {
+    let invalid = |msg: String| Err(Error::new(ErrorKind::InvalidBody, msg));
+    let mut declared: Option<u64> = None;
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH {
+            let text = value.to_str().unwrap_or_default().trim();
+            let n = (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| text.parse::<u64>().ok())
+                .flatten()
+                .filter(|n| *n <= i64::MAX as u64);
+            let Some(n) = n else {
+                return invalid(format!(
+                    "content-length `{}` is not a valid length",
+                    value.to_str().unwrap_or("<binary>")
+                ));
+            };
+            if declared.is_some_and(|d| d != n) {
+                return invalid("conflicting content-length headers".into());
+            }
+            declared = Some(n);
+        } else if name == TRANSFER_ENCODING {
+            if !value.as_bytes().eq_ignore_ascii_case(b"chunked") {
+                return invalid(
+                    "only `transfer-encoding: chunked` may be set by the caller".into(),
+                );
+            }
+            if headers.iter().any(|(n, _)| n == CONTENT_LENGTH) {
+                return invalid("content-length and transfer-encoding cannot both be set".into());
+            }
+        }
+    }
+    if let (Some(declared), Some(actual)) = (declared, body.exact_len()) {
+        if declared != actual {
+            return invalid(format!(
+                "content-length {declared} does not match the body's {actual} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_keeps_header_order() {
+        let req = Request::post("http://example.com/x")
+            .header("b", "1")
+            .header("a", "2")
+            .header("b", "3")
+            .body("hello")
+            .build()
+            .unwrap();
+        let names: Vec<_> = req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(names, vec![("b", "1"), ("a", "2"), ("b", "3")]);
+        let wire = req.to_http1(Body::Empty);
+        assert_eq!(wire.headers()["host"], "example.com");
+        assert_eq!(wire.uri(), "/x");
+        let bs: Vec<_> = wire.headers().get_all("b").iter().collect();
+        assert_eq!(bs, vec!["1", "3"]);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let kind = |b: RequestBuilder| b.build().unwrap_err().kind();
+        assert_eq!(
+            kind(Request::get("http://e.com").header("x", "a\r\nb: c")),
+            ErrorKind::InvalidHeader
+        );
+        assert_eq!(
+            kind(Request::get("http://e.com").header("x", "a\nb")),
+            ErrorKind::InvalidHeader
+        );
+        assert_eq!(
+            kind(Request::get("http://e.com").header("x", "a\0b")),
+            ErrorKind::InvalidHeader
+        );
+        assert_eq!(
+            kind(Request::get("http://e.com").header("bad name", "v")),
+            ErrorKind::InvalidHeader
+        );
+        assert_eq!(
+            kind(Request::get("http://e.com").header("x\r", "v")),
+            ErrorKind::InvalidHeader
+        );
+        assert_eq!(
+            kind(Request::builder("GE T", "http://e.com")),
+            ErrorKind::InvalidMethod
+        );
+        assert_eq!(
+            kind(Request::get("gopher://e.com")),
+            ErrorKind::InvalidScheme
+        );
+        assert_eq!(kind(Request::get("http//e.com")), ErrorKind::InvalidUrl);
+        for cl in ["abc", "-1", "99999999999999999999999", "1e3", ""] {
+            assert_eq!(
+                kind(Request::post("http://e.com").header("content-length", cl)),
+                ErrorKind::InvalidBody,
+                "{cl}"
+            );
+        }
+        assert_eq!(
+            kind(
+                Request::post("http://e.com")
+                    .header("content-length", "3")
+                    .body("hello")
+            ),
+            ErrorKind::InvalidBody
+        );
+        assert_eq!(
+            kind(
+                Request::post("http://e.com")
+                    .header("content-length", "5")
+                    .header("content-length", "6")
+            ),
+            ErrorKind::InvalidBody
+        );
+        assert_eq!(
+            kind(Request::post("http://e.com").header("transfer-encoding", "gzip")),
+            ErrorKind::InvalidBody
+        );
+        assert!(Request::post("http://e.com")
+            .header("content-length", "5")
+            .body("hello")
+            .build()
+            .is_ok());
+    }
+}

@@ -1,0 +1,368 @@
+//! Responses: fully read ([`Response`]) or streamed ([`StreamResponse`], whose
+//! [`ResponseBody`] is pulled chunk by chunk and holds its connection until the end).
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::Stream;
+use http::{HeaderMap, StatusCode, Version};
+use http_body::Body as _;
+
+use crate::error::Result;
+use crate::origin::Origin;
+use crate::pool::h1::{map_hyper_error, H1Lease};
+use crate::timeout::Watchdog;
+use crate::transport::Activity;
+
+/// The status line and headers of a response.
+#[derive(Clone, Debug)]
+pub struct ResponseHead {
+    /// The status code.
+    pub status: StatusCode,
+    /// The HTTP version the response came over.
+    pub version: Version,
+    /// The response headers (case-insensitive names, multiple values kept).
+    pub headers: HeaderMap,
+}
+
+impl From<http::response::Parts> for ResponseHead {
+    fn from(parts: http::response::Parts) -> Self {
+        ResponseHead {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+        }
+    }
+}
+
+/// A response read to its end: head, body and trailers.
+#[derive(Clone)]
+pub struct Response {
+    head: ResponseHead,
+    body: Bytes,
+    trailers: Option<HeaderMap>,
+}
+
+impl Response {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.head.status
+    }
+
+    /// The HTTP version the response came over.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The status line and headers.
+    pub fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
+    /// The body as text, invalid UTF-8 replaced.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Trailer fields, when the response had any.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.head.status)
+            .field("version", &self.head.version)
+            .field("headers", &self.head.headers)
+            .field("body_len", &self.body.len())
+            .field("trailers", &self.trailers)
+            .finish()
+    }
+}
+
+/// A response whose head has arrived and whose body is pulled chunk by chunk.
+///
+/// The connection (or stream slot) stays with this response until the body ends or the
+/// response is dropped; dropping it early closes an HTTP/1.1 connection rather than reusing it.
+pub struct StreamResponse {
+    head: ResponseHead,
+    body: ResponseBody,
+}
+
+impl StreamResponse {
+    pub(crate) fn new(head: http::response::Parts, body: ResponseBody) -> StreamResponse {
+        StreamResponse {
+            head: head.into(),
+            body,
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.head.status
+    }
+
+    /// The HTTP version the response came over.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The status line and headers.
+    pub fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    /// The next chunk of the body; `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        self.body.chunk().await
+    }
+
+    /// Trailer fields, available once the body has ended.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.body.trailers()
+    }
+
+    /// The body, for pulling chunks or using it as a `Stream`.
+    pub fn body_mut(&mut self) -> &mut ResponseBody {
+        &mut self.body
+    }
+
+    /// Splits into the head and the body.
+    pub fn into_parts(self) -> (ResponseHead, ResponseBody) {
+        (self.head, self.body)
+    }
+
+    /// Reads the rest of the body.
+    pub async fn collect(mut self) -> Result<Response> {
+        let hint = self
+            .head
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let body = self.body.read_all(hint).await?;
+        Ok(Response {
+            head: self.head,
+            body,
+            trailers: self.body.trailers.take(),
+        })
+    }
+}
+
+impl fmt::Debug for StreamResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamResponse")
+            .field("status", &self.head.status)
+            .field("version", &self.head.version)
+            .field("headers", &self.head.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Source {
+    Http1 {
+        incoming: hyper::body::Incoming,
+        lease: Option<H1Lease>,
+        activity: Activity,
+        origin: Origin,
+    },
+    Done,
+}
+
+/// A response body pulled chunk by chunk; also a `Stream` of `Result<Bytes>`.
+pub struct ResponseBody {
+    source: Source,
+    watchdog: Option<Watchdog>,
+    trailers: Option<HeaderMap>,
+}
+
+impl ResponseBody {
+    pub(crate) fn http1(
+        incoming: hyper::body::Incoming,
+        lease: H1Lease,
+        activity: Activity,
+        watchdog: Watchdog,
+        origin: &Origin,
+    ) -> ResponseBody {
+        let mut body = ResponseBody {
+            source: Source::Http1 {
+                incoming,
+                lease: Some(lease),
+                activity,
+                origin: origin.clone(),
+            },
+            watchdog: Some(watchdog),
+            trailers: None,
+        };
+        body.release_if_ended();
+        body
+    }
+
+    /// An empty, ended body.
+    pub fn empty() -> ResponseBody {
+        ResponseBody {
+            source: Source::Done,
+            watchdog: None,
+            trailers: None,
+        }
+    }
+
+    /// When hyper already knows the body has ended, give the connection back right away.
+    fn release_if_ended(&mut self) {
+        if let Source::Http1 {
+            incoming, lease, ..
+        } = &mut self.source
+        {
+            if incoming.is_end_stream() {
+                if let Some(lease) = lease.take() {
+                    lease.release();
+                }
+            }
+        }
+    }
+
+    /// True once the body has been read to its end.
+    pub fn is_end(&self) -> bool {
+        matches!(self.source, Source::Done)
+    }
+
+    /// Trailer fields, available once the body has ended.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// The next chunk; `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        std::future::poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    /// Polls for the next chunk; `Ready(Ok(None))` at the end.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
+        loop {
+            let polled = match &mut self.source {
+                Source::Done => return Poll::Ready(Ok(None)),
+                Source::Http1 {
+                    incoming,
+                    activity,
+                    origin,
+                    ..
+                } => match Pin::new(incoming).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => Ok(Some(frame)),
+                    Poll::Ready(Some(Err(e))) => Err(map_hyper_error(e, origin)),
+                    Poll::Ready(None) => Ok(None),
+                    Poll::Pending => {
+                        let expired = match &mut self.watchdog {
+                            Some(w) => w.poll_expired(cx, activity),
+                            None => Poll::Pending,
+                        };
+                        match expired {
+                            Poll::Ready(err) => Err(err),
+                            Poll::Pending => return Poll::Pending,
+                        }
+                    }
+                },
+            };
+            match polled {
+                Ok(Some(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        self.release_if_ended();
+                        if data.is_empty() {
+                            continue;
+                        }
+                        return Poll::Ready(Ok(Some(data)));
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            match &mut self.trailers {
+                                Some(t) => t.extend(trailers),
+                                None => self.trailers = Some(trailers),
+                            }
+                        }
+                    }
+                },
+                Ok(None) => {
+                    self.finish(true);
+                    return Poll::Ready(Ok(None));
+                }
+                Err(e) => {
+                    self.finish(false);
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Ends the body: a clean end returns the connection, an error closes it.
+    fn finish(&mut self, clean: bool) {
+        if let Source::Http1 {
+            lease: Some(lease), ..
+        } = std::mem::replace(&mut self.source, Source::Done)
+        {
+            if clean {
+                lease.release();
+            } else {
+                lease.discard();
+            }
+        }
+        self.watchdog = None;
+    }
+
+    /// Reads the rest of the body into one buffer (`hint`: expected size, 0 if unknown).
+    pub(crate) async fn read_all(&mut self, hint: usize) -> Result<Bytes> {
+        let first = match self.chunk().await? {
+            Some(b) => b,
+            None => return Ok(Bytes::new()),
+        };
+        let Some(second) = self.chunk().await? else {
+            return Ok(first);
+        };
+        let mut buf = BytesMut::with_capacity(hint.clamp(first.len() + second.len(), 64 << 20));
+        buf.extend_from_slice(&first);
+        buf.extend_from_slice(&second);
+        while let Some(chunk) = self.chunk().await? {
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+impl Stream for ResponseBody {
+    type Item = Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_chunk(cx).map(|r| r.transpose())
+    }
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("ended", &self.is_end())
+            .finish_non_exhaustive()
+    }
+}

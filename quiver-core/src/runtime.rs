@@ -1,0 +1,83 @@
+//! The process-wide background runtime that owns every pool task and connection, and
+//! fork detection.
+//!
+//! C, Python and Node callers never see this runtime. After `fork()` only the forking thread
+//! survives in the child, so the parent's runtime is unusable there: the child gets a fresh
+//! runtime on first use, and clients made before the fork refuse to work (`forked`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
+
+use tokio::runtime::{Handle, Runtime};
+
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn on_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A number that changes in a child process after every `fork()`.
+pub(crate) fn fork_generation() -> u64 {
+    ATFORK.call_once(|| {
+        // SAFETY: registering a handler that only touches an atomic is async-signal-safe.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(on_fork_in_child));
+        }
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+struct Shared {
+    generation: u64,
+    runtime: Runtime,
+}
+
+static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+
+/// Worker threads for the background runtime: `QUIVER_WORKER_THREADS`, else the core count.
+fn worker_threads() -> usize {
+    std::env::var("QUIVER_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+}
+
+/// A handle to the background runtime, started on first use (and again in a forked child).
+pub fn background() -> crate::Result<Handle> {
+    let generation = fork_generation();
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = shared.as_ref() {
+        if s.generation == generation {
+            return Ok(s.runtime.handle().clone());
+        }
+    }
+    if let Some(stale) = shared.take() {
+        // Inherited from the parent: its threads do not exist here, and dropping it would
+        // wait on them forever. Leak it.
+        std::mem::forget(stale);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads())
+        .thread_name("quiver-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            crate::Error::with_source(
+                crate::ErrorKind::Internal,
+                "cannot start the background runtime",
+                e,
+            )
+        })?;
+    let handle = runtime.handle().clone();
+    *shared = Some(Shared {
+        generation,
+        runtime,
+    });
+    Ok(handle)
+}

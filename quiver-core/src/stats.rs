@@ -1,0 +1,75 @@
+//! Pool statistics as the caller sees them: per origin and in total.
+
+/// Statistics of one origin's pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OriginStats {
+    /// The origin, as `scheme://host:port`.
+    pub origin: String,
+    /// The protocol the pool speaks (`http1`, `http2`, `http3`).
+    pub protocol: &'static str,
+    /// Idle connections (HTTP/1) or free stream slots (HTTP/2, HTTP/3).
+    pub idle: usize,
+    /// Connections leased or being set up (HTTP/1), streams in flight (HTTP/2, HTTP/3).
+    pub active: usize,
+    /// Callers waiting for a connection or stream slot.
+    pub queued: usize,
+    /// Connections open or being opened now.
+    pub connections: usize,
+    /// Connections opened since the pool was created.
+    pub connections_opened: u64,
+    /// Requests started.
+    pub requests: u64,
+    /// Requests that ended in an error.
+    pub errors: u64,
+    /// Requests retried transparently (stale connection, GOAWAY, refused stream).
+    pub retries: u64,
+    /// Response bytes received and not yet taken by the caller (HTTP/2, HTTP/3).
+    pub buffered_bytes: u64,
+}
+
+/// Statistics of a whole client: every origin's pool plus totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// One entry per origin that has a pool, sorted by origin.
+    pub origins: Vec<OriginStats>,
+    /// Sum of `connections` over origins.
+    pub connections: usize,
+    /// Sum of `idle` over origins.
+    pub idle: usize,
+    /// Sum of `active` over origins.
+    pub active: usize,
+    /// Sum of `queued` over origins.
+    pub queued: usize,
+    /// Sum of `connections_opened` over origins.
+    pub connections_opened: u64,
+    /// Sum of `requests` over origins.
+    pub requests: u64,
+    /// Sum of `errors` over origins.
+    pub errors: u64,
+    /// Sum of `retries` over origins.
+    pub retries: u64,
+}
+
+impl ClientStats {
+    pub(crate) fn from_origins(mut origins: Vec<OriginStats>) -> ClientStats {
+        origins.sort_by(|a, b| a.origin.cmp(&b.origin));
+        let mut total = ClientStats::default();
+        for o in &origins {
+            total.connections += o.connections;
+            total.idle += o.idle;
+            total.active += o.active;
+            total.queued += o.queued;
+            total.connections_opened += o.connections_opened;
+            total.requests += o.requests;
+            total.errors += o.errors;
+            total.retries += o.retries;
+        }
+        total.origins = origins;
+        total
+    }
+
+    /// The stats of one origin (`scheme://host:port`), if it has a pool.
+    pub fn origin(&self, origin: &str) -> Option<&OriginStats> {
+        self.origins.iter().find(|o| o.origin == origin)
+    }
+}

@@ -1,0 +1,274 @@
+//! Transports: name resolution, TCP (nodelay) and TLS, with per-connection activity tracking
+//! for the idle-between-bytes timeout.
+
+pub(crate) mod tls;
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::origin::{Host, Origin, Scheme};
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// When a connection last moved a byte, shared between the I/O wrapper and the requests
+/// waiting on the connection.
+#[derive(Clone, Debug)]
+pub(crate) struct Activity(Arc<AtomicU64>);
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        let a = Activity(Arc::new(AtomicU64::new(0)));
+        a.touch();
+        a
+    }
+
+    /// Records activity now.
+    pub(crate) fn touch(&self) {
+        let ms = epoch().elapsed().as_millis() as u64;
+        self.0.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the connection last moved a byte.
+    pub(crate) fn last(&self) -> Instant {
+        epoch() + Duration::from_millis(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// A TCP stream, plain or wrapped in TLS.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// A stream that records each successful read and write in an [`Activity`].
+pub(crate) struct Tracked {
+    inner: Stream,
+    activity: Activity,
+}
+
+impl Tracked {
+    pub(crate) fn new(inner: Stream, activity: Activity) -> Tracked {
+        Tracked { inner, activity }
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = match &mut this.inner {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        };
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.activity.touch();
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = match &mut this.inner {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        };
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = match &mut this.inner {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        };
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.inner {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// What connecting produced: the stream and the protocol the server chose by ALPN.
+pub(crate) struct Connected {
+    pub stream: Stream,
+    #[allow(dead_code)] // read by the protocol choice (auto) once HTTP/2 lands
+    pub alpn: Option<Vec<u8>>,
+}
+
+/// How to reach an origin: its TLS config (https) and the connect timeout.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub connect_timeout: Duration,
+}
+
+impl Connector {
+    /// Resolves, connects (each address in turn) and, for https, runs the TLS handshake,
+    /// all within `connect_timeout`.
+    pub(crate) async fn connect(&self, origin: &Origin) -> Result<Connected> {
+        let fut = async {
+            let addrs = resolve(origin).await?;
+            let tcp = connect_any(origin, &addrs).await?;
+            match (origin.scheme(), &self.tls) {
+                (Scheme::Https, Some(config)) => {
+                    let name = tls::server_name(origin.host())?;
+                    let connector = tokio_rustls::TlsConnector::from(config.clone());
+                    let tls = connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| handshake_error(e, &origin.host().to_authority_string()))?;
+                    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+                    Ok(Connected {
+                        stream: Stream::Tls(Box::new(tls)),
+                        alpn,
+                    })
+                }
+                _ => Ok(Connected {
+                    stream: Stream::Tcp(tcp),
+                    alpn: None,
+                }),
+            }
+        };
+        match tokio::time::timeout(self.connect_timeout, fut).await {
+            Ok(res) => res,
+            Err(_) => Err(Error::new(
+                ErrorKind::ConnectTimeout,
+                format!(
+                    "connecting to {origin} took longer than {} ms",
+                    self.connect_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+}
+
+async fn resolve(origin: &Origin) -> Result<Vec<SocketAddr>> {
+    match origin.host() {
+        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, origin.port())]),
+        Host::Name(name) => {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), origin.port()))
+                .await
+                .map_err(|e| {
+                    Error::with_source(ErrorKind::Dns, format!("cannot resolve `{name}`"), e)
+                })?
+                .collect();
+            if addrs.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Dns,
+                    format!("`{name}` has no address"),
+                ));
+            }
+            Ok(addrs)
+        }
+    }
+}
+
+async fn connect_any(origin: &Origin, addrs: &[SocketAddr]) -> Result<TcpStream> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => {
+                // Nagle only delays small requests; quiver writes whole frames.
+                tcp.set_nodelay(true)
+                    .map_err(|e| io_error(e, "cannot set TCP_NODELAY"))?;
+                return Ok(tcp);
+            }
+            Err(e) => last = Some((addr, e)),
+        }
+    }
+    let Some((addr, e)) = last else {
+        return Err(Error::new(
+            ErrorKind::Dns,
+            format!("{origin} has no address"),
+        ));
+    };
+    let kind = match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+        _ => ErrorKind::ConnectFailed,
+    };
+    Err(Error::with_source(
+        kind,
+        format!("cannot connect to {origin} ({addr}): {e}"),
+        e,
+    ))
+}
+
+fn handshake_error(e: io::Error, host: &str) -> Error {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return tls::tls_error(tls, host);
+    }
+    io_error(e, "TLS handshake")
+}
+
+/// Maps an I/O error on an established connection to a quiver error.
+pub(crate) fn io_error(e: io::Error, context: &str) -> Error {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return tls::tls_error(tls, context);
+    }
+    let kind = match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => ErrorKind::ConnectionReset,
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionAborted => {
+            ErrorKind::ConnectionClosed
+        }
+        io::ErrorKind::TimedOut => ErrorKind::ReadTimeout,
+        _ => ErrorKind::ConnectionClosed,
+    };
+    Error::with_source(kind, format!("{context}: {e}"), e)
+}
