@@ -171,6 +171,21 @@ impl Request {
         RequestBuilder::new("POST", url)
     }
 
+    /// Starts a PUT request.
+    pub fn put(url: &str) -> RequestBuilder {
+        RequestBuilder::new("PUT", url)
+    }
+
+    /// Starts a DELETE request.
+    pub fn delete(url: &str) -> RequestBuilder {
+        RequestBuilder::new("DELETE", url)
+    }
+
+    /// Starts a HEAD request.
+    pub fn head(url: &str) -> RequestBuilder {
+        RequestBuilder::new("HEAD", url)
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.method

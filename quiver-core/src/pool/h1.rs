@@ -324,7 +324,6 @@ pub(crate) fn map_hyper_error(e: hyper::Error, origin: &Origin) -> Error {
             return Error::new(ours.kind(), ours.message().to_owned());
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            let io = std::io::Error::new(io.kind(), io.to_string());
             return transport::io_error(io, &format!("connection to {origin}"));
         }
         source = s.source();

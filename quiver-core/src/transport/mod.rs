@@ -220,7 +220,7 @@ async fn connect_any(origin: &Origin, addrs: &[SocketAddr]) -> Result<TcpStream>
             Ok(tcp) => {
                 // Nagle only delays small requests; quiver writes whole frames.
                 tcp.set_nodelay(true)
-                    .map_err(|e| io_error(e, "cannot set TCP_NODELAY"))?;
+                    .map_err(|e| io_error(&e, "cannot set TCP_NODELAY"))?;
                 return Ok(tcp);
             }
             Err(e) => last = Some((addr, e)),
@@ -245,17 +245,11 @@ async fn connect_any(origin: &Origin, addrs: &[SocketAddr]) -> Result<TcpStream>
 }
 
 fn handshake_error(e: io::Error, host: &str) -> Error {
-    if let Some(tls) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        return tls::tls_error(tls, host);
-    }
-    io_error(e, "TLS handshake")
+    io_error(&e, &format!("TLS handshake with {host}"))
 }
 
-/// Maps an I/O error on an established connection to a quiver error.
-pub(crate) fn io_error(e: io::Error, context: &str) -> Error {
+/// Maps an I/O error (a TLS error inside one included) to a quiver error.
+pub(crate) fn io_error(e: &io::Error, context: &str) -> Error {
     if let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -270,5 +264,5 @@ pub(crate) fn io_error(e: io::Error, context: &str) -> Error {
         io::ErrorKind::TimedOut => ErrorKind::ReadTimeout,
         _ => ErrorKind::ConnectionClosed,
     };
-    Error::with_source(kind, format!("{context}: {e}"), e)
+    Error::new(kind, format!("{context}: {e}"))
 }

@@ -130,7 +130,7 @@ pub(crate) fn tls_error(err: &rustls::Error, host: &str) -> Error {
     };
     Error::with_source(
         ErrorKind::Tls,
-        format!("{what} for {host}: {err}"),
+        format!("{what} ({host}): {err}"),
         err.clone(),
     )
 }

@@ -1,0 +1,169 @@
+//! Test PKI: a local CA, a server and a client certificate signed by it, an unrelated CA, and the
+//! rustls server configurations built from them.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// File names written into the certificate folder.
+pub(crate) const CA_FILE: &str = "ca.crt";
+pub(crate) const WRONG_CA_FILE: &str = "wrong-ca.crt";
+pub(crate) const SERVER_CERT_FILE: &str = "server.crt";
+pub(crate) const SERVER_KEY_FILE: &str = "server.key";
+pub(crate) const CLIENT_CERT_FILE: &str = "client.crt";
+pub(crate) const CLIENT_KEY_FILE: &str = "client.key";
+
+/// The generated material, in memory and on disk.
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
+    ca_der: CertificateDer<'static>,
+    server_der: CertificateDer<'static>,
+    server_key_der: Vec<u8>,
+}
+
+fn to_io(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("certificate generation: {e}"))
+}
+
+fn base_params(common_name: &str, sans: &[&str]) -> Result<CertificateParams, rcgen::Error> {
+    let mut params =
+        CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "Quiver test server");
+    params.distinguished_name = dn;
+    params.not_before = date_time_ymd(2020, 1, 1);
+    params.not_after = date_time_ymd(2099, 12, 31);
+    Ok(params)
+}
+
+fn ca_params(common_name: &str) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = base_params(common_name, &[])?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
+}
+
+fn leaf_params(
+    common_name: &str,
+    sans: &[&str],
+    eku: ExtendedKeyUsagePurpose,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = base_params(common_name, sans)?;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![eku];
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+impl Pki {
+    /// Generates every certificate (ECDSA P-256) and writes them as PEM into `dir`.
+    pub(crate) fn generate(dir: &Path) -> io::Result<Pki> {
+        std::fs::create_dir_all(dir)?;
+
+        let ca_key = KeyPair::generate().map_err(to_io)?;
+        let ca_cert_params = ca_params("Quiver Test CA").map_err(to_io)?;
+        let ca_cert = ca_cert_params.self_signed(&ca_key).map_err(to_io)?;
+        let ca = Issuer::new(ca_cert_params, ca_key);
+
+        let server_key = KeyPair::generate().map_err(to_io)?;
+        let server_cert = leaf_params(
+            "localhost",
+            &["localhost", "127.0.0.1", "::1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+        .and_then(|p| p.signed_by(&server_key, &ca))
+        .map_err(to_io)?;
+
+        let client_key = KeyPair::generate().map_err(to_io)?;
+        let client_cert = leaf_params(
+            "quiver-test-client",
+            &[],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
+        .and_then(|p| p.signed_by(&client_key, &ca))
+        .map_err(to_io)?;
+
+        let wrong_key = KeyPair::generate().map_err(to_io)?;
+        let wrong_ca = ca_params("Quiver Wrong Test CA")
+            .and_then(|p| p.self_signed(&wrong_key))
+            .map_err(to_io)?;
+
+        let files: [(&str, String); 6] = [
+            (CA_FILE, ca_cert.pem()),
+            (WRONG_CA_FILE, wrong_ca.pem()),
+            (SERVER_CERT_FILE, server_cert.pem()),
+            (SERVER_KEY_FILE, server_key.serialize_pem()),
+            (CLIENT_CERT_FILE, client_cert.pem()),
+            (CLIENT_KEY_FILE, client_key.serialize_pem()),
+        ];
+        for (name, pem) in files {
+            std::fs::write(dir.join(name), pem)?;
+        }
+
+        Ok(Pki {
+            dir: dir.to_path_buf(),
+            ca_der: ca_cert.der().clone(),
+            server_der: server_cert.der().clone(),
+            server_key_der: server_key.serialize_der(),
+        })
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    fn server_key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_der.clone()))
+    }
+
+    fn finish(mut config: ServerConfig) -> Arc<ServerConfig> {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    /// The configuration of the `https` listener (no client authentication).
+    pub(crate) fn https_config(&self) -> io::Result<Arc<ServerConfig>> {
+        let config = ServerConfig::builder_with_provider(Self::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(to_io)?
+            .with_no_client_auth()
+            .with_single_cert(vec![self.server_der.clone()], self.server_key())
+            .map_err(to_io)?;
+        Ok(Self::finish(config))
+    }
+
+    /// The configuration of the `mtls` listener: a client certificate chaining to the test CA
+    /// is required.
+    pub(crate) fn mtls_config(&self) -> io::Result<Arc<ServerConfig>> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca_der.clone()).map_err(to_io)?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Self::provider())
+                .build()
+                .map_err(to_io)?;
+        let config = ServerConfig::builder_with_provider(Self::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(to_io)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![self.server_der.clone()], self.server_key())
+            .map_err(to_io)?;
+        Ok(Self::finish(config))
+    }
+}

@@ -1,0 +1,375 @@
+//! The HTTP endpoints, independent of the transport: they take an [`http::Request`] with any
+//! body and produce an [`http::Response`] with a [`BoxBody`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRAILER};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, StreamBody};
+use serde::Serialize;
+
+use crate::body::{self, BoxBody, BoxError, PatternBody};
+use crate::stats::Counters;
+
+/// Default `chunk_size` of `/bytes`, and the chunk size of other generated bodies.
+const DEFAULT_CHUNK: usize = 16 * 1024;
+
+/// Per-connection state shared by the requests of one connection.
+#[derive(Debug)]
+pub(crate) struct ConnCtx {
+    id: u64,
+    requests: AtomicU64,
+    drop_next: AtomicBool,
+}
+
+impl ConnCtx {
+    /// A fresh context for the connection numbered `id`.
+    pub(crate) fn new(id: u64) -> Self {
+        ConnCtx {
+            id,
+            requests: AtomicU64::new(0),
+            drop_next: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Returned instead of a response when the connection must be closed without a byte written
+/// (`/drop-next`). Transports drop the connection when they get it.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection dropped on purpose (/drop-next)")
+    }
+}
+
+impl StdError for DropConnection {}
+
+/// Serves one request: counts it, applies `/drop-next`, routes it, and adds the `x-conn-id`
+/// and `x-conn-requests` headers.
+pub(crate) async fn handle<B>(
+    req: Request<B>,
+    conn: &ConnCtx,
+    counters: &Counters,
+) -> Result<Response<BoxBody>, DropConnection>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    counters.on_request();
+    let served = conn.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    if conn.drop_next.swap(false, Ordering::SeqCst) {
+        return Err(DropConnection);
+    }
+    let is_head = req.method() == Method::HEAD;
+    let mut resp = route(req, conn, served, counters).await;
+    if is_head {
+        // Headers only; keep the announced length.
+        let len = resp.body().size_hint().exact();
+        let (mut parts, _) = resp.into_parts();
+        if let Some(len) = len {
+            parts.headers.entry(CONTENT_LENGTH).or_insert(len.into());
+        }
+        resp = Response::from_parts(parts, body::empty());
+    }
+    let headers = resp.headers_mut();
+    headers.insert("x-conn-id", conn.id.into());
+    headers.insert("x-conn-requests", served.into());
+    Ok(resp)
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: BoxBody,
+) -> Response<BoxBody> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    if let Some(ct) = content_type {
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    resp
+}
+
+fn text(status: StatusCode, text: impl Into<Bytes>) -> Response<BoxBody> {
+    respond(status, Some("text/plain"), body::full(text))
+}
+
+fn json(value: &impl Serialize) -> Response<BoxBody> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => respond(StatusCode::OK, Some("application/json"), body::full(bytes)),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// A request the endpoints cannot make sense of; answered 400 with the reason.
+struct BadRequest(String);
+
+fn bad_request(what: &str) -> BadRequest {
+    BadRequest(what.to_owned())
+}
+
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn query_num(query: &str, name: &str) -> Result<Option<u64>, BadRequest> {
+    match query_param(query, name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| bad_request(&format!("query {name}={v}"))),
+    }
+}
+
+fn path_num(segment: &str) -> Result<u64, BadRequest> {
+    segment
+        .parse()
+        .map_err(|_| bad_request(&format!("not a number: {segment}")))
+}
+
+async fn route<B>(
+    req: Request<B>,
+    conn: &ConnCtx,
+    served: u64,
+    counters: &Counters,
+) -> Response<BoxBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let result = match segments.as_slice() {
+        ["health"] => Ok(text(StatusCode::OK, "ok")),
+        ["bytes", n] => bytes_endpoint(n, &query),
+        ["echo"] => Ok(echo(req)),
+        ["headers"] => Ok(headers_endpoint(&req)),
+        ["status", code] => status_endpoint(code),
+        ["slow", ms] => slow(ms, &query).await,
+        ["close-mid-body", n] => path_num(n).map(close_mid_body),
+        ["conn"] => Ok(json(&ConnJson {
+            conn_id: conn.id,
+            requests: served,
+        })),
+        ["trailers"] => Ok(trailers()),
+        ["drop-next"] => {
+            conn.drop_next.store(true, Ordering::SeqCst);
+            Ok(text(StatusCode::OK, "armed"))
+        }
+        ["close"] => {
+            let mut resp = text(StatusCode::OK, "bye");
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            Ok(resp)
+        }
+        ["stats"] => Ok(json(&counters.snapshot())),
+        ["stats", "reset"] if req.method() == Method::POST => {
+            counters.reset();
+            Ok(json(&counters.snapshot()))
+        }
+        ["stats", "reset"] => Ok(text(StatusCode::METHOD_NOT_ALLOWED, "use POST")),
+        ["sink"] => Ok(sink(req.into_body()).await),
+        _ => Ok(text(StatusCode::NOT_FOUND, "not found")),
+    };
+    result.unwrap_or_else(|BadRequest(what)| {
+        text(StatusCode::BAD_REQUEST, format!("bad request: {what}"))
+    })
+}
+
+#[derive(Serialize)]
+struct ConnJson {
+    conn_id: u64,
+    requests: u64,
+}
+
+fn bytes_endpoint(n: &str, query: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let n = path_num(n)?;
+    let chunk_size = match query_num(query, "chunk_size")? {
+        None => DEFAULT_CHUNK,
+        Some(0) => return Err(bad_request("chunk_size=0")),
+        Some(k) => usize::try_from(k).unwrap_or(usize::MAX),
+    };
+    let delay = query_num(query, "delay_ms")?.map(Duration::from_millis);
+    let chunked = matches!(query_param(query, "chunked"), Some("1" | "true")) || delay.is_some();
+    if chunked {
+        let body = PatternBody::streamed(n, chunk_size, delay).boxed_unsync();
+        Ok(respond(
+            StatusCode::OK,
+            Some("application/octet-stream"),
+            body,
+        ))
+    } else {
+        let body = PatternBody::exact(n, chunk_size).boxed_unsync();
+        let mut resp = respond(StatusCode::OK, Some("application/octet-stream"), body);
+        resp.headers_mut().insert(CONTENT_LENGTH, n.into());
+        Ok(resp)
+    }
+}
+
+fn echo<B>(req: Request<B>) -> Response<BoxBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let mut resp = respond(
+        StatusCode::OK,
+        None,
+        body.map_err(Into::into).boxed_unsync(),
+    );
+    let headers = resp.headers_mut();
+    if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, ct.clone());
+    }
+    if let Ok(method) = HeaderValue::from_str(parts.method.as_str()) {
+        headers.insert("x-echo-method", method);
+    }
+    resp
+}
+
+#[derive(Serialize)]
+struct HeadersJson {
+    method: String,
+    path: String,
+    query: String,
+    version: String,
+    headers: Vec<(String, String)>,
+}
+
+fn headers_endpoint<B>(req: &Request<B>) -> Response<BoxBody> {
+    json(&HeadersJson {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().unwrap_or("").to_owned(),
+        version: format!("{:?}", req.version()),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    })
+}
+
+fn status_endpoint(code: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let status = code
+        .parse::<u16>()
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| bad_request(&format!("status {code}")))?;
+    if status.is_informational() {
+        // An interim status cannot be the final answer of a request (hyper would turn it into
+        // a 500, or a 101 into a half-done upgrade): refuse it plainly.
+        return Err(bad_request(&format!(
+            "status {code} is informational, it cannot be a final response"
+        )));
+    }
+    let forbids_body = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    Ok(if forbids_body {
+        respond(status, None, body::empty())
+    } else {
+        text(status, format!("status {}", status.as_u16()))
+    })
+}
+
+async fn slow(ms: &str, query: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let ms = path_num(ms)?;
+    let bytes = query_num(query, "bytes")?;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(match bytes {
+        None => text(StatusCode::OK, "slow"),
+        Some(n) => {
+            let mut resp = respond(
+                StatusCode::OK,
+                Some("application/octet-stream"),
+                PatternBody::exact(n, DEFAULT_CHUNK).boxed_unsync(),
+            );
+            resp.headers_mut().insert(CONTENT_LENGTH, n.into());
+            resp
+        }
+    })
+}
+
+fn close_mid_body(n: u64) -> Response<BoxBody> {
+    let mut resp = respond(
+        StatusCode::OK,
+        Some("application/octet-stream"),
+        PatternBody::aborting(n / 2, DEFAULT_CHUNK).boxed_unsync(),
+    );
+    resp.headers_mut().insert(CONTENT_LENGTH, n.into());
+    resp
+}
+
+fn trailers() -> Response<BoxBody> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("x-trailer-one", HeaderValue::from_static("1"));
+    trailers.insert("x-trailer-two", HeaderValue::from_static("2"));
+    let frames: [Result<Frame<Bytes>, BoxError>; 2] = [
+        Ok(Frame::data(Bytes::from_static(b"hello trailers"))),
+        Ok(Frame::trailers(trailers)),
+    ];
+    let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+    let mut resp = respond(StatusCode::OK, Some("text/plain"), body);
+    resp.headers_mut().insert(
+        TRAILER,
+        HeaderValue::from_static("x-trailer-one, x-trailer-two"),
+    );
+    resp
+}
+
+#[derive(Serialize)]
+struct SinkJson {
+    received: u64,
+}
+
+async fn sink<B>(body: B) -> Response<BoxBody>
+where
+    B: Body<Data = Bytes>,
+{
+    let mut body = pin!(body);
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    received += data.len() as u64;
+                }
+            }
+            Err(_) => return text(StatusCode::BAD_REQUEST, "request body error"),
+        }
+    }
+    json(&SinkJson { received })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        assert_eq!(query_param("a=1&chunked=1", "chunked"), Some("1"));
+        assert_eq!(query_param("chunked", "chunked"), Some(""));
+        assert_eq!(query_param("xchunked=1", "chunked"), None);
+        assert_eq!(query_num("bytes=12", "bytes").ok(), Some(Some(12)));
+        assert!(query_num("bytes=x", "bytes").is_err());
+    }
+}

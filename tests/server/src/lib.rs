@@ -1,0 +1,388 @@
+//! Quiver's loopback test server.
+//!
+//! One [`TestServer`] runs five listeners, each on one port bound on both `127.0.0.1` and `[::1]`:
+//! `http` (HTTP/1.1), `https` (HTTP/1.1 over TLS), `mtls` (TLS requiring a client certificate),
+//! `idle_close` (HTTP/1.1 closing connections idle for 200 ms) and `raw` (hand-written answers for
+//! fault injection). The endpoints and the certificates are described in the crate's README.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let server = quiver_testserver::TestServer::start(quiver_testserver::Options::default()).await?;
+//! let url = server.http_url("/health"); // "http://127.0.0.1:PORT/health"
+//! let stats = server.stats();
+//! # let _ = (url, stats);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod body;
+mod certs;
+mod endpoints;
+mod h1;
+mod listen;
+mod raw;
+mod stats;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+pub use stats::Stats;
+
+use certs::Pki;
+use endpoints::ConnCtx;
+use stats::Counters;
+
+/// How long a connection on the `idle_close` listener may wait for its next request.
+pub const IDLE_CLOSE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Start-up options of a [`TestServer`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where to write the certificates. `None`: a fresh folder under [`std::env::temp_dir`],
+    /// removed when the server is dropped.
+    pub dir: Option<PathBuf>,
+}
+
+/// A running test server. Dropping it (or [`TestServer::shutdown`]) stops the listeners and
+/// closes every open connection.
+#[derive(Debug)]
+pub struct TestServer {
+    http: u16,
+    https: u16,
+    mtls: u16,
+    raw: u16,
+    idle_close: u16,
+    has_ipv6: bool,
+    dir: PathBuf,
+    owns_dir: bool,
+    ca_file: PathBuf,
+    wrong_ca_file: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    server_cert: PathBuf,
+    counters: Arc<Counters>,
+    tasks: Vec<JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<TestServer>();
+};
+
+/// How a listener serves its connections.
+#[derive(Clone)]
+enum Transport {
+    /// HTTP/1.1 cleartext, with the idle timeout of the `idle_close` listener if any.
+    Http(Option<Duration>),
+    /// HTTP/1.1 over TLS.
+    Tls(TlsAcceptor),
+    /// The hand-written `raw` answers.
+    Raw,
+}
+
+/// State shared by every listener of one server.
+struct Shared {
+    counters: Arc<Counters>,
+    next_conn_id: AtomicU64,
+}
+
+/// The JSON line the binary prints.
+#[derive(Serialize)]
+struct Announcement {
+    http: u16,
+    https: u16,
+    mtls: u16,
+    raw: u16,
+    idle_close: u16,
+    ca_file: String,
+    client_cert: String,
+    client_key: String,
+    wrong_ca_file: String,
+}
+
+fn fresh_temp_dir() -> io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let base = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = base.join(format!(
+            "quiver-testserver-{}-{nanos}-{n}",
+            std::process::id()
+        ));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shared) {
+    let conn = Arc::new(ConnCtx::new(
+        shared.next_conn_id.fetch_add(1, Ordering::SeqCst),
+    ));
+    let counters = Arc::clone(&shared.counters);
+    match transport {
+        Transport::Http(idle) => h1::serve(stream, conn, counters, idle).await,
+        Transport::Tls(acceptor) => {
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            {
+                h1::serve(tls, conn, counters, None).await;
+            }
+        }
+        Transport::Raw => raw::serve(stream, &counters).await,
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    transport: Transport,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of descriptors or an aborted handshake: back off a little and go on.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let open = shared.counters.on_accept();
+        let shared = Arc::clone(&shared);
+        let transport = transport.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _open = open;
+            tokio::select! {
+                () = serve_connection(stream, transport, &shared) => {}
+                // Fires on shutdown, and also when the server (the sender) is gone.
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+        });
+    }
+}
+
+impl TestServer {
+    /// Generates the certificates, binds every listener and starts serving on the current tokio
+    /// runtime. Returns once everything is bound.
+    pub async fn start(options: Options) -> io::Result<TestServer> {
+        let (dir, owns_dir) = match options.dir {
+            Some(dir) => (dir, false),
+            None => (fresh_temp_dir()?, true),
+        };
+        let pki = Pki::generate(&dir)?;
+        let https = TlsAcceptor::from(pki.https_config()?);
+        let mtls = TlsAcceptor::from(pki.mtls_config()?);
+
+        let has_ipv6 = listen::ipv6_available().await;
+        let mut bound = Vec::new();
+        for transport in [
+            Transport::Http(None),
+            Transport::Tls(https),
+            Transport::Tls(mtls),
+            Transport::Raw,
+            Transport::Http(Some(IDLE_CLOSE_TIMEOUT)),
+        ] {
+            bound.push((listen::bind_dual(has_ipv6).await?, transport));
+        }
+        let ports: Vec<u16> = bound.iter().map(|(l, _)| l.port).collect();
+
+        let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared {
+            counters: Arc::clone(&counters),
+            next_conn_id: AtomicU64::new(1),
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (listener, transport) in bound {
+            for socket in listener.into_listeners() {
+                tasks.push(tokio::spawn(accept_loop(
+                    socket,
+                    transport.clone(),
+                    Arc::clone(&shared),
+                    shutdown_rx.clone(),
+                )));
+            }
+        }
+
+        Ok(TestServer {
+            http: ports[0],
+            https: ports[1],
+            mtls: ports[2],
+            raw: ports[3],
+            idle_close: ports[4],
+            has_ipv6,
+            ca_file: pki.dir.join(certs::CA_FILE),
+            wrong_ca_file: pki.dir.join(certs::WRONG_CA_FILE),
+            client_cert: pki.dir.join(certs::CLIENT_CERT_FILE),
+            client_key: pki.dir.join(certs::CLIENT_KEY_FILE),
+            server_cert: pki.dir.join(certs::SERVER_CERT_FILE),
+            dir: pki.dir,
+            owns_dir,
+            counters,
+            tasks,
+            shutdown,
+        })
+    }
+
+    fn url(scheme: &str, host: &str, port: u16, path: &str) -> String {
+        let slash = if path.starts_with('/') { "" } else { "/" };
+        format!("{scheme}://{host}:{port}{slash}{path}")
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the `http` listener.
+    pub fn http_url(&self, path: &str) -> String {
+        Self::url("http", "127.0.0.1", self.http, path)
+    }
+
+    /// `http://[::1]:PORT{path}` on the `http` listener (see [`TestServer::has_ipv6`]).
+    pub fn http_url_v6(&self, path: &str) -> String {
+        Self::url("http", "[::1]", self.http, path)
+    }
+
+    /// `https://localhost:PORT{path}` on the `https` listener.
+    pub fn https_url(&self, path: &str) -> String {
+        Self::url("https", "localhost", self.https, path)
+    }
+
+    /// `https://localhost:PORT{path}` on the `mtls` listener.
+    pub fn mtls_url(&self, path: &str) -> String {
+        Self::url("https", "localhost", self.mtls, path)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the `raw` listener.
+    pub fn raw_url(&self, path: &str) -> String {
+        Self::url("http", "127.0.0.1", self.raw, path)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the `idle_close` listener.
+    pub fn idle_close_url(&self, path: &str) -> String {
+        Self::url("http", "127.0.0.1", self.idle_close, path)
+    }
+
+    /// The port of the `http` listener.
+    pub fn http_port(&self) -> u16 {
+        self.http
+    }
+
+    /// The port of the `https` listener.
+    pub fn https_port(&self) -> u16 {
+        self.https
+    }
+
+    /// The port of the `mtls` listener.
+    pub fn mtls_port(&self) -> u16 {
+        self.mtls
+    }
+
+    /// The port of the `raw` listener.
+    pub fn raw_port(&self) -> u16 {
+        self.raw
+    }
+
+    /// The port of the `idle_close` listener.
+    pub fn idle_close_port(&self) -> u16 {
+        self.idle_close
+    }
+
+    /// Whether the listeners are also bound on `[::1]` (false only on hosts without IPv6).
+    pub fn has_ipv6(&self) -> bool {
+        self.has_ipv6
+    }
+
+    /// The folder holding the certificates.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The test CA certificate (PEM), which signed the server and client certificates.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// An unrelated CA certificate (PEM) that signed nothing used here.
+    pub fn wrong_ca_file(&self) -> &Path {
+        &self.wrong_ca_file
+    }
+
+    /// The client certificate (PEM) accepted by the `mtls` listener.
+    pub fn client_cert(&self) -> &Path {
+        &self.client_cert
+    }
+
+    /// The client certificate's private key (PKCS#8 PEM).
+    pub fn client_key(&self) -> &Path {
+        &self.client_key
+    }
+
+    /// The server certificate (PEM), for `localhost`, `127.0.0.1` and `::1`.
+    pub fn server_cert(&self) -> &Path {
+        &self.server_cert
+    }
+
+    /// The counters, over every listener together.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// Sets the counters back to zero (`open` keeps its live value).
+    pub fn reset_stats(&self) {
+        self.counters.reset();
+    }
+
+    /// The single JSON line the binary prints (without the newline).
+    pub fn json_line(&self) -> String {
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let announcement = Announcement {
+            http: self.http,
+            https: self.https,
+            mtls: self.mtls,
+            raw: self.raw,
+            idle_close: self.idle_close,
+            ca_file: path(self.ca_file()),
+            client_cert: path(self.client_cert()),
+            client_key: path(self.client_key()),
+            wrong_ca_file: path(self.wrong_ca_file()),
+        };
+        serde_json::to_string(&announcement).unwrap_or_default()
+    }
+
+    /// Stops accepting and closes every open connection. Idempotent; also done on drop.
+    pub fn shutdown(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
