@@ -21,6 +21,7 @@ mod certs;
 mod endpoints;
 mod h1;
 mod listen;
+pub mod nginx;
 mod raw;
 mod stats;
 
