@@ -206,17 +206,16 @@ impl Request {
         &self.body
     }
 
-    /// Builds the `http::Request` for HTTP/1.1: origin-form target and a `Host` header.
-    pub(crate) fn to_http1(&self, body: Body) -> http::Request<WireBody> {
+    /// Builds the `http::Request` for HTTP/1.1: origin-form target and a `Host` header
+    /// (`host`, the origin's authority, unless the caller set one).
+    pub(crate) fn to_http1(&self, body: Body, host: &HeaderValue) -> http::Request<WireBody> {
         let mut req = http::Request::new(WireBody::new(body));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = http::Uri::from(self.target.path_and_query.clone());
         let headers = req.headers_mut();
         headers.reserve(self.headers.len() + 1);
         if !self.headers.iter().any(|(n, _)| n == http::header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(&self.target.origin.authority()) {
-                headers.insert(http::header::HOST, host);
-            }
+            headers.insert(http::header::HOST, host.clone());
         }
         for (name, value) in &self.headers {
             headers.append(name.clone(), value.clone());
@@ -369,7 +368,7 @@ mod tests {
             .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
             .collect();
         assert_eq!(names, vec![("b", "1"), ("a", "2"), ("b", "3")]);
-        let wire = req.to_http1(Body::Empty);
+        let wire = req.to_http1(Body::Empty, &HeaderValue::from_static("example.com"));
         assert_eq!(wire.headers()["host"], "example.com");
         assert_eq!(wire.uri(), "/x");
         let bs: Vec<_> = wire.headers().get_all("b").iter().collect();

@@ -88,6 +88,8 @@ impl Drop for H1Lease {
 /// The HTTP/1.1 pool for one origin.
 pub(crate) struct H1Pool {
     origin: Origin,
+    /// The `Host` header value for this origin, computed once.
+    host: http::HeaderValue,
     options: Arc<PoolOptions>,
     connector: Connector,
     runtime: Handle,
@@ -102,7 +104,10 @@ impl H1Pool {
         connector: Connector,
         runtime: Handle,
     ) -> Arc<H1Pool> {
+        let host = http::HeaderValue::from_str(&origin.authority())
+            .expect("an origin's authority is a valid header value");
         let pool = Arc::new(H1Pool {
+            host,
             state: Mutex::new(H1State::new(options.size, options.idle_timeout)),
             origin,
             options,
@@ -265,7 +270,7 @@ impl H1Pool {
             let mut lease = self.checkout(fresh).await?;
             let reused = lease.conn_mut().served > 0;
             let activity = lease.conn_mut().activity.clone();
-            let wire = req.to_http1(body);
+            let wire = req.to_http1(body, &self.host);
             lease.used = true;
             let response = lease.conn_mut().sender.send_request(wire);
             match watchdog.guard(&activity, response).await {
