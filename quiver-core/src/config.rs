@@ -73,6 +73,8 @@ pub enum OptionValue {
     Int(i64),
     /// A string (enumerations, paths).
     Str(String),
+    /// A floating-point number (fractions such as `window_update_threshold`).
+    Float(f64),
     /// A duration.
     Duration(Duration),
     /// Unset / no limit, where an option allows it.
@@ -95,6 +97,7 @@ option_value_from! {
     String => |v| OptionValue::Str(v),
     PathBuf => |v| OptionValue::Str(v.to_string_lossy().into_owned()),
     Duration => |v| OptionValue::Duration(v),
+    f64 => |v| OptionValue::Float(v),
 }
 
 /// Conversion of an [`OptionValue`] into an option's Rust type.
@@ -128,6 +131,17 @@ impl FromOption for usize {
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Int(i) => usize::try_from(i).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl FromOption for f64 {
+    const EXPECTED: &'static str = "a number";
+    fn from_option(v: OptionValue) -> Option<Self> {
+        match v {
+            OptionValue::Float(f) if f.is_finite() => Some(f),
+            OptionValue::Int(i) => Some(i as f64),
             _ => None,
         }
     }
@@ -271,8 +285,26 @@ options! {
     protocol: Protocol = Protocol::Auto;
     /// HTTP/1: most connections the pool opens to one origin. Default 10.
     size: usize = 10;
-    /// HTTP/2 and HTTP/3: most connections per origin. Default 4.
+    /// HTTP/2 and HTTP/3: most connections per origin. Default 4: each connection carries as
+    /// many streams as the peer allows (typically 100 to 128), so 4 serve bursts of several
+    /// hundred concurrent requests; a new one opens only when every stream slot is busy.
     max_connections: usize = 4;
+    /// HTTP/2 and HTTP/3: stream slots assumed on a connection until the peer states its limit.
+    /// Default 100.
+    initial_max_streams: usize = 100;
+    /// HTTP/2 and HTTP/3: receive window per stream, in bytes; a consumer that stops reading
+    /// holds at most this much. Default 2 MiB.
+    stream_window: u32 = 2 << 20;
+    /// HTTP/2 and HTTP/3: receive window per connection, in bytes. Default 8 MiB.
+    connection_window: u32 = 8 << 20;
+    /// HTTP/2 and HTTP/3: fraction of the stream window the consumer must take before the
+    /// window is re-opened to the peer (WINDOW_UPDATE). Default 0.5.
+    window_update_threshold: f64 = 0.5;
+    /// HTTP/2: interval of keep-alive PINGs (HTTP/3: QUIC keep-alive). Zero disables.
+    /// Default 30 s.
+    ping_interval: Option<Duration> = Some(Duration::from_secs(30));
+    /// HTTP/2: a PING unanswered this long closes the connection (`ping_timeout`). Default 10 s.
+    ping_timeout: Duration = Duration::from_secs(10);
     /// Longest a caller waits for a connection or stream slot. Default 5 s.
     checkout_timeout: Duration = Duration::from_secs(5);
     /// An idle connection is closed after this long unused. Default 30 s.
@@ -307,7 +339,26 @@ impl PoolOptions {
         if self.max_connections == 0 || self.max_connections > 1_000 {
             return bad("max_connections", "must be between 1 and 1000");
         }
+        if self.initial_max_streams == 0 || self.initial_max_streams > 1_000_000 {
+            return bad("initial_max_streams", "must be between 1 and 1000000");
+        }
+        if !(1024..=0x7fff_ffff).contains(&self.stream_window) {
+            return bad("stream_window", "must be between 1024 and 2147483647 bytes");
+        }
+        if !(65_535..=0x7fff_ffff).contains(&self.connection_window) {
+            return bad(
+                "connection_window",
+                "must be between 65535 and 2147483647 bytes",
+            );
+        }
+        if !(self.window_update_threshold > 0.0 && self.window_update_threshold <= 1.0) {
+            return bad(
+                "window_update_threshold",
+                "must be greater than 0 and at most 1",
+            );
+        }
         for (name, d) in [
+            ("ping_timeout", self.ping_timeout),
             ("checkout_timeout", self.checkout_timeout),
             ("idle_timeout", self.idle_timeout),
             ("connect_timeout", self.connect_timeout),
@@ -326,7 +377,7 @@ impl PoolOptions {
         if self.protocol == Protocol::Http3 && scheme == Some(Scheme::Http) {
             return bad("protocol", "http3 needs an https origin");
         }
-        if matches!(self.protocol, Protocol::Http2 | Protocol::Http3) {
+        if self.protocol == Protocol::Http3 {
             return bad(
                 "protocol",
                 &format!(

@@ -206,6 +206,12 @@ impl Error {
         )
     }
 
+    /// A copy with the same kind and message (the source is not kept), for delivering one
+    /// failure to several waiting callers.
+    pub(crate) fn duplicate(&self) -> Error {
+        Error::new(self.inner.kind, self.inner.message.clone())
+    }
+
     pub(crate) fn invalid_config(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidConfig, message)
     }

@@ -8,13 +8,11 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::Stream;
 use http::{HeaderMap, StatusCode, Version};
-use http_body::Body as _;
 
 use crate::error::Result;
-use crate::origin::Origin;
-use crate::pool::h1::{map_hyper_error, H1Lease};
+use crate::pool::h1::H1Body;
+use crate::pool::h2::H2Body;
 use crate::timeout::Watchdog;
-use crate::transport::Activity;
 
 /// The status line and headers of a response.
 #[derive(Clone, Debug)]
@@ -185,12 +183,8 @@ impl fmt::Debug for StreamResponse {
 }
 
 enum Source {
-    Http1 {
-        incoming: hyper::body::Incoming,
-        lease: Option<H1Lease>,
-        activity: Activity,
-        origin: Origin,
-    },
+    Http1(H1Body),
+    Http2(H2Body),
     Done,
 }
 
@@ -202,25 +196,20 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub(crate) fn http1(
-        incoming: hyper::body::Incoming,
-        lease: H1Lease,
-        activity: Activity,
-        watchdog: Watchdog,
-        origin: &Origin,
-    ) -> ResponseBody {
-        let mut body = ResponseBody {
-            source: Source::Http1 {
-                incoming,
-                lease: Some(lease),
-                activity,
-                origin: origin.clone(),
-            },
+    pub(crate) fn http1(body: H1Body, watchdog: Watchdog) -> ResponseBody {
+        ResponseBody {
+            source: Source::Http1(body),
             watchdog: Some(watchdog),
             trailers: None,
-        };
-        body.release_if_ended();
-        body
+        }
+    }
+
+    pub(crate) fn http2(body: H2Body, watchdog: Watchdog) -> ResponseBody {
+        ResponseBody {
+            source: Source::Http2(body),
+            watchdog: Some(watchdog),
+            trailers: None,
+        }
     }
 
     /// An empty, ended body.
@@ -229,20 +218,6 @@ impl ResponseBody {
             source: Source::Done,
             watchdog: None,
             trailers: None,
-        }
-    }
-
-    /// When hyper already knows the body has ended, give the connection back right away.
-    fn release_if_ended(&mut self) {
-        if let Source::Http1 {
-            incoming, lease, ..
-        } = &mut self.source
-        {
-            if incoming.is_end_stream() {
-                if let Some(lease) = lease.take() {
-                    lease.release();
-                }
-            }
         }
     }
 
@@ -266,31 +241,15 @@ impl ResponseBody {
         loop {
             let polled = match &mut self.source {
                 Source::Done => return Poll::Ready(Ok(None)),
-                Source::Http1 {
-                    incoming,
-                    activity,
-                    origin,
-                    ..
-                } => match Pin::new(incoming).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => Ok(Some(frame)),
-                    Poll::Ready(Some(Err(e))) => Err(map_hyper_error(e, origin)),
-                    Poll::Ready(None) => Ok(None),
-                    Poll::Pending => {
-                        let expired = match &mut self.watchdog {
-                            Some(w) => w.poll_expired(cx, activity),
-                            None => Poll::Pending,
-                        };
-                        match expired {
-                            Poll::Ready(err) => Err(err),
-                            Poll::Pending => return Poll::Pending,
-                        }
-                    }
-                },
+                Source::Http1(b) => b.poll_frame(cx),
+                Source::Http2(b) => b.poll_frame(cx),
             };
             match polled {
-                Ok(Some(frame)) => match frame.into_data() {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        self.release_if_ended();
+                        if let Source::Http1(b) = &mut self.source {
+                            b.release_if_ended();
+                        }
                         if data.is_empty() {
                             continue;
                         }
@@ -305,29 +264,43 @@ impl ResponseBody {
                         }
                     }
                 },
-                Ok(None) => {
+                Poll::Ready(None) => {
                     self.finish(true);
                     return Poll::Ready(Ok(None));
                 }
-                Err(e) => {
+                Poll::Ready(Some(Err(e))) => {
                     self.finish(false);
                     return Poll::Ready(Err(e));
+                }
+                Poll::Pending => {
+                    let activity = match &self.source {
+                        Source::Http1(b) => b.activity(),
+                        Source::Http2(b) => b.activity(),
+                        Source::Done => return Poll::Pending,
+                    };
+                    let expired = match &mut self.watchdog {
+                        Some(w) => w.poll_expired(cx, activity),
+                        None => Poll::Pending,
+                    };
+                    return match expired {
+                        Poll::Ready(err) => {
+                            self.finish(false);
+                            Poll::Ready(Err(err))
+                        }
+                        Poll::Pending => Poll::Pending,
+                    };
                 }
             }
         }
     }
 
-    /// Ends the body: a clean end returns the connection, an error closes it.
+    /// Ends the body: a clean end gives the connection (or stream slot) back, an error or an
+    /// early drop closes an HTTP/1.1 connection and resets an HTTP/2 stream.
     fn finish(&mut self, clean: bool) {
-        if let Source::Http1 {
-            lease: Some(lease), ..
-        } = std::mem::replace(&mut self.source, Source::Done)
-        {
-            if clean {
-                lease.release();
-            } else {
-                lease.discard();
-            }
+        match std::mem::replace(&mut self.source, Source::Done) {
+            Source::Http1(b) => b.finish(clean),
+            Source::Http2(mut b) => b.finish(),
+            Source::Done => {}
         }
         self.watchdog = None;
     }

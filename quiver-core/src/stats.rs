@@ -25,6 +25,8 @@ pub struct OriginStats {
     pub retries: u64,
     /// Response bytes received and not yet taken by the caller (HTTP/2, HTTP/3).
     pub buffered_bytes: u64,
+    /// Streams in flight on each connection (HTTP/2, HTTP/3).
+    pub connection_streams: Vec<usize>,
 }
 
 /// Statistics of a whole client: every origin's pool plus totals.

@@ -17,7 +17,7 @@ use crate::request::{Request, WireBody};
 use crate::response::{ResponseBody, StreamResponse};
 use crate::stats::OriginStats;
 use crate::timeout::Watchdog;
-use crate::transport::{self, Activity, Connector, Tracked};
+use crate::transport::{self, Activity, Connector, Stream, Tracked};
 
 /// One HTTP/1.1 connection as the pool holds it.
 pub(crate) struct H1Conn {
@@ -179,8 +179,19 @@ impl H1Pool {
 
     async fn open_connection(&self) -> Result<H1Conn> {
         let connected = self.connector.connect(&self.origin).await?;
+        self.handshake(connected.stream).await
+    }
+
+    /// Adds a connection whose transport already exists (the one that decided an `auto` pool).
+    pub(crate) async fn adopt(self: &Arc<Self>, stream: Stream) -> Result<()> {
+        let conn = self.handshake(stream).await?;
+        self.lock().adopt(conn, Instant::now(), self.wrap());
+        Ok(())
+    }
+
+    async fn handshake(&self, stream: Stream) -> Result<H1Conn> {
         let activity = Activity::new();
-        let io = TokioIo::new(Tracked::new(connected.stream, activity.clone()));
+        let io = TokioIo::new(Tracked::new(stream, activity.clone()));
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
@@ -276,9 +287,11 @@ impl H1Pool {
             match watchdog.guard(&activity, response).await {
                 Ok(Ok(response)) => {
                     let (head, incoming) = response.into_parts();
-                    let body =
-                        ResponseBody::http1(incoming, lease, activity, watchdog, &self.origin);
-                    return Ok(StreamResponse::new(head, body));
+                    let body = H1Body::new(incoming, lease, activity, self.origin.clone());
+                    return Ok(StreamResponse::new(
+                        head,
+                        ResponseBody::http1(body, watchdog),
+                    ));
                 }
                 Ok(Err(e)) => {
                     lease.discard();
@@ -348,4 +361,65 @@ pub(crate) fn map_hyper_error(e: hyper::Error, origin: &Origin) -> Error {
         format!("connection to {origin} closed before the response was complete"),
         e,
     )
+}
+
+/// An HTTP/1.1 response body: hyper's body plus the lease on its connection, given back when
+/// the body ends cleanly and closed otherwise.
+pub(crate) struct H1Body {
+    incoming: hyper::body::Incoming,
+    lease: Option<H1Lease>,
+    activity: Activity,
+    origin: Origin,
+}
+
+impl H1Body {
+    fn new(
+        incoming: hyper::body::Incoming,
+        lease: H1Lease,
+        activity: Activity,
+        origin: Origin,
+    ) -> H1Body {
+        let mut body = H1Body {
+            incoming,
+            lease: Some(lease),
+            activity,
+            origin,
+        };
+        body.release_if_ended();
+        body
+    }
+
+    pub(crate) fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// When hyper already knows the body has ended, give the connection back right away.
+    pub(crate) fn release_if_ended(&mut self) {
+        use http_body::Body as _;
+        if self.incoming.is_end_stream() {
+            if let Some(lease) = self.lease.take() {
+                lease.release();
+            }
+        }
+    }
+
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>>>> {
+        use http_body::Body as _;
+        std::pin::Pin::new(&mut self.incoming)
+            .poll_frame(cx)
+            .map(|f| f.map(|r| r.map_err(|e| map_hyper_error(e, &self.origin))))
+    }
+
+    pub(crate) fn finish(mut self, clean: bool) {
+        if let Some(lease) = self.lease.take() {
+            if clean {
+                lease.release();
+            } else {
+                lease.discard();
+            }
+        }
+    }
 }

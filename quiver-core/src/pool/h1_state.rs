@@ -123,6 +123,12 @@ impl<C: PooledConn, L: Lease<C>> H1State<C, L> {
         self.hand_off(conn, now, wrap);
     }
 
+    /// A connection made outside the pool joins it (counted against `size`).
+    pub(crate) fn adopt(&mut self, conn: C, now: Instant, wrap: impl Fn(C) -> L) {
+        self.open += 1;
+        self.hand_off(conn, now, wrap);
+    }
+
     /// A connect failed: the head of the queue gets the error. Returns true when another
     /// connect should start for the callers still waiting.
     pub(crate) fn connect_failed(&mut self, err: Error) -> bool {

@@ -1,7 +1,11 @@
 //! The pool manager (origin → pool registry) and the pools, one kind per protocol.
 
+pub(crate) mod auto;
 pub(crate) mod h1;
 pub(crate) mod h1_state;
+pub(crate) mod h2;
+pub(crate) mod mux;
+pub(crate) mod mux_state;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +19,12 @@ use crate::origin::{Origin, Scheme};
 use crate::request::Request;
 use crate::response::StreamResponse;
 use crate::stats::OriginStats;
-use crate::transport::tls::{self, ALPN_HTTP1};
+use crate::transport::tls::RuleTls;
 use crate::transport::Connector;
 
+use self::auto::AutoPool;
 use self::h1::H1Pool;
+use self::h2::H2Pool;
 
 /// Monotonic counters every pool keeps.
 #[derive(Default, Debug)]
@@ -57,25 +63,90 @@ impl Counters {
     }
 }
 
+/// Something holding received bytes the caller has not taken yet (one live response body).
+pub(crate) trait BufferedBytes: Send + Sync {
+    fn buffered(&self) -> u64;
+}
+
+/// The live response bodies of a pool, for the `buffered_bytes` stat.
+#[derive(Default)]
+pub(crate) struct Buffered {
+    next: AtomicU64,
+    entries: std::sync::Mutex<HashMap<u64, Arc<dyn BufferedBytes>>>,
+}
+
+impl Buffered {
+    /// Registers a body; dropping the guard unregisters it.
+    pub(crate) fn register(self: &Arc<Self>, entry: Arc<dyn BufferedBytes>) -> BufferedGuard {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, entry);
+        BufferedGuard {
+            registry: self.clone(),
+            key,
+        }
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        let entries: Vec<_> = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        entries.iter().map(|e| e.buffered()).sum()
+    }
+}
+
+/// Unregisters a body from its pool's [`Buffered`] registry when dropped.
+pub(crate) struct BufferedGuard {
+    registry: Arc<Buffered>,
+    key: u64,
+}
+
+impl Drop for BufferedGuard {
+    fn drop(&mut self) {
+        self.registry
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
 /// One origin's pool.
 #[derive(Clone)]
 pub(crate) enum Pool {
     Http1(Arc<H1Pool>),
+    Http2(Arc<H2Pool>),
+    /// https with protocol `auto`: the first connection's ALPN decides.
+    Auto(Arc<AutoPool>),
 }
 
 impl Pool {
-    fn counters(&self) -> &Counters {
-        match self {
-            Pool::Http1(p) => &p.counters,
-        }
-    }
-
     /// Sends a request through this pool; returns once the response head arrived.
     pub(crate) async fn send(&self, req: Request) -> Result<StreamResponse> {
-        let counters = self.counters();
+        let decided;
+        let pool = match self {
+            Pool::Auto(auto) => {
+                decided = auto.pool().await?;
+                &decided
+            }
+            other => other,
+        };
+        let counters = match pool {
+            Pool::Http1(p) => &p.counters,
+            Pool::Http2(p) => &p.counters,
+            Pool::Auto(_) => return Err(crate::Error::internal("an auto pool decided on auto")),
+        };
         counters.request();
-        let res = match self {
+        let res = match pool {
             Pool::Http1(p) => p.send(req).await,
+            Pool::Http2(p) => h2::send(p, req).await,
+            Pool::Auto(_) => unreachable!("handled above"),
         };
         if res.is_err() {
             counters.error();
@@ -86,13 +157,10 @@ impl Pool {
     pub(crate) fn stats(&self) -> OriginStats {
         match self {
             Pool::Http1(p) => p.stats(),
+            Pool::Http2(p) => p.stats(),
+            Pool::Auto(p) => p.stats(),
         }
     }
-}
-
-/// TLS configs for one rule, built (and validated) when the client is built.
-struct RuleTls {
-    http1: Arc<rustls::ClientConfig>,
 }
 
 /// The origin → pool registry. The hot path takes a read lock only; a pool is created once
@@ -108,10 +176,10 @@ impl Manager {
     pub(crate) fn new(rules: RuleTable, runtime: Handle) -> Result<Manager> {
         let mut tls = HashMap::new();
         for rule in rules.all() {
-            let http1 = tls::client_config(&rule.options, &[ALPN_HTTP1]).map_err(|e| {
+            let configs = RuleTls::new(&rule.options).map_err(|e| {
                 crate::Error::invalid_config(format!("pool rule `{}`: {}", rule.name, e.message()))
             })?;
-            tls.insert(rule.name.clone(), RuleTls { http1 });
+            tls.insert(rule.name.clone(), configs);
         }
         Ok(Manager {
             rules,
@@ -141,18 +209,37 @@ impl Manager {
     fn build_pool(&self, origin: &Origin) -> Pool {
         let rule: &Arc<ResolvedRule> = self.rules.lookup(origin);
         let options = rule.options.clone();
-        let tls = self.tls.get(&rule.name);
-        let connector = Connector {
-            tls: match origin.scheme() {
-                Scheme::Https => tls.map(|t| t.http1.clone()),
-                Scheme::Http => None,
-            },
+        let tls = self.tls.get(&rule.name).cloned();
+        let https = origin.scheme() == Scheme::Https;
+        let connector = |pick: fn(&RuleTls) -> &Arc<rustls::ClientConfig>| Connector {
+            tls: tls.as_ref().filter(|_| https).map(|t| pick(t).clone()),
             connect_timeout: options.connect_timeout,
         };
-        match options.protocol {
-            Protocol::Auto | Protocol::Http1 | Protocol::Http2 | Protocol::Http3 => Pool::Http1(
-                H1Pool::new(origin.clone(), options, connector, self.runtime.clone()),
-            ),
+        let runtime = self.runtime.clone();
+        match (options.protocol, https) {
+            (Protocol::Http2, _) => Pool::Http2(h2::new_pool(
+                origin.clone(),
+                options.clone(),
+                connector(|t| &t.http2),
+                runtime,
+            )),
+            (Protocol::Auto, true) => match tls {
+                Some(tls) => {
+                    Pool::Auto(AutoPool::new(origin.clone(), options.clone(), tls, runtime))
+                }
+                None => Pool::Http1(H1Pool::new(
+                    origin.clone(),
+                    options.clone(),
+                    connector(|t| &t.http1),
+                    runtime,
+                )),
+            },
+            (Protocol::Auto | Protocol::Http1 | Protocol::Http3, _) => Pool::Http1(H1Pool::new(
+                origin.clone(),
+                options.clone(),
+                connector(|t| &t.http1),
+                runtime,
+            )),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Transports: name resolution, TCP (nodelay) and TLS, with per-connection activity tracking
 //! for the idle-between-bytes timeout.
 
+pub(crate) mod sniff;
 pub(crate) mod tls;
 
 use std::io;
@@ -52,15 +53,33 @@ pub(crate) enum Stream {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
-/// A stream that records each successful read and write in an [`Activity`].
+/// A stream that records each successful read and write in an [`Activity`] and, for HTTP/2,
+/// lets a [`sniff::FrameSniffer`] see the bytes read.
 pub(crate) struct Tracked {
     inner: Stream,
     activity: Activity,
+    sniffer: Option<Box<sniff::FrameSniffer>>,
 }
 
 impl Tracked {
     pub(crate) fn new(inner: Stream, activity: Activity) -> Tracked {
-        Tracked { inner, activity }
+        Tracked {
+            inner,
+            activity,
+            sniffer: None,
+        }
+    }
+
+    pub(crate) fn with_sniffer(
+        inner: Stream,
+        activity: Activity,
+        sniffer: sniff::FrameSniffer,
+    ) -> Tracked {
+        Tracked {
+            inner,
+            activity,
+            sniffer: Some(Box::new(sniffer)),
+        }
     }
 }
 
@@ -78,6 +97,9 @@ impl AsyncRead for Tracked {
         };
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.activity.touch();
+            if let Some(sniffer) = &mut this.sniffer {
+                sniffer.feed(&buf.filled()[before..]);
+            }
         }
         res
     }

@@ -89,8 +89,39 @@ fn load_client_identity(
     Ok((chain, key))
 }
 
-/// Builds the rustls client config for a pool with these options and ALPN protocols.
-pub(crate) fn client_config(options: &PoolOptions, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>> {
+/// The TLS configs of one pool rule, one per ALPN offer.
+#[derive(Clone)]
+pub(crate) struct RuleTls {
+    /// ALPN `http/1.1`.
+    pub http1: Arc<ClientConfig>,
+    /// ALPN `h2`.
+    pub http2: Arc<ClientConfig>,
+    /// ALPN `h2`, `http/1.1`: the server's choice decides an `auto` pool.
+    pub auto: Arc<ClientConfig>,
+}
+
+impl RuleTls {
+    /// Builds (and so validates: CA file, client certificate) the configs for `options`.
+    pub(crate) fn new(options: &PoolOptions) -> Result<RuleTls> {
+        let base = client_config(options)?;
+        let with = |alpn: &[&[u8]]| {
+            let mut c = base.clone();
+            c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            Arc::new(c)
+        };
+        Ok(RuleTls {
+            http1: with(&[ALPN_HTTP1]),
+            http2: with(&[ALPN_H2]),
+            auto: with(&[ALPN_H2, ALPN_HTTP1]),
+        })
+    }
+}
+
+/// ALPN protocol id for HTTP/2.
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+
+/// Builds the rustls client config (without ALPN) for a pool with these options.
+fn client_config(options: &PoolOptions) -> Result<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(format!("TLS protocol versions: {e}")))?;
@@ -106,7 +137,7 @@ pub(crate) fn client_config(options: &PoolOptions, alpn: &[&[u8]]) -> Result<Arc
         };
         builder.with_root_certificates(roots)
     };
-    let mut config = match (&options.client_cert, &options.client_key) {
+    let config = match (&options.client_cert, &options.client_key) {
         (Some(cert), Some(key)) => {
             let (chain, key) = load_client_identity(cert, key)?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
@@ -117,8 +148,7 @@ pub(crate) fn client_config(options: &PoolOptions, alpn: &[&[u8]]) -> Result<Arc
         }
         _ => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 /// Maps a TLS failure seen during the handshake or on the wire to a quiver error.
