@@ -23,11 +23,11 @@ fn require_nginx() -> bool {
     panic!("nginx is not installed: run `make setup` (or set QUIVER_ALLOW_MISSING_PEERS=1)");
 }
 
-async fn suite(client: &Client, base: &dyn Fn(&str) -> String, nginx: &Nginx) {
+async fn suite(client: &Client, base: &dyn Fn(&str) -> String, nginx: &Nginx, version: Version) {
     for (name, size) in quiver_testserver::nginx::FILES {
         let resp = client.get(&base(&format!("/{name}"))).await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert_eq!(resp.version(), Version::HTTP_11);
+        assert_eq!(resp.version(), version);
         assert_eq!(resp.headers()["content-length"], size.to_string().as_str());
         assert_eq!(&resp.body()[..], &pattern(*size)[..], "{name}");
     }
@@ -65,7 +65,9 @@ async fn suite(client: &Client, base: &dyn Fn(&str) -> String, nginx: &Nginx) {
     assert_eq!(echo.body().len(), 200_000);
     assert_eq!(&echo.body()[..4000], &pattern(4000)[..]);
     let chunked = client.get(&base("/chunked")).await.unwrap();
-    assert_eq!(chunked.headers()["transfer-encoding"], "chunked");
+    if version == Version::HTTP_11 {
+        assert_eq!(chunked.headers()["transfer-encoding"], "chunked");
+    }
     assert_eq!(chunked.text(), "hello\nworld\n");
 
     assert_eq!(
@@ -88,17 +90,17 @@ async fn suite(client: &Client, base: &dyn Fn(&str) -> String, nginx: &Nginx) {
         .unwrap();
     assert_eq!(sink.status(), 200);
 
-    // `Connection: close` from the server: the next request opens a new connection and succeeds.
-    let before = nginx.status().unwrap().accepts;
-    assert_eq!(client.get(&base("/close")).await.unwrap().text(), "bye");
-    assert_eq!(client.get(&base("/health")).await.unwrap().text(), "ok");
-    let after = nginx.status().unwrap().accepts;
-    // one new connection for us, one for each status probe
-    assert_eq!(
-        after - before,
-        2,
-        "exactly one reconnect after Connection: close"
-    );
+    // Many concurrent requests, all correct.
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let client = client.clone();
+            let url = base("/100k.bin");
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(&t.await.unwrap().unwrap().body()[..], &pattern(102_400)[..]);
+    }
 
     // Streamed download read chunk by chunk.
     let mut resp = client
@@ -124,9 +126,53 @@ async fn http1_suite_against_nginx_over_http_and_https() {
         .set("protocol", "http1")
         .build()
         .unwrap();
-    suite(&client, &|p| nginx.http_url(p), &nginx).await;
-    suite(&client, &|p| nginx.https_url(p), &nginx).await;
-    suite(&client, &|p| nginx.http_url_v6(p), &nginx).await;
+    suite(&client, &|p| nginx.http_url(p), &nginx, Version::HTTP_11).await;
+    suite(&client, &|p| nginx.https_url(p), &nginx, Version::HTTP_11).await;
+    suite(&client, &|p| nginx.http_url_v6(p), &nginx, Version::HTTP_11).await;
+
+    // `Connection: close` from the server: the next request opens a new connection and succeeds.
+    let client = Client::builder().set("size", 1).build().unwrap();
+    assert_eq!(
+        client.get(&nginx.http_url("/health")).await.unwrap().text(),
+        "ok"
+    );
+    let before = nginx.status().unwrap().accepts;
+    assert_eq!(
+        client.get(&nginx.http_url("/close")).await.unwrap().text(),
+        "bye"
+    );
+    assert_eq!(
+        client.get(&nginx.http_url("/health")).await.unwrap().text(),
+        "ok"
+    );
+    let after = nginx.status().unwrap().accepts;
+    // one new connection for us, one for each status probe
+    assert_eq!(
+        after - before,
+        2,
+        "exactly one reconnect after Connection: close"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_suite_against_nginx_over_tls_and_h2c() {
+    if !require_nginx() {
+        return;
+    }
+    let certs = TestServer::start(Options::default()).await.unwrap();
+    let nginx = Nginx::start(certs.dir()).unwrap();
+    // auto: ALPN picks h2 on https.
+    let auto = Client::builder()
+        .set("ca_file", certs.ca_file().to_str().unwrap())
+        .build()
+        .unwrap();
+    suite(&auto, &|p| nginx.https_url(p), &nginx, Version::HTTP_2).await;
+    let stats = auto.stats();
+    assert_eq!(stats.origins[0].protocol, "http2", "{stats:?}");
+    assert!(stats.connections_opened <= 4, "{stats:?}");
+    // h2c with prior knowledge.
+    let h2c = Client::builder().set("protocol", "http2").build().unwrap();
+    suite(&h2c, &|p| nginx.h2c_url(p), &nginx, Version::HTTP_2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
