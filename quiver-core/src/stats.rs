@@ -50,6 +50,8 @@ pub struct ClientStats {
     pub errors: u64,
     /// Sum of `retries` over origins.
     pub retries: u64,
+    /// Sum of `buffered_bytes` over origins.
+    pub buffered_bytes: u64,
 }
 
 impl ClientStats {
@@ -65,6 +67,7 @@ impl ClientStats {
             total.requests += o.requests;
             total.errors += o.errors;
             total.retries += o.retries;
+            total.buffered_bytes += o.buffered_bytes;
         }
         total.origins = origins;
         total

@@ -18,8 +18,11 @@ async fn server() -> TestServer {
         .expect("test server starts")
 }
 
+/// A client for this file's subject, HTTP/1.1 (the test server's https also offers h2).
 fn client_for(server: &TestServer) -> quiver_core::ClientBuilder {
-    Client::builder().set("ca_file", server.ca_file().to_str().unwrap())
+    Client::builder()
+        .set("ca_file", server.ca_file().to_str().unwrap())
+        .set("protocol", "http1")
 }
 
 fn conn_id(resp: &quiver_core::Response) -> String {

@@ -23,7 +23,7 @@ fn require_nginx() -> bool {
     panic!("nginx is not installed: run `make setup` (or set QUIVER_ALLOW_MISSING_PEERS=1)");
 }
 
-async fn suite(client: &Client, base: &dyn Fn(&str) -> String, nginx: &Nginx, version: Version) {
+async fn suite(client: &Client, base: &dyn Fn(&str) -> String, version: Version) {
     for (name, size) in quiver_testserver::nginx::FILES {
         let resp = client.get(&base(&format!("/{name}"))).await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -126,9 +126,9 @@ async fn http1_suite_against_nginx_over_http_and_https() {
         .set("protocol", "http1")
         .build()
         .unwrap();
-    suite(&client, &|p| nginx.http_url(p), &nginx, Version::HTTP_11).await;
-    suite(&client, &|p| nginx.https_url(p), &nginx, Version::HTTP_11).await;
-    suite(&client, &|p| nginx.http_url_v6(p), &nginx, Version::HTTP_11).await;
+    suite(&client, &|p| nginx.http_url(p), Version::HTTP_11).await;
+    suite(&client, &|p| nginx.https_url(p), Version::HTTP_11).await;
+    suite(&client, &|p| nginx.http_url_v6(p), Version::HTTP_11).await;
 
     // `Connection: close` from the server: the next request opens a new connection and succeeds.
     let client = Client::builder().set("size", 1).build().unwrap();
@@ -166,13 +166,13 @@ async fn http2_suite_against_nginx_over_tls_and_h2c() {
         .set("ca_file", certs.ca_file().to_str().unwrap())
         .build()
         .unwrap();
-    suite(&auto, &|p| nginx.https_url(p), &nginx, Version::HTTP_2).await;
+    suite(&auto, &|p| nginx.https_url(p), Version::HTTP_2).await;
     let stats = auto.stats();
     assert_eq!(stats.origins[0].protocol, "http2", "{stats:?}");
     assert!(stats.connections_opened <= 4, "{stats:?}");
     // h2c with prior knowledge.
     let h2c = Client::builder().set("protocol", "http2").build().unwrap();
-    suite(&h2c, &|p| nginx.h2c_url(p), &nginx, Version::HTTP_2).await;
+    suite(&h2c, &|p| nginx.h2c_url(p), Version::HTTP_2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -219,9 +219,15 @@ async fn worker(
     // Dropping the connection fails the streams still open on it.
 }
 
-/// Sends `req` over the pool; returns once the response head arrived. Streams refused by the
-/// peer (REFUSED_STREAM) or left unprocessed by a GOAWAY are retried once on another
-/// connection when the body can be replayed.
+/// How many times a request the peer provably never processed (left out by GOAWAY, or a
+/// stream that could not even be opened) is sent again. Unprocessed requests are safe to
+/// repeat; the bound stops a peer that GOAWAYs every connection from looping us.
+const UNPROCESSED_RETRIES: u32 = 3;
+
+/// Sends `req` over the pool; returns once the response head arrived. Requests the peer never
+/// processed are retried transparently on another connection: streams left out by a GOAWAY up
+/// to [`UNPROCESSED_RETRIES`] times, a stream refused with REFUSED_STREAM once; a body that
+/// was already being streamed cannot be replayed, so its error surfaces.
 pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamResponse> {
     let options = pool.options.clone();
     let mut watchdog = Watchdog::new(
@@ -230,7 +236,8 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
     );
     let replayable = req.body.try_clone().is_some();
     let mut avoid = None;
-    let mut retried = false;
+    let mut unprocessed_retries = 0;
+    let mut refused_retried = false;
     loop {
         let lease = watchdog
             .guard(&Activity::new(), pool.checkout(avoid))
@@ -258,7 +265,7 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
                 if e.is_go_away() || e.is_io() {
                     pool.draining(lease.conn_id());
                 }
-                if !retried
+                if unprocessed_retries < UNPROCESSED_RETRIES
                     && matches!(
                         err.kind(),
                         ErrorKind::Goaway
@@ -266,7 +273,7 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
                             | ErrorKind::ConnectionReset
                     )
                 {
-                    retried = true;
+                    unprocessed_retries += 1;
                     pool.counters.retried();
                     req.body = body;
                     continue;
@@ -310,14 +317,18 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
                 if err.kind() == ErrorKind::Goaway {
                     pool.draining(conn);
                 }
-                if !retried
-                    && replayable
-                    && matches!(err.kind(), ErrorKind::Goaway | ErrorKind::RefusedStream)
-                {
-                    retried = true;
+                let retry = match err.kind() {
+                    ErrorKind::Goaway => unprocessed_retries < UNPROCESSED_RETRIES,
+                    ErrorKind::RefusedStream => !refused_retried,
+                    _ => false,
+                };
+                if retry && replayable {
                     pool.counters.retried();
                     if err.kind() == ErrorKind::RefusedStream {
+                        refused_retried = true;
                         avoid = Some(conn);
+                    } else {
+                        unprocessed_retries += 1;
                     }
                     continue;
                 }

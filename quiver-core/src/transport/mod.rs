@@ -188,7 +188,7 @@ impl Connector {
                     let tls = connector
                         .connect(name, tcp)
                         .await
-                        .map_err(|e| handshake_error(e, &origin.host().to_authority_string()))?;
+                        .map_err(|e| handshake_error(e, origin, config))?;
                     let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
                     Ok(Connected {
                         stream: Stream::Tls(Box::new(tls)),
@@ -266,8 +266,30 @@ async fn connect_any(origin: &Origin, addrs: &[SocketAddr]) -> Result<TcpStream>
     ))
 }
 
-fn handshake_error(e: io::Error, host: &str) -> Error {
-    io_error(&e, &format!("TLS handshake with {host}"))
+fn handshake_error(e: io::Error, origin: &Origin, config: &rustls::ClientConfig) -> Error {
+    let alert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) =
+        alert
+    {
+        let offered: Vec<String> = config
+            .alpn_protocols
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        return Error::new(
+            ErrorKind::Tls,
+            format!(
+                "{origin} accepts none of the protocols offered by ALPN ({}); check the pool's `protocol` option",
+                offered.join(", ")
+            ),
+        );
+    }
+    io_error(
+        &e,
+        &format!("TLS handshake with {}", origin.host().to_authority_string()),
+    )
 }
 
 /// Maps an I/O error (a TLS error inside one included) to a quiver error.

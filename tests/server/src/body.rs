@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use tokio::time::Sleep;
+
+use crate::stats::Counters;
 
 /// The error type of response bodies.
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
@@ -188,6 +190,66 @@ impl Body for PatternBody {
             }
             hint
         }
+    }
+}
+
+/// Which counter a [`Counted`] body feeds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Direction {
+    /// Response bodies: `bytes_sent`.
+    Sent,
+    /// Request bodies: `bytes_received`.
+    Received,
+}
+
+/// Passes a body through, adding the length of every data frame to a counter.
+pub(crate) struct Counted<B> {
+    inner: B,
+    counters: Arc<Counters>,
+    direction: Direction,
+}
+
+impl<B> Counted<B> {
+    /// Wraps `inner`, counting its data bytes in `direction`'s counter.
+    pub(crate) fn new(inner: B, counters: Arc<Counters>, direction: Direction) -> Self {
+        Counted {
+            inner,
+            counters,
+            direction,
+        }
+    }
+}
+
+impl<B> Body for Counted<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                match this.direction {
+                    Direction::Sent => this.counters.on_sent(data.len()),
+                    Direction::Received => this.counters.on_received(data.len()),
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -21,6 +21,10 @@ pub(crate) const SERVER_KEY_FILE: &str = "server.key";
 pub(crate) const CLIENT_CERT_FILE: &str = "client.crt";
 pub(crate) const CLIENT_KEY_FILE: &str = "client.key";
 
+/// ALPN protocol ids.
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+pub(crate) const ALPN_HTTP1: &[u8] = b"http/1.1";
+
 /// The generated material, in memory and on disk.
 pub(crate) struct Pki {
     pub(crate) dir: PathBuf,
@@ -133,12 +137,13 @@ impl Pki {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_der.clone()))
     }
 
-    fn finish(mut config: ServerConfig) -> Arc<ServerConfig> {
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    fn finish(mut config: ServerConfig, alpn: &[&[u8]]) -> Arc<ServerConfig> {
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)
     }
 
-    /// The configuration of the `https` listener (no client authentication).
+    /// The configuration of the `https` listener (no client authentication; ALPN `h2` and
+    /// `http/1.1`: a client offering `h2` gets it).
     pub(crate) fn https_config(&self) -> io::Result<Arc<ServerConfig>> {
         let config = ServerConfig::builder_with_provider(Self::provider())
             .with_safe_default_protocol_versions()
@@ -146,7 +151,7 @@ impl Pki {
             .with_no_client_auth()
             .with_single_cert(vec![self.server_der.clone()], self.server_key())
             .map_err(to_io)?;
-        Ok(Self::finish(config))
+        Ok(Self::finish(config, &[ALPN_H2, ALPN_HTTP1]))
     }
 
     /// The configuration of the `mtls` listener: a client certificate chaining to the test CA
@@ -164,6 +169,6 @@ impl Pki {
             .with_client_cert_verifier(verifier)
             .with_single_cert(vec![self.server_der.clone()], self.server_key())
             .map_err(to_io)?;
-        Ok(Self::finish(config))
+        Ok(Self::finish(config, &[ALPN_HTTP1]))
     }
 }

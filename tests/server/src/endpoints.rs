@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRAILER};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, StreamBody};
 use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
 
 use crate::body::{self, BoxBody, BoxError, PatternBody};
 use crate::stats::Counters;
@@ -20,12 +22,23 @@ use crate::stats::Counters;
 /// Default `chunk_size` of `/bytes`, and the chunk size of other generated bodies.
 const DEFAULT_CHUNK: usize = 16 * 1024;
 
+/// What an endpoint asks of the HTTP/2 connection task serving its stream.
+#[derive(Debug)]
+pub(crate) enum ConnControl {
+    /// Stop reading and writing on the connection until then (`/freeze`).
+    Freeze(Instant),
+    /// Start a GOAWAY shutdown (`/close`, `goaway_after`).
+    GoAway,
+}
+
 /// Per-connection state shared by the requests of one connection.
 #[derive(Debug)]
 pub(crate) struct ConnCtx {
     id: u64,
     requests: AtomicU64,
     drop_next: AtomicBool,
+    /// The HTTP/2 connection task's control channel; `None` on HTTP/1.1.
+    control: Option<UnboundedSender<ConnControl>>,
 }
 
 impl ConnCtx {
@@ -35,12 +48,30 @@ impl ConnCtx {
             id,
             requests: AtomicU64::new(0),
             drop_next: AtomicBool::new(false),
+            control: None,
+        }
+    }
+
+    /// A fresh context for the HTTP/2 connection numbered `id`, controlled through `control`.
+    pub(crate) fn with_control(id: u64, control: UnboundedSender<ConnControl>) -> Self {
+        ConnCtx {
+            control: Some(control),
+            ..ConnCtx::new(id)
+        }
+    }
+
+    /// Asks the connection task (HTTP/2 only) to do `what`; a no-op on HTTP/1.1 or once the
+    /// connection is gone.
+    pub(crate) fn control(&self, what: ConnControl) {
+        if let Some(control) = &self.control {
+            let _ = control.send(what);
         }
     }
 }
 
 /// Returned instead of a response when the connection must be closed without a byte written
-/// (`/drop-next`). Transports drop the connection when they get it.
+/// (`/drop-next`). HTTP/1.1 drops the connection when it gets it, HTTP/2 resets the stream
+/// with `INTERNAL_ERROR`.
 #[derive(Debug)]
 pub(crate) struct DropConnection;
 
@@ -184,6 +215,8 @@ where
         }
         ["stats", "reset"] => Ok(text(StatusCode::METHOD_NOT_ALLOWED, "use POST")),
         ["sink"] => Ok(sink(req.into_body()).await),
+        ["slow-sink"] => slow_sink(req.into_body(), &query).await,
+        ["freeze", ms] => freeze(ms, req.version(), conn).await,
         _ => Ok(text(StatusCode::NOT_FOUND, "not found")),
     };
     result.unwrap_or_else(|BadRequest(what)| {
@@ -358,6 +391,57 @@ where
         }
     }
     json(&SinkJson { received })
+}
+
+/// `/slow-sink`: reads the body at most `chunk` bytes at a time, sleeping `delay_ms` between
+/// reads. Over HTTP/2 the body releases flow-control capacity for a frame only when the next
+/// one is asked for, so the client's window fills up while this dawdles.
+async fn slow_sink<B>(body: B, query: &str) -> Result<Response<BoxBody>, BadRequest>
+where
+    B: Body<Data = Bytes>,
+{
+    let chunk = match query_num(query, "chunk")? {
+        None => DEFAULT_CHUNK as u64,
+        Some(0) => return Err(bad_request("chunk=0")),
+        Some(k) => k,
+    };
+    let delay = Duration::from_millis(query_num(query, "delay_ms")?.unwrap_or(10));
+    let mut body = pin!(body);
+    let mut received = 0u64;
+    let mut first = true;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Ok(text(StatusCode::BAD_REQUEST, "request body error"));
+        };
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        let mut left = data.len() as u64;
+        while left > 0 {
+            if !first {
+                tokio::time::sleep(delay).await;
+            }
+            first = false;
+            let piece = left.min(chunk);
+            received += piece;
+            left -= piece;
+        }
+    }
+    Ok(json(&SinkJson { received }))
+}
+
+/// `/freeze/{ms}`: on HTTP/2 the whole connection stops for `ms`; on HTTP/1.1 a plain sleep.
+async fn freeze(
+    ms: &str,
+    version: Version,
+    conn: &ConnCtx,
+) -> Result<Response<BoxBody>, BadRequest> {
+    let duration = Duration::from_millis(path_num(ms)?);
+    if version == Version::HTTP_2 {
+        conn.control(ConnControl::Freeze(Instant::now() + duration));
+    }
+    tokio::time::sleep(duration).await;
+    Ok(text(StatusCode::OK, "thawed"))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::body::{Counted, Direction};
 use crate::endpoints::{self, ConnCtx};
 use crate::stats::Counters;
 
@@ -38,7 +39,14 @@ pub(crate) async fn serve<I>(
     let service = service_fn(move |req: Request<Incoming>| {
         let conn = Arc::clone(&conn);
         let counters = Arc::clone(&counters);
-        async move { endpoints::handle(req, &conn, &counters).await }
+        async move {
+            let req =
+                req.map(|body| Counted::new(body, Arc::clone(&counters), Direction::Received));
+            let resp = endpoints::handle(req, &conn, &counters).await?;
+            Ok::<_, endpoints::DropConnection>(
+                resp.map(|body| Counted::new(body, counters, Direction::Sent)),
+            )
+        }
     });
     // Errors here are expected (aborted bodies, dropped connections, idle timeouts, clients
     // going away); the connection is closed either way.

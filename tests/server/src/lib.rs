@@ -1,9 +1,11 @@
 //! Quiver's loopback test server.
 //!
-//! One [`TestServer`] runs five listeners, each on one port bound on both `127.0.0.1` and `[::1]`:
-//! `http` (HTTP/1.1), `https` (HTTP/1.1 over TLS), `mtls` (TLS requiring a client certificate),
-//! `idle_close` (HTTP/1.1 closing connections idle for 200 ms) and `raw` (hand-written answers for
-//! fault injection). The endpoints and the certificates are described in the crate's README.
+//! One [`TestServer`] runs six listeners, each on one port bound on both `127.0.0.1` and `[::1]`:
+//! `http` (HTTP/1.1), `https` (HTTP/1.1 or HTTP/2 over TLS, by ALPN), `mtls` (TLS requiring a
+//! client certificate), `idle_close` (HTTP/1.1 closing connections idle for 200 ms), `raw`
+//! (hand-written answers for fault injection) and `h2c` (HTTP/2 with prior knowledge). The
+//! endpoints and the certificates are described in the crate's README; [`H2Options`] shape the
+//! HTTP/2 side.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -20,6 +22,7 @@ mod body;
 mod certs;
 mod endpoints;
 mod h1;
+mod http2;
 mod listen;
 pub mod nginx;
 mod raw;
@@ -55,6 +58,49 @@ pub struct Options {
     /// Where to write the certificates. `None`: a fresh folder under [`std::env::temp_dir`],
     /// removed when the server is dropped.
     pub dir: Option<PathBuf>,
+    /// The HTTP/2 side (`https` after ALPN `h2`, and `h2c`).
+    pub h2: H2Options,
+}
+
+/// How the server speaks HTTP/2 (on `https` connections that negotiate `h2`, and on `h2c`).
+/// The same for every HTTP/2 connection; counts ("the N-th stream") are per connection.
+#[derive(Debug, Clone)]
+pub struct H2Options {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS announced to clients. Default 100.
+    pub max_concurrent_streams: u32,
+    /// The server's initial stream receive window (SETTINGS_INITIAL_WINDOW_SIZE): how much a
+    /// client may upload on one stream before the endpoint consumes it. Default 1 MiB; capped
+    /// at 2^31-1.
+    pub stream_window: u32,
+    /// The server's connection receive window (raised with a WINDOW_UPDATE after the
+    /// handshake; HTTP/2 starts every connection at 65,535). Default 4 MiB; capped at 2^31-1.
+    pub connection_window: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE announced to clients. h2 enforces it without an endpoint
+    /// seeing the request: over it, a 431 answer and a reset stream; over four times it, a
+    /// GOAWAY (`ENHANCE_YOUR_CALM`) ending the connection. Default `None` (not announced; h2's
+    /// own 16 MiB limit applies).
+    pub max_header_list_size: Option<u32>,
+    /// After accepting this many streams on a connection, send GOAWAY whose last-stream-id is
+    /// the N-th stream, serve the accepted streams to the end, then close. Streams the client
+    /// opened beyond the N-th are not processed (the client learns it from the GOAWAY).
+    /// `Some(0)`: GOAWAY with last-stream-id 0 right after the handshake. Default `None`.
+    pub goaway_after: Option<u64>,
+    /// Reset every K-th stream of a connection (K, 2K, ...) with `REFUSED_STREAM` before it
+    /// reaches an endpoint. `Some(0)` is the same as `None`. Default `None`.
+    pub refuse_every: Option<u64>,
+}
+
+impl Default for H2Options {
+    fn default() -> Self {
+        H2Options {
+            max_concurrent_streams: 100,
+            stream_window: 1 << 20,
+            connection_window: 4 << 20,
+            max_header_list_size: None,
+            goaway_after: None,
+            refuse_every: None,
+        }
+    }
 }
 
 /// A running test server. Dropping it (or [`TestServer::shutdown`]) stops the listeners and
@@ -66,6 +112,7 @@ pub struct TestServer {
     mtls: u16,
     raw: u16,
     idle_close: u16,
+    h2c: u16,
     has_ipv6: bool,
     dir: PathBuf,
     owns_dir: bool,
@@ -89,16 +136,19 @@ const _: () = {
 enum Transport {
     /// HTTP/1.1 cleartext, with the idle timeout of the `idle_close` listener if any.
     Http(Option<Duration>),
-    /// HTTP/1.1 over TLS.
+    /// TLS, then HTTP/2 if ALPN chose `h2`, HTTP/1.1 otherwise.
     Tls(TlsAcceptor),
     /// The hand-written `raw` answers.
     Raw,
+    /// HTTP/2 with prior knowledge.
+    H2c,
 }
 
 /// State shared by every listener of one server.
 struct Shared {
     counters: Arc<Counters>,
     next_conn_id: AtomicU64,
+    h2: H2Options,
 }
 
 /// The JSON line the binary prints.
@@ -109,6 +159,7 @@ struct Announcement {
     mtls: u16,
     raw: u16,
     idle_close: u16,
+    h2c: u16,
     ca_file: String,
     client_cert: String,
     client_key: String,
@@ -137,20 +188,25 @@ fn fresh_temp_dir() -> io::Result<PathBuf> {
 }
 
 async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shared) {
-    let conn = Arc::new(ConnCtx::new(
-        shared.next_conn_id.fetch_add(1, Ordering::SeqCst),
-    ));
+    let conn_id = shared.next_conn_id.fetch_add(1, Ordering::SeqCst);
+    let h1_conn = || Arc::new(ConnCtx::new(conn_id));
     let counters = Arc::clone(&shared.counters);
     match transport {
-        Transport::Http(idle) => h1::serve(stream, conn, counters, idle).await,
+        Transport::Http(idle) => h1::serve(stream, h1_conn(), counters, idle).await,
         Transport::Tls(acceptor) => {
-            if let Ok(Ok(tls)) =
+            let Ok(Ok(tls)) =
                 tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            {
-                h1::serve(tls, conn, counters, None).await;
+            else {
+                return;
+            };
+            if tls.get_ref().1.alpn_protocol() == Some(certs::ALPN_H2) {
+                http2::serve(tls, conn_id, counters, shared.h2.clone()).await;
+            } else {
+                h1::serve(tls, h1_conn(), counters, None).await;
             }
         }
         Transport::Raw => raw::serve(stream, &counters).await,
+        Transport::H2c => http2::serve(stream, conn_id, counters, shared.h2.clone()).await,
     }
 }
 
@@ -205,6 +261,7 @@ impl TestServer {
             Transport::Tls(mtls),
             Transport::Raw,
             Transport::Http(Some(IDLE_CLOSE_TIMEOUT)),
+            Transport::H2c,
         ] {
             bound.push((listen::bind_dual(has_ipv6).await?, transport));
         }
@@ -214,6 +271,7 @@ impl TestServer {
         let shared = Arc::new(Shared {
             counters: Arc::clone(&counters),
             next_conn_id: AtomicU64::new(1),
+            h2: options.h2,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -234,6 +292,7 @@ impl TestServer {
             mtls: ports[2],
             raw: ports[3],
             idle_close: ports[4],
+            h2c: ports[5],
             has_ipv6,
             ca_file: pki.dir.join(certs::CA_FILE),
             wrong_ca_file: pki.dir.join(certs::WRONG_CA_FILE),
@@ -283,6 +342,11 @@ impl TestServer {
         Self::url("http", "127.0.0.1", self.idle_close, path)
     }
 
+    /// `http://127.0.0.1:PORT{path}` on the `h2c` listener (HTTP/2 with prior knowledge).
+    pub fn h2c_url(&self, path: &str) -> String {
+        Self::url("http", "127.0.0.1", self.h2c, path)
+    }
+
     /// The port of the `http` listener.
     pub fn http_port(&self) -> u16 {
         self.http
@@ -306,6 +370,11 @@ impl TestServer {
     /// The port of the `idle_close` listener.
     pub fn idle_close_port(&self) -> u16 {
         self.idle_close
+    }
+
+    /// The port of the `h2c` listener.
+    pub fn h2c_port(&self) -> u16 {
+        self.h2c
     }
 
     /// Whether the listeners are also bound on `[::1]` (false only on hosts without IPv6).
@@ -362,6 +431,7 @@ impl TestServer {
             mtls: self.mtls,
             raw: self.raw,
             idle_close: self.idle_close,
+            h2c: self.h2c,
             ca_file: path(self.ca_file()),
             client_cert: path(self.client_cert()),
             client_key: path(self.client_key()),

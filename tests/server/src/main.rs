@@ -5,28 +5,73 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use quiver_testserver::{Options, TestServer};
+use quiver_testserver::{H2Options, Options, TestServer};
 use tokio::signal::unix::{signal, SignalKind};
 
-const USAGE: &str = "usage: quiver-testserver [--dir DIR] [--exit-on-stdin-eof | --ignore-stdin]";
+const USAGE: &str = "usage: quiver-testserver [--dir DIR] [--exit-on-stdin-eof | --ignore-stdin]
+       [--h2-max-concurrent-streams N] [--h2-stream-window N] [--h2-connection-window N]
+       [--h2-max-header-list-size N] [--h2-goaway-after N] [--h2-refuse-every K]";
 
 struct Args {
     dir: Option<PathBuf>,
     watch_stdin: bool,
+    h2: H2Options,
+}
+
+/// Options that take a value, as `--name VALUE` or `--name=VALUE`.
+const VALUED: [&str; 7] = [
+    "--dir",
+    "--h2-max-concurrent-streams",
+    "--h2-stream-window",
+    "--h2-connection-window",
+    "--h2-max-header-list-size",
+    "--h2-goaway-after",
+    "--h2-refuse-every",
+];
+
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{name} needs a number, got {value:?}"))
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         dir: None,
         watch_stdin: true,
+        h2: H2Options::default(),
     };
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--dir" => {
-                let dir = args.next().ok_or("--dir needs a value")?;
-                parsed.dir = Some(PathBuf::from(dir));
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if VALUED.contains(&name) => {
+                (name.to_owned(), Some(value.to_owned()))
             }
-            s if s.starts_with("--dir=") => parsed.dir = Some(PathBuf::from(&s["--dir=".len()..])),
+            _ => (arg, None),
+        };
+        let mut value = || -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => args.next().ok_or_else(|| format!("{name} needs a value")),
+            }
+        };
+        match name.as_str() {
+            "--dir" => parsed.dir = Some(PathBuf::from(value()?)),
+            "--h2-max-concurrent-streams" => {
+                parsed.h2.max_concurrent_streams = number(&name, &value()?)?;
+            }
+            "--h2-stream-window" => parsed.h2.stream_window = number(&name, &value()?)?,
+            "--h2-connection-window" => parsed.h2.connection_window = number(&name, &value()?)?,
+            "--h2-max-header-list-size" => {
+                parsed.h2.max_header_list_size = Some(number(&name, &value()?)?);
+            }
+            "--h2-goaway-after" => parsed.h2.goaway_after = Some(number(&name, &value()?)?),
+            "--h2-refuse-every" => {
+                let k: u64 = number(&name, &value()?)?;
+                if k == 0 {
+                    return Err("--h2-refuse-every needs a number above 0".to_owned());
+                }
+                parsed.h2.refuse_every = Some(k);
+            }
             "--exit-on-stdin-eof" => parsed.watch_stdin = true,
             "--ignore-stdin" => parsed.watch_stdin = false,
             "-h" | "--help" => return Ok(None),
@@ -57,9 +102,12 @@ async fn stdin_eof() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let server = TestServer::start(Options { dir: args.dir })
-        .await
-        .map_err(|e| format!("cannot start: {e}"))?;
+    let server = TestServer::start(Options {
+        dir: args.dir,
+        h2: args.h2,
+    })
+    .await
+    .map_err(|e| format!("cannot start: {e}"))?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     {

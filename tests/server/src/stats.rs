@@ -1,4 +1,4 @@
-//! Connection and request counters shared by every listener.
+//! Connection, request and traffic counters shared by every listener.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,8 +15,24 @@ pub struct Stats {
     /// The highest `open` seen since start or the last reset.
     pub max_open: u64,
     /// Requests received (every request head handed to an endpoint, including the one
-    /// `/drop-next` answers by closing the connection, and raw-listener requests).
+    /// `/drop-next` answers by closing the connection or resetting the stream, and raw-listener
+    /// requests; not the HTTP/2 streams refused by `refuse_every`).
     pub requests: u64,
+    /// Response body bytes handed to the transport (body frames yielded to hyper on HTTP/1.1,
+    /// bytes passed to `send_data` on HTTP/2). The `raw` listener's bytes are not counted.
+    pub bytes_sent: u64,
+    /// Request body bytes read by the endpoints.
+    pub bytes_received: u64,
+    /// HTTP/2 connections accepted (`h2c` connections and TLS connections that negotiated `h2`).
+    pub h2_connections: u64,
+    /// The most streams open at once on one HTTP/2 connection (a stream is open from its
+    /// acceptance until its response is finished).
+    pub h2_max_streams_per_conn: u64,
+    /// HTTP/2 connections the server started shutting down with GOAWAY (`goaway_after`,
+    /// `/close`): one per connection.
+    pub goaways: u64,
+    /// HTTP/2 streams reset with `REFUSED_STREAM` before being processed.
+    pub refused_streams: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -26,6 +42,12 @@ pub(crate) struct Counters {
     open: AtomicU64,
     max_open: AtomicU64,
     requests: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    h2_connections: AtomicU64,
+    h2_max_streams_per_conn: AtomicU64,
+    goaways: AtomicU64,
+    refused_streams: AtomicU64,
 }
 
 impl Counters {
@@ -44,20 +66,68 @@ impl Counters {
         self.requests.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts response body bytes handed to the transport.
+    pub(crate) fn on_sent(&self, n: usize) {
+        self.bytes_sent.fetch_add(n as u64, Ordering::SeqCst);
+    }
+
+    /// Counts request body bytes read.
+    pub(crate) fn on_received(&self, n: usize) {
+        self.bytes_received.fetch_add(n as u64, Ordering::SeqCst);
+    }
+
+    /// Counts a connection served as HTTP/2.
+    pub(crate) fn on_h2_connection(&self) {
+        self.h2_connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records that one HTTP/2 connection has `open` streams open at once.
+    pub(crate) fn on_h2_streams_open(&self, open: u64) {
+        self.h2_max_streams_per_conn
+            .fetch_max(open, Ordering::SeqCst);
+    }
+
+    /// Counts a GOAWAY shutdown started by the server.
+    pub(crate) fn on_goaway(&self) {
+        self.goaways.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a stream reset with `REFUSED_STREAM`.
+    pub(crate) fn on_refused(&self) {
+        self.refused_streams.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Reads the counters.
     pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::SeqCst);
         Stats {
-            accepted: self.accepted.load(Ordering::SeqCst),
-            open: self.open.load(Ordering::SeqCst),
-            max_open: self.max_open.load(Ordering::SeqCst),
-            requests: self.requests.load(Ordering::SeqCst),
+            accepted: get(&self.accepted),
+            open: get(&self.open),
+            max_open: get(&self.max_open),
+            requests: get(&self.requests),
+            bytes_sent: get(&self.bytes_sent),
+            bytes_received: get(&self.bytes_received),
+            h2_connections: get(&self.h2_connections),
+            h2_max_streams_per_conn: get(&self.h2_max_streams_per_conn),
+            goaways: get(&self.goaways),
+            refused_streams: get(&self.refused_streams),
         }
     }
 
     /// Sets the counters back to zero; `open` keeps its live value and `max_open` restarts from it.
     pub(crate) fn reset(&self) {
-        self.accepted.store(0, Ordering::SeqCst);
-        self.requests.store(0, Ordering::SeqCst);
+        for counter in [
+            &self.accepted,
+            &self.requests,
+            &self.bytes_sent,
+            &self.bytes_received,
+            &self.h2_connections,
+            &self.h2_max_streams_per_conn,
+            &self.goaways,
+            &self.refused_streams,
+        ] {
+            counter.store(0, Ordering::SeqCst);
+        }
         let open = self.open.load(Ordering::SeqCst);
         self.max_open.store(open, Ordering::SeqCst);
         // A connection opened between the two lines above must still be reflected.
@@ -88,6 +158,13 @@ mod tests {
         let a = c.on_accept();
         let b = c.on_accept();
         c.on_request();
+        c.on_sent(10);
+        c.on_received(7);
+        c.on_h2_connection();
+        c.on_h2_streams_open(3);
+        c.on_h2_streams_open(2);
+        c.on_goaway();
+        c.on_refused();
         drop(a);
         assert_eq!(
             c.snapshot(),
@@ -95,17 +172,22 @@ mod tests {
                 accepted: 2,
                 open: 1,
                 max_open: 2,
-                requests: 1
+                requests: 1,
+                bytes_sent: 10,
+                bytes_received: 7,
+                h2_connections: 1,
+                h2_max_streams_per_conn: 3,
+                goaways: 1,
+                refused_streams: 1,
             }
         );
         c.reset();
         assert_eq!(
             c.snapshot(),
             Stats {
-                accepted: 0,
                 open: 1,
                 max_open: 1,
-                requests: 0
+                ..Stats::default()
             }
         );
         drop(b);

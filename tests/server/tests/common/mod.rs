@@ -134,8 +134,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A TLS connector trusting `ca`, presenting `client` (cert, key) if given.
+/// A TLS connector trusting `ca`, presenting `client` (cert, key) if given, offering ALPN
+/// `http/1.1` only.
 pub fn tls_connector(ca: &Path, client: Option<(&Path, &Path)>) -> TlsConnector {
+    tls_connector_alpn(ca, client, &[b"http/1.1"])
+}
+
+/// A TLS connector trusting `ca`, presenting `client` (cert, key) if given, offering `alpn`.
+pub fn tls_connector_alpn(
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+    alpn: &[&[u8]],
+) -> TlsConnector {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).expect("ca file") {
         roots.add(cert.expect("ca pem")).expect("ca cert");
@@ -157,7 +167,7 @@ pub fn tls_connector(ca: &Path, client: Option<(&Path, &Path)>) -> TlsConnector 
         }
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     TlsConnector::from(Arc::new(config))
 }
 
