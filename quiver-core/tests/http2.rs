@@ -540,3 +540,30 @@ fn window_options_are_validated() {
         .unwrap_err();
     assert!(err.message().contains("window_update_threshold"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_streams_sharing_a_small_connection_window_all_finish() {
+    // Regression: credit held back per stream (below the update threshold) once summed to the
+    // whole connection window and stalled every stream on the connection.
+    let server = server_with(H2Options::default()).await;
+    let client = Client::builder()
+        .set("protocol", "http2")
+        .set("max_connections", 1)
+        .set("stream_window", 1 << 20)
+        .set("connection_window", 1 << 20)
+        .set("window_update_threshold", 1.0)
+        .set("read_timeout", Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..60)
+        .map(|_| {
+            let client = client.clone();
+            let url = server.h2c_url("/bytes/102400");
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().body().len(), 102_400);
+    }
+    assert_eq!(server.stats().h2_connections, 1);
+}

@@ -595,9 +595,13 @@ impl H2Body {
         }
     }
 
-    fn give_back(&mut self, n: usize) {
+    /// Counts `n` bytes taken by the caller; re-opens the window once `threshold` bytes are
+    /// pending, or at once with `flush` (the caller caught up and waits for more: holding
+    /// credit back then would only stall the sender, and on a shared connection window could
+    /// stall every stream on the connection).
+    fn give_back(&mut self, n: usize, flush: bool) {
         let pending = self.buffered.unreleased.fetch_add(n, Ordering::Relaxed) + n;
-        if pending >= self.threshold {
+        if pending > 0 && (flush || pending >= self.threshold) {
             self.buffered.unreleased.store(0, Ordering::Relaxed);
             let _ = self.recv.flow_control().release_capacity(pending);
         }
@@ -612,14 +616,17 @@ impl H2Body {
             match self.recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     self.activity.touch();
-                    self.give_back(data.len());
+                    self.give_back(data.len(), false);
                     return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
                 }
                 Poll::Ready(Some(Err(e))) => {
                     return Poll::Ready(Some(Err(map_h2_error(&e, &self.shared, &self.origin))));
                 }
                 Poll::Ready(None) => self.data_done = true,
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.give_back(0, true);
+                    return Poll::Pending;
+                }
             }
         }
         match self.recv.poll_trailers(cx) {

@@ -22,9 +22,11 @@ mod body;
 mod certs;
 mod endpoints;
 mod h1;
+pub mod h2o;
 mod http2;
 mod listen;
 pub mod nginx;
+mod peer;
 mod raw;
 mod stats;
 

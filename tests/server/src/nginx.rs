@@ -6,10 +6,13 @@
 //! TLS offering h2 and http/1.1 (ALPN), and h2c with prior knowledge.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use crate::peer::FILES;
+use crate::peer::{find_binary, free_port, retry, scratch_dir, stop, wait_listening};
 
 /// Counters read from nginx's stub_status page.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,23 +35,9 @@ pub struct Nginx {
     h2c: u16,
 }
 
-/// Sizes of the pattern files nginx serves, by name.
-pub const FILES: &[(&str, usize)] = &[
-    ("1k.bin", 1024),
-    ("100k.bin", 102_400),
-    ("1m.bin", 1_048_576),
-];
-
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// The nginx binary, if installed.
 pub fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    find_binary(&["/usr/sbin/nginx", "/usr/bin/nginx"])
 }
 
 impl Nginx {
@@ -60,29 +49,11 @@ impl Nginx {
                 "nginx is not installed (run `make setup`)",
             )
         })?;
-        let mut last_err = None;
-        for _ in 0..5 {
-            match Nginx::try_start(&binary, cert_dir) {
-                Ok(n) => return Ok(n),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| io::Error::other("nginx did not start")))
+        retry(|| Nginx::try_start(&binary, cert_dir))
     }
 
     fn try_start(binary: &Path, cert_dir: &Path) -> io::Result<Nginx> {
-        let dir = std::env::temp_dir().join(format!(
-            "quiver-nginx-{}-{}",
-            std::process::id(),
-            free_port()?
-        ));
-        for sub in ["logs", "tmp", "www"] {
-            std::fs::create_dir_all(dir.join(sub))?;
-        }
-        for (name, size) in FILES {
-            let bytes: Vec<u8> = (0..*size).map(|i| b'a' + (i % 26) as u8).collect();
-            std::fs::write(dir.join("www").join(name), bytes)?;
-        }
+        let dir = scratch_dir("nginx", &["logs", "tmp"])?;
         let (http, https, h2c) = (free_port()?, free_port()?, free_port()?);
         let cert = cert_dir.join("server.crt");
         let key = cert_dir.join("server.key");
@@ -149,26 +120,12 @@ http {{
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                let log = std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default();
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(io::Error::other(format!("nginx exited ({status}): {log}")));
-            }
-            if [http, https, h2c]
-                .iter()
-                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(io::Error::other("nginx did not start listening in 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(
+            &mut child,
+            &[http, https, h2c],
+            &dir,
+            &dir.join("logs/error.log"),
+        )?;
         Ok(Nginx {
             child,
             dir,
@@ -230,22 +187,7 @@ http {{
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SIGTERM: the master stops its workers before exiting (SIGKILL would orphan them).
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: signalling our own child process.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
