@@ -297,8 +297,9 @@ options! {
     stream_window: u32 = 2 << 20;
     /// HTTP/2 and HTTP/3: receive window per connection, in bytes. Default 8 MiB.
     connection_window: u32 = 8 << 20;
-    /// HTTP/2 and HTTP/3: fraction of the stream window the consumer must take before the
-    /// window is re-opened to the peer (WINDOW_UPDATE). Default 0.5.
+    /// HTTP/2 and HTTP/3: credit goes back to the peer only as the consumer takes bytes,
+    /// batched until it took this fraction of the stream window or everything received so
+    /// far. Default 0.5.
     window_update_threshold: f64 = 0.5;
     /// HTTP/2: interval of keep-alive PINGs (HTTP/3: QUIC keep-alive). Zero disables.
     /// Default 30 s.

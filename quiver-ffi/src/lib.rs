@@ -1,10 +1,59 @@
-//! C ABI for Quiver (`libquiver.so`, `libquiver.a`, `include/quiver.h`).
+//! C ABI for Quiver: `libquiver.so`, `libquiver.a` and `include/quiver.h` (generated from this
+//! crate by cbindgen at build time).
 //!
-//! The ABI itself lands with its own issue; this crate is the shell it grows in.
+//! One module per C handle family, as the header's sections: [`config`] (`quiver_config`),
+//! [`client`] (`quiver_client`, one-shot sends), [`request`] (`quiver_request` and request
+//! bodies), [`response`] (`quiver_response`), [`stream`] (`quiver_stream`), [`cancel`]
+//! (`quiver_cancel_token`), [`stats`] (`quiver_stats`) and [`error`] (`quiver_result`,
+//! `quiver_error`). `ffi` holds every pointer cast, `panic` the boundary every export runs in.
+//! Ownership and threading rules per handle: `quiver-ffi/README.md`.
 #![deny(missing_docs)]
+// The C names are the ABI.
+#![allow(non_camel_case_types)]
 
-/// Returns the library version as a static NUL-terminated string.
+pub mod cancel;
+pub mod client;
+pub mod config;
+pub mod error;
+mod ffi;
+mod panic;
+pub mod request;
+pub mod response;
+pub mod stats;
+pub mod stream;
+
+use std::ffi::c_char;
+
+use crate::panic::ffi_panic_boundary;
+
+/// `CARGO_PKG_VERSION_*` as a number, at compile time.
+const fn parse_u32(s: &str) -> u32 {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0;
+    while i < bytes.len() {
+        n = n * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
+
+const VERSION_NUM: u32 = (parse_u32(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
+    | (parse_u32(env!("CARGO_PKG_VERSION_MINOR")) << 8)
+    | parse_u32(env!("CARGO_PKG_VERSION_PATCH"));
+
+/// The library version as a static NUL-terminated string, such as `"0.1.0"`.
 #[no_mangle]
-pub extern "C" fn quiver_version() -> *const std::ffi::c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+pub extern "C" fn quiver_version() -> *const c_char {
+    ffi_panic_boundary! {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    }
+}
+
+/// The library version as a number: `major << 16 | minor << 8 | patch` (0.1.0 is 0x000100).
+#[no_mangle]
+pub extern "C" fn quiver_version_num() -> u32 {
+    ffi_panic_boundary! {
+        VERSION_NUM
+    }
 }

@@ -1,10 +1,27 @@
 //! One benchmark run: N requests from C concurrent workers through one client (quiver or
 //! reqwest), every response verified (status and length). Prints one JSON line.
 //!
-//! `quiver-bench-rust --client quiver|reqwest --url URL [--requests N] [--concurrency C]
-//!  [--ca FILE] [--protocol auto|http1|http2] [--expect-len BYTES] [--method GET|POST --body-len B]`
+//! ```text
+//! quiver-bench-rust --client quiver|reqwest --url URL [--requests N] [--concurrency C]
+//!   [--ca FILE] [--protocol auto|http1|http2] [--expect-len BYTES]
+//!   [--method GET|POST --body-len B] [--duration SECS] [--pool-size P] [--warmup W] [--stream]
+//! ```
+//!
+//! The flags and the JSON keys are the contract every client of the harness follows
+//! (bench/README.md, "The client contract"):
+//! - `--duration SECS`: stop starting new requests SECS after the timed section began (requests
+//!   in flight then still finish and count); `--requests` stays an upper bound.
+//! - `--pool-size P`: at most P connections (default: the concurrency). reqwest has no
+//!   per-host connection cap, so it gets a semaphore of P permits in front (reported in `note`).
+//! - `--warmup W`: requests sent before the timed section to open the connections
+//!   (default: min(pool size, concurrency); 0 with `--stream`). Counted in `warmup`.
+//! - `--stream`: each request's body is pulled chunk by chunk and dropped as it comes
+//!   (constant memory); `bytes` and `mb_per_s` say how fast.
+//!
+//! JSON: client, requests, failures, seconds, rps, p50_ms, p99_ms, cpu_s_per_10k,
+//! peak_rss_bytes, warmup, bytes, mb_per_s, proto (versions seen: h1, h2, h3), note.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +35,20 @@ struct Args {
     expect_len: Option<usize>,
     method: String,
     body_len: usize,
+    duration: Option<Duration>,
+    pool_size: Option<usize>,
+    warmup: Option<usize>,
+    stream: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("quiver-bench-rust: {msg}");
+    eprintln!(
+        "usage: quiver-bench-rust --client quiver|reqwest --url URL [--requests N] [--concurrency C] \
+         [--ca FILE] [--protocol auto|http1|http2] [--expect-len BYTES] [--method M --body-len B] \
+         [--duration SECS] [--pool-size P] [--warmup W] [--stream]"
+    );
+    std::process::exit(2)
 }
 
 fn parse_args() -> Args {
@@ -31,24 +62,43 @@ fn parse_args() -> Args {
         expect_len: None,
         method: "GET".into(),
         body_len: 0,
+        duration: None,
+        pool_size: None,
+        warmup: None,
+        stream: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        if flag == "--stream" {
+            a.stream = true;
+            continue;
+        }
+        let val = it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        fn num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
+            v.parse().unwrap_or_else(|_| usage(&format!("{flag}: not a number: {v}")))
+        }
         match flag.as_str() {
-            "--client" => a.client = val(),
-            "--url" => a.url = val(),
-            "--requests" => a.requests = val().parse().expect("--requests"),
-            "--concurrency" => a.concurrency = val().parse().expect("--concurrency"),
-            "--ca" => a.ca = Some(val()),
-            "--protocol" => a.protocol = val(),
-            "--expect-len" => a.expect_len = Some(val().parse().expect("--expect-len")),
-            "--method" => a.method = val(),
-            "--body-len" => a.body_len = val().parse().expect("--body-len"),
-            other => panic!("unknown flag {other}"),
+            "--client" => a.client = val,
+            "--url" => a.url = val,
+            "--requests" => a.requests = num(&flag, &val),
+            "--concurrency" => a.concurrency = num(&flag, &val),
+            "--ca" => a.ca = Some(val),
+            "--protocol" => a.protocol = val,
+            "--expect-len" => a.expect_len = Some(num(&flag, &val)),
+            "--method" => a.method = val,
+            "--body-len" => a.body_len = num(&flag, &val),
+            "--duration" => a.duration = Some(Duration::from_secs_f64(num(&flag, &val))),
+            "--pool-size" => a.pool_size = Some(num(&flag, &val)),
+            "--warmup" => a.warmup = Some(num(&flag, &val)),
+            other => usage(&format!("unknown flag {other}")),
         }
     }
-    assert!(!a.url.is_empty(), "--url is required");
+    if a.url.is_empty() {
+        usage("--url is required");
+    }
+    if a.concurrency == 0 || a.pool_size == Some(0) {
+        usage("--concurrency and --pool-size must be at least 1");
+    }
     a
 }
 
@@ -75,28 +125,78 @@ fn rustls_config(ca: &Option<String>) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-enum Client {
-    Quiver(quiver_core::Client),
-    Reqwest(reqwest::Client),
+/// Bit per HTTP version seen (1: h1, 2: h2, 4: h3, 8: other).
+fn version_bit(v: http_version::V) -> u8 {
+    match v {
+        http_version::V::H1 => 1,
+        http_version::V::H2 => 2,
+        http_version::V::H3 => 4,
+        http_version::V::Other => 8,
+    }
 }
 
+mod http_version {
+    pub enum V {
+        H1,
+        H2,
+        H3,
+        Other,
+    }
+    pub fn of_quiver(v: quiver_core::Version) -> V {
+        match v {
+            quiver_core::Version::HTTP_11 | quiver_core::Version::HTTP_10 => V::H1,
+            quiver_core::Version::HTTP_2 => V::H2,
+            quiver_core::Version::HTTP_3 => V::H3,
+            _ => V::Other,
+        }
+    }
+    pub fn of_reqwest(v: reqwest::Version) -> V {
+        match v {
+            reqwest::Version::HTTP_11 | reqwest::Version::HTTP_10 => V::H1,
+            reqwest::Version::HTTP_2 => V::H2,
+            reqwest::Version::HTTP_3 => V::H3,
+            _ => V::Other,
+        }
+    }
+}
+
+fn proto_names(bits: u8) -> String {
+    let names: Vec<&str> = [(1, "h1"), (2, "h2"), (4, "h3"), (8, "other")]
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    names.join("+")
+}
+
+enum Client {
+    Quiver(quiver_core::Client),
+    /// reqwest and, when the pool size is below the concurrency, a semaphore standing in for
+    /// the per-host connection cap reqwest does not have.
+    Reqwest(reqwest::Client, Option<tokio::sync::Semaphore>),
+}
+
+/// One response as seen by a worker: status, body bytes, HTTP version bit.
+type Outcome = Result<(u16, usize, u8), String>;
+
 impl Client {
-    fn new(a: &Args) -> Client {
+    fn new(a: &Args) -> Result<Client, String> {
+        let pool_size = a.pool_size.unwrap_or(a.concurrency);
         match a.client.as_str() {
             "quiver" => {
                 let mut b = quiver_core::Client::builder()
                     .runtime(tokio::runtime::Handle::current())
-                    .set("size", a.concurrency)
+                    .set("size", pool_size)
                     .set("protocol", a.protocol.as_str())
-                    .set("checkout_timeout", Duration::from_secs(60));
+                    .set("checkout_timeout", Duration::from_secs(120));
                 if let Some(ca) = &a.ca {
                     b = b.set("ca_file", ca.as_str());
                 }
-                Client::Quiver(b.build().expect("quiver client"))
+                Ok(Client::Quiver(b.build().map_err(|e| format!("quiver client: {e}"))?))
             }
             "reqwest" => {
                 let mut tls = rustls_config(&a.ca);
-                let mut b = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency);
+                let mut b = reqwest::Client::builder().pool_max_idle_per_host(pool_size);
                 match a.protocol.as_str() {
                     "http1" => {
                         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -106,34 +206,106 @@ impl Client {
                         tls.alpn_protocols = vec![b"h2".to_vec()];
                         b = b.http2_prior_knowledge();
                     }
-                    _ => tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                    "auto" => tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                    other => return Err(format!("reqwest: protocol {other} not supported")),
                 }
-                Client::Reqwest(b.tls_backend_preconfigured(tls).build().expect("reqwest client"))
+                let sem = (pool_size < a.concurrency).then(|| tokio::sync::Semaphore::new(pool_size));
+                let c = b.tls_backend_preconfigured(tls).build().map_err(|e| format!("reqwest client: {e}"))?;
+                Ok(Client::Reqwest(c, sem))
             }
-            other => panic!("unknown client {other}"),
+            other => Err(format!("unknown client {other}")),
         }
     }
 
-    async fn one(&self, a: &Args, body: &quiver_core::Bytes) -> Result<(u16, usize), String> {
+    fn note(&self, a: &Args) -> Option<String> {
+        match self {
+            Client::Reqwest(_, Some(_)) => Some(format!(
+                "semaphore({}) in front: reqwest has no per-host connection cap",
+                a.pool_size.unwrap_or(a.concurrency)
+            )),
+            _ => None,
+        }
+    }
+
+    /// One request; with `stream` the body is pulled chunk by chunk and dropped.
+    async fn one(&self, a: &Args, body: &quiver_core::Bytes) -> Outcome {
         match self {
             Client::Quiver(c) => {
                 let req = quiver_core::Request::builder(&a.method, &a.url)
                     .body(body.clone())
                     .build()
                     .map_err(|e| e.to_string())?;
-                let r = c.request(req).await.map_err(|e| e.to_string())?;
-                Ok((r.status().as_u16(), r.body().len()))
+                if a.stream {
+                    let mut r = c.stream(req).await.map_err(|e| e.to_string())?;
+                    let (status, v) = (r.status().as_u16(), r.version());
+                    let mut n = 0;
+                    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+                        n += chunk.len();
+                    }
+                    Ok((status, n, version_bit(http_version::of_quiver(v))))
+                } else {
+                    let r = c.request(req).await.map_err(|e| e.to_string())?;
+                    Ok((r.status().as_u16(), r.body().len(), version_bit(http_version::of_quiver(r.version()))))
+                }
             }
-            Client::Reqwest(c) => {
-                let method = reqwest::Method::from_bytes(a.method.as_bytes()).unwrap();
+            Client::Reqwest(c, sem) => {
+                let _permit = match sem {
+                    Some(s) => Some(s.acquire().await.map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                let method = reqwest::Method::from_bytes(a.method.as_bytes()).map_err(|e| e.to_string())?;
                 let mut req = c.request(method, &a.url);
                 if !body.is_empty() {
                     req = req.body(body.clone());
                 }
-                let r = req.send().await.map_err(|e| e.to_string())?;
-                let status = r.status().as_u16();
-                let b = r.bytes().await.map_err(|e| e.to_string())?;
-                Ok((status, b.len()))
+                let mut r = req.send().await.map_err(|e| e.to_string())?;
+                let (status, v) = (r.status().as_u16(), version_bit(http_version::of_reqwest(r.version())));
+                if a.stream {
+                    let mut n = 0;
+                    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+                        n += chunk.len();
+                    }
+                    Ok((status, n, v))
+                } else {
+                    let b = r.bytes().await.map_err(|e| e.to_string())?;
+                    Ok((status, b.len(), v))
+                }
+            }
+        }
+    }
+}
+
+struct Shared {
+    args: Args,
+    client: Client,
+    body: quiver_core::Bytes,
+    next: AtomicU64,
+    failures: AtomicU64,
+    bytes: AtomicU64,
+    versions: AtomicU8,
+}
+
+impl Shared {
+    /// Runs one request, verifies it, counts it. Returns false if it failed.
+    async fn run_one(&self) -> bool {
+        let a = &self.args;
+        match self.client.one(a, &self.body).await {
+            Ok((status, len, v)) if (200..300).contains(&status) && a.expect_len.is_none_or(|n| n == len) => {
+                self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+                self.versions.fetch_or(v, Ordering::Relaxed);
+                true
+            }
+            Ok((status, len, _)) => {
+                if self.failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("bad response: status {status}, {len} bytes (expected {:?})", a.expect_len);
+                }
+                false
+            }
+            Err(e) => {
+                if self.failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("request failed: {e}");
+                }
+                false
             }
         }
     }
@@ -141,70 +313,97 @@ impl Client {
 
 #[tokio::main]
 async fn main() {
-    let args = Arc::new(parse_args());
-    let client = Arc::new(Client::new(&args));
-    let body = quiver_core::Bytes::from(vec![b'x'; args.body_len]);
-    // Warm-up: open the connections.
-    let warm: Vec<_> = (0..args.concurrency)
+    let args = parse_args();
+    let client = match Client::new(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let pool_size = args.pool_size.unwrap_or(args.concurrency);
+    let warmup = args
+        .warmup
+        .unwrap_or(if args.stream { 0 } else { pool_size.min(args.concurrency) });
+    let note = client.note(&args);
+    let s = Arc::new(Shared {
+        body: quiver_core::Bytes::from(vec![b'x'; args.body_len]),
+        args,
+        client,
+        next: AtomicU64::new(0),
+        failures: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        versions: AtomicU8::new(0),
+    });
+
+    // Warm-up: open the connections (concurrently, so that each one gets its own).
+    let warm: Vec<_> = (0..warmup)
         .map(|_| {
-            let (c, a, b) = (client.clone(), args.clone(), body.clone());
-            tokio::spawn(async move { c.one(&a, &b).await })
+            let s = s.clone();
+            tokio::spawn(async move { s.run_one().await })
         })
         .collect();
     for w in warm {
-        w.await.unwrap().expect("warm-up request failed");
+        if !w.await.unwrap_or(false) {
+            eprintln!("warm-up request failed");
+            std::process::exit(1);
+        }
     }
-    let next = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(AtomicU64::new(0));
+    s.bytes.store(0, Ordering::Relaxed);
+
     let (cpu0, _) = rusage();
     let start = Instant::now();
-    let workers: Vec<_> = (0..args.concurrency)
+    let deadline = s.args.duration.map(|d| start + d);
+    let workers: Vec<_> = (0..s.args.concurrency)
         .map(|_| {
-            let (c, a, b, next, failures) = (client.clone(), args.clone(), body.clone(), next.clone(), failures.clone());
+            let s = s.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < a.requests {
+                while s.next.fetch_add(1, Ordering::Relaxed) < s.args.requests {
                     let t = Instant::now();
-                    match c.one(&a, &b).await {
-                        Ok((status, len)) if status < 400 && a.expect_len.is_none_or(|n| n == len) => {}
-                        Ok((status, len)) => {
-                            if failures.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!("bad response: status {status}, {len} bytes");
-                            }
-                        }
-                        Err(e) => {
-                            if failures.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!("request failed: {e}");
-                            }
-                        }
+                    if deadline.is_some_and(|d| t >= d) {
+                        break;
                     }
+                    s.run_one().await;
                     lat.push(t.elapsed());
                 }
                 lat
             })
         })
         .collect();
-    let mut lat = Vec::with_capacity(args.requests as usize);
+    let mut lat = Vec::with_capacity(s.args.requests.min(1 << 20) as usize);
     for w in workers {
         lat.extend(w.await.unwrap());
     }
     let elapsed = start.elapsed();
     let (cpu1, maxrss) = rusage();
     lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3
+    };
     let n = lat.len() as f64;
+    let secs = elapsed.as_secs_f64();
+    let bytes = s.bytes.load(Ordering::Relaxed);
     println!(
         "{}",
         serde_json::json!({
-            "client": args.client,
+            "client": s.args.client,
             "requests": lat.len(),
-            "failures": failures.load(Ordering::Relaxed),
-            "seconds": elapsed.as_secs_f64(),
-            "rps": n / elapsed.as_secs_f64(),
+            "failures": s.failures.load(Ordering::Relaxed),
+            "seconds": secs,
+            "rps": n / secs,
             "p50_ms": pct(0.50),
             "p99_ms": pct(0.99),
-            "cpu_s_per_10k": (cpu1 - cpu0).as_secs_f64() * 10_000.0 / n,
+            "cpu_s_per_10k": if n > 0.0 { (cpu1 - cpu0).as_secs_f64() * 10_000.0 / n } else { 0.0 },
             "peak_rss_bytes": maxrss,
+            "warmup": warmup,
+            "bytes": bytes,
+            "mb_per_s": bytes as f64 / secs / 1e6,
+            "proto": proto_names(s.versions.load(Ordering::Relaxed)),
+            "note": note,
         })
     );
 }
