@@ -6,8 +6,10 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 
 use crate::config::{OptionValue, PoolSettings, RuleTable};
+use crate::datagram::{DatagramChannel, DatagramOptions};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::Manager;
+use crate::pool::{Manager, Pool};
+
 use crate::request::Request;
 use crate::response::{Response, StreamResponse};
 use crate::runtime;
@@ -85,11 +87,55 @@ impl Client {
     }
 
     async fn send(&self, req: Request) -> Result<StreamResponse> {
-        let pool = self.inner.manager.pool(&req.target.origin);
+        let pool = self.inner.manager.pool(&req.target.origin)?;
         pool.send(req).await
     }
 
+    /// Opens an RFC 9297 datagram channel: an extended CONNECT (`options.protocol`, such as
+    /// `connect-udp`) to `url` on a pooled HTTP/3 connection with datagrams enabled. The
+    /// origin's pool must use protocol `http3`.
+    pub async fn open_datagram_channel<K, V>(
+        &self,
+        url: &str,
+        headers: impl IntoIterator<Item = (K, V)>,
+        options: DatagramOptions,
+    ) -> Result<DatagramChannel>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.check_fork()?;
+        let mut builder = Request::builder("CONNECT", url);
+        for (k, v) in headers {
+            builder = builder.header(k, v);
+        }
+        let req = builder.build()?;
+        let client = self.clone();
+        let run = async move {
+            match client.inner.manager.pool(&req.target.origin)? {
+                Pool::Http3(pool) => crate::pool::h3::open_channel(&pool, req, options).await,
+                _ => Err(Error::new(
+                    ErrorKind::PoolUnsupportedForTransport,
+                    format!(
+                        "datagram channels need HTTP/3: set protocol `http3` for {}",
+                        req.target.origin
+                    ),
+                )),
+            }
+        };
+        if Handle::try_current().is_ok() {
+            run.await
+        } else {
+            self.inner
+                .runtime
+                .spawn(run)
+                .await
+                .map_err(|e| Error::internal(format!("channel task failed: {e}")))?
+        }
+    }
+
     /// Statistics per origin and in total.
+
     pub fn stats(&self) -> ClientStats {
         ClientStats::from_origins(self.inner.manager.stats())
     }

@@ -306,6 +306,11 @@ options! {
     ping_interval: Option<Duration> = Some(Duration::from_secs(30));
     /// HTTP/2: a PING unanswered this long closes the connection (`ping_timeout`). Default 10 s.
     ping_timeout: Duration = Duration::from_secs(10);
+    /// HTTP/3: QUIC idle timeout; a connection with no packets for this long is closed (keep-alive
+    /// packets at `ping_interval` keep a live one open). Default 30 s.
+    quic_idle_timeout: Duration = Duration::from_secs(30);
+    /// HTTP/3: send idempotent requests as 0-RTT early data on resumed connections. Default false.
+    early_data: bool = false;
     /// Longest a caller waits for a connection or stream slot. Default 5 s.
     checkout_timeout: Duration = Duration::from_secs(5);
     /// An idle connection is closed after this long unused. Default 30 s.
@@ -358,7 +363,11 @@ impl PoolOptions {
                 "must be greater than 0 and at most 1",
             );
         }
+        if self.early_data && self.protocol != Protocol::Http3 {
+            return bad("early_data", "needs protocol `http3`");
+        }
         for (name, d) in [
+            ("quic_idle_timeout", self.quic_idle_timeout),
             ("ping_timeout", self.ping_timeout),
             ("checkout_timeout", self.checkout_timeout),
             ("idle_timeout", self.idle_timeout),
@@ -377,15 +386,6 @@ impl PoolOptions {
         }
         if self.protocol == Protocol::Http3 && scheme == Some(Scheme::Http) {
             return bad("protocol", "http3 needs an https origin");
-        }
-        if self.protocol == Protocol::Http3 {
-            return bad(
-                "protocol",
-                &format!(
-                    "`{}` is not supported by this build yet",
-                    self.protocol.as_str()
-                ),
-            );
         }
         Ok(())
     }

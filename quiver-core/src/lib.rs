@@ -15,6 +15,7 @@
 
 mod client;
 pub mod config;
+mod datagram;
 mod error;
 mod origin;
 mod pool;
@@ -27,6 +28,8 @@ mod transport;
 
 pub use client::{Client, ClientBuilder};
 pub use config::{OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots};
+pub use datagram::{DatagramChannel, DatagramOptions};
+
 pub use error::{BoxError, Error, ErrorClass, ErrorKind, Result};
 pub use origin::{Host, Origin, Scheme, Target};
 pub use request::{Body, BodyStream, Request, RequestBuilder};

@@ -153,6 +153,7 @@ pub struct Request {
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Body,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) early_data: Option<bool>,
 }
 
 impl Request {
@@ -233,6 +234,7 @@ pub struct RequestBuilder {
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     body: Body,
     timeout: Option<Duration>,
+    early_data: Option<bool>,
 }
 
 impl RequestBuilder {
@@ -243,6 +245,7 @@ impl RequestBuilder {
             headers: Vec::new(),
             body: Body::Empty,
             timeout: None,
+            early_data: None,
         }
     }
 
@@ -262,6 +265,13 @@ impl RequestBuilder {
     /// Limits this request's total time, overriding the pool's `request_timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// HTTP/3 with `early_data`: whether this request may go in the 0-RTT flight. Default:
+    /// only idempotent, safe methods (GET, HEAD, OPTIONS, TRACE).
+    pub fn early_data(mut self, allowed: bool) -> Self {
+        self.early_data = Some(allowed);
         self
     }
 
@@ -302,6 +312,7 @@ impl RequestBuilder {
             headers,
             body: self.body,
             timeout: self.timeout,
+            early_data: self.early_data,
         })
     }
 }

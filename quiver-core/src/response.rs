@@ -12,6 +12,7 @@ use http::{HeaderMap, StatusCode, Version};
 use crate::error::Result;
 use crate::pool::h1::H1Body;
 use crate::pool::h2::H2Body;
+use crate::pool::h3::H3Body;
 use crate::timeout::Watchdog;
 
 /// The status line and headers of a response.
@@ -185,6 +186,7 @@ impl fmt::Debug for StreamResponse {
 enum Source {
     Http1(H1Body),
     Http2(H2Body),
+    Http3(H3Body),
     Done,
 }
 
@@ -207,6 +209,14 @@ impl ResponseBody {
     pub(crate) fn http2(body: H2Body, watchdog: Watchdog) -> ResponseBody {
         ResponseBody {
             source: Source::Http2(body),
+            watchdog: Some(watchdog),
+            trailers: None,
+        }
+    }
+
+    pub(crate) fn http3(body: H3Body, watchdog: Watchdog) -> ResponseBody {
+        ResponseBody {
+            source: Source::Http3(body),
             watchdog: Some(watchdog),
             trailers: None,
         }
@@ -243,6 +253,7 @@ impl ResponseBody {
                 Source::Done => return Poll::Ready(Ok(None)),
                 Source::Http1(b) => b.poll_frame(cx),
                 Source::Http2(b) => b.poll_frame(cx),
+                Source::Http3(b) => b.poll_frame(cx),
             };
             match polled {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
@@ -276,6 +287,7 @@ impl ResponseBody {
                     let activity = match &self.source {
                         Source::Http1(b) => b.activity(),
                         Source::Http2(b) => b.activity(),
+                        Source::Http3(b) => b.activity(),
                         Source::Done => return Poll::Pending,
                     };
                     let expired = match &mut self.watchdog {
@@ -300,6 +312,7 @@ impl ResponseBody {
         match std::mem::replace(&mut self.source, Source::Done) {
             Source::Http1(b) => b.finish(clean),
             Source::Http2(mut b) => b.finish(),
+            Source::Http3(mut b) => b.finish(),
             Source::Done => {}
         }
         self.watchdog = None;

@@ -10,9 +10,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use h2::client::{Connection, SendRequest};
 use h2::{Reason, RecvStream, SendStream};
-use http::{HeaderMap, HeaderValue, Method, Uri};
+
 use tokio::runtime::Handle;
 
+use super::head::request_head;
 use super::mux::{BoxFuture, ConnLink, Coordinator, StreamLease};
 use super::{BufferedBytes, BufferedGuard};
 use crate::config::PoolOptions;
@@ -244,7 +245,7 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
             .await??;
         let handle = lease.handle().clone();
         let activity = Activity::new();
-        let head = build_request(&req, &pool.origin)?;
+        let head = request_head(&req, &pool.origin, http::Version::HTTP_2)?;
         check_header_list_size(&head, &handle.shared)?;
         let body = match req.body.try_clone() {
             Some(b) => b,
@@ -391,64 +392,6 @@ async fn pump(
         }
         activity.touch();
     }
-}
-
-/// Builds the HTTP/2 request head: absolute URI (h2 derives the pseudo-headers from it), the
-/// caller's headers minus connection-specific ones, `content-length` for in-memory bodies.
-fn build_request(req: &Request, origin: &Origin) -> Result<http::Request<()>> {
-    let mut authority = origin.authority();
-    let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
-    for (name, value) in &req.headers {
-        match name.as_str() {
-            "host" => {
-                authority = value
-                    .to_str()
-                    .map_err(|_| {
-                        Error::new(
-                            ErrorKind::InvalidHeader,
-                            "the Host header is not valid text",
-                        )
-                    })?
-                    .to_owned();
-            }
-            "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" => {}
-            "te" if !value.as_bytes().eq_ignore_ascii_case(b"trailers") => {}
-            _ => {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-    }
-    if let (Some(len), false) = (
-        req.body.exact_len(),
-        headers.contains_key(http::header::CONTENT_LENGTH),
-    ) {
-        if len > 0
-            || !matches!(
-                req.method,
-                Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
-            )
-        {
-            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
-        }
-    }
-    let uri = Uri::builder()
-        .scheme(origin.scheme().as_str())
-        .authority(authority.as_str())
-        .path_and_query(req.target.path_and_query.clone())
-        .build()
-        .map_err(|e| {
-            Error::with_source(
-                ErrorKind::InvalidHeader,
-                format!("invalid authority `{authority}`"),
-                e,
-            )
-        })?;
-    let mut head = http::Request::new(());
-    *head.method_mut() = req.method.clone();
-    *head.uri_mut() = uri;
-    *head.version_mut() = http::Version::HTTP_2;
-    *head.headers_mut() = headers;
-    Ok(head)
 }
 
 /// Refuses, before sending, a header list larger than the peer's SETTINGS_MAX_HEADER_LIST_SIZE

@@ -4,6 +4,8 @@ pub(crate) mod auto;
 pub(crate) mod h1;
 pub(crate) mod h1_state;
 pub(crate) mod h2;
+pub(crate) mod h3;
+pub(crate) mod head;
 pub(crate) mod mux;
 pub(crate) mod mux_state;
 
@@ -25,6 +27,7 @@ use crate::transport::Connector;
 use self::auto::AutoPool;
 use self::h1::H1Pool;
 use self::h2::H2Pool;
+use self::h3::H3Pool;
 
 /// Monotonic counters every pool keeps.
 #[derive(Default, Debug)]
@@ -122,6 +125,7 @@ impl Drop for BufferedGuard {
 pub(crate) enum Pool {
     Http1(Arc<H1Pool>),
     Http2(Arc<H2Pool>),
+    Http3(Arc<H3Pool>),
     /// https with protocol `auto`: the first connection's ALPN decides.
     Auto(Arc<AutoPool>),
 }
@@ -140,12 +144,14 @@ impl Pool {
         let counters = match pool {
             Pool::Http1(p) => &p.counters,
             Pool::Http2(p) => &p.counters,
+            Pool::Http3(p) => &p.counters,
             Pool::Auto(_) => return Err(crate::Error::internal("an auto pool decided on auto")),
         };
         counters.request();
         let res = match pool {
             Pool::Http1(p) => p.send(req).await,
             Pool::Http2(p) => h2::send(p, req).await,
+            Pool::Http3(p) => h3::send(p, req).await,
             Pool::Auto(_) => unreachable!("handled above"),
         };
         if res.is_err() {
@@ -158,6 +164,7 @@ impl Pool {
         match self {
             Pool::Http1(p) => p.stats(),
             Pool::Http2(p) => p.stats(),
+            Pool::Http3(p) => p.stats(),
             Pool::Auto(p) => p.stats(),
         }
     }
@@ -190,23 +197,25 @@ impl Manager {
     }
 
     /// The pool for `origin`, created on first use.
-    pub(crate) fn pool(&self, origin: &Origin) -> Pool {
+    pub(crate) fn pool(&self, origin: &Origin) -> Result<Pool> {
         if let Some(pool) = self
             .pools
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(origin)
         {
-            return pool.clone();
+            return Ok(pool.clone());
         }
         let mut pools = self.pools.write().unwrap_or_else(|p| p.into_inner());
-        pools
-            .entry(origin.clone())
-            .or_insert_with(|| self.build_pool(origin))
-            .clone()
+        if let Some(pool) = pools.get(origin) {
+            return Ok(pool.clone());
+        }
+        let pool = self.build_pool(origin)?;
+        pools.insert(origin.clone(), pool.clone());
+        Ok(pool)
     }
 
-    fn build_pool(&self, origin: &Origin) -> Pool {
+    fn build_pool(&self, origin: &Origin) -> Result<Pool> {
         let rule: &Arc<ResolvedRule> = self.rules.lookup(origin);
         let options = rule.options.clone();
         let tls = self.tls.get(&rule.name).cloned();
@@ -216,7 +225,11 @@ impl Manager {
             connect_timeout: options.connect_timeout,
         };
         let runtime = self.runtime.clone();
-        match (options.protocol, https) {
+        Ok(match (options.protocol, https) {
+            (Protocol::Http3, true) => match &tls {
+                Some(tls) => Pool::Http3(h3::new_pool(origin.clone(), options.clone(), tls.http3.clone(), runtime)?),
+                None => return Err(crate::Error::internal("no TLS config for an https origin")),
+            },
             (Protocol::Http2, _) => Pool::Http2(h2::new_pool(
                 origin.clone(),
                 options.clone(),
@@ -234,14 +247,16 @@ impl Manager {
                     runtime,
                 )),
             },
+            // http3 from a client-wide default cannot apply to cleartext origins: HTTP/1.1 there.
             (Protocol::Auto | Protocol::Http1 | Protocol::Http3, _) => Pool::Http1(H1Pool::new(
                 origin.clone(),
                 options.clone(),
                 connector(|t| &t.http1),
                 runtime,
             )),
-        }
+        })
     }
+
 
     /// Stats of every pool.
     pub(crate) fn stats(&self) -> Vec<OriginStats> {

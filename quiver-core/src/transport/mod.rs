@@ -214,7 +214,8 @@ impl Connector {
     }
 }
 
-async fn resolve(origin: &Origin) -> Result<Vec<SocketAddr>> {
+/// Resolves the origin's host (an IP literal resolves to itself).
+pub(crate) async fn resolve(origin: &Origin) -> Result<Vec<SocketAddr>> {
     match origin.host() {
         Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, origin.port())]),
         Host::Name(name) => {

@@ -98,6 +98,8 @@ pub(crate) struct RuleTls {
     pub http2: Arc<ClientConfig>,
     /// ALPN `h2`, `http/1.1`: the server's choice decides an `auto` pool.
     pub auto: Arc<ClientConfig>,
+    /// ALPN `h3`, early data enabled when the rule asks for 0-RTT.
+    pub http3: Arc<ClientConfig>,
 }
 
 impl RuleTls {
@@ -109,16 +111,22 @@ impl RuleTls {
             c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
             Arc::new(c)
         };
+        let mut http3 = (*with(&[ALPN_H3])).clone();
+        http3.enable_early_data = options.early_data;
         Ok(RuleTls {
             http1: with(&[ALPN_HTTP1]),
             http2: with(&[ALPN_H2]),
             auto: with(&[ALPN_H2, ALPN_HTTP1]),
+            http3: Arc::new(http3),
         })
     }
 }
 
 /// ALPN protocol id for HTTP/2.
 pub(crate) const ALPN_H2: &[u8] = b"h2";
+
+/// ALPN protocol id for HTTP/3.
+pub(crate) const ALPN_H3: &[u8] = b"h3";
 
 /// Builds the rustls client config (without ALPN) for a pool with these options.
 fn client_config(options: &PoolOptions) -> Result<ClientConfig> {

@@ -1,0 +1,213 @@
+//! RFC 9297 datagram channels: an extended CONNECT (such as `connect-udp`) on a pooled HTTP/3
+//! connection with HTTP/3 datagrams, tied to that request stream. The channel carries the
+//! response head, datagrams both ways, the stream's data and trailers; it ends when its
+//! stream ends.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use http::HeaderMap;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::pool::h3::{map_stream_error, ChannelEvent, H3Conn, H3Handle, H3SendHalf};
+use crate::pool::mux::StreamLease;
+use crate::response::ResponseHead;
+
+/// How to open a datagram channel.
+#[derive(Clone, Debug)]
+pub struct DatagramOptions {
+    /// The extended CONNECT `:protocol`. Default `connect-udp` (the one h3 supports besides
+    /// `webtransport`).
+    pub protocol: String,
+    /// Datagrams received and not yet taken that the channel keeps; more are dropped
+    /// (datagrams are unreliable). Default 1024.
+    pub queue: usize,
+}
+
+impl Default for DatagramOptions {
+    fn default() -> Self {
+        DatagramOptions {
+            protocol: "connect-udp".into(),
+            queue: 1024,
+        }
+    }
+}
+
+/// An open datagram channel. Dropping it resets its stream and frees its stream slot.
+pub struct DatagramChannel {
+    head: ResponseHead,
+    conn: Arc<H3Conn>,
+    stream_id: u64,
+    send: Option<H3SendHalf>,
+    events: mpsc::Receiver<ChannelEvent>,
+    datagrams: VecDeque<Bytes>,
+    data: VecDeque<Bytes>,
+    queue: usize,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+    _lease: StreamLease<H3Handle>,
+}
+
+impl std::fmt::Debug for DatagramChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramChannel")
+            .field("status", &self.head.status)
+            .field("stream_id", &self.stream_id)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatagramChannel {
+    pub(crate) fn new(
+        head: ResponseHead,
+        conn: Arc<H3Conn>,
+        stream_id: u64,
+        send: H3SendHalf,
+        events: mpsc::Receiver<ChannelEvent>,
+        queue: usize,
+        lease: StreamLease<H3Handle>,
+    ) -> DatagramChannel {
+        DatagramChannel {
+            head,
+            conn,
+            stream_id,
+            send: Some(send),
+            events,
+            datagrams: VecDeque::new(),
+            data: VecDeque::new(),
+            queue,
+            trailers: None,
+            ended: false,
+            _lease: lease,
+        }
+    }
+
+    /// The response head of the extended CONNECT.
+    pub fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    /// The largest datagram payload the path takes now, if datagrams are available.
+    pub fn max_datagram_size(&self) -> Option<usize> {
+        self.conn
+            .quic
+            .max_datagram_size()
+            .map(|n| n.saturating_sub(varint_len(self.stream_id / 4)))
+    }
+
+    /// Sends one datagram on this channel. Unreliable: it may be lost. A payload larger than
+    /// the path allows is a `datagram_too_large` (invalid) error.
+    pub fn send(&self, payload: Bytes) -> Result<()> {
+        if self.send.is_none() || self.ended {
+            return Err(Error::new(ErrorKind::DatagramError, "the datagram channel is closed"));
+        }
+        let Some(max) = self.max_datagram_size() else {
+            return Err(Error::new(ErrorKind::DatagramsDisabled, "the peer does not accept datagrams on this connection"));
+        };
+        if payload.len() > max {
+            return Err(Error::new(
+                ErrorKind::DatagramTooLarge,
+                format!("a {}-byte datagram does not fit the path (at most {max} bytes)", payload.len()),
+            ));
+        }
+        let id = h3::quic::StreamId::try_from(self.stream_id)
+            .map_err(|_| Error::internal("bad stream id for a datagram"))?;
+        let mut encoded = h3_datagram::datagram::Datagram::new(id, payload).encode();
+        let bytes = encoded.copy_to_bytes(encoded.remaining());
+        self.conn.quic.send_datagram(bytes).map_err(|e| match e {
+            quinn::SendDatagramError::TooLarge => Error::new(ErrorKind::DatagramTooLarge, "the datagram does not fit the path"),
+            quinn::SendDatagramError::UnsupportedByPeer | quinn::SendDatagramError::Disabled => {
+                Error::new(ErrorKind::DatagramsDisabled, "the peer does not accept datagrams")
+            }
+            quinn::SendDatagramError::ConnectionLost(e) => {
+                Error::new(ErrorKind::DatagramError, format!("the connection is gone: {e}"))
+            }
+        })
+    }
+
+    /// The next datagram; `None` once the channel's stream has ended.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(d) = self.datagrams.pop_front() {
+                return Ok(Some(d));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            self.next_event().await?;
+        }
+    }
+
+    /// The next piece of the stream's data (capsules, for protocols that use them); `None` at
+    /// the end of the stream.
+    pub async fn recv_data(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(d) = self.data.pop_front() {
+                return Ok(Some(d));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            self.next_event().await?;
+        }
+    }
+
+    async fn next_event(&mut self) -> Result<()> {
+        match self.events.recv().await {
+            Some(ChannelEvent::Datagram(d)) => {
+                if self.datagrams.len() < self.queue {
+                    self.datagrams.push_back(d);
+                }
+            }
+            Some(ChannelEvent::Data(d)) => self.data.push_back(d),
+            Some(ChannelEvent::Trailers(t)) => self.trailers = Some(t),
+            Some(ChannelEvent::End) | None => self.ended = true,
+            Some(ChannelEvent::Failed(e)) => {
+                self.ended = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream's trailers, once it has ended.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// True once the channel's stream has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Ends our side of the stream (no more datagrams can be sent); what the peer still sends
+    /// can be received until its side ends.
+    pub async fn close(&mut self) -> Result<()> {
+        if let Some(mut send) = self.send.take() {
+            send.finish().await.map_err(|e| map_stream_error(&e, &self.conn, &self.conn.origin))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DatagramChannel {
+    fn drop(&mut self) {
+        self.conn
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.stream_id);
+    }
+}
+
+fn varint_len(v: u64) -> usize {
+    match v {
+        0..=63 => 1,
+        64..=16_383 => 2,
+        16_384..=1_073_741_823 => 4,
+        _ => 8,
+    }
+}
