@@ -6,7 +6,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
+
 use http::HeaderMap;
 use tokio::sync::mpsc;
 
@@ -102,30 +103,49 @@ impl DatagramChannel {
     /// the path allows is a `datagram_too_large` (invalid) error.
     pub fn send(&self, payload: Bytes) -> Result<()> {
         if self.send.is_none() || self.ended {
-            return Err(Error::new(ErrorKind::DatagramError, "the datagram channel is closed"));
+            return Err(Error::new(
+                ErrorKind::DatagramError,
+                "the datagram channel is closed",
+            ));
         }
         let Some(max) = self.max_datagram_size() else {
-            return Err(Error::new(ErrorKind::DatagramsDisabled, "the peer does not accept datagrams on this connection"));
+            return Err(Error::new(
+                ErrorKind::DatagramsDisabled,
+                "the peer does not accept datagrams on this connection",
+            ));
         };
         if payload.len() > max {
             return Err(Error::new(
                 ErrorKind::DatagramTooLarge,
-                format!("a {}-byte datagram does not fit the path (at most {max} bytes)", payload.len()),
+                format!(
+                    "a {}-byte datagram does not fit the path (at most {max} bytes)",
+                    payload.len()
+                ),
             ));
         }
-        let id = h3::quic::StreamId::try_from(self.stream_id)
-            .map_err(|_| Error::internal("bad stream id for a datagram"))?;
-        let mut encoded = h3_datagram::datagram::Datagram::new(id, payload).encode();
-        let bytes = encoded.copy_to_bytes(encoded.remaining());
-        self.conn.quic.send_datagram(bytes).map_err(|e| match e {
-            quinn::SendDatagramError::TooLarge => Error::new(ErrorKind::DatagramTooLarge, "the datagram does not fit the path"),
-            quinn::SendDatagramError::UnsupportedByPeer | quinn::SendDatagramError::Disabled => {
-                Error::new(ErrorKind::DatagramsDisabled, "the peer does not accept datagrams")
-            }
-            quinn::SendDatagramError::ConnectionLost(e) => {
-                Error::new(ErrorKind::DatagramError, format!("the connection is gone: {e}"))
-            }
-        })
+        // RFC 9297 §2.1: quarter stream id (varint), then the payload. Encoded here because
+        // h3-datagram 0.0.2's encoder writes the id wrongly (hyperium/h3#345).
+        let mut bytes = bytes::BytesMut::with_capacity(8 + payload.len());
+        put_varint(&mut bytes, self.stream_id / 4);
+        bytes.extend_from_slice(&payload);
+        self.conn
+            .quic
+            .send_datagram(bytes.freeze())
+            .map_err(|e| match e {
+                quinn::SendDatagramError::TooLarge => Error::new(
+                    ErrorKind::DatagramTooLarge,
+                    "the datagram does not fit the path",
+                ),
+                quinn::SendDatagramError::UnsupportedByPeer
+                | quinn::SendDatagramError::Disabled => Error::new(
+                    ErrorKind::DatagramsDisabled,
+                    "the peer does not accept datagrams",
+                ),
+                quinn::SendDatagramError::ConnectionLost(e) => Error::new(
+                    ErrorKind::DatagramError,
+                    format!("the connection is gone: {e}"),
+                ),
+            })
     }
 
     /// The next datagram; `None` once the channel's stream has ended.
@@ -187,7 +207,9 @@ impl DatagramChannel {
     /// can be received until its side ends.
     pub async fn close(&mut self) -> Result<()> {
         if let Some(mut send) = self.send.take() {
-            send.finish().await.map_err(|e| map_stream_error(&e, &self.conn, &self.conn.origin))?;
+            send.finish()
+                .await
+                .map_err(|e| map_stream_error(&e, &self.conn, &self.conn.origin))?;
         }
         Ok(())
     }
@@ -203,11 +225,40 @@ impl Drop for DatagramChannel {
     }
 }
 
+/// Appends a QUIC variable-length integer (RFC 9000 §16).
+fn put_varint(buf: &mut bytes::BytesMut, v: u64) {
+    use bytes::BufMut;
+    match v {
+        0..=63 => buf.put_u8(v as u8),
+        64..=16_383 => buf.put_u16(0x4000 | v as u16),
+        16_384..=1_073_741_823 => buf.put_u32(0x8000_0000 | v as u32),
+        _ => buf.put_u64(0xc000_0000_0000_0000 | v),
+    }
+}
+
 fn varint_len(v: u64) -> usize {
     match v {
         0..=63 => 1,
         64..=16_383 => 2,
         16_384..=1_073_741_823 => 4,
         _ => 8,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_through_h3_datagram_decode() {
+        for stream_id in [0u64, 4, 252, 256, 65_536, 4_000_000_000] {
+            let mut buf = bytes::BytesMut::new();
+            put_varint(&mut buf, stream_id / 4);
+            assert_eq!(buf.len(), varint_len(stream_id / 4));
+            buf.extend_from_slice(b"payload");
+            let d = h3_datagram::datagram::Datagram::decode(buf.freeze()).unwrap();
+            assert_eq!(d.stream_id().into_inner(), stream_id);
+            assert_eq!(&d.into_payload()[..], b"payload");
+        }
     }
 }

@@ -111,8 +111,13 @@ impl Endpoints {
         if let Some(e) = slot.as_ref() {
             return Ok(e.clone());
         }
-        let endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| Error::with_source(ErrorKind::ConnectFailed, format!("cannot open a UDP socket: {e}"), e))?;
+        let endpoint = quinn::Endpoint::client(bind).map_err(|e| {
+            Error::with_source(
+                ErrorKind::ConnectFailed,
+                format!("cannot open a UDP socket: {e}"),
+                e,
+            )
+        })?;
         *slot = Some(endpoint.clone());
         Ok(endpoint)
     }
@@ -132,11 +137,17 @@ pub(crate) fn new_pool(
     let endpoints = Arc::new(Endpoints::default());
     let connect_origin = origin.clone();
     let connect_options = options.clone();
-    let connect = Box::new(move |link: ConnLink<H3Handle>| -> BoxFuture<Result<(H3Handle, usize)>> {
-        let (origin, options, quic, endpoints) =
-            (connect_origin.clone(), connect_options.clone(), quic.clone(), endpoints.clone());
-        Box::pin(async move { connect(link, origin, options, quic, endpoints).await })
-    });
+    let connect = Box::new(
+        move |link: ConnLink<H3Handle>| -> BoxFuture<Result<(H3Handle, usize)>> {
+            let (origin, options, quic, endpoints) = (
+                connect_origin.clone(),
+                connect_options.clone(),
+                quic.clone(),
+                endpoints.clone(),
+            );
+            Box::pin(async move { connect(link, origin, options, quic, endpoints).await })
+        },
+    );
     Ok(Coordinator::new(origin, options, "http3", runtime, connect))
 }
 
@@ -176,7 +187,10 @@ async fn connect(
         let connecting = match endpoint.connect_with(quic.clone(), addr, &server_name) {
             Ok(c) => c,
             Err(e) => {
-                last_err = Some(Error::new(ErrorKind::ConnectFailed, format!("cannot connect to {origin} ({addr}): {e}")));
+                last_err = Some(Error::new(
+                    ErrorKind::ConnectFailed,
+                    format!("cannot connect to {origin} ({addr}): {e}"),
+                ));
                 continue;
             }
         };
@@ -186,14 +200,16 @@ async fn connect(
                     established = Some((conn, Some(accepted)));
                     break;
                 }
-                Err(connecting) => match tokio::time::timeout(options.connect_timeout, connecting).await {
-                    Ok(Ok(conn)) => {
-                        established = Some((conn, None));
-                        break;
+                Err(connecting) => {
+                    match tokio::time::timeout(options.connect_timeout, connecting).await {
+                        Ok(Ok(conn)) => {
+                            established = Some((conn, None));
+                            break;
+                        }
+                        Ok(Err(e)) => last_err = Some(connect_error(&e, &origin, addr)),
+                        Err(_) => last_err = Some(connect_timeout(&origin, addr, &options)),
                     }
-                    Ok(Err(e)) => last_err = Some(connect_error(&e, &origin, addr)),
-                    Err(_) => last_err = Some(connect_timeout(&origin, addr, &options)),
-                },
+                }
             }
         } else {
             match tokio::time::timeout(options.connect_timeout, connecting).await {
@@ -207,12 +223,16 @@ async fn connect(
         }
     }
     let Some((quic_conn, accepted)) = established else {
-        return Err(last_err.unwrap_or_else(|| Error::new(ErrorKind::Dns, format!("{origin} has no address"))));
+        return Err(last_err
+            .unwrap_or_else(|| Error::new(ErrorKind::Dns, format!("{origin} has no address"))));
     };
     let (driver, send) = h3_session(&quic_conn, &origin).await?;
     let early = accepted.is_some();
-    let (handshake_tx, handshake_rx) =
-        watch::channel(if early { Handshake::Early } else { Handshake::Confirmed });
+    let (handshake_tx, handshake_rx) = watch::channel(if early {
+        Handshake::Early
+    } else {
+        Handshake::Confirmed
+    });
     let conn = Arc::new(H3Conn {
         quic: quic_conn,
         send: Mutex::new(send),
@@ -221,7 +241,14 @@ async fn connect(
         channels: Mutex::new(HashMap::new()),
         origin: origin.clone(),
     });
-    Handle::current().spawn(worker(driver, conn.clone(), link, accepted, handshake_tx, origin));
+    Handle::current().spawn(worker(
+        driver,
+        conn.clone(),
+        link,
+        accepted,
+        handshake_tx,
+        origin,
+    ));
 
     Ok((H3Handle { conn }, options.initial_max_streams))
 }
@@ -248,7 +275,10 @@ fn connect_timeout(origin: &Origin, addr: SocketAddr, options: &PoolOptions) -> 
 fn connect_error(e: &quinn::ConnectionError, origin: &Origin, addr: SocketAddr) -> Error {
     let mut err = map_quinn_error(e, origin);
     if err.kind() == ErrorKind::ConnectionClosed {
-        err = Error::new(ErrorKind::ConnectFailed, format!("cannot connect to {origin} ({addr}): {e}"));
+        err = Error::new(
+            ErrorKind::ConnectFailed,
+            format!("cannot connect to {origin} ({addr}): {e}"),
+        );
     }
     err
 }
@@ -310,7 +340,10 @@ async fn worker(
         }
     }
     let _ = handshake.send(Handshake::Confirmed);
-    conn.channels.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    conn.channels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
     link.closed();
 }
 
@@ -319,7 +352,12 @@ fn route_datagram(conn: &H3Conn, bytes: Bytes) {
         return;
     };
     let id = datagram.stream_id().into_inner();
-    let tx = conn.channels.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+    let tx = conn
+        .channels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .cloned();
     if let Some(tx) = tx {
         // A full channel drops the datagram: datagrams are unreliable by contract.
         let _ = tx.try_send(ChannelEvent::Datagram(datagram.into_payload()));
@@ -328,7 +366,10 @@ fn route_datagram(conn: &H3Conn, bytes: Bytes) {
 
 /// Whether a request may go in a 0-RTT flight by default (safe, idempotent methods).
 fn early_by_default(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// How many times a request the peer provably never processed is sent again (see HTTP/2).
@@ -337,15 +378,22 @@ const UNPROCESSED_RETRIES: u32 = 3;
 /// Sends `req` over the pool; returns once the response head arrived.
 pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamResponse> {
     let options = pool.options.clone();
-    let mut watchdog = Watchdog::new(options.read_timeout, req.timeout.or(options.request_timeout));
+    let mut watchdog = Watchdog::new(
+        options.read_timeout,
+        req.timeout.or(options.request_timeout),
+    );
     let replayable = req.body.try_clone().is_some();
-    let early_ok = req.early_data.unwrap_or_else(|| early_by_default(&req.method));
+    let early_ok = req
+        .early_data
+        .unwrap_or_else(|| early_by_default(&req.method));
     let mut avoid = None;
     let mut unprocessed_retries = 0;
     let mut refused_retried = false;
     let mut early_replayed = false;
     loop {
-        let lease = watchdog.guard(&Activity::new(), pool.checkout(avoid)).await??;
+        let lease = watchdog
+            .guard(&Activity::new(), pool.checkout(avoid))
+            .await??;
         let conn = lease.handle().conn.clone();
         let activity = Activity::new();
         if *conn.handshake.borrow() == Handshake::Early && (!early_ok || early_replayed) {
@@ -354,7 +402,8 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
         let sent_early = *conn.handshake.borrow() == Handshake::Early;
         let mut head = request_head(&req, &pool.origin, http::Version::HTTP_3)?;
         if sent_early {
-            head.headers_mut().insert("early-data", http::HeaderValue::from_static("1"));
+            head.headers_mut()
+                .insert("early-data", http::HeaderValue::from_static("1"));
         }
         let body = match req.body.try_clone() {
             Some(b) => b,
@@ -375,7 +424,12 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
                     continue;
                 }
                 if unprocessed_retries < UNPROCESSED_RETRIES
-                    && matches!(err.kind(), ErrorKind::Goaway | ErrorKind::ConnectionClosed | ErrorKind::ConnectionReset)
+                    && matches!(
+                        err.kind(),
+                        ErrorKind::Goaway
+                            | ErrorKind::ConnectionClosed
+                            | ErrorKind::ConnectionReset
+                    )
                 {
                     unprocessed_retries += 1;
                     pool.counters.retried();
@@ -387,10 +441,20 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
         };
         let (send_half, mut recv) = stream.split();
         let upload_error = Arc::new(OnceLock::new());
-        pool.runtime().spawn(upload(body, send_half, activity.clone(), upload_error.clone()));
+        pool.runtime().spawn(upload(
+            body,
+            send_half,
+            activity.clone(),
+            upload_error.clone(),
+        ));
         let head = watchdog.guard(&activity, recv.recv_response()).await?;
         match head {
-            Ok(resp) if resp.status() == http::StatusCode::TOO_EARLY && sent_early && !early_replayed && replayable => {
+            Ok(resp)
+                if resp.status() == http::StatusCode::TOO_EARLY
+                    && sent_early
+                    && !early_replayed
+                    && replayable =>
+            {
                 // 425: the server wants this request after the handshake.
                 early_replayed = true;
                 continue;
@@ -398,7 +462,10 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
             Ok(resp) => {
                 let (parts, ()) = resp.into_parts();
                 let body = H3Body::new(recv, lease, activity, conn, pool.origin.clone());
-                return Ok(StreamResponse::new(parts, ResponseBody::http3(body, watchdog)));
+                return Ok(StreamResponse::new(
+                    parts,
+                    ResponseBody::http3(body, watchdog),
+                ));
             }
             Err(e) => {
                 if let Some(upload) = upload_error.get() {
@@ -533,13 +600,29 @@ fn map_connection_error(e: &ConnectionError, origin: &Origin) -> Error {
 fn map_quinn_error(e: &quinn::ConnectionError, origin: &Origin) -> Error {
     use quinn::ConnectionError as Q;
     match e {
-        Q::TimedOut => Error::new(ErrorKind::ConnectionClosed, format!("the QUIC connection to {origin} timed out")),
-        Q::Reset => Error::new(ErrorKind::ConnectionReset, format!("{origin} reset the QUIC connection")),
-        Q::ApplicationClosed(_) => Error::new(ErrorKind::ConnectionClosed, format!("{origin} closed the connection")),
+        Q::TimedOut => Error::new(
+            ErrorKind::ConnectionClosed,
+            format!("the QUIC connection to {origin} timed out"),
+        ),
+        Q::Reset => Error::new(
+            ErrorKind::ConnectionReset,
+            format!("{origin} reset the QUIC connection"),
+        ),
+        Q::ApplicationClosed(_) => Error::new(
+            ErrorKind::ConnectionClosed,
+            format!("{origin} closed the connection"),
+        ),
         Q::LocallyClosed => Error::new(ErrorKind::Shutdown, "the connection was closed locally"),
         Q::TransportError(t) => transport_error(u64::from(t.code), &t.reason, origin),
-        Q::ConnectionClosed(c) => transport_error(u64::from(c.error_code), &String::from_utf8_lossy(&c.reason), origin),
-        other => Error::new(ErrorKind::QuicTransport, format!("QUIC error with {origin}: {other}")),
+        Q::ConnectionClosed(c) => transport_error(
+            u64::from(c.error_code),
+            &String::from_utf8_lossy(&c.reason),
+            origin,
+        ),
+        other => Error::new(
+            ErrorKind::QuicTransport,
+            format!("QUIC error with {origin}: {other}"),
+        ),
     }
 }
 
@@ -548,10 +631,16 @@ fn transport_error(code: u64, reason: &str, origin: &Origin) -> Error {
     if (0x100..=0x1ff).contains(&code) {
         return Error::new(
             ErrorKind::Tls,
-            format!("TLS failed with {origin} (QUIC CRYPTO_ERROR 0x{code:x}, TLS alert {}): {reason}", code - 0x100),
+            format!(
+                "TLS failed with {origin} (QUIC CRYPTO_ERROR 0x{code:x}, TLS alert {}): {reason}",
+                code - 0x100
+            ),
         );
     }
-    Error::new(ErrorKind::QuicTransport, format!("QUIC transport error 0x{code:x} with {origin}: {reason}"))
+    Error::new(
+        ErrorKind::QuicTransport,
+        format!("QUIC transport error 0x{code:x} with {origin}: {reason}"),
+    )
 }
 
 /// An HTTP/3 response body: h3 reads from QUIC only as the caller pulls, so the stream's
@@ -566,7 +655,13 @@ pub(crate) struct H3Body {
 }
 
 impl H3Body {
-    fn new(recv: H3Recv, lease: StreamLease<H3Handle>, activity: Activity, conn: Arc<H3Conn>, origin: Origin) -> H3Body {
+    fn new(
+        recv: H3Recv,
+        lease: StreamLease<H3Handle>,
+        activity: Activity,
+        conn: Arc<H3Conn>,
+        origin: Origin,
+    ) -> H3Body {
         H3Body {
             recv,
             lease: Some(lease),
@@ -581,7 +676,10 @@ impl H3Body {
         &self.activity
     }
 
-    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>>>> {
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>>>> {
         if !self.data_done {
             match self.recv.poll_recv_data(cx) {
                 Poll::Ready(Ok(Some(mut buf))) => {
@@ -599,7 +697,9 @@ impl H3Body {
         match self.recv.poll_recv_trailers(cx) {
             Poll::Ready(Ok(Some(t))) => Poll::Ready(Some(Ok(http_body::Frame::trailers(t)))),
             Poll::Ready(Ok(None)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(map_stream_error(&e, &self.conn, &self.origin)))),
+            Poll::Ready(Err(e)) => {
+                Poll::Ready(Some(Err(map_stream_error(&e, &self.conn, &self.origin))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -628,14 +728,21 @@ pub(crate) async fn open_channel(
         }
     };
     let limits = pool.options.clone();
-    let mut watchdog = Watchdog::new(limits.read_timeout, req.timeout.or(Some(limits.connect_timeout + limits.read_timeout)));
-    let lease = watchdog.guard(&Activity::new(), pool.checkout(None)).await??;
+    let mut watchdog = Watchdog::new(
+        limits.read_timeout,
+        req.timeout
+            .or(Some(limits.connect_timeout + limits.read_timeout)),
+    );
+    let lease = watchdog
+        .guard(&Activity::new(), pool.checkout(None))
+        .await??;
     let conn = lease.handle().conn.clone();
     let activity = Activity::new();
     watchdog.guard(&activity, conn.confirmed()).await?;
     let mut head = request_head(&req, &pool.origin, http::Version::HTTP_3)?;
     head.extensions_mut().insert(protocol);
-    head.headers_mut().insert("capsule-protocol", http::HeaderValue::from_static("?1"));
+    head.headers_mut()
+        .insert("capsule-protocol", http::HeaderValue::from_static("?1"));
     let mut sender = conn.sender();
     let stream = watchdog
         .guard(&activity, sender.send_request(head))
@@ -643,9 +750,15 @@ pub(crate) async fn open_channel(
         .map_err(|e| map_stream_error(&e, &conn, &pool.origin))?;
     let stream_id = stream.id().into_inner();
     let (tx, rx) = mpsc::channel(options.queue.clamp(16, 65_536));
-    conn.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(stream_id, tx.clone());
+    conn.channels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(stream_id, tx.clone());
     let unregister = |conn: &H3Conn| {
-        conn.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream_id);
+        conn.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&stream_id);
     };
     let (send, mut recv) = stream.split();
     let response = match watchdog.guard(&activity, recv.recv_response()).await {
@@ -663,14 +776,21 @@ pub(crate) async fn open_channel(
         unregister(&conn);
         return Err(Error::new(
             ErrorKind::DatagramsDisabled,
-            format!("{} did not enable HTTP/3 datagrams (SETTINGS_H3_DATAGRAM)", pool.origin),
+            format!(
+                "{} did not enable HTTP/3 datagrams (SETTINGS_H3_DATAGRAM)",
+                pool.origin
+            ),
         ));
     }
     if !response.status().is_success() {
         unregister(&conn);
         return Err(Error::new(
             ErrorKind::DatagramError,
-            format!("{} answered the extended CONNECT with {}", pool.origin, response.status()),
+            format!(
+                "{} answered the extended CONNECT with {}",
+                pool.origin,
+                response.status()
+            ),
         ));
     }
     let reader_conn = conn.clone();
@@ -689,9 +809,21 @@ pub(crate) async fn open_channel(
                         break ChannelEvent::End;
                     }
                     Ok(None) => break ChannelEvent::End,
-                    Err(e) => break ChannelEvent::Failed(map_stream_error(&e, &reader_conn, &reader_conn.origin)),
+                    Err(e) => {
+                        break ChannelEvent::Failed(map_stream_error(
+                            &e,
+                            &reader_conn,
+                            &reader_conn.origin,
+                        ))
+                    }
                 },
-                Err(e) => break ChannelEvent::Failed(map_stream_error(&e, &reader_conn, &reader_conn.origin)),
+                Err(e) => {
+                    break ChannelEvent::Failed(map_stream_error(
+                        &e,
+                        &reader_conn,
+                        &reader_conn.origin,
+                    ))
+                }
             }
         };
         let _ = tx.send(event).await;

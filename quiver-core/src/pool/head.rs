@@ -9,7 +9,11 @@ use crate::request::Request;
 /// Builds an HTTP/2 or HTTP/3 request head: absolute URI (the protocol crates derive the
 /// pseudo-headers from it), the caller's headers minus connection-specific ones,
 /// `content-length` for in-memory bodies.
-pub(crate) fn request_head(req: &Request, origin: &Origin, version: Version) -> Result<http::Request<()>> {
+pub(crate) fn request_head(
+    req: &Request,
+    origin: &Origin,
+    version: Version,
+) -> Result<http::Request<()>> {
     let mut authority = origin.authority();
     let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
     for (name, value) in &req.headers {
@@ -64,4 +68,3 @@ pub(crate) fn request_head(req: &Request, origin: &Origin, version: Version) -> 
     *head.headers_mut() = headers;
     Ok(head)
 }
-

@@ -227,7 +227,12 @@ impl Manager {
         let runtime = self.runtime.clone();
         Ok(match (options.protocol, https) {
             (Protocol::Http3, true) => match &tls {
-                Some(tls) => Pool::Http3(h3::new_pool(origin.clone(), options.clone(), tls.http3.clone(), runtime)?),
+                Some(tls) => Pool::Http3(h3::new_pool(
+                    origin.clone(),
+                    options.clone(),
+                    tls.http3.clone(),
+                    runtime,
+                )?),
                 None => return Err(crate::Error::internal("no TLS config for an https origin")),
             },
             (Protocol::Http2, _) => Pool::Http2(h2::new_pool(
@@ -256,7 +261,6 @@ impl Manager {
             )),
         })
     }
-
 
     /// Stats of every pool.
     pub(crate) fn stats(&self) -> Vec<OriginStats> {
