@@ -9,7 +9,7 @@ use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -24,6 +24,22 @@ pub(crate) const CLIENT_KEY_FILE: &str = "client.key";
 /// ALPN protocol ids.
 pub(crate) const ALPN_H2: &[u8] = b"h2";
 pub(crate) const ALPN_HTTP1: &[u8] = b"http/1.1";
+pub(crate) const ALPN_H3: &[u8] = b"h3";
+
+/// How many TLS 1.3 session tickets an HTTP/3 server sends after each handshake.
+const H3_TICKETS: usize = 4;
+
+/// How many resumable sessions the HTTP/3 listeners remember (shared by both).
+const H3_SESSION_CACHE: usize = 4096;
+
+/// The rustls configurations of the two HTTP/3 listeners. They share one session store, so
+/// that `reject_early` resumes sessions whose tickets `early` issued.
+pub(crate) struct H3TlsConfigs {
+    /// `h3`: issues tickets and accepts 0-RTT early data.
+    pub(crate) early: Arc<ServerConfig>,
+    /// `h3_reject_early`: resumes the same sessions but rejects early data.
+    pub(crate) reject_early: Arc<ServerConfig>,
+}
 
 /// The generated material, in memory and on disk.
 pub(crate) struct Pki {
@@ -170,5 +186,30 @@ impl Pki {
             .with_single_cert(vec![self.server_der.clone()], self.server_key())
             .map_err(to_io)?;
         Ok(Self::finish(config, &[ALPN_HTTP1]))
+    }
+
+    /// The configurations of the HTTP/3 listeners: TLS 1.3 only (QUIC), ALPN `h3`, session
+    /// tickets, and a session store shared by both. Resumption is stateful (the tickets are ids
+    /// into that store, each good for one resumption): rustls accepts 0-RTT early data only for
+    /// stateful resumption, never with a stateless `Ticketer`. QUIC allows `max_early_data_size`
+    /// to be only 0 (no early data) or `u32::MAX`.
+    pub(crate) fn h3_configs(&self) -> io::Result<H3TlsConfigs> {
+        let sessions = ServerSessionMemoryCache::new(H3_SESSION_CACHE);
+        let build = |max_early_data_size: u32| -> io::Result<Arc<ServerConfig>> {
+            let mut config = ServerConfig::builder_with_provider(Self::provider())
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .map_err(to_io)?
+                .with_no_client_auth()
+                .with_single_cert(vec![self.server_der.clone()], self.server_key())
+                .map_err(to_io)?;
+            config.session_storage = sessions.clone();
+            config.send_tls13_tickets = H3_TICKETS;
+            config.max_early_data_size = max_early_data_size;
+            Ok(Self::finish(config, &[ALPN_H3]))
+        };
+        Ok(H3TlsConfigs {
+            early: build(u32::MAX)?,
+            reject_early: build(0)?,
+        })
     }
 }

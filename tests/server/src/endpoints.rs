@@ -1,5 +1,6 @@
 //! The HTTP endpoints, independent of the transport: they take an [`http::Request`] with any
-//! body and produce an [`http::Response`] with a [`BoxBody`].
+//! body and produce an [`http::Response`] with a [`BoxBody`]. What only HTTP/3 knows (0-RTT,
+//! datagrams) reaches them as an [`H3RequestInfo`] request extension.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -17,12 +18,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::body::{self, BoxBody, BoxError, PatternBody};
+use crate::http3::datagram::EchoSlot;
 use crate::stats::Counters;
 
 /// Default `chunk_size` of `/bytes`, and the chunk size of other generated bodies.
 const DEFAULT_CHUNK: usize = 16 * 1024;
 
-/// What an endpoint asks of the HTTP/2 connection task serving its stream.
+/// What an endpoint asks of the HTTP/2 or HTTP/3 connection task serving its stream.
 #[derive(Debug)]
 pub(crate) enum ConnControl {
     /// Stop reading and writing on the connection until then (`/freeze`).
@@ -37,7 +39,7 @@ pub(crate) struct ConnCtx {
     id: u64,
     requests: AtomicU64,
     drop_next: AtomicBool,
-    /// The HTTP/2 connection task's control channel; `None` on HTTP/1.1.
+    /// The HTTP/2 or HTTP/3 connection task's control channel; `None` on HTTP/1.1.
     control: Option<UnboundedSender<ConnControl>>,
 }
 
@@ -52,7 +54,8 @@ impl ConnCtx {
         }
     }
 
-    /// A fresh context for the HTTP/2 connection numbered `id`, controlled through `control`.
+    /// A fresh context for the HTTP/2 or HTTP/3 connection numbered `id`, controlled through
+    /// `control`.
     pub(crate) fn with_control(id: u64, control: UnboundedSender<ConnControl>) -> Self {
         ConnCtx {
             control: Some(control),
@@ -60,8 +63,8 @@ impl ConnCtx {
         }
     }
 
-    /// Asks the connection task (HTTP/2 only) to do `what`; a no-op on HTTP/1.1 or once the
-    /// connection is gone.
+    /// Asks the connection task (HTTP/2 and HTTP/3) to do `what`; a no-op on HTTP/1.1 or once
+    /// the connection is gone.
     pub(crate) fn control(&self, what: ConnControl) {
         if let Some(control) = &self.control {
             let _ = control.send(what);
@@ -69,9 +72,21 @@ impl ConnCtx {
     }
 }
 
+/// What the HTTP/3 transport tells the endpoints about a request (a request extension; absent
+/// on HTTP/1.1 and HTTP/2).
+#[derive(Debug, Clone)]
+pub(crate) struct H3RequestInfo {
+    /// The request arrived as 0-RTT early data (its stream was accepted before the handshake
+    /// completed).
+    pub(crate) early: bool,
+    /// Set on an extended CONNECT with `:protocol: connect-udp` when datagrams are on: what
+    /// `/datagram-echo` registers its stream with.
+    pub(crate) echo: Option<EchoSlot>,
+}
+
 /// Returned instead of a response when the connection must be closed without a byte written
-/// (`/drop-next`). HTTP/1.1 drops the connection when it gets it, HTTP/2 resets the stream
-/// with `INTERNAL_ERROR`.
+/// (`/drop-next`). HTTP/1.1 drops the connection when it gets it, HTTP/2 and HTTP/3 reset the
+/// stream with `INTERNAL_ERROR` / `H3_INTERNAL_ERROR`.
 #[derive(Debug)]
 pub(crate) struct DropConnection;
 
@@ -217,6 +232,12 @@ where
         ["sink"] => Ok(sink(req.into_body()).await),
         ["slow-sink"] => slow_sink(req.into_body(), &query).await,
         ["freeze", ms] => freeze(ms, req.version(), conn).await,
+        ["early"] => Ok(json(&EarlyJson {
+            early: is_early(&req),
+        })),
+        ["too-early"] if is_early(&req) => Ok(text(too_early(), "too early")),
+        ["too-early"] => Ok(text(StatusCode::OK, "ok")),
+        ["datagram-echo"] => datagram_echo(req),
         _ => Ok(text(StatusCode::NOT_FOUND, "not found")),
     };
     result.unwrap_or_else(|BadRequest(what)| {
@@ -430,18 +451,79 @@ where
     Ok(json(&SinkJson { received }))
 }
 
-/// `/freeze/{ms}`: on HTTP/2 the whole connection stops for `ms`; on HTTP/1.1 a plain sleep.
+/// `/freeze/{ms}`: on HTTP/2 and HTTP/3 the whole connection stops for `ms`; on HTTP/1.1 a
+/// plain sleep.
 async fn freeze(
     ms: &str,
     version: Version,
     conn: &ConnCtx,
 ) -> Result<Response<BoxBody>, BadRequest> {
     let duration = Duration::from_millis(path_num(ms)?);
-    if version == Version::HTTP_2 {
+    if version == Version::HTTP_2 || version == Version::HTTP_3 {
         conn.control(ConnControl::Freeze(Instant::now() + duration));
     }
     tokio::time::sleep(duration).await;
     Ok(text(StatusCode::OK, "thawed"))
+}
+
+#[derive(Serialize)]
+struct EarlyJson {
+    early: bool,
+}
+
+/// Whether the request arrived as HTTP/3 0-RTT early data (never on HTTP/1.1 and HTTP/2).
+fn is_early<B>(req: &Request<B>) -> bool {
+    req.extensions()
+        .get::<H3RequestInfo>()
+        .is_some_and(|info| info.early)
+}
+
+/// 425 Too Early (RFC 8470).
+fn too_early() -> StatusCode {
+    StatusCode::from_u16(425).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// `/datagram-echo`: an HTTP/3 extended CONNECT (`:protocol: connect-udp`) on a server with
+/// datagrams. Answers 200 with `capsule-protocol: ?1`; while the stream is open the connection's
+/// datagram task sends back every datagram of this stream. The body is `echo ready`, then,
+/// once the client has finished its side (the stream data it sends is read and discarded), the
+/// trailers `x-datagrams-echoed: N`. Anything else: 400.
+fn datagram_echo<B>(req: Request<B>) -> Result<Response<BoxBody>, BadRequest>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let connect_udp = req.method() == Method::CONNECT
+        && req.extensions().get::<h3::ext::Protocol>() == Some(&h3::ext::Protocol::CONNECT_UDP);
+    let slot = req
+        .extensions()
+        .get::<H3RequestInfo>()
+        .and_then(|info| info.echo.clone());
+    let (Some(slot), true) = (slot, connect_udp) else {
+        return Err(bad_request(
+            "/datagram-echo needs an HTTP/3 extended CONNECT (connect-udp) with datagrams on",
+        ));
+    };
+    let registration = slot.register();
+    let request_body = req.into_body();
+    let ready = futures_util::stream::once(async {
+        Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"echo ready")))
+    });
+    let end = futures_util::stream::once(async move {
+        let mut request_body = pin!(request_body);
+        while let Some(frame) = request_body.frame().await {
+            frame.map_err(Into::into)?;
+        }
+        let echoed = registration.finish();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-datagrams-echoed", echoed.into());
+        Ok(Frame::trailers(trailers))
+    });
+    let body = StreamBody::new(futures_util::StreamExt::chain(ready, end)).boxed_unsync();
+    let mut resp = respond(StatusCode::OK, None, body);
+    resp.headers_mut()
+        .insert("capsule-protocol", HeaderValue::from_static("?1"));
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Quiver's loopback test server.
 //!
-//! One [`TestServer`] runs six listeners, each on one port bound on both `127.0.0.1` and `[::1]`:
-//! `http` (HTTP/1.1), `https` (HTTP/1.1 or HTTP/2 over TLS, by ALPN), `mtls` (TLS requiring a
-//! client certificate), `idle_close` (HTTP/1.1 closing connections idle for 200 ms), `raw`
-//! (hand-written answers for fault injection) and `h2c` (HTTP/2 with prior knowledge). The
-//! endpoints and the certificates are described in the crate's README; [`H2Options`] shape the
-//! HTTP/2 side.
+//! One [`TestServer`] runs eight listeners, each on one port bound on both `127.0.0.1` and
+//! `[::1]`: over TCP `http` (HTTP/1.1), `https` (HTTP/1.1 or HTTP/2 over TLS, by ALPN), `mtls`
+//! (TLS requiring a client certificate), `idle_close` (HTTP/1.1 closing connections idle for
+//! 200 ms), `raw` (hand-written answers for fault injection) and `h2c` (HTTP/2 with prior
+//! knowledge); over UDP `h3` (HTTP/3, accepting 0-RTT) and `h3_reject_early` (HTTP/3, resuming
+//! `h3`'s sessions but rejecting 0-RTT). The endpoints and the certificates are described in the
+//! crate's README; [`H2Options`] shape the HTTP/2 side, [`H3Options`] the HTTP/3 side.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -24,6 +25,7 @@ mod endpoints;
 mod h1;
 pub mod h2o;
 mod http2;
+mod http3;
 mod listen;
 pub mod nginx;
 mod peer;
@@ -62,6 +64,8 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// The HTTP/2 side (`https` after ALPN `h2`, and `h2c`).
     pub h2: H2Options,
+    /// The HTTP/3 side (`h3` and `h3_reject_early`).
+    pub h3: H3Options,
 }
 
 /// How the server speaks HTTP/2 (on `https` connections that negotiate `h2`, and on `h2c`).
@@ -105,6 +109,42 @@ impl Default for H2Options {
     }
 }
 
+/// How the server speaks HTTP/3 (on `h3` and `h3_reject_early`). The same for every HTTP/3
+/// connection; counts ("the N-th stream") are per connection.
+#[derive(Debug, Clone)]
+pub struct H3Options {
+    /// How many bidirectional (request) streams a client may have open at once
+    /// (`initial_max_streams_bidi`, kept topped up by quinn). Default 100.
+    pub max_concurrent_streams: u32,
+    /// The QUIC stream receive window: how much a client may upload on one stream before the
+    /// endpoint reads it. Default 1 MiB; capped at 2^62-1.
+    pub stream_window: u64,
+    /// The QUIC connection receive window, over all streams. Default 4 MiB; capped at 2^62-1.
+    pub connection_window: u64,
+    /// After accepting this many request streams on a connection, send GOAWAY naming the
+    /// stream after the N-th: the streams the client opened from there on are reset with
+    /// `H3_REQUEST_REJECTED` (never processed), the accepted ones are served to the end, then
+    /// the connection closes. `Some(0)`: GOAWAY(0) right after the HTTP/3 set-up, every request
+    /// rejected. Default `None`.
+    pub goaway_after: Option<u64>,
+    /// Advertise HTTP/3 datagrams (SETTINGS_H3_DATAGRAM, the QUIC `max_datagram_frame_size`
+    /// transport parameter) and extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL), and serve
+    /// `/datagram-echo`. Off: none of them, and `/datagram-echo` answers 400. Default `true`.
+    pub datagrams: bool,
+}
+
+impl Default for H3Options {
+    fn default() -> Self {
+        H3Options {
+            max_concurrent_streams: 100,
+            stream_window: 1 << 20,
+            connection_window: 4 << 20,
+            goaway_after: None,
+            datagrams: true,
+        }
+    }
+}
+
 /// A running test server. Dropping it (or [`TestServer::shutdown`]) stops the listeners and
 /// closes every open connection.
 #[derive(Debug)]
@@ -115,6 +155,8 @@ pub struct TestServer {
     raw: u16,
     idle_close: u16,
     h2c: u16,
+    h3: u16,
+    h3_reject_early: u16,
     has_ipv6: bool,
     dir: PathBuf,
     owns_dir: bool,
@@ -125,6 +167,8 @@ pub struct TestServer {
     server_cert: PathBuf,
     counters: Arc<Counters>,
     tasks: Vec<JoinHandle<()>>,
+    /// The QUIC endpoints (one per UDP socket), closed on shutdown.
+    endpoints: Vec<quinn::Endpoint>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -151,6 +195,7 @@ struct Shared {
     counters: Arc<Counters>,
     next_conn_id: AtomicU64,
     h2: H2Options,
+    h3: H3Options,
 }
 
 /// The JSON line the binary prints.
@@ -162,6 +207,8 @@ struct Announcement {
     raw: u16,
     idle_close: u16,
     h2c: u16,
+    h3: u16,
+    h3_reject_early: u16,
     ca_file: String,
     client_cert: String,
     client_key: String,
@@ -243,6 +290,46 @@ async fn accept_loop(
     }
 }
 
+async fn quic_accept_loop(
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let open = shared.counters.on_accept();
+        let shared = Arc::clone(&shared);
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _open = open;
+            let conn_id = shared.next_conn_id.fetch_add(1, Ordering::SeqCst);
+            let counters = Arc::clone(&shared.counters);
+            tokio::select! {
+                () = http3::serve(incoming, conn_id, counters, shared.h3.clone()) => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+        });
+    }
+}
+
+/// One QUIC endpoint per socket of `sockets`, all serving `config`.
+fn quic_endpoints(
+    sockets: listen::DualUdp,
+    config: &quinn::ServerConfig,
+) -> io::Result<Vec<quinn::Endpoint>> {
+    sockets
+        .into_sockets()
+        .map(|socket| {
+            socket.set_nonblocking(true)?;
+            quinn::Endpoint::new(
+                quinn::EndpointConfig::default(),
+                Some(config.clone()),
+                socket,
+                Arc::new(quinn::TokioRuntime),
+            )
+        })
+        .collect()
+}
+
 impl TestServer {
     /// Generates the certificates, binds every listener and starts serving on the current tokio
     /// runtime. Returns once everything is bound.
@@ -269,11 +356,25 @@ impl TestServer {
         }
         let ports: Vec<u16> = bound.iter().map(|(l, _)| l.port).collect();
 
+        let h3_tls = pki.h3_configs()?;
+        let h3_sockets = listen::bind_dual_udp(has_ipv6)?;
+        let h3_reject_sockets = listen::bind_dual_udp(has_ipv6)?;
+        let (h3_port, h3_reject_port) = (h3_sockets.port, h3_reject_sockets.port);
+        let mut endpoints = quic_endpoints(
+            h3_sockets,
+            &http3::server_config(h3_tls.early, &options.h3)?,
+        )?;
+        endpoints.extend(quic_endpoints(
+            h3_reject_sockets,
+            &http3::server_config(h3_tls.reject_early, &options.h3)?,
+        )?);
+
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             counters: Arc::clone(&counters),
             next_conn_id: AtomicU64::new(1),
             h2: options.h2,
+            h3: options.h3,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -287,6 +388,13 @@ impl TestServer {
                 )));
             }
         }
+        for endpoint in &endpoints {
+            tasks.push(tokio::spawn(quic_accept_loop(
+                endpoint.clone(),
+                Arc::clone(&shared),
+                shutdown_rx.clone(),
+            )));
+        }
 
         Ok(TestServer {
             http: ports[0],
@@ -295,6 +403,8 @@ impl TestServer {
             raw: ports[3],
             idle_close: ports[4],
             h2c: ports[5],
+            h3: h3_port,
+            h3_reject_early: h3_reject_port,
             has_ipv6,
             ca_file: pki.dir.join(certs::CA_FILE),
             wrong_ca_file: pki.dir.join(certs::WRONG_CA_FILE),
@@ -305,6 +415,7 @@ impl TestServer {
             owns_dir,
             counters,
             tasks,
+            endpoints,
             shutdown,
         })
     }
@@ -349,6 +460,17 @@ impl TestServer {
         Self::url("http", "127.0.0.1", self.h2c, path)
     }
 
+    /// `https://localhost:PORT{path}` on the `h3` listener (HTTP/3 over UDP, accepts 0-RTT).
+    pub fn h3_url(&self, path: &str) -> String {
+        Self::url("https", "localhost", self.h3, path)
+    }
+
+    /// `https://localhost:PORT{path}` on the `h3_reject_early` listener (HTTP/3 over UDP,
+    /// resumes `h3`'s sessions, rejects 0-RTT).
+    pub fn h3_reject_early_url(&self, path: &str) -> String {
+        Self::url("https", "localhost", self.h3_reject_early, path)
+    }
+
     /// The port of the `http` listener.
     pub fn http_port(&self) -> u16 {
         self.http
@@ -377,6 +499,16 @@ impl TestServer {
     /// The port of the `h2c` listener.
     pub fn h2c_port(&self) -> u16 {
         self.h2c
+    }
+
+    /// The UDP port of the `h3` listener.
+    pub fn h3_port(&self) -> u16 {
+        self.h3
+    }
+
+    /// The UDP port of the `h3_reject_early` listener.
+    pub fn h3_reject_early_port(&self) -> u16 {
+        self.h3_reject_early
     }
 
     /// Whether the listeners are also bound on `[::1]` (false only on hosts without IPv6).
@@ -434,6 +566,8 @@ impl TestServer {
             raw: self.raw,
             idle_close: self.idle_close,
             h2c: self.h2c,
+            h3: self.h3,
+            h3_reject_early: self.h3_reject_early,
             ca_file: path(self.ca_file()),
             client_cert: path(self.client_cert()),
             client_key: path(self.client_key()),
@@ -446,6 +580,9 @@ impl TestServer {
     pub fn shutdown(&self) {
         for task in &self.tasks {
             task.abort();
+        }
+        for endpoint in &self.endpoints {
+            endpoint.close(quinn::VarInt::from_u32(0x100), b"server shutdown");
         }
         self.shutdown.send_replace(true);
     }

@@ -5,21 +5,24 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use quiver_testserver::{H2Options, Options, TestServer};
+use quiver_testserver::{H2Options, H3Options, Options, TestServer};
 use tokio::signal::unix::{signal, SignalKind};
 
 const USAGE: &str = "usage: quiver-testserver [--dir DIR] [--exit-on-stdin-eof | --ignore-stdin]
        [--h2-max-concurrent-streams N] [--h2-stream-window N] [--h2-connection-window N]
-       [--h2-max-header-list-size N] [--h2-goaway-after N] [--h2-refuse-every K]";
+       [--h2-max-header-list-size N] [--h2-goaway-after N] [--h2-refuse-every K]
+       [--h3-max-concurrent-streams N] [--h3-stream-window N] [--h3-connection-window N]
+       [--h3-goaway-after N] [--h3-no-datagrams]";
 
 struct Args {
     dir: Option<PathBuf>,
     watch_stdin: bool,
     h2: H2Options,
+    h3: H3Options,
 }
 
 /// Options that take a value, as `--name VALUE` or `--name=VALUE`.
-const VALUED: [&str; 7] = [
+const VALUED: [&str; 11] = [
     "--dir",
     "--h2-max-concurrent-streams",
     "--h2-stream-window",
@@ -27,6 +30,10 @@ const VALUED: [&str; 7] = [
     "--h2-max-header-list-size",
     "--h2-goaway-after",
     "--h2-refuse-every",
+    "--h3-max-concurrent-streams",
+    "--h3-stream-window",
+    "--h3-connection-window",
+    "--h3-goaway-after",
 ];
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
@@ -40,6 +47,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         dir: None,
         watch_stdin: true,
         h2: H2Options::default(),
+        h3: H3Options::default(),
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -72,6 +80,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 }
                 parsed.h2.refuse_every = Some(k);
             }
+            "--h3-max-concurrent-streams" => {
+                parsed.h3.max_concurrent_streams = number(&name, &value()?)?;
+            }
+            "--h3-stream-window" => parsed.h3.stream_window = number(&name, &value()?)?,
+            "--h3-connection-window" => parsed.h3.connection_window = number(&name, &value()?)?,
+            "--h3-goaway-after" => parsed.h3.goaway_after = Some(number(&name, &value()?)?),
+            "--h3-no-datagrams" => parsed.h3.datagrams = false,
             "--exit-on-stdin-eof" => parsed.watch_stdin = true,
             "--ignore-stdin" => parsed.watch_stdin = false,
             "-h" | "--help" => return Ok(None),
@@ -105,6 +120,7 @@ async fn run(args: Args) -> Result<(), String> {
     let server = TestServer::start(Options {
         dir: args.dir,
         h2: args.h2,
+        h3: args.h3,
     })
     .await
     .map_err(|e| format!("cannot start: {e}"))?;

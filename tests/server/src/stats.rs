@@ -8,7 +8,8 @@ use serde::Serialize;
 /// A snapshot of the server's counters, over every listener together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Stats {
-    /// Connections accepted (TCP accepts, before any TLS handshake).
+    /// Connections accepted (TCP accepts, before any TLS handshake; QUIC connection attempts
+    /// taken from an HTTP/3 endpoint, before their handshake completes).
     pub accepted: u64,
     /// Connections open now.
     pub open: u64,
@@ -16,10 +17,12 @@ pub struct Stats {
     pub max_open: u64,
     /// Requests received (every request head handed to an endpoint, including the one
     /// `/drop-next` answers by closing the connection or resetting the stream, and raw-listener
-    /// requests; not the HTTP/2 streams refused by `refuse_every`).
+    /// requests; not the HTTP/2 streams refused by `refuse_every`, nor the HTTP/2 and HTTP/3
+    /// streams turned away by a GOAWAY).
     pub requests: u64,
     /// Response body bytes handed to the transport (body frames yielded to hyper on HTTP/1.1,
-    /// bytes passed to `send_data` on HTTP/2). The `raw` listener's bytes are not counted.
+    /// bytes passed to `send_data` on HTTP/2, bytes quinn has taken on HTTP/3, counted as each
+    /// `send_data` completes). The `raw` listener's bytes are not counted.
     pub bytes_sent: u64,
     /// Request body bytes read by the endpoints.
     pub bytes_received: u64,
@@ -28,11 +31,28 @@ pub struct Stats {
     /// The most streams open at once on one HTTP/2 connection (a stream is open from its
     /// acceptance until its response is finished).
     pub h2_max_streams_per_conn: u64,
-    /// HTTP/2 connections the server started shutting down with GOAWAY (`goaway_after`,
-    /// `/close`): one per connection.
+    /// HTTP/2 and HTTP/3 connections the server started shutting down with GOAWAY
+    /// (`goaway_after`, `/close`): one per connection.
     pub goaways: u64,
     /// HTTP/2 streams reset with `REFUSED_STREAM` before being processed.
     pub refused_streams: u64,
+    /// HTTP/3 connections (QUIC connections on `h3` and `h3_reject_early` whose HTTP/3 layer
+    /// was set up).
+    pub h3_connections: u64,
+    /// The most request streams open at once on one HTTP/3 connection (a stream is open from
+    /// its acceptance until its response is finished; streams rejected after a GOAWAY are not
+    /// counted).
+    pub h3_max_streams_per_conn: u64,
+    /// HTTP/3 requests that arrived as 0-RTT early data (their stream was accepted before the
+    /// handshake completed).
+    pub h3_early_requests: u64,
+    /// HTTP/3 connections whose 0-RTT data was accepted (the server received a stream of the
+    /// client, request or control stream, before the handshake completed).
+    pub h3_zero_rtt_accepted: u64,
+    /// HTTP/3 datagrams received (all of them, whether their stream echoes or not).
+    pub datagrams_received: u64,
+    /// HTTP/3 datagrams sent back by `/datagram-echo`.
+    pub datagrams_sent: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -48,6 +68,12 @@ pub(crate) struct Counters {
     h2_max_streams_per_conn: AtomicU64,
     goaways: AtomicU64,
     refused_streams: AtomicU64,
+    h3_connections: AtomicU64,
+    h3_max_streams_per_conn: AtomicU64,
+    h3_early_requests: AtomicU64,
+    h3_zero_rtt_accepted: AtomicU64,
+    datagrams_received: AtomicU64,
+    datagrams_sent: AtomicU64,
 }
 
 impl Counters {
@@ -97,6 +123,37 @@ impl Counters {
         self.refused_streams.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts a connection served as HTTP/3.
+    pub(crate) fn on_h3_connection(&self) {
+        self.h3_connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records that one HTTP/3 connection has `open` request streams open at once.
+    pub(crate) fn on_h3_streams_open(&self, open: u64) {
+        self.h3_max_streams_per_conn
+            .fetch_max(open, Ordering::SeqCst);
+    }
+
+    /// Counts an HTTP/3 request that arrived as 0-RTT early data.
+    pub(crate) fn on_h3_early_request(&self) {
+        self.h3_early_requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts an HTTP/3 connection whose 0-RTT data was accepted.
+    pub(crate) fn on_h3_zero_rtt_accepted(&self) {
+        self.h3_zero_rtt_accepted.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a received HTTP/3 datagram.
+    pub(crate) fn on_datagram_received(&self) {
+        self.datagrams_received.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts an HTTP/3 datagram sent.
+    pub(crate) fn on_datagram_sent(&self) {
+        self.datagrams_sent.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Reads the counters.
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::SeqCst);
@@ -111,6 +168,12 @@ impl Counters {
             h2_max_streams_per_conn: get(&self.h2_max_streams_per_conn),
             goaways: get(&self.goaways),
             refused_streams: get(&self.refused_streams),
+            h3_connections: get(&self.h3_connections),
+            h3_max_streams_per_conn: get(&self.h3_max_streams_per_conn),
+            h3_early_requests: get(&self.h3_early_requests),
+            h3_zero_rtt_accepted: get(&self.h3_zero_rtt_accepted),
+            datagrams_received: get(&self.datagrams_received),
+            datagrams_sent: get(&self.datagrams_sent),
         }
     }
 
@@ -125,6 +188,12 @@ impl Counters {
             &self.h2_max_streams_per_conn,
             &self.goaways,
             &self.refused_streams,
+            &self.h3_connections,
+            &self.h3_max_streams_per_conn,
+            &self.h3_early_requests,
+            &self.h3_zero_rtt_accepted,
+            &self.datagrams_received,
+            &self.datagrams_sent,
         ] {
             counter.store(0, Ordering::SeqCst);
         }
@@ -165,6 +234,14 @@ mod tests {
         c.on_h2_streams_open(2);
         c.on_goaway();
         c.on_refused();
+        c.on_h3_connection();
+        c.on_h3_streams_open(5);
+        c.on_h3_streams_open(4);
+        c.on_h3_early_request();
+        c.on_h3_zero_rtt_accepted();
+        c.on_datagram_received();
+        c.on_datagram_received();
+        c.on_datagram_sent();
         drop(a);
         assert_eq!(
             c.snapshot(),
@@ -179,6 +256,12 @@ mod tests {
                 h2_max_streams_per_conn: 3,
                 goaways: 1,
                 refused_streams: 1,
+                h3_connections: 1,
+                h3_max_streams_per_conn: 5,
+                h3_early_requests: 1,
+                h3_zero_rtt_accepted: 1,
+                datagrams_received: 2,
+                datagrams_sent: 1,
             }
         );
         c.reset();

@@ -20,9 +20,12 @@ use tokio::task::JoinHandle;
 const MIB: usize = 1 << 20;
 
 async fn server_with(h2: H2Options) -> TestServer {
-    TestServer::start(Options { dir: None, h2 })
-        .await
-        .expect("server starts")
+    TestServer::start(Options {
+        h2,
+        ..Options::default()
+    })
+    .await
+    .expect("server starts")
 }
 
 /// An HTTP/2 client connection.

@@ -557,7 +557,16 @@ fn binary_prints_one_json_line_and_exits_on_stdin_eof() {
         .read_line(&mut line)
         .unwrap();
     let json: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
-    for key in ["http", "https", "mtls", "raw", "idle_close", "h2c"] {
+    for key in [
+        "http",
+        "https",
+        "mtls",
+        "raw",
+        "idle_close",
+        "h2c",
+        "h3",
+        "h3_reject_early",
+    ] {
         assert!(json[key].as_u64().is_some_and(|p| p > 0), "{key}");
     }
     for (key, file) in [

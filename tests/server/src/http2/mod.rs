@@ -252,7 +252,7 @@ async fn serve_stream(
 }
 
 /// Removes the headers HTTP/2 forbids; returns whether they asked to close the connection.
-fn strip_connection_headers(headers: &mut HeaderMap) -> bool {
+pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) -> bool {
     let close = headers
         .get_all(header::CONNECTION)
         .iter()
