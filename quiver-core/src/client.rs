@@ -49,8 +49,14 @@ impl Client {
         &self.inner.runtime
     }
 
+    /// True in a child process forked after this client was created: the client refuses to
+    /// work there (kind `forked`); create a new one in the child.
+    pub fn is_forked(&self) -> bool {
+        runtime::fork_generation() != self.inner.fork_generation
+    }
+
     fn check_fork(&self) -> Result<()> {
-        if runtime::fork_generation() != self.inner.fork_generation {
+        if self.is_forked() {
             return Err(Error::new(
                 ErrorKind::Forked,
                 "this client was created before fork(); create a new client in the child process",
@@ -135,7 +141,6 @@ impl Client {
     }
 
     /// Statistics per origin and in total.
-
     pub fn stats(&self) -> ClientStats {
         ClientStats::from_origins(self.inner.manager.stats())
     }
@@ -152,6 +157,17 @@ pub struct ClientBuilder {
     rules: Vec<(String, PoolSettings)>,
     runtime: Option<Handle>,
     error: Option<Error>,
+}
+
+impl Clone for ClientBuilder {
+    fn clone(&self) -> Self {
+        ClientBuilder {
+            defaults: self.defaults.clone(),
+            rules: self.rules.clone(),
+            runtime: self.runtime.clone(),
+            error: self.error.as_ref().map(Error::duplicate),
+        }
+    }
 }
 
 impl ClientBuilder {

@@ -257,15 +257,22 @@ impl ResponseBody {
             };
             match polled {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
+                    Ok(data) if !data.is_empty() => {
+                        if let Some(w) = &mut self.watchdog {
+                            w.end_wait();
+                        }
                         if let Source::Http1(b) = &mut self.source {
                             b.release_if_ended();
                         }
-                        if data.is_empty() {
-                            continue;
-                        }
                         return Poll::Ready(Ok(Some(data)));
                     }
+                    Ok(_empty) => {
+                        if let Source::Http1(b) = &mut self.source {
+                            b.release_if_ended();
+                        }
+                        continue;
+                    }
+
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
                             match &mut self.trailers {
@@ -291,7 +298,10 @@ impl ResponseBody {
                         Source::Done => return Poll::Pending,
                     };
                     let expired = match &mut self.watchdog {
-                        Some(w) => w.poll_expired(cx, activity),
+                        Some(w) => {
+                            w.begin_wait();
+                            w.poll_expired(cx, activity)
+                        }
                         None => Poll::Pending,
                     };
                     return match expired {

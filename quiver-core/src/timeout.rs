@@ -17,6 +17,8 @@ pub(crate) struct Watchdog {
     read_timeout: Duration,
     deadline: Option<Instant>,
     started: Instant,
+    /// When the caller started waiting for the current chunk (`None` while it is not waiting).
+    waiting_since: Option<Instant>,
     sleep: Pin<Box<Sleep>>,
 }
 
@@ -30,6 +32,7 @@ impl Watchdog {
             read_timeout,
             deadline,
             started: now,
+            waiting_since: None,
             sleep: Box::pin(tokio::time::sleep_until(first.into())),
         }
     }
@@ -57,7 +60,12 @@ impl Watchdog {
                     ));
                 }
             }
-            let last = activity.last().max(self.started);
+            // Idle time only counts while the caller waits: a consumer that paused is not
+            // the connection being idle.
+            let last = activity
+                .last()
+                .max(self.started)
+                .max(self.waiting_since.unwrap_or(self.started));
             let idle_until = last + self.read_timeout;
             if now >= idle_until {
                 return Poll::Ready(Error::new(
@@ -68,6 +76,16 @@ impl Watchdog {
             let next = self.deadline.map_or(idle_until, |d| d.min(idle_until));
             self.sleep.as_mut().reset(next.into());
         }
+    }
+
+    /// The caller is waiting for data (called each time a poll comes back pending).
+    pub(crate) fn begin_wait(&mut self) {
+        self.waiting_since.get_or_insert_with(Instant::now);
+    }
+
+    /// The caller got data: the next wait starts afresh.
+    pub(crate) fn end_wait(&mut self) {
+        self.waiting_since = None;
     }
 
     /// Runs `fut` until it finishes or a limit passes.

@@ -472,7 +472,23 @@ async fn timeouts() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ReadTimeout, "{err}");
+    // A consumer that pauses longer than read_timeout is not the connection being idle.
+    let mut resp = client
+        .stream(
+            Request::get(&server.http_url("/bytes/300000"))
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut got = resp.chunk().await.unwrap().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    while let Some(c) = resp.chunk().await.unwrap() {
+        got += c.len();
+    }
+    assert_eq!(got, 300_000);
     // A body that keeps moving does not trip the idle timer, however long it takes overall.
+
     let resp = client
         .get(&server.http_url("/bytes/100?chunk_size=10&delay_ms=100"))
         .await

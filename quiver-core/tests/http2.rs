@@ -567,3 +567,49 @@ async fn many_streams_sharing_a_small_connection_window_all_finish() {
     }
     assert_eq!(server.stats().h2_connections, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_request_stops_pulling_its_upload() {
+    let server = server_with(H2Options {
+        stream_window: 64 * 1024,
+        connection_window: 64 * 1024,
+        ..H2Options::default()
+    })
+    .await;
+    let client = Client::builder().set("protocol", "http2").build().unwrap();
+    let pulled = Arc::new(AtomicU64::new(0));
+    let endless = {
+        let pulled = pulled.clone();
+        futures_util::stream::repeat_with(move || {
+            pulled.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, std::io::Error>(Bytes::from(vec![7u8; 16 * 1024]))
+        })
+    };
+    let req = Request::put(&server.h2c_url("/slow-sink?chunk=16384&delay_ms=5"))
+        .body(Body::from_stream(endless))
+        .build()
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_millis(400), client.request(req)).await;
+    assert!(
+        res.is_err(),
+        "the endless upload is still running when dropped"
+    );
+    let while_running = pulled.load(Ordering::Relaxed);
+    assert!(
+        while_running > 10,
+        "the upload was flowing ({while_running} chunks pulled)"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after_drop = pulled.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        pulled.load(Ordering::Relaxed),
+        after_drop,
+        "no chunk is pulled after the request was dropped"
+    );
+    // The connection stays usable.
+    assert_eq!(
+        client.get(&server.h2c_url("/health")).await.unwrap().text(),
+        "ok"
+    );
+}

@@ -403,7 +403,6 @@ async fn slow_consumer_of_a_big_http3_body_stays_within_the_window() {
             ahead <= 2 * WINDOW as usize + max_chunk + 64 * 1024,
             "pause {pause}: {ahead} bytes in flight or buffered beyond what was consumed (window {WINDOW})"
         );
-
     }
     while let Some(c) = resp.chunk().await.unwrap() {
         consumed += c.len();

@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 
 use super::head::request_head;
 use super::mux::{BoxFuture, ConnLink, Coordinator, StreamLease};
-use super::{BufferedBytes, BufferedGuard};
+use super::{BufferedBytes, BufferedGuard, UploadGuard};
 use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::{Origin, Scheme};
@@ -283,6 +283,7 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
             }
         };
         let upload_error = Arc::new(OnceLock::new());
+        let mut upload = UploadGuard::none();
         match body {
             Body::Empty => {}
             Body::Bytes(b) if b.is_empty() => {}
@@ -294,15 +295,24 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
                 }
             }
             Body::Stream(s) => {
-                pool.runtime()
-                    .spawn(pump(s, stream, activity.clone(), upload_error.clone()));
+                upload = UploadGuard::spawn(
+                    pool.runtime(),
+                    pump(s, stream, activity.clone(), upload_error.clone()),
+                );
             }
         }
         let result = watchdog.guard(&activity, response).await?;
         match result {
             Ok(resp) => {
                 let (parts, recv) = resp.into_parts();
-                let body = H2Body::new(recv, lease, activity, handle.shared.clone(), &options);
+                let body = H2Body::new(
+                    recv,
+                    lease,
+                    activity,
+                    handle.shared.clone(),
+                    &options,
+                    upload,
+                );
                 return Ok(StreamResponse::new(
                     parts,
                     ResponseBody::http2(body, watchdog),
@@ -350,16 +360,23 @@ async fn pump(
     const WANT: usize = 64 * 1024;
     let mut pending: Option<Bytes> = None;
     loop {
-        if pending.is_none() {
-            // Wait for room before pulling the next chunk.
-            stream.reserve_capacity(WANT);
-            match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
+        // Room first: nothing is pulled from the caller's body before the window has space.
+        if stream.capacity() == 0 {
+            let want = pending.as_ref().map_or(WANT, |c| c.len().max(WANT));
+            stream.reserve_capacity(want);
+            // poll_capacity wakes when capacity grows; loop until some is actually assigned.
+            while stream.capacity() == 0 {
+                match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return,
+                }
             }
-            match body.next().await {
+        }
+        let chunk = match pending.take() {
+            Some(chunk) => chunk,
+            None => match body.next().await {
                 Some(Ok(chunk)) if chunk.is_empty() => continue,
-                Some(Ok(chunk)) => pending = Some(chunk),
+                Some(Ok(chunk)) => chunk,
                 Some(Err(e)) => {
                     let _ = error.set(e);
                     stream.send_reset(Reason::CANCEL);
@@ -369,23 +386,12 @@ async fn pump(
                     let _ = stream.send_data(Bytes::new(), true);
                     return;
                 }
-            }
-        }
-        let Some(chunk) = pending.as_mut() else {
-            continue;
+            },
         };
-        let mut capacity = stream.capacity();
-        if capacity == 0 {
-            stream.reserve_capacity(chunk.len().max(WANT));
-            match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
-                Some(Ok(n)) => capacity = n,
-                Some(Err(_)) | None => return,
-            }
-        }
-        let n = capacity.min(chunk.len());
-        let part = chunk.split_to(n);
-        if chunk.is_empty() {
-            pending = None;
+        let mut chunk = chunk;
+        let part = chunk.split_to(stream.capacity().min(chunk.len()));
+        if !chunk.is_empty() {
+            pending = Some(chunk);
         }
         if stream.send_data(part, false).is_err() {
             return;
@@ -495,6 +501,7 @@ pub(crate) struct H2Body {
     threshold: usize,
     buffered: Arc<H2Buffered>,
     _registered: BufferedGuard,
+    _upload: UploadGuard,
     data_done: bool,
 }
 
@@ -505,6 +512,7 @@ impl H2Body {
         activity: Activity,
         shared: Arc<H2Shared>,
         options: &PoolOptions,
+        upload: UploadGuard,
     ) -> H2Body {
         let buffered = Arc::new(H2Buffered {
             flow: recv.flow_control().clone(),
@@ -522,6 +530,7 @@ impl H2Body {
             threshold: threshold.max(1),
             buffered,
             _registered: registered,
+            _upload: upload,
             data_done: false,
         };
         body.release_if_ended();

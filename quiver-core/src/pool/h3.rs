@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::head::request_head;
 use super::mux::{BoxFuture, ConnLink, Coordinator, StreamLease};
+use super::UploadGuard;
 use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
@@ -441,12 +442,10 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
         };
         let (send_half, mut recv) = stream.split();
         let upload_error = Arc::new(OnceLock::new());
-        pool.runtime().spawn(upload(
-            body,
-            send_half,
-            activity.clone(),
-            upload_error.clone(),
-        ));
+        let upload_guard = UploadGuard::spawn(
+            pool.runtime(),
+            upload(body, send_half, activity.clone(), upload_error.clone()),
+        );
         let head = watchdog.guard(&activity, recv.recv_response()).await?;
         match head {
             Ok(resp)
@@ -461,7 +460,14 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
             }
             Ok(resp) => {
                 let (parts, ()) = resp.into_parts();
-                let body = H3Body::new(recv, lease, activity, conn, pool.origin.clone());
+                let body = H3Body::new(
+                    recv,
+                    lease,
+                    activity,
+                    conn,
+                    pool.origin.clone(),
+                    upload_guard,
+                );
                 return Ok(StreamResponse::new(
                     parts,
                     ResponseBody::http3(body, watchdog),
@@ -651,6 +657,7 @@ pub(crate) struct H3Body {
     activity: Activity,
     conn: Arc<H3Conn>,
     origin: Origin,
+    _upload: UploadGuard,
     data_done: bool,
 }
 
@@ -661,6 +668,7 @@ impl H3Body {
         activity: Activity,
         conn: Arc<H3Conn>,
         origin: Origin,
+        upload: UploadGuard,
     ) -> H3Body {
         H3Body {
             recv,
@@ -668,6 +676,7 @@ impl H3Body {
             activity,
             conn,
             origin,
+            _upload: upload,
             data_done: false,
         }
     }

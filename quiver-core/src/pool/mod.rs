@@ -274,3 +274,30 @@ impl Manager {
         pools.iter().map(Pool::stats).collect()
     }
 }
+
+/// Keeps a request's upload task alive; dropping it (the request or its response body went
+/// away) stops the task, which drops the stream it writes to, so the stream is reset and the
+/// caller's body is no longer pulled.
+pub(crate) struct UploadGuard(#[allow(dead_code)] Option<tokio::sync::oneshot::Sender<()>>);
+
+impl UploadGuard {
+    /// A guard for a request with no upload task.
+    pub(crate) fn none() -> UploadGuard {
+        UploadGuard(None)
+    }
+
+    /// Spawns `upload` on `runtime`, to run until it ends or the guard is dropped.
+    pub(crate) fn spawn(
+        runtime: &Handle,
+        upload: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> UploadGuard {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = rx => {}
+                _ = upload => {}
+            }
+        });
+        UploadGuard(Some(tx))
+    }
+}
