@@ -1,5 +1,5 @@
 # Entry points: `make demo` and `make test` (each does the set-up it needs).
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean header install
 
 setup:
 	./scripts/setup.sh
@@ -15,3 +15,31 @@ bench:
 
 clean:
 	cargo clean
+
+# Regenerates the checked-in C header from quiver-ffi (cbindgen); tests fail while it is stale.
+header:
+	QUIVER_UPDATE_HEADER=1 cargo build -p quiver-ffi
+
+# `make install PREFIX=/usr/local` (also DESTDIR, LIBDIR, INCLUDEDIR; PROFILE=dev installs the
+# debug build): libquiver.so with its SONAME links, libquiver.a, quiver.h and quiver.pc.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PROFILE ?= release
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+QUIVER_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+QUIVER_ABI := $(shell sed -n 's/^const ABI_VERSION: u32 = \([0-9]*\);/\1/p' quiver-ffi/build.rs)
+PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+LIB_BUILT := $(CARGO_TARGET_DIR)/$(PROFILE_DIR)
+
+install:
+	cargo build --locked --profile $(PROFILE) -p quiver-ffi
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 0755 $(LIB_BUILT)/libquiver.so $(DESTDIR)$(LIBDIR)/libquiver.so.$(QUIVER_VERSION)
+	ln -sf libquiver.so.$(QUIVER_VERSION) $(DESTDIR)$(LIBDIR)/libquiver.so.$(QUIVER_ABI)
+	ln -sf libquiver.so.$(QUIVER_ABI) $(DESTDIR)$(LIBDIR)/libquiver.so
+	install -m 0644 $(LIB_BUILT)/libquiver.a $(DESTDIR)$(LIBDIR)/libquiver.a
+	install -m 0644 include/quiver.h $(DESTDIR)$(INCLUDEDIR)/quiver.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(QUIVER_VERSION)|' quiver-ffi/quiver.pc.in \
+		> $(DESTDIR)$(LIBDIR)/pkgconfig/quiver.pc

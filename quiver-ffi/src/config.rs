@@ -1,0 +1,189 @@
+//! `quiver_config`: the client configuration builder (client-wide options and per-origin
+//! rules, set by name), read by `quiver_client_new`.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use quiver_core::{ClientBuilder, OptionValue, PoolSettings};
+
+use crate::error::quiver_result;
+use crate::ffi::{box_castable, free_box, to_boxed_mut_ptr, try_cstr, try_mut_from_ptr, try_str};
+use crate::panic::ffi_panic_boundary;
+
+/// A client configuration: pool options client-wide and per origin pattern.
+///
+/// One thread at a time (it may move between threads). `quiver_client_new` only reads it, so
+/// one configuration can build several clients; free it with `quiver_config_free`.
+pub struct quiver_config {
+    _private: [u8; 0],
+}
+
+/// Where one option applies: client-wide (`None`) or an origin pattern.
+type Setting = (Option<String>, String, OptionValue);
+
+/// The Rust value behind a `quiver_config`: the options in the order they were set, replayed
+/// into a fresh core builder for every client.
+#[derive(Debug, Default)]
+pub(crate) struct Config {
+    settings: Vec<Setting>,
+}
+
+box_castable!(quiver_config => Config);
+
+impl Config {
+    /// A core builder with every option applied in order (core validates them in `build`).
+    pub(crate) fn builder(&self) -> ClientBuilder {
+        self.settings.iter().fold(
+            quiver_core::Client::builder(),
+            |b, (pattern, name, value)| match pattern {
+                None => b.set(name, value.clone()),
+                Some(p) => b.set_for(p, name, value.clone()),
+            },
+        )
+    }
+
+    /// Records an option; rejects at once an unknown name or a value of the wrong type
+    /// (ranges and rule patterns are checked by `quiver_client_new`).
+    fn set(&mut self, pattern: Option<&str>, name: &str, value: OptionValue) -> quiver_result {
+        let known = PoolSettings::default().set(name, value.clone()).is_ok();
+        self.settings
+            .push((pattern.map(str::to_owned), name.to_owned(), value));
+        if known {
+            quiver_result::Ok
+        } else {
+            quiver_result::InvalidConfig
+        }
+    }
+}
+
+/// Makes an empty configuration (every option at its default). NULL only on a panic.
+#[no_mangle]
+pub extern "C" fn quiver_config_new() -> *mut quiver_config {
+    ffi_panic_boundary! {
+        to_boxed_mut_ptr::<quiver_config>(Config::default())
+    }
+}
+
+/// Frees a configuration. NULL is a no-op. Clients built from it are not affected.
+#[no_mangle]
+pub extern "C" fn quiver_config_free(config: *mut quiver_config) {
+    ffi_panic_boundary! {
+        free_box(config)
+    }
+}
+
+/// Shared body of the typed setters.
+fn set_option(
+    config: *mut quiver_config,
+    pattern: *const c_char,
+    option: *const c_char,
+    value: impl FnOnce() -> Result<OptionValue, quiver_result>,
+) -> quiver_result {
+    let config = try_mut_from_ptr!(config);
+    let option = try_str!(option);
+    let pattern = match try_cstr(pattern).map(|p| p.to_str()) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => return quiver_result::InvalidArgument,
+    };
+    match value() {
+        Ok(value) => config.set(pattern, option, value),
+        Err(code) => code,
+    }
+}
+
+/// Sets a boolean option (`danger_accept_invalid_certs`).
+///
+/// Every `quiver_config_set_*` call takes the option's name (docs/options.md) and a `pattern`:
+/// NULL for the client-wide value, or an origin pattern for a rule, exact
+/// (`https://api.example.com`) or wildcard (`*.example.com` after the scheme); the most
+/// specific rule wins. It returns `QUIVER_RESULT_INVALID_CONFIG` at once for an unknown option
+/// or a value of the wrong type; `quiver_client_new` then fails with the full `invalid_config`
+/// error (which also covers ranges and patterns). Later settings of an option override earlier
+/// ones.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_bool(
+    config: *mut quiver_config,
+    pattern: *const c_char,
+    option: *const c_char,
+    value: bool,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        set_option(config, pattern, option, || Ok(OptionValue::Bool(value)))
+    }
+}
+
+/// Sets an integer option (`size`, `max_connections`, `stream_window`, ...). See
+/// `quiver_config_set_bool`.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_int(
+    config: *mut quiver_config,
+    pattern: *const c_char,
+    option: *const c_char,
+    value: i64,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        set_option(config, pattern, option, || Ok(OptionValue::Int(value)))
+    }
+}
+
+/// Sets a floating-point option (`window_update_threshold`). See `quiver_config_set_bool`.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_float(
+    config: *mut quiver_config,
+    pattern: *const c_char,
+    option: *const c_char,
+    value: f64,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        set_option(config, pattern, option, || Ok(OptionValue::Float(value)))
+    }
+}
+
+/// Sets a string option (`protocol`, `ca_file`, `client_cert`, `client_key`, `tls_roots`),
+/// copied. See `quiver_config_set_bool`.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_str(
+    config: *mut quiver_config,
+    pattern: *const c_char,
+    option: *const c_char,
+    value: *const c_char,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        set_option(config, pattern, option, || match try_cstr(value).map(|v| v.to_str()) {
+            Some(Ok(v)) => Ok(OptionValue::Str(v.to_owned())),
+            Some(Err(_)) => Err(quiver_result::InvalidArgument),
+            None => Err(quiver_result::NullParameter),
+        })
+    }
+}
+
+/// Sets a duration option in milliseconds (`checkout_timeout`, `connect_timeout`,
+/// `read_timeout`, `idle_timeout`, `ping_interval`, `ping_timeout`, `request_timeout`; 0 means
+/// "none" where the option allows it). See `quiver_config_set_bool`.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_duration_ms(
+    config: *mut quiver_config,
+    pattern: *const c_char,
+    option: *const c_char,
+    milliseconds: u64,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        set_option(config, pattern, option, || {
+            Ok(OptionValue::Duration(Duration::from_millis(milliseconds)))
+        })
+    }
+}
+
+/// Unsets an option that allows "none" (`request_timeout`, `ca_file`, `client_cert`,
+/// `client_key`, ...), overriding a client-wide value in a rule. See `quiver_config_set_bool`.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_none(
+    config: *mut quiver_config,
+    pattern: *const c_char,
+    option: *const c_char,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        set_option(config, pattern, option, || Ok(OptionValue::None))
+    }
+}

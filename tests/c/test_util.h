@@ -1,0 +1,198 @@
+/* Helpers shared by the C tests: checks, waiting for callbacks, the test server's addresses. */
+#ifndef QUIVER_TEST_UTIL_H
+#define QUIVER_TEST_UTIL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "quiver.h"
+
+static int test_failures;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n", __FILE__, __LINE__,        \
+                    __func__, #cond);                                                   \
+            test_failures++;                                                            \
+        }                                                                               \
+    } while (0)
+
+/* Checks that a quiver call returned `expected`, printing both codes' texts otherwise. */
+#define CHECK_RESULT(call, expected)                                                    \
+    do {                                                                                \
+        quiver_result got_ = (call);                                                    \
+        if (got_ != (quiver_result)(expected)) {                                        \
+            fprintf(stderr, "%s:%d: %s: %s returned %u (%s), expected %u (%s)\n",       \
+                    __FILE__, __LINE__, __func__, #call, (unsigned)got_,                \
+                    quiver_result_str(got_), (unsigned)(expected),                      \
+                    quiver_result_str(expected));                                       \
+            test_failures++;                                                            \
+        }                                                                               \
+    } while (0)
+
+#define REQUIRE(cond)                                                                   \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: %s: REQUIRE failed: %s\n", __FILE__, __LINE__,      \
+                    __func__, #cond);                                                   \
+            exit(1);                                                                    \
+        }                                                                               \
+    } while (0)
+
+static inline double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static inline void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Time limits are multiplied by QUIVER_TEST_SLOW (set under valgrind). */
+static inline long slow_factor(void) {
+    const char *s = getenv("QUIVER_TEST_SLOW");
+    long f = s ? atol(s) : 1;
+    return f > 0 ? f : 1;
+}
+
+static inline const char *env_or_die(const char *name) {
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') {
+        fprintf(stderr, "environment variable %s is not set (run tests/c/run.sh)\n", name);
+        exit(2);
+    }
+    return v;
+}
+
+/* snprintf into a fresh heap string (free it). */
+static inline char *format(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    REQUIRE(n >= 0);
+    char *s = malloc((size_t)n + 1);
+    REQUIRE(s != NULL);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* Whether the (pointer, length) value equals the C string `expected`. */
+static inline int bytes_eq(const char *value, size_t len, const char *expected) {
+    return value != NULL && len == strlen(expected) && memcmp(value, expected, len) == 0;
+}
+
+/* Whether `len` bytes follow the test server's pattern: byte i is 'a' + (i % 26), from
+ * offset `start`. */
+static inline int is_pattern(const uint8_t *data, size_t len, size_t start) {
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != (uint8_t)('a' + (start + i) % 26)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- a one-shot completion: filled by quiver_response_cb, awaited by the test ---- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;
+    double at_ms;
+    quiver_response *response;
+    quiver_error *error;
+} completion;
+
+static inline void completion_init(completion *c) {
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+}
+
+/* Frees what the callback delivered, and the completion itself. */
+static inline void completion_destroy(completion *c) {
+    quiver_response_free(c->response);
+    quiver_error_free(c->error);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+}
+
+static inline void on_response(void *userdata, quiver_response *response, quiver_error *error) {
+    completion *c = userdata;
+    pthread_mutex_lock(&c->mu);
+    c->calls++;
+    c->at_ms = now_ms();
+    if (c->calls == 1) {
+        c->response = response;
+        c->error = error;
+    } else {
+        /* A second call is a bug the tests report; do not leak what it brought. */
+        quiver_response_free(response);
+        quiver_error_free(error);
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits until the callback ran (or `timeout_ms` passed); returns how often it ran. */
+static inline int completion_wait(completion *c, long timeout_ms) {
+    double deadline = now_ms() + (double)(timeout_ms * slow_factor());
+    pthread_mutex_lock(&c->mu);
+    while (c->calls == 0 && now_ms() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    int calls = c->calls;
+    pthread_mutex_unlock(&c->mu);
+    return calls;
+}
+
+static inline int completion_calls(completion *c) {
+    pthread_mutex_lock(&c->mu);
+    int calls = c->calls;
+    pthread_mutex_unlock(&c->mu);
+    return calls;
+}
+
+/* Prints an error (for diagnosing failures). */
+static inline void print_error(const char *what, const quiver_error *e) {
+    if (e != NULL) {
+        fprintf(stderr, "  %s: [%s/%s] %s\n", what, quiver_class_str(quiver_error_class(e)),
+                quiver_error_kind(e), quiver_error_message(e));
+    }
+}
+
+/* Checks an error's code, class and kind name. */
+#define CHECK_ERROR(err, code, class, kind)                                             \
+    do {                                                                                \
+        const quiver_error *e_ = (err);                                                 \
+        CHECK(e_ != NULL);                                                              \
+        if (e_ != NULL) {                                                               \
+            CHECK_RESULT(quiver_error_code(e_), code);                                  \
+            CHECK(quiver_error_class(e_) == (quiver_class)(class));                     \
+            CHECK(strcmp(quiver_error_kind(e_), kind) == 0);                            \
+            CHECK(quiver_error_message(e_) != NULL && *quiver_error_message(e_) != 0);  \
+            if (quiver_error_code(e_) != (quiver_result)(code)) {                       \
+                print_error("unexpected error", e_);                                    \
+            }                                                                           \
+        }                                                                               \
+    } while (0)
+
+#endif /* QUIVER_TEST_UTIL_H */
