@@ -14,5 +14,18 @@ for _ in $(seq 100); do [ -s "$WORK/server.json" ] && break; sleep 0.05; done
 
 echo "test server: $(cat "$WORK/server.json")"
 echo
+JSON="$(cat "$WORK/server.json")"
+port() { sed -E "s/.*\"$1\":([0-9]+).*/\1/" <<< "$JSON"; }
+CA="$WORK/ca.crt"
+
 echo "--- Rust (quiver-core) ---"
-"$TARGET/debug/examples/demo" "$(cat "$WORK/server.json")"
+"$TARGET/debug/examples/demo" "$JSON"
+
+echo
+echo "--- C (libquiver.so, include/quiver.h) ---"
+make -s install PREFIX="$WORK/prefix" PROFILE=dev > /dev/null 2>&1
+PKG_CONFIG_PATH="$WORK/prefix/lib/pkgconfig"
+read -r -a PC <<< "$(PKG_CONFIG_PATH="$PKG_CONFIG_PATH" pkg-config --cflags --libs quiver)"
+gcc -std=c11 -Wall -Wextra -Werror tests/c/demo.c -o "$WORK/demo_c" "${PC[@]}" -Wl,-rpath,"$WORK/prefix/lib"
+"$WORK/demo_c" "https://localhost:$(port https)/bytes/64" "$CA"
+

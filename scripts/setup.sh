@@ -24,5 +24,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO service h2o stop >/dev/null 2>&1 || true
 fi
 
-say "cargo build (workspace)"
-cargo build --locked --workspace --all-targets -q
+say "cargo build (core, C ABI, test server)"
+cargo build --locked --all-targets -q

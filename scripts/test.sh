@@ -9,12 +9,16 @@ say "cargo fmt --check"
 cargo fmt --all --check
 
 say "cargo clippy (-D warnings)"
-cargo clippy --locked --workspace --all-targets -q -- -D warnings
+cargo clippy --locked --all-targets -q -- -D warnings
 
 say "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --workspace --no-fail-fast --failure-output final --status-level fail
+  cargo nextest run --locked --no-fail-fast --failure-output final --status-level fail
 else
-  cargo test --locked --workspace -q
+  cargo test --locked -q
 fi
-cargo test --locked --workspace --doc -q
+cargo test --locked --doc -q
+
+say "C tests (libquiver)"
+tests/c/run.sh
+

@@ -100,10 +100,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let stats = client.stats();
     for o in &stats.origins {
+        let usage = if o.protocol == "http1" {
+            format!("{} idle, {} in use", o.idle, o.active)
+        } else {
+            format!("{} streams in flight, {} free stream slots", o.active, o.idle)
+        };
         println!(
-            "pool {} ({}): {} connections ({} idle, {} active), {} requests, {} errors",
-            o.origin, o.protocol, o.connections, o.idle, o.active, o.requests, o.errors
+            "pool {} ({}): {} connections ({usage}), {} requests, {} errors",
+            o.origin, o.protocol, o.connections, o.requests, o.errors
         );
     }
+
     Ok(())
 }
