@@ -70,13 +70,28 @@ impl H3Conn {
         self.send.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Whether the peer advertised SETTINGS_H3_DATAGRAM.
-    pub(crate) fn peer_datagrams(&self) -> bool {
-        self.send
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .settings()
-            .enable_datagram()
+    /// Whether the peer advertised SETTINGS_H3_DATAGRAM: `None` until its SETTINGS frame has
+    /// been read (h3 hands out defaults, as an owned value, before that).
+    pub(crate) fn peer_datagrams(&self) -> Option<bool> {
+        let send = self.send.lock().unwrap_or_else(|p| p.into_inner());
+        match send.settings() {
+            std::borrow::Cow::Borrowed(s) => Some(s.enable_datagram()),
+            std::borrow::Cow::Owned(_) => None,
+        }
+    }
+
+    /// Waits (polling; a cold path) until the peer's SETTINGS arrived, or `limit` passed.
+    async fn peer_datagrams_within(&self, limit: std::time::Duration) -> Option<bool> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(known) = self.peer_datagrams() {
+                return Some(known);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     async fn confirmed(&self) {
@@ -781,7 +796,8 @@ pub(crate) async fn open_channel(
             return Err(e);
         }
     };
-    if !conn.peer_datagrams() {
+    if conn.peer_datagrams_within(limits.read_timeout).await != Some(true) {
+
         unregister(&conn);
         return Err(Error::new(
             ErrorKind::DatagramsDisabled,

@@ -131,6 +131,13 @@ pub struct H3Options {
     /// transport parameter) and extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL), and serve
     /// `/datagram-echo`. Off: none of them, and `/datagram-echo` answers 400. Default `true`.
     pub datagrams: bool,
+    /// Simulated network latency on receive: every UDP datagram the listeners' QUIC endpoints
+    /// receive reaches quinn only this long after it arrived (in order, none dropped; sends are
+    /// not delayed). Each round trip then takes at least this long, so a client's 0-RTT flight
+    /// (the requests it sends until its handshake completes) reliably arrives before the server
+    /// can complete the handshake, which on bare loopback takes microseconds. Default zero
+    /// (the plain socket).
+    pub latency: Duration,
 }
 
 impl Default for H3Options {
@@ -141,6 +148,7 @@ impl Default for H3Options {
             connection_window: 4 << 20,
             goaway_after: None,
             datagrams: true,
+            latency: Duration::ZERO,
         }
     }
 }
@@ -311,20 +319,27 @@ async fn quic_accept_loop(
     }
 }
 
-/// One QUIC endpoint per socket of `sockets`, all serving `config`.
+/// One QUIC endpoint per socket of `sockets`, all serving `config`, receiving with `latency`
+/// (see [`H3Options::latency`]).
 fn quic_endpoints(
     sockets: listen::DualUdp,
     config: &quinn::ServerConfig,
+    latency: Duration,
 ) -> io::Result<Vec<quinn::Endpoint>> {
     sockets
         .into_sockets()
         .map(|socket| {
             socket.set_nonblocking(true)?;
-            quinn::Endpoint::new(
+            let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+            let mut socket = runtime.wrap_udp_socket(socket)?;
+            if !latency.is_zero() {
+                socket = Arc::new(http3::latency::DelayedRecv::new(socket, latency));
+            }
+            quinn::Endpoint::new_with_abstract_socket(
                 quinn::EndpointConfig::default(),
                 Some(config.clone()),
                 socket,
-                Arc::new(quinn::TokioRuntime),
+                runtime,
             )
         })
         .collect()
@@ -363,10 +378,12 @@ impl TestServer {
         let mut endpoints = quic_endpoints(
             h3_sockets,
             &http3::server_config(h3_tls.early, &options.h3)?,
+            options.h3.latency,
         )?;
         endpoints.extend(quic_endpoints(
             h3_reject_sockets,
             &http3::server_config(h3_tls.reject_early, &options.h3)?,
+            options.h3.latency,
         )?);
 
         let counters = Arc::new(Counters::default());

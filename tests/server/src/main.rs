@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use quiver_testserver::{H2Options, H3Options, Options, TestServer};
 use tokio::signal::unix::{signal, SignalKind};
@@ -12,7 +13,7 @@ const USAGE: &str = "usage: quiver-testserver [--dir DIR] [--exit-on-stdin-eof |
        [--h2-max-concurrent-streams N] [--h2-stream-window N] [--h2-connection-window N]
        [--h2-max-header-list-size N] [--h2-goaway-after N] [--h2-refuse-every K]
        [--h3-max-concurrent-streams N] [--h3-stream-window N] [--h3-connection-window N]
-       [--h3-goaway-after N] [--h3-no-datagrams]";
+       [--h3-goaway-after N] [--h3-no-datagrams] [--h3-latency-ms N]";
 
 struct Args {
     dir: Option<PathBuf>,
@@ -22,7 +23,7 @@ struct Args {
 }
 
 /// Options that take a value, as `--name VALUE` or `--name=VALUE`.
-const VALUED: [&str; 11] = [
+const VALUED: [&str; 12] = [
     "--dir",
     "--h2-max-concurrent-streams",
     "--h2-stream-window",
@@ -34,6 +35,7 @@ const VALUED: [&str; 11] = [
     "--h3-stream-window",
     "--h3-connection-window",
     "--h3-goaway-after",
+    "--h3-latency-ms",
 ];
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
@@ -87,6 +89,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--h3-connection-window" => parsed.h3.connection_window = number(&name, &value()?)?,
             "--h3-goaway-after" => parsed.h3.goaway_after = Some(number(&name, &value()?)?),
             "--h3-no-datagrams" => parsed.h3.datagrams = false,
+            "--h3-latency-ms" => {
+                parsed.h3.latency = Duration::from_millis(number(&name, &value()?)?);
+            }
             "--exit-on-stdin-eof" => parsed.watch_stdin = true,
             "--ignore-stdin" => parsed.watch_stdin = false,
             "-h" | "--help" => return Ok(None),

@@ -680,6 +680,113 @@ async fn zero_rtt_early(server: &TestServer) {
     assert_eq!(stats.h3_connections, 2);
 }
 
+const LATENCY: Duration = Duration::from_millis(40);
+
+/// With simulated latency a request handed to another task (which first sleeps 5 ms) after
+/// `into_0rtt` still goes out before the client's handshake completes and reaches the server
+/// before the server's handshake completes: early. The client runs on several threads, as a
+/// real one would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_makes_0rtt_from_another_task_early() {
+    let server = server_with(H3Options {
+        latency: LATENCY,
+        ..H3Options::default()
+    })
+    .await;
+    let tls = client_tls(&server);
+    collect_tickets(&server, &tls).await;
+    // An attempt where the client itself took half the latency to send its request (a
+    // loaded machine can stall it that long) proves nothing either way: its handshake may
+    // have completed first. Such attempts are made again, with a ticket from the last one.
+    for attempt in 1.. {
+        let before = server.stats();
+        let (sent, early) = early_from_another_task(&server, &tls).await;
+        if sent >= LATENCY / 2 {
+            assert!(attempt < 5, "the client is too slow: sent after {sent:?}");
+            continue;
+        }
+        assert!(
+            early,
+            "not early (sent {sent:?} after the connection started)"
+        );
+        let stats = server.stats();
+        assert_eq!(stats.h3_early_requests - before.h3_early_requests, 1);
+        assert_eq!(stats.h3_zero_rtt_accepted - before.h3_zero_rtt_accepted, 1);
+        break;
+    }
+}
+
+/// One 0-RTT connection to `h3` with `tls` (which must hold a ticket) whose `/early` request
+/// is sent from another task after 5 ms: when it was sent (since the connection started) and
+/// whether the server found it early. Checks that 0-RTT was accepted, and that a request
+/// after the handshake is not early.
+async fn early_from_another_task(
+    server: &TestServer,
+    tls: &Arc<rustls::ClientConfig>,
+) -> (Duration, bool) {
+    let addr = v4(server.h3_port());
+    let endpoint = client_endpoint(tls, addr);
+    let started = Instant::now();
+    let connecting = endpoint.connect(addr, "localhost").unwrap();
+    let (quic, accepted) = connecting
+        .into_0rtt()
+        .unwrap_or_else(|_| panic!("no 0-RTT: the last connection left no ticket"));
+    let client = Arc::new(H3::over(quic, endpoint).await);
+    let task = tokio::spawn({
+        let client = Arc::clone(&client);
+        async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let stream = client
+                .start(H3::request(Method::GET, "/early"), None)
+                .await
+                .unwrap();
+            let sent = started.elapsed();
+            (sent, read_reply(stream).await)
+        }
+    });
+    let (sent, reply) = tokio::time::timeout(STEP, task)
+        .await
+        .expect("response in time")
+        .unwrap();
+    let early = reply.unwrap().json()["early"] == true;
+    assert!(
+        tokio::time::timeout(STEP, accepted).await.unwrap(),
+        "0-RTT rejected"
+    );
+    // After the handshake: not early.
+    assert_eq!(client.get("/early").await.unwrap().json()["early"], false);
+    client.quic.close(quinn::VarInt::from_u32(0x100), b"done");
+    (sent, early)
+}
+
+/// With latency on, ordinary requests work; the first one on a fresh connection takes two
+/// round trips (handshake, then request), each at least the latency.
+#[tokio::test]
+async fn latency_delays_but_serves() {
+    let server = server_with(H3Options {
+        latency: LATENCY,
+        ..H3Options::default()
+    })
+    .await;
+    let started = Instant::now();
+    let client = H3::connect(&server).await;
+    let reply = client.get("/health").await.unwrap();
+    let first = started.elapsed();
+    assert_eq!(reply.body.as_ref(), b"ok");
+    assert!(first >= 2 * LATENCY, "first request in {first:?}");
+    let started = Instant::now();
+    let reply = client
+        .exchange(
+            H3::request(Method::POST, "/echo"),
+            Some(Bytes::from(vec![7u8; 256 * 1024])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.body.len(), 256 * 1024);
+    assert!(started.elapsed() >= LATENCY, "second request too fast");
+    assert_eq!(server.stats().h3_connections, 1);
+}
+
 #[tokio::test]
 async fn h3_reject_early_resumes_but_rejects_0rtt() {
     let server = server_with(H3Options::default()).await;
@@ -867,6 +974,7 @@ fn binary_flags() {
         &["--h3-goaway-after", "x"],
         &["--h3-stream-window=-1"],
         &["--h3-no-datagrams=1"],
+        &["--h3-latency-ms=x"],
     ] {
         let status = Command::new(bin)
             .args(bad)
@@ -887,6 +995,8 @@ fn binary_flags() {
             "--h3-stream-window=65536",
             "--h3-connection-window",
             "1048576",
+            "--h3-latency-ms",
+            "5",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -14,6 +14,7 @@
 
 pub(crate) mod body;
 pub(crate) mod datagram;
+pub(crate) mod latency;
 mod quic;
 
 use std::pin::Pin;
