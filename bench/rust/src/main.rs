@@ -12,9 +12,11 @@
 //! - `--duration SECS`: stop starting new requests SECS after the timed section began (requests
 //!   in flight then still finish and count); `--requests` stays an upper bound.
 //! - `--pool-size P`: at most P connections (default: the concurrency). reqwest has no
-//!   per-host connection cap, so it gets a semaphore of P permits in front (reported in `note`).
+//!   per-host connection cap, so over HTTP/1 it gets a semaphore of P permits in front
+//!   (reported in `note`); over HTTP/2 it uses one connection anyway.
 //! - `--warmup W`: requests sent before the timed section to open the connections
-//!   (default: min(pool size, concurrency); 0 with `--stream`). Counted in `warmup`.
+//!   (default: min(pool size, concurrency); 0 with `--stream`). Counted in `warmup`; their
+//!   failures count in `failures`.
 //! - `--stream`: each request's body is pulled chunk by chunk and dropped as it comes
 //!   (constant memory); `bytes` and `mb_per_s` say how fast.
 //!
@@ -207,9 +209,17 @@ impl Client {
                         b = b.http2_prior_knowledge();
                     }
                     "auto" => tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-                    other => return Err(format!("reqwest: protocol {other} not supported")),
+                    other => {
+                        // Exit status 3: "cannot do that" (reqwest's HTTP/3 is behind
+                        // `--cfg reqwest_unstable`; this build does not enable it).
+                        eprintln!("reqwest: protocol {other} not supported by this build");
+                        std::process::exit(3);
+                    }
                 }
-                let sem = (pool_size < a.concurrency).then(|| tokio::sync::Semaphore::new(pool_size));
+                // HTTP/1 only: over HTTP/2 reqwest multiplexes on one connection, which is
+                // within any pool size already.
+                let sem = (pool_size < a.concurrency && a.protocol != "http2")
+                    .then(|| tokio::sync::Semaphore::new(pool_size));
                 let c = b.tls_backend_preconfigured(tls).build().map_err(|e| format!("reqwest client: {e}"))?;
                 Ok(Client::Reqwest(c, sem))
             }
@@ -344,10 +354,8 @@ async fn main() {
         })
         .collect();
     for w in warm {
-        if !w.await.unwrap_or(false) {
-            eprintln!("warm-up request failed");
-            std::process::exit(1);
-        }
+        // A failed warm-up request is counted in `failures` like any other.
+        let _ = w.await;
     }
     s.bytes.store(0, Ordering::Relaxed);
 

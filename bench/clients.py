@@ -1,0 +1,107 @@
+"""The client registry of Quiver's benchmark harness: one entry per row of the tables.
+
+Every client is a command-line template. The harness fills in the paths below and replaces the
+`{args}` token with the contract flags (bench/README.md, "The client contract"):
+
+    --url URL --requests N --concurrency C --protocol auto|http1|http2|http3
+    [--ca FILE] [--expect-len BYTES] [--method GET|POST --body-len B]
+    [--duration SECS] [--pool-size P] [--warmup W] [--stream]
+
+and the client prints one JSON line (client, requests, failures, seconds, rps, p50_ms, p99_ms,
+cpu_s_per_10k, peak_rss_bytes, warmup, bytes, mb_per_s, proto, note). Exit status 3 means "this
+client cannot do that" (reported as n/a, e.g. aiohttp asked for HTTP/2); anything else non-zero,
+a timeout or a missing JSON line is a failed run.
+
+Template fields: {rust_bin} (target/release/quiver-bench-rust), {bin} (bench/.work/bin, where
+run.sh puts the C programs), {py} (the venv's python), {node} (node), {bench} (bench/), and in
+`env` values also {ca} (the CA file of the server the run talks to).
+
+Adding a row: append a Client(...) below. `requires` (files) and `check` (a command that must
+exit 0) decide whether it is built; when it is not, every table lists it as "not built yet"
+with `not_built` as the reason. `protocols` lists what to try: a one-request probe per
+protocol decides what actually runs.
+"""
+
+from dataclasses import dataclass, field
+
+# Protocol ids used everywhere in the harness (see harness.PROTOCOLS for what each means).
+H1, H1TLS, H2, H2C, H3 = "h1", "h1tls", "h2", "h2c", "h3"
+ALL = (H1, H1TLS, H2, H2C, H3)
+
+
+@dataclass
+class Client:
+    name: str                      # the row's label
+    lang: str                      # rust | c | python | node | ceiling: "same language" for ratios
+    role: str                      # quiver | peer | ceiling
+    cmd: str                       # command template, `{args}` = the contract flags
+    protocols: tuple = ALL         # protocols to try (a probe decides)
+    requires: tuple = ()           # files that must exist (templated)
+    check: str | None = None       # command that must exit 0 (templated)
+    not_built: str = ""            # why it may be missing (shown with "not built yet")
+    env: dict = field(default_factory=dict)
+    cwd: str = "{bench}"
+    about: str = ""                # one line for the README / report
+
+
+RUST = "{rust_bin}"
+PY = "{py} {bench}/py/bench_py.py"
+NODE = "{node} {bench}/node/bench_node.mjs"
+UNDICI = "{bench}/node/node_modules/undici/package.json"
+NPM = "undici is not installed: bench/setup.sh runs npm ci in bench/node (needs Node >= 20)"
+
+CLIENTS = [
+    # --- Rust ---------------------------------------------------------------------------------
+    Client("quiver", "rust", "quiver", RUST + " --client quiver {args}",
+           requires=(RUST,), not_built="build bench/rust (bench/run.sh does)",
+           about="quiver-core from Rust (bench/rust)"),
+    Client("reqwest", "rust", "peer", RUST + " --client reqwest {args}",
+           requires=(RUST,), not_built="build bench/rust (bench/run.sh does)",
+           about="reqwest 0.13 (hyper-util pool, rustls/ring); a semaphore stands in for a pool cap"),
+    # --- C ------------------------------------------------------------------------------------
+    Client("quiver-c", "c", "quiver", "{bin}/quiver_bench_c {args}",
+           requires=("{bin}/quiver_bench_c",),
+           not_built="the C ABI (quiver-ffi) has no request API yet: write bench/c/quiver_bench.c "
+                     "(same contract as curl_multi.c) and build it in bench/run.sh",
+           about="libquiver from C"),
+    Client("curl-multi", "c", "peer", "{bin}/curl_multi {args}",
+           requires=("{bin}/curl_multi",), not_built="bench/run.sh builds bench/c/curl_multi.c",
+           about="libcurl multi interface (Debian libcurl4-openssl-dev), bench/c/curl_multi.c"),
+    # --- Python -------------------------------------------------------------------------------
+    Client("quiver-py", "python", "quiver", PY + " --client quiver {args}",
+           check="{py} -c 'import quiver'",
+           not_built="the Python binding (bindings/python) is not built or not installed in "
+                     "bench/.work/venv yet",
+           about="quiver.Client (blocking) from C threads"),
+    Client("quiver-py-async", "python", "quiver", PY + " --client quiver-async {args}",
+           check="{py} -c 'import quiver'",
+           not_built="the Python binding (bindings/python) is not built or not installed in "
+                     "bench/.work/venv yet",
+           about="quiver.AsyncClient from C asyncio tasks"),
+    Client("pycurl", "python", "peer", PY + " --client pycurl {args}",
+           about="pycurl multi (its wheel's bundled libcurl), MAX_HOST_CONNECTIONS = pool size"),
+    Client("aiohttp", "python", "peer", PY + " --client aiohttp {args}",
+           protocols=(H1, H1TLS), about="aiohttp, TCPConnector(limit = pool size)"),
+    Client("httpx", "python", "peer", PY + " --client httpx {args}",
+           about="httpx AsyncClient (+sniffio, h2), Limits(max_connections = pool size)"),
+    # --- Node ---------------------------------------------------------------------------------
+    Client("quiver-node", "node", "quiver", NODE + " --client quiver {args}", cwd="{bench}/node",
+           check="{node} --input-type=module -e \"await import('quiver-http')\"",
+           not_built="the Node binding (bindings/node, package quiver-http) is not built or "
+                     "not installed in bench/node yet",
+           about="quiver-http from Node"),
+    Client("undici", "node", "peer", NODE + " --client undici {args}", cwd="{bench}/node",
+           protocols=(H1, H1TLS), requires=(UNDICI,), not_built=NPM, about="undici 7 request() through a Pool(connections = pool size)"),
+    Client("undici-h2", "node", "peer", NODE + " --client undici-h2 {args}", cwd="{bench}/node",
+           protocols=(H2, H2C), requires=(UNDICI,), not_built=NPM, about="undici 7 request() through a Pool with allowH2, 1 connection"),
+    Client("fetch", "node", "peer", NODE + " --client fetch {args}", cwd="{bench}/node",
+           protocols=(H1, H1TLS), env={"NODE_EXTRA_CA_CERTS": "{ca}"},
+           check="{node} -e 'process.exit(+process.versions.node.split(\".\")[0] >= 20 ? 0 : 1)'",
+           not_built="needs Node >= 20",
+           about="Node's global fetch (bundled undici), default agent"),
+    # --- the ceiling --------------------------------------------------------------------------
+    Client("h2load", "ceiling", "ceiling", "{py} {bench}/h2load_run.py {args}",
+           protocols=(H1, H1TLS, H2, H2C), check="h2load --version",
+           not_built="h2load is not installed (Debian package nghttp2-client)",
+           about="h2load 1 thread: h1 -c C -m 1, h2 -c 1 -m C (does not verify certificates)"),
+]

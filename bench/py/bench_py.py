@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+"""Python clients of Quiver's benchmark harness: one run, one JSON line on stdout.
+
+    bench_py.py --client aiohttp|httpx|pycurl|quiver|quiver-async --url URL [--requests N]
+        [--concurrency C] [--ca FILE] [--protocol auto|http1|http2] [--expect-len BYTES]
+        [--method GET|POST] [--body-len B] [--duration SECS] [--pool-size P] [--warmup W] [--stream]
+
+Same flags and JSON keys as quiver-bench-rust (bench/README.md, "The client contract").
+Every response is verified (2xx status and body length); failures are counted, never raised.
+
+Fair settings: aiohttp TCPConnector(limit=pool size); httpx Limits(max_connections=pool size),
+http2=True for HTTP/2 (http1=False too when it must be HTTP/2: h2c by prior knowledge); pycurl's
+multi interface with CURLMOPT_MAX_HOST_CONNECTIONS=pool size and, for HTTP/2, one multiplexed
+connection (PIPEWAIT). Every client trusts the bench CA; none turns verification off. No uvloop.
+"""
+
+import argparse
+import asyncio
+import json
+import resource
+import ssl
+import sys
+import threading
+import time
+
+UNSUPPORTED = 3  # exit status: this client cannot do what was asked (the harness reports "n/a")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--client", required=True,
+                   choices=["aiohttp", "httpx", "pycurl", "quiver", "quiver-async"])
+    p.add_argument("--url", required=True)
+    p.add_argument("--requests", type=int, default=10_000)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--ca")
+    p.add_argument("--protocol", default="auto", choices=["auto", "http1", "http2", "http3"])
+    p.add_argument("--expect-len", type=int)
+    p.add_argument("--method", default="GET")
+    p.add_argument("--body-len", type=int, default=0)
+    p.add_argument("--duration", type=float)
+    p.add_argument("--pool-size", type=int)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--stream", action="store_true")
+    a = p.parse_args(argv)
+    if a.concurrency < 1 or (a.pool_size is not None and a.pool_size < 1):
+        p.error("--concurrency and --pool-size must be at least 1")
+    if a.pool_size is None:
+        a.pool_size = a.concurrency
+    if a.warmup is None:
+        a.warmup = 0 if a.stream else min(a.pool_size, a.concurrency)
+    return a
+
+
+def unsupported(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(UNSUPPORTED)
+
+
+def ssl_context(a):
+    """Trusts exactly the bench CA (verification on, host names checked)."""
+    if not a.url.startswith("https:"):
+        return None
+    ctx = ssl.create_default_context(cafile=a.ca) if a.ca else ssl.create_default_context()
+    return ctx
+
+
+def cpu_seconds():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Stats:
+    """What a run counts. Shared by the asyncio workers (one thread) or guarded by a lock."""
+
+    def __init__(self, a):
+        self.a = a
+        self.failures = 0
+        self.bytes = 0
+        self.protos = set()
+        self.lat = []
+        self.lock = threading.Lock()
+
+    def check(self, status, length, proto=None, err=None):
+        a = self.a
+        ok = err is None and 200 <= status < 300 and (a.expect_len is None or length == a.expect_len)
+        if ok:
+            self.bytes += length
+            if proto:
+                self.protos.add(proto)
+        else:
+            if self.failures == 0:
+                if err is not None:
+                    print(f"request failed: {err!r}", file=sys.stderr)
+                else:
+                    print(f"bad response: status {status}, {length} bytes (expected {a.expect_len})",
+                          file=sys.stderr)
+            self.failures += 1
+        return ok
+
+    def report(self, client, seconds, cpu, warmup, note=None):
+        lat = sorted(self.lat)
+        n = len(lat)
+
+        def pct(p):
+            return lat[min(int(n * p), n - 1)] * 1e3 if n else 0.0
+
+        print(json.dumps({
+            "client": client,
+            "requests": n,
+            "failures": self.failures,
+            "seconds": seconds,
+            "rps": n / seconds if seconds else 0.0,
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "cpu_s_per_10k": cpu * 10_000 / n if n else 0.0,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "warmup": warmup,
+            "bytes": self.bytes,
+            "mb_per_s": self.bytes / seconds / 1e6 if seconds else 0.0,
+            "proto": "+".join(sorted(self.protos)),
+            "note": note,
+        }), flush=True)
+
+
+def proto_name(v):
+    """'HTTP/1.1', 'HTTP/2', (1, 1), 2, ... -> 'h1' / 'h2' / 'h3'."""
+    s = str(v).upper()
+    if "3" in s.replace("HTTP/1", ""):
+        return "h3"
+    if "2" in s.replace("HTTP/1", ""):
+        return "h2"
+    return "h1"
+
+
+# ---------------------------------------------------------------------------------------------
+# asyncio clients: C worker tasks over one client object.
+
+async def run_async(a, one, stats):
+    """`one()` does a request and returns (status, length, proto). Warm-up, then the timed run."""
+    if a.warmup:
+        # warm-up failures count in `failures` like the others
+        await asyncio.gather(*(checked(one, stats) for _ in range(a.warmup)))
+        stats.bytes = 0
+    counter = iter(range(a.requests))
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    deadline = t0 + a.duration if a.duration else None
+
+    async def worker():
+        for _ in counter:
+            t = time.perf_counter()
+            if deadline is not None and t >= deadline:
+                return
+            await checked(one, stats)
+            stats.lat.append(time.perf_counter() - t)
+
+    await asyncio.gather(*(worker() for _ in range(a.concurrency)))
+    return time.perf_counter() - t0, cpu_seconds() - cpu0
+
+
+async def checked(one, stats):
+    try:
+        status, length, proto = await one()
+    except Exception as e:  # noqa: BLE001: every failure is counted, whatever it is
+        return stats.check(0, 0, err=e)
+    return stats.check(status, length, proto)
+
+
+async def main_aiohttp(a):
+    import aiohttp
+    if a.protocol in ("http2", "http3"):
+        unsupported(f"aiohttp speaks HTTP/1.1 only (asked for {a.protocol})")
+    conn = aiohttp.TCPConnector(limit=a.pool_size, limit_per_host=a.pool_size, ssl=ssl_context(a) or True)
+    body = b"x" * a.body_len if a.body_len else None
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(connector=conn, timeout=timeout, auto_decompress=False) as s:
+        async def one():
+            async with s.request(a.method, a.url, data=body) as r:
+                if a.stream:
+                    n = 0
+                    async for chunk in r.content.iter_any():
+                        n += len(chunk)
+                else:
+                    n = len(await r.read())
+                return r.status, n, proto_name(f"{r.version.major}.{r.version.minor}")
+
+        stats = Stats(a)
+        secs, cpu = await run_async(a, one, stats)
+    stats.report("aiohttp", secs, cpu, a.warmup)
+
+
+async def main_httpx(a):
+    import httpx
+    if a.protocol == "http3":
+        unsupported("httpx has no HTTP/3")
+    limits = httpx.Limits(max_connections=a.pool_size, max_keepalive_connections=a.pool_size)
+    http2 = a.protocol in ("http2", "auto")
+    http1 = a.protocol != "http2"
+    if http2:
+        try:
+            import h2  # noqa: F401
+        except ImportError:
+            unsupported("httpx[http2] (the h2 package) is not installed")
+    body = b"x" * a.body_len if a.body_len else None
+    verify = ssl_context(a) or True
+    timeout = httpx.Timeout(120.0, pool=None)
+    async with httpx.AsyncClient(http1=http1, http2=http2, limits=limits, verify=verify,
+                                 timeout=timeout) as c:
+        async def one():
+            if a.stream:
+                async with c.stream(a.method, a.url, content=body) as r:
+                    n = 0
+                    async for chunk in r.aiter_raw():
+                        n += len(chunk)
+                    return r.status_code, n, proto_name(r.http_version)
+            r = await c.request(a.method, a.url, content=body)
+            return r.status_code, len(r.content), proto_name(r.http_version)
+
+        stats = Stats(a)
+        secs, cpu = await run_async(a, one, stats)
+    stats.report("httpx", secs, cpu, a.warmup)
+
+
+# The quiver rows. Written against bindings/python while it was being built (quiver-http 0.1.0:
+# Client/AsyncClient(**pool options), request(method, url, content=), stream(), status_code,
+# content, http_version, iter_bytes/aiter_bytes) and run once with PYTHONPATH pointing at its
+# debug build. They light up in the report as soon as `import quiver` works in the bench venv;
+# nothing else in the harness has to change (bench/clients.py lists the rows).
+async def main_quiver_async(a):
+    try:
+        import quiver
+    except ImportError as e:
+        unsupported(f"the quiver Python binding is not installed: {e}")
+    body = b"x" * a.body_len if a.body_len else None
+    # the same pool settings as the Rust row: checkout_timeout well above the pool workload's wait
+    opts = {"size": a.pool_size, "protocol": a.protocol, "checkout_timeout": 120}
+    if a.ca:
+        opts["ca_file"] = a.ca
+    async with quiver.AsyncClient(**opts) as c:
+        async def one():
+            if a.stream:
+                async with c.stream(a.method, a.url, content=body) as r:
+                    n = 0
+                    async for chunk in r.aiter_bytes():
+                        n += len(chunk)
+                    return r.status_code, n, proto_name(getattr(r, "http_version", "h1"))
+            r = await c.request(a.method, a.url, content=body)
+            return r.status_code, len(r.content), proto_name(getattr(r, "http_version", "h1"))
+
+        stats = Stats(a)
+        secs, cpu = await run_async(a, one, stats)
+    stats.report("quiver-async", secs, cpu, a.warmup)
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocking clients: C threads over one client object.
+
+def run_threads(a, one, stats):
+    def checked_sync():
+        try:
+            status, length, proto = one()
+        except Exception as e:  # noqa: BLE001
+            with stats.lock:
+                return stats.check(0, 0, err=e)
+        with stats.lock:
+            return stats.check(status, length, proto)
+
+    def spawn(n, target):
+        ts = [threading.Thread(target=target) for _ in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    if a.warmup:
+        spawn(a.warmup, checked_sync)   # its failures count like the others
+        stats.bytes = 0
+    counter = iter(range(a.requests))
+    counter_lock = threading.Lock()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    deadline = t0 + a.duration if a.duration else None
+
+    def worker():
+        lat = []
+        while True:
+            with counter_lock:
+                if next(counter, None) is None:
+                    break
+            t = time.perf_counter()
+            if deadline is not None and t >= deadline:
+                break
+            checked_sync()
+            lat.append(time.perf_counter() - t)
+        with stats.lock:
+            stats.lat.extend(lat)
+
+    spawn(a.concurrency, worker)
+    return time.perf_counter() - t0, cpu_seconds() - cpu0
+
+
+# See main_quiver_async. A blocking Client shared by C threads (the binding releases the GIL
+# while it waits).
+def main_quiver(a):
+    try:
+        import quiver
+    except ImportError as e:
+        unsupported(f"the quiver Python binding is not installed: {e}")
+    body = b"x" * a.body_len if a.body_len else None
+    # the same pool settings as the Rust row: checkout_timeout well above the pool workload's wait
+    opts = {"size": a.pool_size, "protocol": a.protocol, "checkout_timeout": 120}
+    if a.ca:
+        opts["ca_file"] = a.ca
+    with quiver.Client(**opts) as c:
+        def one():
+            if a.stream:
+                with c.stream(a.method, a.url, content=body) as r:
+                    n = sum(len(chunk) for chunk in r.iter_bytes())
+                    return r.status_code, n, proto_name(getattr(r, "http_version", "h1"))
+            r = c.request(a.method, a.url, content=body)
+            return r.status_code, len(r.content), proto_name(getattr(r, "http_version", "h1"))
+
+        stats = Stats(a)
+        secs, cpu = run_threads(a, one, stats)
+    stats.report("quiver", secs, cpu, a.warmup)
+
+
+# ---------------------------------------------------------------------------------------------
+# pycurl: libcurl's multi interface driven from Python (one thread, no asyncio).
+
+def main_pycurl(a):
+    import pycurl
+    if a.protocol == "http3" and not (pycurl.version_info()[4] & pycurl.VERSION_HTTP3):
+        unsupported("this libcurl has no HTTP/3")
+    tls = a.url.startswith("https:")
+    m = pycurl.CurlMulti()
+    m.setopt(pycurl.M_MAX_HOST_CONNECTIONS, a.pool_size)
+    m.setopt(pycurl.M_MAXCONNECTS, a.pool_size)
+    m.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
+    body = b"x" * a.body_len
+    stats = Stats(a)
+
+    class Xfer:
+        __slots__ = ("c", "chunks", "n", "started")
+
+    def make():
+        x = Xfer()
+        c = pycurl.Curl()
+        x.c, x.chunks, x.n, x.started = c, [], 0, 0.0
+        c.setopt(pycurl.URL, a.url)
+        c.setopt(pycurl.NOSIGNAL, 1)
+        c.setopt(pycurl.HTTPHEADER, ["Expect:"])
+        if a.ca:
+            c.setopt(pycurl.CAINFO, a.ca)
+        if a.protocol == "http1":
+            c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        elif a.protocol == "http2":
+            c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS if tls
+                     else pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+        elif a.protocol == "http3":
+            c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_3ONLY)
+        if a.protocol != "http1":
+            c.setopt(pycurl.PIPEWAIT, 1)
+        if a.method == "POST":
+            c.setopt(pycurl.POSTFIELDS, body)
+        elif a.method != "GET":
+            c.setopt(pycurl.CUSTOMREQUEST, a.method)
+            if a.body_len:
+                c.setopt(pycurl.POSTFIELDS, body)
+        if a.stream:
+            def on_data(chunk, x=x):
+                x.n += len(chunk)
+        else:
+            def on_data(chunk, x=x):
+                x.chunks.append(chunk)
+        c.setopt(pycurl.WRITEFUNCTION, on_data)
+        return x
+
+    def start(x):
+        x.chunks, x.n, x.started = [], 0, time.perf_counter()
+        m.add_handle(x.c)
+
+    def finish(x, err):
+        n = x.n if a.stream else len(b"".join(x.chunks))
+        status = x.c.getinfo(pycurl.RESPONSE_CODE)
+        ver = x.c.getinfo(pycurl.INFO_HTTP_VERSION)
+        proto = {pycurl.CURL_HTTP_VERSION_2_0: "h2", 30: "h3"}.get(ver, "h1")
+        return stats.check(status, n, proto, err=err)
+
+    def run(inflight, total, deadline, timed):
+        xs = pool[:inflight]
+        started = done = 0
+        for x in xs[:total]:
+            start(x)
+            started += 1
+        by_handle = {id(x.c): x for x in xs}
+        while done < started:
+            while True:
+                ret, _ = m.perform()
+                if ret != pycurl.E_CALL_MULTI_PERFORM:
+                    break
+            while True:
+                queued, ok_list, err_list = m.info_read()
+                for c, err in [(c, None) for c in ok_list] + [(c, (en, em)) for c, en, em in err_list]:
+                    x = by_handle[id(c)]
+                    t = time.perf_counter()
+                    finish(x, None if err is None else pycurl.error(*err))
+                    if timed:
+                        stats.lat.append(t - x.started)
+                    done += 1
+                    m.remove_handle(c)
+                    if started < total and (deadline is None or t < deadline):
+                        start(x)
+                        started += 1
+                if not queued:
+                    break
+            if done < started:
+                t = m.timeout()             # ms until libcurl wants to run a timer; -1: none
+                if t != 0:
+                    m.select(1.0 if t < 0 else min(t / 1000, 1.0))
+        return xs
+
+    pool = []
+    n = max(a.concurrency, a.warmup)
+    pool.extend(make() for _ in range(n))
+    if a.warmup:
+        run(a.warmup, a.warmup, None, False)   # its failures count like the others
+        stats.bytes = 0
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    run(a.concurrency, a.requests, t0 + a.duration if a.duration else None, True)
+    secs, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    stats.report("pycurl", secs, cpu, a.warmup)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    if a.client == "aiohttp":
+        asyncio.run(main_aiohttp(a))
+    elif a.client == "httpx":
+        asyncio.run(main_httpx(a))
+    elif a.client == "quiver-async":
+        asyncio.run(main_quiver_async(a))
+    elif a.client == "quiver":
+        main_quiver(a)
+    elif a.client == "pycurl":
+        main_pycurl(a)
+
+
+if __name__ == "__main__":
+    main()
