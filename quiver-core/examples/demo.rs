@@ -103,7 +103,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let usage = if o.protocol == "http1" {
             format!("{} idle, {} in use", o.idle, o.active)
         } else {
-            format!("{} streams in flight, {} free stream slots", o.active, o.idle)
+            format!(
+                "{} streams in flight, {} free stream slots",
+                o.active, o.idle
+            )
         };
         println!(
             "pool {} ({}): {} connections ({usage}), {} requests, {} errors",

@@ -797,7 +797,6 @@ pub(crate) async fn open_channel(
         }
     };
     if conn.peer_datagrams_within(limits.read_timeout).await != Some(true) {
-
         unregister(&conn);
         return Err(Error::new(
             ErrorKind::DatagramsDisabled,

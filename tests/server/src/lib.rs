@@ -24,6 +24,8 @@ mod certs;
 mod endpoints;
 mod h1;
 pub mod h2o;
+pub mod hypercorn;
+
 mod http2;
 mod http3;
 mod listen;
