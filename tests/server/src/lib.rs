@@ -253,11 +253,27 @@ async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shar
     match transport {
         Transport::Http(idle) => h1::serve(stream, h1_conn(), counters, idle).await,
         Transport::Tls(acceptor) => {
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            else {
-                return;
+            let accepted = tokio::time::timeout(
+                TLS_HANDSHAKE_TIMEOUT,
+                acceptor.accept(stream).into_fallible(),
+            )
+            .await;
+            let tls = match accepted {
+                Ok(Ok(tls)) => tls,
+                Ok(Err((_, mut tcp))) => {
+                    // A failed handshake (say, mTLS without a client certificate): close
+                    // gracefully, so the client reads our alert instead of a reset caused by
+                    // its own unread request bytes.
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let _ = tcp.shutdown().await;
+                    let mut sink = [0u8; 4096];
+                    let drain = async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} };
+                    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+                    return;
+                }
+                Err(_) => return,
             };
+
             if tls.get_ref().1.alpn_protocol() == Some(certs::ALPN_H2) {
                 http2::serve(tls, conn_id, counters, shared.h2.clone()).await;
             } else {
