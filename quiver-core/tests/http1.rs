@@ -643,9 +643,15 @@ async fn tls_verification_custom_ca_and_mutual_tls() {
         200
     );
 
-    // mTLS: refused without a client certificate, accepted with one.
+    // mTLS: refused without a client certificate, accepted with one. In TLS 1.3 the server
+    // judges the client's certificate after the client already finished its handshake; its
+    // alert usually arrives (kind `tls`), but the connection may also just close first.
     let err = client.get(&server.mtls_url("/health")).await.unwrap_err();
-    assert_eq!(err.class(), ErrorClass::Unrecoverable, "{err}");
+    assert!(
+        err.kind() == ErrorKind::Tls || err.kind() == ErrorKind::ConnectionClosed,
+        "{err}"
+    );
+
     let with_cert = client_for(&server)
         .set("client_cert", server.client_cert().to_str().unwrap())
         .set("client_key", server.client_key().to_str().unwrap())
