@@ -7,6 +7,8 @@ use tokio::runtime::Handle;
 
 use crate::config::{OptionValue, PoolSettings, RuleTable};
 use crate::datagram::{DatagramChannel, DatagramOptions};
+use crate::proxy::udp::{UdpTunnel, UdpTunnelOptions};
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::{Manager, Pool};
 
@@ -140,9 +142,43 @@ impl Client {
         }
     }
 
-    /// Statistics per origin and in total.
+    /// Opens a MASQUE CONNECT-UDP tunnel (RFC 9298) to `target_host:target_port` through the
+    /// proxy at `proxy` (`https://host:port`), over a pooled HTTP/3 connection (datagrams) or
+    /// HTTP/2 connection (capsules) to it. Trust settings for the proxy come from the rule
+    /// matching the proxy's origin.
+    pub async fn open_udp_tunnel(
+        &self,
+        proxy: &str,
+        target_host: &str,
+        target_port: u16,
+        options: UdpTunnelOptions,
+    ) -> Result<UdpTunnel> {
+        self.check_fork()?;
+        let opener = self.inner.manager.tunnel_opener(proxy, options.protocol)?;
+        let host = target_host.to_owned();
+        let run = async move { UdpTunnel::open(&opener, &host, target_port, &options).await };
+        if Handle::try_current().is_ok() {
+            run.await
+        } else {
+            self.inner
+                .runtime
+                .spawn(run)
+                .await
+                .map_err(|e| Error::internal(format!("tunnel task failed: {e}")))?
+        }
+    }
+
+    /// Tears down every pooled connection to proxies; tunnels and callers in flight on them
+    /// get a `shutdown` error.
+    pub fn close_all_tunnels(&self) {
+        self.inner.manager.proxy.upstreams.close_all();
+    }
+
+    /// Statistics per origin and in total (pooled proxy connections under `proxies`).
     pub fn stats(&self) -> ClientStats {
-        ClientStats::from_origins(self.inner.manager.stats())
+        let mut stats = ClientStats::from_origins(self.inner.manager.stats());
+        stats.proxies = self.inner.manager.proxy.upstreams.stats();
+        stats
     }
 }
 

@@ -191,6 +191,17 @@ impl FromOption for Option<PathBuf> {
     }
 }
 
+impl FromOption for Option<String> {
+    const EXPECTED: &'static str = "a string";
+    fn from_option(v: OptionValue) -> Option<Self> {
+        match v {
+            OptionValue::Str(s) => Some(Some(s)),
+            OptionValue::None => Some(None),
+            _ => None,
+        }
+    }
+}
+
 impl FromOption for Protocol {
     const EXPECTED: &'static str = "one of auto, http1, http2, http3";
     fn from_option(v: OptionValue) -> Option<Self> {
@@ -311,6 +322,18 @@ options! {
     quic_idle_timeout: Duration = Duration::from_secs(30);
     /// HTTP/3: send idempotent requests as 0-RTT early data on resumed connections. Default false.
     early_data: bool = false;
+    /// Proxy URL (`http://[user:pass@]host:port`, `https://...`), or `none`. Default: from the
+    /// environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) unless
+    /// `proxy_from_env` is false.
+    proxy: Option<String> = None;
+    /// Value of the Proxy-Authorization header sent to the proxy only (overrides credentials in
+    /// the proxy URL). Default: none.
+    proxy_authorization: Option<String> = None;
+    /// How to speak to the proxy: `auto`/`http1` (a connection per tunnel), `http2` (pooled
+    /// HTTP/2 connections), `http3` (MASQUE over pooled HTTP/3, for `http3` origins). Default `auto`.
+    proxy_protocol: Protocol = Protocol::Auto;
+    /// Use the proxy environment variables when `proxy` is not set. Default true.
+    proxy_from_env: bool = true;
     /// Longest a caller waits for a connection or stream slot. Default 5 s.
     checkout_timeout: Duration = Duration::from_secs(5);
     /// An idle connection is closed after this long unused. Default 30 s.
@@ -387,6 +410,20 @@ impl PoolOptions {
         if self.protocol == Protocol::Http3 && scheme == Some(Scheme::Http) {
             return bad("protocol", "http3 needs an https origin");
         }
+        if let Some(url) = &self.proxy {
+            if !url.is_empty() && !url.eq_ignore_ascii_case("none") {
+                crate::proxy::parse_proxy_url(url).map_err(|e| {
+                    Error::invalid_config(format!("option `proxy`: {}", e.message()))
+                })?;
+            }
+        }
+        if self.proxy_protocol == Protocol::Http3 && self.protocol != Protocol::Http3 {
+            return bad(
+                "proxy_protocol",
+                "http3 (MASQUE) carries HTTP/3 origins only; TCP tunnels use http1 or http2",
+            );
+        }
+
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! stream ends.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,6 +43,7 @@ pub struct DatagramChannel {
     conn: Arc<H3Conn>,
     stream_id: u64,
     send: Option<H3SendHalf>,
+    sender: DatagramSender,
     events: mpsc::Receiver<ChannelEvent>,
     datagrams: VecDeque<Bytes>,
     data: VecDeque<Bytes>,
@@ -71,11 +73,17 @@ impl DatagramChannel {
         queue: usize,
         lease: StreamLease<H3Handle>,
     ) -> DatagramChannel {
+        let sender = DatagramSender {
+            conn: conn.clone(),
+            stream_id,
+            open: Arc::new(AtomicBool::new(true)),
+        };
         DatagramChannel {
             head,
             conn,
             stream_id,
             send: Some(send),
+            sender,
             events,
             datagrams: VecDeque::new(),
             data: VecDeque::new(),
@@ -93,6 +101,111 @@ impl DatagramChannel {
 
     /// The largest datagram payload the path takes now, if datagrams are available.
     pub fn max_datagram_size(&self) -> Option<usize> {
+        self.sender.max_datagram_size()
+    }
+
+    /// Sends one datagram on this channel. Unreliable: it may be lost. A payload larger than
+    /// the path allows is a `datagram_too_large` (invalid) error.
+    pub fn send(&self, payload: Bytes) -> Result<()> {
+        self.sender.send(payload)
+    }
+
+    /// A handle that sends on this channel from elsewhere (it fails once the channel closed).
+    pub fn sender(&self) -> DatagramSender {
+        self.sender.clone()
+    }
+
+    /// The next datagram; `None` once the channel's stream has ended.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(d) = self.datagrams.pop_front() {
+                return Ok(Some(d));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            self.next_event().await?;
+        }
+    }
+
+    /// The next piece of the stream's data (capsules, for protocols that use them); `None` at
+    /// the end of the stream.
+    pub async fn recv_data(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(d) = self.data.pop_front() {
+                return Ok(Some(d));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            self.next_event().await?;
+        }
+    }
+
+    async fn next_event(&mut self) -> Result<()> {
+        match self.events.recv().await {
+            Some(ChannelEvent::Datagram(d)) => {
+                if self.datagrams.len() < self.queue {
+                    self.datagrams.push_back(d);
+                }
+            }
+            Some(ChannelEvent::Data(d)) => self.data.push_back(d),
+            Some(ChannelEvent::Trailers(t)) => self.trailers = Some(t),
+            Some(ChannelEvent::End) | None => {
+                self.ended = true;
+                self.sender.open.store(false, Ordering::Release);
+            }
+            Some(ChannelEvent::Failed(e)) => {
+                self.ended = true;
+                self.sender.open.store(false, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream's trailers, once it has ended.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// True once the channel's stream has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Ends our side of the stream (no more datagrams can be sent); what the peer still sends
+    /// can be received until its side ends.
+    pub async fn close(&mut self) -> Result<()> {
+        self.sender.open.store(false, Ordering::Release);
+        if let Some(mut send) = self.send.take() {
+            send.finish()
+                .await
+                .map_err(|e| map_stream_error(&e, &self.conn, &self.conn.origin))?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends datagrams on a channel; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct DatagramSender {
+    conn: Arc<H3Conn>,
+    stream_id: u64,
+    open: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for DatagramSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramSender")
+            .field("stream_id", &self.stream_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatagramSender {
+    /// The largest datagram payload the path takes now, if datagrams are available.
+    pub fn max_datagram_size(&self) -> Option<usize> {
         self.conn
             .quic
             .max_datagram_size()
@@ -102,7 +215,7 @@ impl DatagramChannel {
     /// Sends one datagram on this channel. Unreliable: it may be lost. A payload larger than
     /// the path allows is a `datagram_too_large` (invalid) error.
     pub fn send(&self, payload: Bytes) -> Result<()> {
-        if self.send.is_none() || self.ended {
+        if !self.open.load(Ordering::Acquire) {
             return Err(Error::new(
                 ErrorKind::DatagramError,
                 "the datagram channel is closed",
@@ -146,72 +259,6 @@ impl DatagramChannel {
                     format!("the connection is gone: {e}"),
                 ),
             })
-    }
-
-    /// The next datagram; `None` once the channel's stream has ended.
-    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
-        loop {
-            if let Some(d) = self.datagrams.pop_front() {
-                return Ok(Some(d));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            self.next_event().await?;
-        }
-    }
-
-    /// The next piece of the stream's data (capsules, for protocols that use them); `None` at
-    /// the end of the stream.
-    pub async fn recv_data(&mut self) -> Result<Option<Bytes>> {
-        loop {
-            if let Some(d) = self.data.pop_front() {
-                return Ok(Some(d));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            self.next_event().await?;
-        }
-    }
-
-    async fn next_event(&mut self) -> Result<()> {
-        match self.events.recv().await {
-            Some(ChannelEvent::Datagram(d)) => {
-                if self.datagrams.len() < self.queue {
-                    self.datagrams.push_back(d);
-                }
-            }
-            Some(ChannelEvent::Data(d)) => self.data.push_back(d),
-            Some(ChannelEvent::Trailers(t)) => self.trailers = Some(t),
-            Some(ChannelEvent::End) | None => self.ended = true,
-            Some(ChannelEvent::Failed(e)) => {
-                self.ended = true;
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// The stream's trailers, once it has ended.
-    pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
-    }
-
-    /// True once the channel's stream has ended.
-    pub fn is_ended(&self) -> bool {
-        self.ended
-    }
-
-    /// Ends our side of the stream (no more datagrams can be sent); what the peer still sends
-    /// can be received until its side ends.
-    pub async fn close(&mut self) -> Result<()> {
-        if let Some(mut send) = self.send.take() {
-            send.finish()
-                .await
-                .map_err(|e| map_stream_error(&e, &self.conn, &self.conn.origin))?;
-        }
-        Ok(())
     }
 }
 

@@ -19,6 +19,8 @@ mod datagram;
 mod error;
 mod origin;
 mod pool;
+mod proxy;
+
 mod request;
 mod response;
 pub mod runtime;
@@ -28,7 +30,8 @@ mod transport;
 
 pub use client::{Client, ClientBuilder};
 pub use config::{OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots};
-pub use datagram::{DatagramChannel, DatagramOptions};
+pub use datagram::{DatagramChannel, DatagramOptions, DatagramSender};
+pub use proxy::udp::{UdpTunnel, UdpTunnelOptions};
 
 pub use error::{BoxError, Error, ErrorClass, ErrorKind, Result};
 pub use origin::{Host, Origin, Scheme, Target};

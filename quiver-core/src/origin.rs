@@ -141,7 +141,13 @@ impl Origin {
         }
     }
 
+    /// `scheme://authority` (no trailing slash), for building URLs on this origin.
+    pub fn to_url_base(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.authority())
+    }
+
     /// Parses an origin such as `https://api.example.com` or `http://[::1]:8080`
+
     /// (a path, if present, must be empty or `/`).
     pub fn parse(s: &str) -> Result<Origin> {
         let target = Target::parse(s)?;

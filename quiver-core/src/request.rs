@@ -209,10 +209,30 @@ impl Request {
 
     /// Builds the `http::Request` for HTTP/1.1: origin-form target and a `Host` header
     /// (`host`, the origin's authority, unless the caller set one).
-    pub(crate) fn to_http1(&self, body: Body, host: &HeaderValue) -> http::Request<WireBody> {
+    ///
+    /// With `proxy` (absolute form through an HTTP proxy), the target is the absolute URL and
+    /// the proxy's Proxy-Authorization, if any, is added (it goes to the proxy only).
+    pub(crate) fn to_http1(
+        &self,
+        body: Body,
+        host: &HeaderValue,
+        proxy: Option<&ProxyForm>,
+    ) -> http::Request<WireBody> {
         let mut req = http::Request::new(WireBody::new(body));
         *req.method_mut() = self.method.clone();
-        *req.uri_mut() = http::Uri::from(self.target.path_and_query.clone());
+        *req.uri_mut() = match proxy {
+            Some(_) => http::Uri::builder()
+                .scheme(self.target.origin.scheme().as_str())
+                .authority(self.target.origin.authority().as_str())
+                .path_and_query(self.target.path_and_query.clone())
+                .build()
+                .unwrap_or_else(|_| http::Uri::from(self.target.path_and_query.clone())),
+            None => http::Uri::from(self.target.path_and_query.clone()),
+        };
+        if let Some(auth) = proxy.and_then(|p| p.authorization.as_ref()) {
+            req.headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+        }
         let headers = req.headers_mut();
         headers.reserve(self.headers.len() + 1);
         if !self.headers.iter().any(|(n, _)| n == http::header::HOST) {
@@ -223,6 +243,12 @@ impl Request {
         }
         req
     }
+}
+
+/// How an HTTP/1.1 request addresses a forward proxy (absolute-form target).
+pub(crate) struct ProxyForm {
+    /// Proxy-Authorization for the proxy.
+    pub authorization: Option<HeaderValue>,
 }
 
 /// Builds a [`Request`]; every problem is reported by [`RequestBuilder::build`] as an
@@ -379,7 +405,7 @@ mod tests {
             .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
             .collect();
         assert_eq!(names, vec![("b", "1"), ("a", "2"), ("b", "3")]);
-        let wire = req.to_http1(Body::Empty, &HeaderValue::from_static("example.com"));
+        let wire = req.to_http1(Body::Empty, &HeaderValue::from_static("example.com"), None);
         assert_eq!(wire.headers()["host"], "example.com");
         assert_eq!(wire.uri(), "/x");
         let bs: Vec<_> = wire.headers().get_all("b").iter().collect();

@@ -52,6 +52,8 @@ pub struct ClientStats {
     pub retries: u64,
     /// Sum of `buffered_bytes` over origins.
     pub buffered_bytes: u64,
+    /// Pooled connections to proxies (the upstream pool), one entry per proxy and settings.
+    pub proxies: Vec<OriginStats>,
 }
 
 impl ClientStats {

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
 use crate::stats::OriginStats;
 use crate::transport::tls::{RuleTls, ALPN_H2};
-use crate::transport::Connector;
+use crate::transport::{Connector, Route};
 
 type Waiters = Vec<oneshot::Sender<Result<Pool>>>;
 
@@ -24,6 +24,7 @@ pub(crate) struct AutoPool {
     origin: Origin,
     options: Arc<PoolOptions>,
     tls: RuleTls,
+    route: Route,
     runtime: Handle,
     decided: OnceLock<Pool>,
     /// `Some` while a decision is in flight: the callers waiting for it.
@@ -37,13 +38,16 @@ impl AutoPool {
         origin: Origin,
         options: Arc<PoolOptions>,
         tls: RuleTls,
+        route: Route,
         runtime: Handle,
     ) -> Arc<AutoPool> {
         Arc::new(AutoPool {
             origin,
             options,
             tls,
+            route,
             runtime,
+
             decided: OnceLock::new(),
             deciding: Mutex::new(None),
             counters: Counters::default(),
@@ -109,19 +113,21 @@ impl AutoPool {
         res
     }
 
-    async fn decide(&self) -> Result<Pool> {
-        let connector = Connector {
-            tls: Some(self.tls.auto.clone()),
+    fn connector(&self, tls: &Arc<rustls::ClientConfig>) -> Connector {
+        Connector {
+            tls: Some(tls.clone()),
             connect_timeout: self.options.connect_timeout,
-        };
+            route: self.route.clone(),
+        }
+    }
+
+    async fn decide(&self) -> Result<Pool> {
+        let connector = self.connector(&self.tls.auto);
         let connected = connector.connect(&self.origin).await?;
         let runtime = self.runtime.clone();
         if connected.alpn.as_deref() == Some(ALPN_H2) {
             // Later connections offer h2 only: the origin is an HTTP/2 origin now.
-            let connector = Connector {
-                tls: Some(self.tls.http2.clone()),
-                connect_timeout: self.options.connect_timeout,
-            };
+            let connector = self.connector(&self.tls.http2);
             let pool = h2::new_pool(
                 self.origin.clone(),
                 self.options.clone(),
@@ -133,10 +139,7 @@ impl AutoPool {
             pool.adopt(move |link| h2::setup(link, stream, origin, options));
             Ok(Pool::Http2(pool))
         } else {
-            let connector = Connector {
-                tls: Some(self.tls.http1.clone()),
-                connect_timeout: self.options.connect_timeout,
-            };
+            let connector = self.connector(&self.tls.http1);
             let pool = H1Pool::new(
                 self.origin.clone(),
                 self.options.clone(),

@@ -13,11 +13,11 @@ use super::Counters;
 use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
-use crate::request::{Request, WireBody};
+use crate::request::{ProxyForm, Request, WireBody};
 use crate::response::{ResponseBody, StreamResponse};
 use crate::stats::OriginStats;
 use crate::timeout::Watchdog;
-use crate::transport::{self, Activity, Connector, Stream, Tracked};
+use crate::transport::{self, Activity, Connector, Route, Stream, Tracked};
 
 /// One HTTP/1.1 connection as the pool holds it.
 pub(crate) struct H1Conn {
@@ -90,6 +90,8 @@ pub(crate) struct H1Pool {
     origin: Origin,
     /// The `Host` header value for this origin, computed once.
     host: http::HeaderValue,
+    /// Set when requests go to a forward proxy in absolute form.
+    proxy_form: Option<ProxyForm>,
     options: Arc<PoolOptions>,
     connector: Connector,
     runtime: Handle,
@@ -106,8 +108,15 @@ impl H1Pool {
     ) -> Arc<H1Pool> {
         let host = http::HeaderValue::from_str(&origin.authority())
             .expect("an origin's authority is a valid header value");
+        let proxy_form = match &connector.route {
+            Route::AbsoluteForm(opener) => Some(ProxyForm {
+                authorization: opener.proxy.authorization.clone(),
+            }),
+            Route::Direct | Route::Tunnel(_) => None,
+        };
         let pool = Arc::new(H1Pool {
             host,
+            proxy_form,
             state: Mutex::new(H1State::new(options.size, options.idle_timeout)),
             origin,
             options,
@@ -281,7 +290,7 @@ impl H1Pool {
             let mut lease = self.checkout(fresh).await?;
             let reused = lease.conn_mut().served > 0;
             let activity = lease.conn_mut().activity.clone();
-            let wire = req.to_http1(body, &self.host);
+            let wire = req.to_http1(body, &self.host, self.proxy_form.as_ref());
             lease.used = true;
             let response = lease.conn_mut().sender.send_request(wire);
             match watchdog.guard(&activity, response).await {

@@ -598,3 +598,171 @@ impl H2Body {
         self.lease = None;
     }
 }
+
+/// Opens a stream for a tunnel (CONNECT, or extended CONNECT with `:protocol`) on a pooled
+/// connection and waits for the response head. The stream stays open both ways.
+pub(crate) async fn open_tunnel_stream(
+    pool: &Arc<H2Pool>,
+    head: http::Request<()>,
+    limit: std::time::Duration,
+) -> Result<(
+    StreamLease<H2Handle>,
+    http::response::Parts,
+    SendStream<Bytes>,
+    RecvStream,
+)> {
+    let run = async {
+        let lease = pool.checkout(None).await?;
+        let handle = lease.handle().clone();
+        if head.extensions().get::<h2::ext::Protocol>().is_some()
+            && !handle.send.is_extended_connect_protocol_enabled()
+        {
+            // SETTINGS_ENABLE_CONNECT_PROTOCOL may arrive after the first SETTINGS frame.
+            let mut changes = handle.shared.signals.changed.subscribe();
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), changes.changed())
+                .await;
+            if !handle.send.is_extended_connect_protocol_enabled() {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{} does not allow extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL)",
+                        pool.origin
+                    ),
+                ));
+            }
+        }
+        let mut send = handle
+            .send
+            .clone()
+            .ready()
+            .await
+            .map_err(|e| map_h2_error(&e, &handle.shared, &pool.origin))?;
+        let (response, stream) = send
+            .send_request(head, false)
+            .map_err(|e| map_h2_error(&e, &handle.shared, &pool.origin))?;
+        let response = response
+            .await
+            .map_err(|e| map_h2_error(&e, &handle.shared, &pool.origin))?;
+        let (parts, recv) = response.into_parts();
+        Ok((lease, parts, stream, recv))
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(res) => res,
+        Err(_) => Err(Error::new(
+            ErrorKind::ConnectTimeout,
+            format!(
+                "opening a tunnel through {} took longer than {} ms",
+                pool.origin,
+                limit.as_millis()
+            ),
+        )),
+    }
+}
+
+/// A byte stream over one HTTP/2 stream (a CONNECT tunnel): reads release flow-control
+/// capacity as they are consumed; writes wait for send capacity.
+pub(crate) struct H2StreamIo {
+    send: SendStream<Bytes>,
+    recv: RecvStream,
+    pending: Bytes,
+    eof: bool,
+    _lease: StreamLease<H2Handle>,
+}
+
+impl H2StreamIo {
+    pub(crate) fn new(
+        lease: StreamLease<H2Handle>,
+        send: SendStream<Bytes>,
+        recv: RecvStream,
+    ) -> H2StreamIo {
+        H2StreamIo {
+            send,
+            recv,
+            pending: Bytes::new(),
+            eof: false,
+            _lease: lease,
+        }
+    }
+}
+
+fn h2_io_error(e: h2::Error) -> std::io::Error {
+    if let Some(io) = e.get_io() {
+        return std::io::Error::new(io.kind(), io.to_string());
+    }
+    std::io::Error::new(std::io::ErrorKind::ConnectionReset, e.to_string())
+}
+
+impl tokio::io::AsyncRead for H2StreamIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        while this.pending.is_empty() && !this.eof {
+            match this.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    let _ = this.recv.flow_control().release_capacity(data.len());
+                    this.pending = data;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(h2_io_error(e))),
+                Poll::Ready(None) => this.eof = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = this.pending.len().min(buf.remaining());
+        buf.put_slice(&this.pending.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for H2StreamIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.send.capacity() == 0 {
+            this.send.reserve_capacity(buf.len());
+            loop {
+                match this.send.poll_capacity(cx) {
+                    Poll::Ready(Some(Ok(_))) if this.send.capacity() > 0 => break,
+                    Poll::Ready(Some(Ok(_))) => continue,
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(h2_io_error(e))),
+                    Poll::Ready(None) => {
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::BrokenPipe,
+                            "tunnel stream closed",
+                        )))
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+        let n = this.send.capacity().min(buf.len());
+        this.send
+            .send_data(Bytes::copy_from_slice(&buf[..n]), false)
+            .map_err(h2_io_error)?;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let _ = this.send.send_data(Bytes::new(), true);
+        Poll::Ready(Ok(()))
+    }
+}

@@ -109,14 +109,41 @@ pub(crate) struct H3Handle {
 /// The HTTP/3 pool of one origin.
 pub(crate) type H3Pool = Coordinator<H3Handle>;
 
-/// The pool's UDP endpoints (one per address family, created on first use).
-#[derive(Default)]
+/// How a pool's QUIC connections reach their origin.
+pub(crate) enum Path {
+    /// Straight to the origin over the pool's own UDP sockets.
+    Direct,
+    /// Connections to a MASQUE proxy: a larger first MTU, so that tunnelled QUIC packets
+    /// (at least 1200 bytes each) fit in its datagrams.
+    Masque,
+    /// QUIC to the origin through a CONNECT-UDP tunnel of this proxy.
+    Tunneled(Arc<crate::proxy::tunnel::TunnelOpener>),
+}
+
+/// The pool's UDP endpoints: one per address family (created on first use), or one over a
+/// CONNECT-UDP tunnel (re-opened when the tunnel ends).
 struct Endpoints {
     v4: Mutex<Option<quinn::Endpoint>>,
     v6: Mutex<Option<quinn::Endpoint>>,
+    tunnel: Option<Arc<crate::proxy::tunnel::TunnelOpener>>,
+    tunneled: tokio::sync::Mutex<Option<(quinn::Endpoint, Arc<std::sync::atomic::AtomicBool>)>>,
+}
+
+/// The address quinn is told a tunnelled origin has (TEST-NET-1: the proxy resolves the real one).
+fn tunnel_peer(origin: &Origin) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 1], origin.port()))
 }
 
 impl Endpoints {
+    fn new(tunnel: Option<Arc<crate::proxy::tunnel::TunnelOpener>>) -> Endpoints {
+        Endpoints {
+            v4: Mutex::new(None),
+            v6: Mutex::new(None),
+            tunnel,
+            tunneled: tokio::sync::Mutex::new(None),
+        }
+    }
+
     fn for_addr(&self, addr: SocketAddr) -> Result<quinn::Endpoint> {
         let (slot, bind): (&Mutex<Option<quinn::Endpoint>>, SocketAddr) = if addr.is_ipv4() {
             (&self.v4, SocketAddr::from(([0, 0, 0, 0], 0)))
@@ -137,6 +164,54 @@ impl Endpoints {
         *slot = Some(endpoint.clone());
         Ok(endpoint)
     }
+
+    /// Where to send QUIC for `origin`: each resolved address in turn, or the tunnel.
+    async fn candidates(&self, origin: &Origin) -> Result<Vec<(quinn::Endpoint, SocketAddr)>> {
+        let Some(opener) = &self.tunnel else {
+            let addrs = transport::resolve(origin).await?;
+            return addrs
+                .into_iter()
+                .map(|a| Ok((self.for_addr(a)?, a)))
+                .collect();
+        };
+        let mut cached = self.tunneled.lock().await;
+        if let Some((endpoint, alive)) = cached.as_ref() {
+            if alive.load(std::sync::atomic::Ordering::Acquire) {
+                return Ok(vec![(endpoint.clone(), tunnel_peer(origin))]);
+            }
+        }
+        let options = crate::proxy::udp::UdpTunnelOptions {
+            protocol: match opener.proxy.protocol {
+                crate::config::Protocol::Http2 => crate::config::Protocol::Http2,
+                _ => crate::config::Protocol::Http3,
+            },
+            headers: Vec::new(),
+        };
+        let host = origin.host().to_authority_string();
+        let tunnel =
+            crate::proxy::udp::UdpTunnel::open(opener, &host, origin.port(), &options).await?;
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let socket = crate::proxy::udp::TunnelSocket::new(
+            tunnel,
+            tunnel_peer(origin),
+            &Handle::current(),
+            alive.clone(),
+        );
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            None,
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::ConnectFailed,
+                format!("cannot start QUIC over the tunnel: {e}"),
+            )
+        })?;
+        *cached = Some((endpoint.clone(), alive));
+        Ok(vec![(endpoint, tunnel_peer(origin))])
+    }
 }
 
 /// Makes the HTTP/3 pool for `origin` with the rule's TLS config (ALPN h3).
@@ -145,12 +220,16 @@ pub(crate) fn new_pool(
     options: Arc<PoolOptions>,
     tls: Arc<rustls::ClientConfig>,
     runtime: Handle,
+    path: Path,
 ) -> Result<Arc<H3Pool>> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| Error::invalid_config(format!("TLS config unusable for QUIC: {e}")))?;
     let mut quic = quinn::ClientConfig::new(Arc::new(crypto));
-    quic.transport_config(Arc::new(transport_config(&options)?));
-    let endpoints = Arc::new(Endpoints::default());
+    quic.transport_config(Arc::new(transport_config(&options, &path)?));
+    let endpoints = Arc::new(Endpoints::new(match path {
+        Path::Tunneled(opener) => Some(opener),
+        Path::Direct | Path::Masque => None,
+    }));
     let connect_origin = origin.clone();
     let connect_options = options.clone();
     let connect = Box::new(
@@ -167,8 +246,19 @@ pub(crate) fn new_pool(
     Ok(Coordinator::new(origin, options, "http3", runtime, connect))
 }
 
-fn transport_config(options: &PoolOptions) -> Result<quinn::TransportConfig> {
+fn transport_config(options: &PoolOptions, path: &Path) -> Result<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
+    match path {
+        Path::Direct => {}
+        // Outer connection: room for an inner QUIC packet (>= 1200) plus the framing.
+        Path::Masque => {
+            t.initial_mtu(1452);
+        }
+        // Inner connection: probes beyond what the tunnel carries would only be lost.
+        Path::Tunneled(_) => {
+            t.mtu_discovery_config(None);
+        }
+    }
     let idle = quinn::IdleTimeout::try_from(options.quic_idle_timeout)
         .map_err(|_| Error::invalid_config("option `quic_idle_timeout` is too large for QUIC"))?;
     t.max_idle_timeout(Some(idle));
@@ -191,15 +281,14 @@ async fn connect(
     quic: quinn::ClientConfig,
     endpoints: Arc<Endpoints>,
 ) -> Result<(H3Handle, usize)> {
-    let addrs = transport::resolve(&origin).await?;
+    let candidates = endpoints.candidates(&origin).await?;
     let server_name = match origin.host() {
         crate::origin::Host::Name(n) => n.clone(),
         crate::origin::Host::Ip(ip) => ip.to_string(),
     };
     let mut last_err = None;
     let mut established = None;
-    for addr in addrs {
-        let endpoint = endpoints.for_addr(addr)?;
+    for (endpoint, addr) in candidates {
         let connecting = match endpoint.connect_with(quic.clone(), addr, &server_name) {
             Ok(c) => c,
             Err(e) => {
@@ -356,10 +445,18 @@ async fn worker(
         }
     }
     let _ = handshake.send(Handshake::Confirmed);
-    conn.channels
+    let (kind, message) = conn.close_reason.get().cloned().unwrap_or((
+        ErrorKind::ConnectionClosed,
+        format!("the HTTP/3 connection to {origin} closed"),
+    ));
+    for (_, tx) in conn
+        .channels
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .clear();
+        .drain()
+    {
+        let _ = tx.try_send(ChannelEvent::Failed(Error::new(kind, message.clone())));
+    }
     link.closed();
 }
 

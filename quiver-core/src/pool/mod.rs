@@ -18,11 +18,13 @@ use tokio::runtime::Handle;
 use crate::config::{Protocol, ResolvedRule, RuleTable};
 use crate::error::Result;
 use crate::origin::{Origin, Scheme};
+use crate::proxy::tunnel::TunnelOpener;
+use crate::proxy::{Proxy, ProxyContext};
 use crate::request::Request;
 use crate::response::StreamResponse;
 use crate::stats::OriginStats;
 use crate::transport::tls::RuleTls;
-use crate::transport::Connector;
+use crate::transport::{Connector, Route};
 
 use self::auto::AutoPool;
 use self::h1::H1Pool;
@@ -177,6 +179,7 @@ pub(crate) struct Manager {
     tls: HashMap<String, RuleTls>,
     runtime: Handle,
     pools: RwLock<HashMap<Origin, Pool>>,
+    pub(crate) proxy: ProxyContext,
 }
 
 impl Manager {
@@ -191,6 +194,10 @@ impl Manager {
         Ok(Manager {
             rules,
             tls,
+            proxy: ProxyContext {
+                env: crate::proxy::EnvProxies::from_env(),
+                upstreams: Arc::new(crate::proxy::upstream::Upstreams::new(runtime.clone())),
+            },
             runtime,
             pools: RwLock::new(HashMap::new()),
         })
@@ -218,51 +225,101 @@ impl Manager {
     fn build_pool(&self, origin: &Origin) -> Result<Pool> {
         let rule: &Arc<ResolvedRule> = self.rules.lookup(origin);
         let options = rule.options.clone();
-        let tls = self.tls.get(&rule.name).cloned();
+        let tls = self
+            .tls
+            .get(&rule.name)
+            .cloned()
+            .ok_or_else(|| crate::Error::internal("no TLS config for a rule"))?;
         let https = origin.scheme() == Scheme::Https;
-        let connector = |pick: fn(&RuleTls) -> &Arc<rustls::ClientConfig>| Connector {
-            tls: tls.as_ref().filter(|_| https).map(|t| pick(t).clone()),
-            connect_timeout: options.connect_timeout,
-        };
         let runtime = self.runtime.clone();
-        Ok(match (options.protocol, https) {
-            (Protocol::Http3, true) => match &tls {
-                Some(tls) => Pool::Http3(h3::new_pool(
+        // Cleartext origins speak HTTP/1.1 unless asked for h2c (http3 from a client-wide
+        // default cannot apply to them).
+        let protocol = match (options.protocol, https) {
+            (Protocol::Auto | Protocol::Http3, false) => Protocol::Http1,
+            (p, _) => p,
+        };
+        let opener = Proxy::for_origin(&options, &self.proxy.env, origin)?.map(|proxy| {
+            Arc::new(TunnelOpener {
+                proxy,
+                tls: tls.clone(),
+                options: options.clone(),
+                upstreams: self.proxy.upstreams.clone(),
+            })
+        });
+        let route = match (&opener, protocol, https) {
+            (None, ..) => Route::Direct,
+            (Some(o), Protocol::Http1, false) => Route::AbsoluteForm(o.clone()),
+            (Some(o), ..) => Route::Tunnel(o.clone()),
+        };
+        let connector = |config: &Arc<rustls::ClientConfig>| Connector {
+            tls: https.then(|| config.clone()),
+            connect_timeout: options.connect_timeout,
+            route: route.clone(),
+        };
+        Ok(match protocol {
+            Protocol::Http3 => {
+                let path = match opener {
+                    Some(o) => h3::Path::Tunneled(o),
+                    None => h3::Path::Direct,
+                };
+                Pool::Http3(h3::new_pool(
                     origin.clone(),
                     options.clone(),
                     tls.http3.clone(),
                     runtime,
-                )?),
-                None => return Err(crate::Error::internal("no TLS config for an https origin")),
-            },
-            (Protocol::Http2, _) => Pool::Http2(h2::new_pool(
+                    path,
+                )?)
+            }
+            Protocol::Http2 => Pool::Http2(h2::new_pool(
                 origin.clone(),
                 options.clone(),
-                connector(|t| &t.http2),
+                connector(&tls.http2),
                 runtime,
             )),
-            (Protocol::Auto, true) => match tls {
-                Some(tls) => {
-                    Pool::Auto(AutoPool::new(origin.clone(), options.clone(), tls, runtime))
-                }
-                None => Pool::Http1(H1Pool::new(
-                    origin.clone(),
-                    options.clone(),
-                    connector(|t| &t.http1),
-                    runtime,
-                )),
-            },
-            // http3 from a client-wide default cannot apply to cleartext origins: HTTP/1.1 there.
-            (Protocol::Auto | Protocol::Http1 | Protocol::Http3, _) => Pool::Http1(H1Pool::new(
+            Protocol::Auto => Pool::Auto(AutoPool::new(
                 origin.clone(),
                 options.clone(),
-                connector(|t| &t.http1),
+                tls,
+                route,
+                runtime,
+            )),
+            Protocol::Http1 => Pool::Http1(H1Pool::new(
+                origin.clone(),
+                options.clone(),
+                connector(&tls.http1),
                 runtime,
             )),
         })
     }
 
+    /// An opener for tunnels through `proxy_url`, with the TLS settings and limits of the rule
+    /// that matches the proxy's own origin.
+    pub(crate) fn tunnel_opener(
+        &self,
+        proxy_url: &str,
+        protocol: Protocol,
+    ) -> Result<TunnelOpener> {
+        let (origin, authorization) = crate::proxy::parse_proxy_url(proxy_url)?;
+        let rule = self.rules.lookup(&origin);
+        let tls = self
+            .tls
+            .get(&rule.name)
+            .cloned()
+            .ok_or_else(|| crate::Error::internal("no TLS config for a rule"))?;
+        Ok(TunnelOpener {
+            proxy: Proxy {
+                origin,
+                authorization,
+                protocol,
+            },
+            tls,
+            options: rule.options.clone(),
+            upstreams: self.proxy.upstreams.clone(),
+        })
+    }
+
     /// Stats of every pool.
+
     pub(crate) fn stats(&self) -> Vec<OriginStats> {
         let pools: Vec<Pool> = self
             .pools

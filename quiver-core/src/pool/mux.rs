@@ -318,6 +318,21 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
         });
     }
 
+    /// Closes every connection; callers waiting for a slot and streams in flight get a
+    /// `shutdown` error.
+    pub(crate) fn close_all(&self) {
+        let (controls, waiters) = {
+            let mut state = self.lock();
+            (state.controls(), state.take_waiters())
+        };
+        for w in waiters {
+            let _ = w.send(Err(Error::new(ErrorKind::Shutdown, "the pool was closed")));
+        }
+        for control in controls {
+            control.close();
+        }
+    }
+
     pub(crate) fn stats(&self) -> OriginStats {
         let (view, queued) = {
             let state = self.lock();

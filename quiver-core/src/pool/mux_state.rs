@@ -319,6 +319,11 @@ impl<H: Clone, L: SlotLease<H>, C: Clone> MuxState<H, L, C> {
         closed
     }
 
+    /// Takes every waiting caller out of the queue (to fail them when the pool shuts down).
+    pub(crate) fn take_waiters(&mut self) -> Vec<oneshot::Sender<Result<L, Error>>> {
+        self.waiters.drain(..).map(|w| w.tx).collect()
+    }
+
     /// Every connection's control (to close them all).
     pub(crate) fn controls(&self) -> Vec<C> {
         self.slots.iter().map(|s| s.control.clone()).collect()

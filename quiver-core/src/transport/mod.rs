@@ -4,6 +4,7 @@
 pub(crate) mod sniff;
 pub(crate) mod tls;
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -47,10 +48,78 @@ impl Activity {
     }
 }
 
-/// A TCP stream, plain or wrapped in TLS.
+/// Anything a connection can run over: byte streams the proxy tunnels hand out.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A connection's byte stream: TCP, TLS over any stream, or a tunnel through a proxy.
 pub(crate) enum Stream {
     Tcp(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::client::TlsStream<Stream>>),
+    Tunnel(Box<dyn Io>),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Tcp($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Stream::Tls($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
+            Stream::Tunnel($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        dispatch!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        dispatch!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        dispatch!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+            Stream::Tunnel(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        dispatch!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        dispatch!(self, s => s.poll_shutdown(cx))
+    }
 }
 
 /// A stream that records each successful read and write in an [`Activity`] and, for HTTP/2,
@@ -91,10 +160,7 @@ impl AsyncRead for Tracked {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let res = match &mut this.inner {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        };
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.activity.touch();
             if let Some(sniffer) = &mut this.sniffer {
@@ -112,10 +178,7 @@ impl AsyncWrite for Tracked {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let res = match &mut this.inner {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        };
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             this.activity.touch();
         }
@@ -128,10 +191,7 @@ impl AsyncWrite for Tracked {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let res = match &mut this.inner {
-            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        };
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             this.activity.touch();
         }
@@ -139,24 +199,15 @@ impl AsyncWrite for Tracked {
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.inner {
-            Stream::Tcp(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -172,21 +223,53 @@ pub(crate) struct Connected {
 pub(crate) struct Connector {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub connect_timeout: Duration,
+    pub route: Route,
+}
+
+/// How a pool's connections reach its origin.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// Straight to the origin.
+    Direct,
+    /// Through a CONNECT tunnel (TLS to the origin inside it, for https origins).
+    Tunnel(Arc<crate::proxy::tunnel::TunnelOpener>),
+    /// To the proxy itself, which takes HTTP/1.1 requests in absolute form (`http://` origins).
+    AbsoluteForm(Arc<crate::proxy::tunnel::TunnelOpener>),
 }
 
 impl Connector {
     /// Resolves, connects (each address in turn) and, for https, runs the TLS handshake,
     /// all within `connect_timeout`.
-    pub(crate) async fn connect(&self, origin: &Origin) -> Result<Connected> {
+    pub(crate) fn connect<'a>(
+        &'a self,
+        origin: &'a Origin,
+    ) -> Pin<Box<dyn Future<Output = Result<Connected>> + Send + 'a>> {
+        // Boxed as a Send future by name: a tunnel connects to its proxy through a (direct)
+        // Connector again, a cycle the compiler cannot see through otherwise.
+        Box::pin(self.connect_inner(origin))
+    }
+
+    async fn connect_inner(&self, origin: &Origin) -> Result<Connected> {
         let fut = async {
-            let addrs = resolve(origin).await?;
-            let tcp = connect_any(origin, &addrs).await?;
+            let raw = match &self.route {
+                Route::Direct => {
+                    let addrs = resolve(origin).await?;
+                    Stream::Tcp(connect_any(origin, &addrs).await?)
+                }
+                Route::Tunnel(opener) => opener.open(origin).await?,
+                Route::AbsoluteForm(opener) => {
+                    return Ok(Connected {
+                        stream: opener.connect_proxy(true).await?,
+                        alpn: None,
+                    });
+                }
+            };
             match (origin.scheme(), &self.tls) {
                 (Scheme::Https, Some(config)) => {
                     let name = tls::server_name(origin.host())?;
                     let connector = tokio_rustls::TlsConnector::from(config.clone());
                     let tls = connector
-                        .connect(name, tcp)
+                        .connect(name, raw)
                         .await
                         .map_err(|e| handshake_error(e, origin, config))?;
                     let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
@@ -196,7 +279,7 @@ impl Connector {
                     })
                 }
                 _ => Ok(Connected {
-                    stream: Stream::Tcp(tcp),
+                    stream: raw,
                     alpn: None,
                 }),
             }

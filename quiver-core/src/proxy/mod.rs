@@ -1,0 +1,272 @@
+//! Proxies: which origins go through which proxy (options, then the conventional environment
+//! variables), CONNECT tunnels over HTTP/1.1 (one connection each) or pooled HTTP/2
+//! connections, absolute-form HTTP/1.1 for `http://` targets, and MASQUE CONNECT-UDP tunnels
+//! over pooled HTTP/3 (datagrams) or HTTP/2 (capsules) connections.
+
+pub(crate) mod tunnel;
+pub(crate) mod udp;
+pub(crate) mod upstream;
+
+use http::HeaderValue;
+
+use crate::config::{PoolOptions, Protocol};
+use crate::error::{Error, Result};
+use crate::origin::{Host, Origin};
+
+/// A proxy a pool goes through.
+#[derive(Clone, Debug)]
+pub(crate) struct Proxy {
+    /// Where the proxy listens (`http` or `https` for TLS to the proxy itself).
+    pub origin: Origin,
+    /// Sent to the proxy only (CONNECT requests, absolute-form requests), never to the origin.
+    pub authorization: Option<HeaderValue>,
+    /// How to speak to the proxy: `auto` and `http1` open one HTTP/1.1 connection per tunnel,
+    /// `http2` shares pooled HTTP/2 connections, `http3` (MASQUE, for HTTP/3 origins) pooled
+    /// HTTP/3 connections.
+    pub protocol: Protocol,
+}
+
+impl Proxy {
+    /// The proxy for a pool with these options serving `origin`, if any: the `proxy` option,
+    /// else (with `proxy_from_env`) the environment's, unless `NO_PROXY` excludes the origin.
+    pub(crate) fn for_origin(
+        options: &PoolOptions,
+        env: &EnvProxies,
+        origin: &Origin,
+    ) -> Result<Option<Proxy>> {
+        let (url, from_env) = match options.proxy.as_deref() {
+            Some(url) => (Some(url.to_owned()), false),
+            None if options.proxy_from_env => (env.for_origin(origin), true),
+            None => (None, false),
+        };
+        let Some(url) = url else { return Ok(None) };
+        if url.is_empty() || url.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        // Like Go's net/http: the environment's proxy is never used for loopback origins.
+        if from_env && (env.excluded(origin) || is_loopback(origin)) {
+            return Ok(None);
+        }
+        let (proxy_origin, credentials) = parse_proxy_url(&url)?;
+        let authorization = match &options.proxy_authorization {
+            Some(value) => Some(HeaderValue::from_str(value).map_err(|_| {
+                Error::invalid_config("option `proxy_authorization` is not a valid header value")
+            })?),
+            None => credentials,
+        };
+        Ok(Some(Proxy {
+            origin: proxy_origin,
+            authorization,
+            protocol: options.proxy_protocol,
+        }))
+    }
+}
+
+fn is_loopback(origin: &Origin) -> bool {
+    match origin.host() {
+        Host::Ip(ip) => ip.is_loopback(),
+        Host::Name(n) => n == "localhost" || n.ends_with(".localhost"),
+    }
+}
+
+/// Parses `http://[user:password@]host:port` (or https); credentials become a Basic
+
+/// Proxy-Authorization value.
+pub(crate) fn parse_proxy_url(url: &str) -> Result<(Origin, Option<HeaderValue>)> {
+    let bad = |why: &str| Error::invalid_config(format!("proxy `{}`: {why}", redact(url)));
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("not a URL (expected http://host:port)"))?;
+    let rest = rest.trim_end_matches('/');
+    let (credentials, hostport) = match rest.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, rest),
+    };
+    let origin = Origin::parse(&format!("{scheme}://{hostport}")).map_err(|e| bad(e.message()))?;
+    let authorization = match credentials {
+        Some(userinfo) => {
+            let decoded = percent_decode(userinfo)
+                .ok_or_else(|| bad("bad percent-encoding in the credentials"))?;
+            let value = format!("Basic {}", base64(decoded.as_bytes()));
+            Some(HeaderValue::from_str(&value).map_err(|_| bad("bad credentials"))?)
+        }
+        None => None,
+    };
+    Ok((origin, authorization))
+}
+
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Standard base64 (RFC 4648, padded), for Basic credentials.
+pub(crate) fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (k, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if k <= chunk.len() {
+                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The proxy settings of the environment, read once when a client is built: `https_proxy`,
+/// `http_proxy`, `all_proxy`, `no_proxy` (lower-case first, then upper-case).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EnvProxies {
+    http: Option<String>,
+    https: Option<String>,
+    all: Option<String>,
+    no_proxy: Vec<String>,
+}
+
+impl EnvProxies {
+    pub(crate) fn from_env() -> EnvProxies {
+        let var = |name: &str| {
+            std::env::var(name.to_ascii_lowercase())
+                .ok()
+                .or_else(|| std::env::var(name).ok())
+                .filter(|v| !v.trim().is_empty())
+        };
+        EnvProxies {
+            http: var("HTTP_PROXY"),
+            https: var("HTTPS_PROXY"),
+            all: var("ALL_PROXY"),
+            no_proxy: var("NO_PROXY")
+                .map(|v| {
+                    v.split(',')
+                        .map(|e| e.trim().to_ascii_lowercase())
+                        .filter(|e| !e.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    fn for_origin(&self, origin: &Origin) -> Option<String> {
+        let specific = match origin.scheme() {
+            crate::origin::Scheme::Https => &self.https,
+            crate::origin::Scheme::Http => &self.http,
+        };
+        specific.clone().or_else(|| self.all.clone())
+    }
+
+    /// Whether `NO_PROXY` names this origin: `*`, an exact host (or IP), or a domain suffix
+    /// (`example.com` and `.example.com` both cover `a.example.com`); `:port` narrows an entry.
+    pub(crate) fn excluded(&self, origin: &Origin) -> bool {
+        let host = match origin.host() {
+            Host::Name(n) => n.clone(),
+            Host::Ip(ip) => ip.to_string(),
+        };
+        self.no_proxy.iter().any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let (name, port) = match entry.rsplit_once(':') {
+                Some((n, p)) if !n.contains(':') || n.starts_with('[') => match p.parse::<u16>() {
+                    Ok(p) => (n, Some(p)),
+                    Err(_) => (entry.as_str(), None),
+                },
+                _ => (entry.as_str(), None),
+            };
+            if port.is_some_and(|p| p != origin.port()) {
+                return false;
+            }
+            let name = name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim_start_matches('.');
+            host == name || host.ends_with(&format!(".{name}"))
+        })
+    }
+}
+
+/// Everything a client needs to route through proxies: the environment snapshot and the
+/// registry of pooled proxy connections.
+pub(crate) struct ProxyContext {
+    pub env: EnvProxies,
+    pub upstreams: std::sync::Arc<upstream::Upstreams>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_and_urls() {
+        assert_eq!(base64(b"quiver:secret"), "cXVpdmVyOnNlY3JldA==");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b""), "");
+        let (origin, auth) = parse_proxy_url("http://quiver:secret@127.0.0.1:3128").unwrap();
+        assert_eq!(origin.to_string(), "http://127.0.0.1:3128");
+        assert_eq!(auth.unwrap(), "Basic cXVpdmVyOnNlY3JldA==");
+        let (origin, auth) = parse_proxy_url("https://proxy.example/").unwrap();
+        assert_eq!(origin.port(), 443);
+        assert!(auth.is_none());
+        let err = parse_proxy_url("ftp://user:pw@proxy").unwrap_err();
+        assert!(
+            !err.message().contains("pw"),
+            "credentials are not echoed: {err}"
+        );
+        assert!(parse_proxy_url("proxy:3128").is_err());
+    }
+
+    #[test]
+    fn no_proxy_matching() {
+        let env = EnvProxies {
+            no_proxy: vec![
+                "localhost".into(),
+                ".internal.example".into(),
+                "10.0.0.1".into(),
+                "api.example:8443".into(),
+            ],
+            ..EnvProxies::default()
+        };
+        let o = |s: &str| Origin::parse(s).unwrap();
+        assert!(env.excluded(&o("http://localhost:8080")));
+        assert!(env.excluded(&o("https://a.internal.example")));
+        assert!(env.excluded(&o("https://internal.example")));
+        assert!(env.excluded(&o("http://10.0.0.1")));
+        assert!(env.excluded(&o("https://api.example:8443")));
+        assert!(!env.excluded(&o("https://api.example")));
+        assert!(!env.excluded(&o("https://example.org")));
+        assert!(!env.excluded(&o("https://notlocalhost")));
+        let all = EnvProxies {
+            no_proxy: vec!["*".into()],
+            ..EnvProxies::default()
+        };
+        assert!(all.excluded(&o("https://anything.example")));
+    }
+}

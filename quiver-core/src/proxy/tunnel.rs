@@ -1,0 +1,156 @@
+//! TCP tunnels through a proxy (HTTP CONNECT): over HTTP/1.1 on a connection of their own, or
+//! as a stream on a pooled HTTP/2 connection to the proxy. TLS to the origin then runs inside.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+
+use super::upstream::Upstreams;
+use super::Proxy;
+use crate::config::{PoolOptions, Protocol};
+use crate::error::{Error, ErrorKind, Result};
+use crate::origin::{Origin, Scheme};
+use crate::pool::h2::{self, H2StreamIo};
+use crate::transport::tls::RuleTls;
+use crate::transport::{Connector, Route, Stream};
+
+/// Opens tunnels to targets through one proxy.
+pub(crate) struct TunnelOpener {
+    pub proxy: Proxy,
+    /// Trust settings for TLS to the proxy itself (the routing rule's).
+    pub tls: RuleTls,
+    pub options: Arc<PoolOptions>,
+    pub upstreams: Arc<Upstreams>,
+}
+
+/// The authority-form target of a CONNECT (`host:port`).
+pub(crate) fn authority(target: &Origin) -> String {
+    format!("{}:{}", target.host().to_authority_string(), target.port())
+}
+
+fn connect_failed(proxy: &Proxy, target: &Origin, status: StatusCode) -> Error {
+    Error::new(
+        ErrorKind::ProxyConnectFailed,
+        format!(
+            "proxy {} answered CONNECT {} with {}",
+            proxy.origin,
+            authority(target),
+            status
+        ),
+    )
+}
+
+impl TunnelOpener {
+    /// A byte stream to `target` through the proxy.
+    pub(crate) async fn open(&self, target: &Origin) -> Result<Stream> {
+        match self.proxy.protocol {
+            Protocol::Http2 => self.http2(target).await,
+            // Validation keeps http3 to MASQUE; a TCP tunnel over it is not offered.
+            Protocol::Auto | Protocol::Http1 | Protocol::Http3 => self.http1(target).await,
+        }
+    }
+
+    /// A connection to the proxy itself (TLS when the proxy URL is https).
+    pub(crate) async fn connect_proxy(&self, alpn_http1: bool) -> Result<Stream> {
+        let tls = match self.proxy.origin.scheme() {
+            Scheme::Https if alpn_http1 => Some(self.tls.http1.clone()),
+            Scheme::Https => Some(self.tls.http2.clone()),
+            Scheme::Http => None,
+        };
+        let connector = Connector {
+            tls,
+            connect_timeout: self.options.connect_timeout,
+            route: Route::Direct,
+        };
+        Ok(connector.connect(&self.proxy.origin).await?.stream)
+    }
+
+    /// CONNECT over HTTP/1.1, one proxy connection per tunnel.
+    async fn http1(&self, target: &Origin) -> Result<Stream> {
+        let run = async {
+            let stream = self.connect_proxy(true).await?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::ConnectFailed,
+                            format!("proxy {}: {e}", self.proxy.origin),
+                        )
+                    })?;
+            tokio::spawn(async move {
+                let _ = conn.with_upgrades().await;
+            });
+            let target_authority = authority(target);
+            let mut req = Request::builder()
+                .method(Method::CONNECT)
+                .uri(target_authority.as_str())
+                .header(header::HOST, target_authority.as_str())
+                .body(Empty::new())
+                .map_err(|e| {
+                    Error::new(ErrorKind::InvalidUrl, format!("bad CONNECT target: {e}"))
+                })?;
+            if let Some(auth) = &self.proxy.authorization {
+                req.headers_mut()
+                    .insert(header::PROXY_AUTHORIZATION, auth.clone());
+            }
+            let resp = sender.send_request(req).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::ConnectionClosed,
+                    format!("proxy {} closed during CONNECT: {e}", self.proxy.origin),
+                )
+            })?;
+            if !resp.status().is_success() {
+                return Err(connect_failed(&self.proxy, target, resp.status()));
+            }
+            let upgraded = hyper::upgrade::on(resp).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::ConnectionClosed,
+                    format!("proxy {}: {e}", self.proxy.origin),
+                )
+            })?;
+            Ok(Stream::Tunnel(Box::new(TokioIo::new(upgraded))))
+        };
+        self.bounded(run).await
+    }
+
+    /// CONNECT as a stream on a pooled HTTP/2 connection to the proxy (RFC 9113 §8.5).
+    async fn http2(&self, target: &Origin) -> Result<Stream> {
+        let pool = self.upstreams.http2(&self.proxy, &self.tls, &self.options);
+        let target_authority = authority(target);
+        let mut head = Request::builder()
+            .method(Method::CONNECT)
+            .uri(target_authority.as_str())
+            .body(())
+            .map_err(|e| Error::new(ErrorKind::InvalidUrl, format!("bad CONNECT target: {e}")))?;
+        if let Some(auth) = &self.proxy.authorization {
+            head.headers_mut()
+                .insert(header::PROXY_AUTHORIZATION, auth.clone());
+        }
+        let limit = self.options.connect_timeout + self.options.checkout_timeout;
+        let (lease, parts, send, recv) = h2::open_tunnel_stream(&pool, head, limit).await?;
+        if !parts.status.is_success() {
+            return Err(connect_failed(&self.proxy, target, parts.status));
+        }
+        Ok(Stream::Tunnel(Box::new(H2StreamIo::new(lease, send, recv))))
+    }
+
+    async fn bounded<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let limit: Duration = self.options.connect_timeout;
+        match tokio::time::timeout(limit, fut).await {
+            Ok(res) => res,
+            Err(_) => Err(Error::new(
+                ErrorKind::ConnectTimeout,
+                format!(
+                    "the tunnel through {} took longer than {} ms",
+                    self.proxy.origin,
+                    limit.as_millis()
+                ),
+            )),
+        }
+    }
+}
