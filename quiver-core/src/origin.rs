@@ -147,7 +147,6 @@ impl Origin {
     }
 
     /// Parses an origin such as `https://api.example.com` or `http://[::1]:8080`
-
     /// (a path, if present, must be empty or `/`).
     pub fn parse(s: &str) -> Result<Origin> {
         let target = Target::parse(s)?;

@@ -319,7 +319,6 @@ impl Manager {
     }
 
     /// Stats of every pool.
-
     pub(crate) fn stats(&self) -> Vec<OriginStats> {
         let pools: Vec<Pool> = self
             .pools

@@ -70,7 +70,6 @@ fn is_loopback(origin: &Origin) -> bool {
 }
 
 /// Parses `http://[user:password@]host:port` (or https); credentials become a Basic
-
 /// Proxy-Authorization value.
 pub(crate) fn parse_proxy_url(url: &str) -> Result<(Origin, Option<HeaderValue>)> {
     let bad = |why: &str| Error::invalid_config(format!("proxy `{}`: {why}", redact(url)));

@@ -139,7 +139,7 @@ impl TunnelSender {
 }
 
 enum Receiver {
-    Http3(DatagramChannel),
+    Http3(Box<DatagramChannel>),
     Http2 {
         recv: h2::RecvStream,
         buf: BytesMut,
@@ -206,7 +206,7 @@ impl UdpTunnel {
                     head: channel.head().clone(),
                     target,
                     sender: Arc::new(TunnelSender::Http3(channel.sender())),
-                    receiver: Receiver::Http3(channel),
+                    receiver: Receiver::Http3(Box::new(channel)),
                     _lease: None,
                 })
             }
