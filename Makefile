@@ -1,5 +1,5 @@
 # Entry points: `make demo` and `make test` (each does the set-up it needs).
-.PHONY: setup demo test bench clean header install
+.PHONY: setup demo test bench clean header install c-examples
 
 setup:
 	./scripts/setup.sh
@@ -43,3 +43,29 @@ install:
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(QUIVER_VERSION)|' quiver-ffi/quiver.pc.in \
 		> $(DESTDIR)$(LIBDIR)/pkgconfig/quiver.pc
+
+# `make c-examples`: builds the C examples (quiver-ffi/examples/*.c) with pkg-config, into
+# EXAMPLES_OUT. By default against the in-tree library, installed first into
+# EXAMPLES_OUT/prefix (EXAMPLES_PROFILE=dev, the debug build; release for the optimised one);
+# `make c-examples QUIVER_PC_PATH=/usr/local/lib/pkgconfig` builds against an installed one.
+EXAMPLES := get stream datagram epoll
+EXAMPLES_OUT ?= $(CARGO_TARGET_DIR)/c-examples
+EXAMPLES_PROFILE ?= dev
+EXAMPLE_CFLAGS ?= -std=c11 -Wall -Wextra -Werror -O2 -g -pthread
+QUIVER_PC_PATH ?=
+
+c-examples:
+	@set -e; pc="$(QUIVER_PC_PATH)"; \
+	if [ -z "$$pc" ]; then \
+		$(MAKE) --no-print-directory -s install PREFIX="$(EXAMPLES_OUT)/prefix" \
+			PROFILE=$(EXAMPLES_PROFILE) > /dev/null; \
+		pc="$(EXAMPLES_OUT)/prefix/lib/pkgconfig"; \
+	fi; \
+	libdir="$$(PKG_CONFIG_PATH="$$pc" pkg-config --variable=libdir quiver)"; \
+	flags="$$(PKG_CONFIG_PATH="$$pc" pkg-config --cflags --libs quiver)"; \
+	mkdir -p "$(EXAMPLES_OUT)"; \
+	for e in $(EXAMPLES); do \
+		echo "  CC $(EXAMPLES_OUT)/$$e"; \
+		$(CC) $(EXAMPLE_CFLAGS) quiver-ffi/examples/$$e.c -o "$(EXAMPLES_OUT)/$$e" $$flags \
+			-Wl,-rpath,"$$libdir"; \
+	done

@@ -1,5 +1,6 @@
 /*
- * quiver.h - the C ABI of Quiver, an HTTP client engine (HTTP/1.1 and HTTP/2 today).
+ * quiver.h - the C ABI of Quiver, an HTTP client engine: HTTP/1.1, HTTP/2 and HTTP/3 with a
+ * connection pool per origin, streamed bodies with backpressure, and HTTP/3 datagram channels.
  *
  * Conventions (details per handle in quiver-ffi/README.md):
  * - Every name starts with quiver_ / QUIVER_. Handles are opaque and come in pairs:
@@ -14,16 +15,31 @@
  * - Threads: quiver runs its own runtime threads. Callbacks run there, one at a time per
  *   request, never while a quiver lock is held; they may call back into the API (blocking
  *   calls return QUIVER_RESULT_WOULD_DEADLOCK there). Completion callbacks (response callback,
- *   on_end) run exactly once for every request that was started.
- *   quiver_client, quiver_stream, quiver_cancel_token, quiver_response, quiver_error and
- *   quiver_stats may be used from any thread; quiver_config and quiver_request from one
- *   thread at a time.
- * - No Rust panic crosses this boundary: it becomes QUIVER_RESULT_PANIC (or NULL / 0).
+ *   on_end) run exactly once for every request, stream and channel that was started.
+ *   quiver_client, quiver_stream, quiver_channel, quiver_queue, quiver_cancel_token,
+ *   quiver_response, quiver_error and quiver_stats may be used from any thread; quiver_config
+ *   and quiver_request from one thread at a time.
+ * - Completion queue, for programs with their own event loop (epoll, poll, libuv): a client
+ *   built from a config with a queue runs no callback by itself; its callbacks wait in the
+ *   queue, whose file descriptor is readable exactly while any waits, and run on the thread
+ *   that calls quiver_queue_dispatch:
+ *
+ *       const quiver_queue *queue;
+ *       quiver_queue_new(&queue);
+ *       quiver_config_set_queue(config, queue);        (then quiver_client_new(config, ...))
+ *       int fd = quiver_queue_fd(queue);               (EPOLLIN, level-triggered)
+ *       ... when fd is readable: quiver_queue_dispatch(queue, 64);
+ *       ... at the end: quiver_client_free(client);    (returns once the rest is queued)
+ *           while (quiver_queue_pending(queue) > 0) quiver_queue_dispatch(queue, 64);
+ *           quiver_queue_free(queue);
+ *
+ *   The other rules hold there too (exactly once, in order, never overlapping per call); a
+ *   stream or channel reads nothing more until its last event was dispatched (backpressure).
+ * - HTTP/3: set the origin's pool option "protocol" to "http3". Datagram channels (RFC 9297,
+ *   quiver_client_open_channel) need it: datagrams both ways on an extended CONNECT.
+ * - No Rust panic crosses this boundary: it becomes QUIVER_RESULT_PANIC (or NULL / 0 / -1).
  * - fork(): a client built before fork() fails in the child with kind "forked"; build a new
  *   client there.
- * - Reserved for later: HTTP/3 (protocol "http3") and datagram channels (quiver_channel_*,
- *   opened from a quiver_client with callbacks like streams, with pause/resume); their error
- *   kinds (datagrams_disabled, datagram_error, datagram_too_large) already have codes.
  */
 
 #ifndef QUIVER_H
@@ -38,7 +54,8 @@
 /**
  * The result of every call, and the code of every error. Values are never renumbered.
  *
- * `QUIVER_RESULT_OK` is 0. Codes 1 to 999 report a misuse of the API and come without a
+ * `QUIVER_RESULT_OK` is 0. Codes 1 to 999 report a misuse of the API (or, for
+ * `QUIVER_RESULT_SYSTEM`, a refusal of the operating system) and come without a
  * `quiver_error`. Codes from 1000 name an error kind (see `quiver_error_kind`): 1000-1999 are
  * transient, 2000-2999 invalid, 3000-3999 unrecoverable; new kinds get the next free number in
  * their class's range.
@@ -77,6 +94,11 @@ enum quiver_result
      * An error of a kind this build has no code for; `quiver_error_kind` names it.
      */
     QUIVER_RESULT_UNKNOWN_KIND = 6,
+    /**
+     * The operating system refused a resource (a file descriptor, memory); `errno` says why.
+     * Nothing was created.
+     */
+    QUIVER_RESULT_SYSTEM = 7,
     /**
      * Transient: no pooled connection or stream slot became free within `checkout_timeout`.
      */
@@ -301,11 +323,11 @@ enum quiver_stat
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * Idle connections (HTTP/1) or free stream slots (HTTP/2).
+     * Idle connections (HTTP/1) or free stream slots (HTTP/2, HTTP/3).
      */
     QUIVER_STAT_IDLE = 0,
     /**
-     * Connections leased or being set up (HTTP/1), streams in flight (HTTP/2).
+     * Connections leased or being set up (HTTP/1), streams in flight (HTTP/2, HTTP/3).
      */
     QUIVER_STAT_ACTIVE = 1,
     /**
@@ -333,7 +355,7 @@ enum quiver_stat
      */
     QUIVER_STAT_RETRIES = 7,
     /**
-     * Response bytes received and not yet taken by the caller (HTTP/2).
+     * Response bytes received and not yet taken by the caller (HTTP/2, HTTP/3).
      */
     QUIVER_STAT_BUFFERED_BYTES = 8,
 };
@@ -352,6 +374,15 @@ typedef uint32_t quiver_stat;
  * request keeps its own reference, so the token may be freed while they are in flight.
  */
 typedef struct quiver_cancel_token quiver_cancel_token;
+
+/**
+ * An HTTP/3 datagram channel: datagrams both ways on one extended CONNECT request stream.
+ *
+ * Thread-safe: send, close, pause, resume and cancel from any thread, callbacks included. The
+ * caller owns the handle `quiver_client_open_channel` gives it (if it asked for one) and frees
+ * it once with `quiver_channel_free`; callbacks receive the same pointer, borrowed.
+ */
+typedef struct quiver_channel quiver_channel;
 
 /**
  * An HTTP client with a connection pool per origin.
@@ -376,10 +407,21 @@ typedef struct quiver_config quiver_config;
 typedef struct quiver_error quiver_error;
 
 /**
+ * A completion queue: callbacks of the clients built with it wait here until
+ * `quiver_queue_dispatch` runs them, on the thread that calls it.
+ *
+ * Thread-safe: any thread may dispatch (several at once, too) and read the descriptor. The
+ * caller frees its reference once with `quiver_queue_free`; clients built with the queue keep
+ * their own.
+ */
+typedef struct quiver_queue quiver_queue;
+
+/**
  * A request being built: method, URL, headers, body, timeout and cancel token.
  *
  * One thread at a time (it may move between threads). Consumed by `quiver_client_send`,
- * `quiver_client_send_blocking` and `quiver_client_stream` (in every case, even when they fail);
+ * `quiver_client_send_blocking`, `quiver_client_stream` and `quiver_client_open_channel` (in
+ * every case, even when they fail);
  * free it with `quiver_request_free` only if it is never sent. Nothing is validated before it
  * is sent: a bad method, URL or header is reported as that call's error.
  */
@@ -393,7 +435,8 @@ typedef struct quiver_request quiver_request;
  * `quiver_response_free`; pointers it hands out stay valid until then. A stream's response
  * (`on_head`, `quiver_stream_response`) belongs to the stream: never free it; it lives as long
  * as the stream handle, its body is empty (the body goes to `on_data`) and its trailers appear
- * once the stream has ended.
+ * once the stream has ended. A datagram channel's response (`on_open`,
+ * `quiver_channel_response`) belongs to the channel in the same way.
  */
 typedef struct quiver_response quiver_response;
 
@@ -413,10 +456,49 @@ typedef struct quiver_stats quiver_stats;
 typedef struct quiver_stream quiver_stream;
 
 /**
+ * Called once, when the channel is open (the peer answered the extended CONNECT with 2xx):
+ * datagrams may be sent from here on. `head` belongs to the channel (never free it); it stays
+ * valid as long as the channel handle (or, without a handle, until `on_end` returns).
+ */
+typedef void (*quiver_channel_open_cb)(void *userdata,
+                                       const quiver_channel *channel,
+                                       const quiver_response *head);
+
+/**
+ * Called for each datagram received, whole. `data` is borrowed: valid only until the
+ * callback returns. `len` may be 0 (an empty datagram).
+ */
+typedef void (*quiver_channel_datagram_cb)(void *userdata,
+                                           const quiver_channel *channel,
+                                           const uint8_t *data,
+                                           size_t len);
+
+/**
+ * Called for each piece of the request stream's data the peer sends (capsules, for protocols
+ * that use them), in order. `data` is borrowed: valid only until the callback returns. `len`
+ * is never 0.
+ */
+typedef void (*quiver_channel_data_cb)(void *userdata,
+                                       const quiver_channel *channel,
+                                       const uint8_t *data,
+                                       size_t len);
+
+/**
+ * Called exactly once, last: `error` is NULL when the peer ended its side of the stream
+ * cleanly (its trailers are then on the head), else the error that ended the channel (it
+ * could not open, was cancelled, the client was freed, the connection failed), owned by the
+ * callback (free it with `quiver_error_free`).
+ */
+typedef void (*quiver_channel_end_cb)(void *userdata,
+                                      const quiver_channel *channel,
+                                      quiver_error *error);
+
+/**
  * Receives the outcome of a one-shot call.
  *
- * Called exactly once, on a quiver runtime thread, with either a response (`error` NULL) or an
- * error (`response` NULL). The callback owns both: free them with `quiver_response_free` /
+ * Called exactly once, on a quiver runtime thread (or, for a client with a completion queue,
+ * on the thread that dispatches it), with either a response (`error` NULL) or an error
+ * (`response` NULL). The callback owns both: free them with `quiver_response_free` /
  * `quiver_error_free`, from any thread, whenever it likes. It must not block for long (it runs
  * on a runtime worker) and may call any quiver function except the blocking ones
  * (`quiver_client_send_blocking` returns `QUIVER_RESULT_WOULD_DEADLOCK` there).
@@ -508,6 +590,106 @@ bool quiver_cancel_token_is_cancelled(const quiver_cancel_token *token);
 void quiver_cancel_token_free(const quiver_cancel_token *token);
 
 /**
+ * Opens an HTTP/3 datagram channel (RFC 9297) and delivers its events to callbacks:
+ * `on_open` (may be NULL) once with the response head, `on_datagram` (may be NULL) for each
+ * datagram received, `on_data` (may be NULL) for the stream's data, then `on_end` (required)
+ * exactly once.
+ *
+ * `request` is made with `quiver_request_new("CONNECT", url)`: an https URL whose origin's
+ * pool uses protocol `http3` (`quiver_config_set_str(config, pattern, "protocol", "http3")`),
+ * such as a MASQUE proxy's `/.well-known/masque/udp/{host}/{port}/`. Its headers and cancel
+ * token apply; its timeout limits the opening; it has no body. `protocol` is the extended
+ * CONNECT `:protocol` (NULL: `connect-udp`; also `webtransport`). Consumes `request` in every
+ * case.
+ *
+ * Returns `QUIVER_RESULT_OK` when the opening was started; then `on_end` runs exactly once,
+ * and `*channel_out` (if `channel_out` is not NULL) receives a handle for
+ * `quiver_channel_send` / `_close` / `_pause` / `_resume` / `_cancel`, to free with
+ * `quiver_channel_free`. Failures to open come to `on_end`: `pool_unsupported_for_transport`
+ * (the origin is not on HTTP/3), `datagrams_disabled` (the server did not enable HTTP/3
+ * datagrams), `datagram_error` (it refused the CONNECT), `invalid_method` (not a CONNECT),
+ * connect and TLS errors. Any other result means no callback will run. Callbacks run one at a
+ * time, in order, on quiver threads (or, with a completion queue, on the dispatching thread),
+ * never while a quiver lock is held; they may call any quiver function but the blocking ones.
+ * `userdata` must stay usable until `on_end` has run.
+ */
+quiver_result quiver_client_open_channel(const quiver_client *client,
+                                         quiver_request *request,
+                                         const char *protocol,
+                                         quiver_channel_open_cb on_open,
+                                         quiver_channel_datagram_cb on_datagram,
+                                         quiver_channel_data_cb on_data,
+                                         quiver_channel_end_cb on_end,
+                                         void *userdata,
+                                         const quiver_channel **channel_out);
+
+/**
+ * Sends one datagram of `len` bytes at `data` (copied; `data` may be NULL when `len` is 0).
+ * Unreliable: it may be lost, and nothing tells.
+ *
+ * Fails with `QUIVER_RESULT_DATAGRAM_TOO_LARGE` (class invalid) when it does not fit the path
+ * (see `quiver_channel_max_datagram_size`), `QUIVER_RESULT_DATAGRAMS_DISABLED` when the peer
+ * takes no datagrams, `QUIVER_RESULT_DATAGRAM_ERROR` before `on_open`, after
+ * `quiver_channel_close`, once the channel ended or its connection is gone; `*error_out`
+ * (when `error_out` is not NULL) then receives the error (free it with `quiver_error_free`).
+ * Never blocks; any thread, callbacks included.
+ */
+quiver_result quiver_channel_send(const quiver_channel *channel,
+                                  const uint8_t *data,
+                                  size_t len,
+                                  quiver_error **error_out);
+
+/**
+ * The largest datagram payload the path takes now, in bytes; 0 before `on_open`, after
+ * `quiver_channel_close`, once the channel ended, or when the peer takes no datagrams. It may
+ * change (path MTU). NULL: 0.
+ */
+size_t quiver_channel_max_datagram_size(const quiver_channel *channel);
+
+/**
+ * Ends our side of the channel: no more datagrams can be sent (`quiver_channel_send` fails
+ * with `datagram_error`) and the request stream is finished, which tells the peer. What the
+ * peer still sends is delivered until it ends its side; `on_end` follows then. Idempotent;
+ * before `on_open` it takes effect once the channel is open. Any thread.
+ */
+quiver_result quiver_channel_close(const quiver_channel *channel);
+
+/**
+ * Pauses delivery: nothing more is read, so no `on_datagram` / `on_data` runs until
+ * `quiver_channel_resume`; datagrams beyond the channel's queue (1024) are dropped meanwhile,
+ * stream data is held back by flow control. Sending is not affected. Like
+ * `quiver_stream_pause`: from the channel's own callback it takes effect before the next one;
+ * from another thread one already on its way may still run. Idempotent; any thread.
+ */
+quiver_result quiver_channel_pause(const quiver_channel *channel);
+
+/**
+ * Resumes delivery after `quiver_channel_pause`. Idempotent; any thread.
+ */
+quiver_result quiver_channel_resume(const quiver_channel *channel);
+
+/**
+ * Cancels the channel: its stream is reset and `on_end` runs soon with a `cancelled` error
+ * (unless it had already ended). From the channel's own callback no other callback follows;
+ * from another thread one already on its way may still run. Idempotent; any thread.
+ */
+quiver_result quiver_channel_cancel(const quiver_channel *channel);
+
+/**
+ * The channel's response head (status, version, headers; trailers once it ended), or NULL
+ * before it opened. Belongs to the channel: valid until the handle is freed; never free it.
+ */
+const quiver_response *quiver_channel_response(const quiver_channel *channel);
+
+/**
+ * Frees the caller's channel handle. A channel that has not ended is cancelled first
+ * (`on_end` still runs, once); to end it gracefully, `quiver_channel_close` it and free it
+ * after `on_end`. NULL is a no-op. Any thread, callbacks included (the pointer callbacks
+ * receive stays valid while they run).
+ */
+void quiver_channel_free(const quiver_channel *channel);
+
+/**
  * Builds a client from `config` (NULL: every option at its default).
  *
  * On success `*client_out` receives the client and `QUIVER_RESULT_OK` is returned. A bad
@@ -522,12 +704,17 @@ quiver_result quiver_client_new(const quiver_config *config,
 /**
  * Frees a client. NULL is a no-op.
  *
- * Requests and streams still in flight end: each callback (or `on_end`) that has not run yet
- * runs exactly once with a `shutdown` error (or with its real outcome if that won the race).
- * Called outside quiver's threads, this waits until every such callback has returned, so when
- * it returns no callback of this client runs any more. Called from inside a callback (a quiver
+ * Requests, streams and channels still in flight end: each callback (or `on_end`) that has not
+ * run yet runs exactly once with a `shutdown` error (or with its real outcome if that won the
+ * race). Called outside quiver's threads, this waits until every such callback has returned,
+ * so when it returns no callback of this client runs any more. Called from inside a callback (a quiver
  * thread), it cannot wait: the remaining callbacks run after it returns, and until then they
  * may still use `client` (it stays valid for them; new requests fail with `shutdown`).
+ *
+ * With a completion queue (`quiver_config_set_queue`), it waits only until every such
+ * callback is queued, never for the queue to be dispatched: they run when the queue is next
+ * dispatched. Called from a dispatched callback (of any client), it does not wait, as from
+ * inside any callback: the remaining completions are queued shortly after.
  *
  * In a child process forked after the client was built, this only forgets the client (its
  * connections belong to the parent).
@@ -538,9 +725,10 @@ void quiver_client_free(const quiver_client *client);
  * Sends a request; `callback` receives the whole response (or the error) later.
  *
  * Consumes `request` in every case. Returns `QUIVER_RESULT_OK` when the request was started:
- * then `callback(userdata, response, error)` runs exactly once, on a quiver thread - also when
- * the request is invalid, cancelled (`quiver_request_set_cancel_token`), times out, or the
- * client is freed while it is in flight. Any other result (a NULL argument) means the callback
+ * then `callback(userdata, response, error)` runs exactly once, on a quiver thread (with a
+ * completion queue: on the thread that dispatches it) - also when the request is invalid,
+ * cancelled (`quiver_request_set_cancel_token`), times out, or the client is freed while it is
+ * in flight. Any other result (a NULL argument) means the callback
  * will never run. `userdata` must stay usable until the callback has run. Any thread,
  * callbacks included.
  */
@@ -634,6 +822,19 @@ quiver_result quiver_config_set_none(quiver_config *config,
                                      const char *option);
 
 /**
+ * Makes the clients built from this configuration queue their callbacks on `queue` (the
+ * configuration keeps its own reference; NULL goes back to running them on quiver's threads).
+ *
+ * Such a client runs no callback by itself: response callbacks, stream events (`on_head`,
+ * `on_data`, `on_end`) and channel events wait in the queue until a thread calls
+ * `quiver_queue_dispatch`, typically when `quiver_queue_fd` polls readable in the program's
+ * event loop. The rules are otherwise the same: exactly one completion per call, events of one
+ * call in order and never overlapping. Body sources (`read`) and `release` callbacks still run
+ * on quiver's threads. Several clients may share one queue.
+ */
+quiver_result quiver_config_set_queue(quiver_config *config, const quiver_queue *queue);
+
+/**
  * Renders any result code as static text (never NULL; unknown codes get a generic text).
  */
 const char *quiver_result_str(uint32_t result);
@@ -676,6 +877,53 @@ const char *quiver_error_message(const quiver_error *error);
  * Frees an error. NULL is a no-op. Any thread.
  */
 void quiver_error_free(quiver_error *error);
+
+/**
+ * Makes a completion queue and writes it to `*queue_out` (free it with `quiver_queue_free`).
+ *
+ * Attach it to clients with `quiver_config_set_queue`: their callbacks (response callbacks,
+ * stream and channel events) are then queued instead of run on quiver's threads, and run when
+ * a thread calls `quiver_queue_dispatch`. `QUIVER_RESULT_SYSTEM` when the operating system
+ * refuses the file descriptor (`errno` says why).
+ */
+quiver_result quiver_queue_new(const quiver_queue **queue_out);
+
+/**
+ * The queue's file descriptor, for epoll / poll / select / libuv (`uv_poll_t`): readable
+ * exactly while callbacks are queued (level-triggered: with `EPOLLET`, dispatch until
+ * `quiver_queue_dispatch` returns less than `max`). An eventfd on Linux, a pipe elsewhere.
+ * It belongs to the queue: never read, write or close it. NULL: -1.
+ */
+int quiver_queue_fd(const quiver_queue *queue);
+
+/**
+ * Runs up to `max` queued callbacks on the calling thread, oldest first, and returns how
+ * many were dispatched (0 when none was queued; never waits). NULL: 0.
+ *
+ * Any thread, several at once; callbacks of one request, stream or channel never overlap and
+ * keep their order. A callback may call any quiver function, including this one and
+ * `quiver_client_free` (which does not wait there). A stream or channel waits until its event
+ * has been dispatched before it reads more from the connection, so a queue that is not
+ * dispatched holds the servers back rather than filling memory. An event whose stream or
+ * channel was cancelled (or whose client was freed) before it was dispatched is skipped: it
+ * counts here, but its callback does not run; the `on_end` that follows does.
+ */
+size_t quiver_queue_dispatch(const quiver_queue *queue, size_t max);
+
+/**
+ * How many callbacks are queued now. NULL: 0.
+ */
+size_t quiver_queue_pending(const quiver_queue *queue);
+
+/**
+ * Drops the caller's reference to the queue (clients built with it keep theirs). NULL is a
+ * no-op. When the last reference goes, callbacks still queued are discarded without running
+ * (what they would have received is freed): free the clients, dispatch until nothing is
+ * pending, then free the queue.
+ */
+void quiver_queue_free(const quiver_queue *queue);
+
+extern int eventfd(unsigned int initval, int flags);
 
 /**
  * Starts a request: `method` (`"GET"`, `"POST"`, any token) and absolute `url`, both
@@ -743,6 +991,13 @@ quiver_result quiver_request_set_timeout_ms(quiver_request *request, uint64_t mi
  */
 quiver_result quiver_request_set_cancel_token(quiver_request *request,
                                               const quiver_cancel_token *token);
+
+/**
+ * HTTP/3 with the pool option `early_data`: whether this request may go in the 0-RTT flight
+ * of a resumed connection (true) or must wait for the handshake (false). Without this call,
+ * only idempotent, safe methods (GET, HEAD, OPTIONS, TRACE) may. Other protocols ignore it.
+ */
+quiver_result quiver_request_set_early_data(quiver_request *request, bool allowed);
 
 /**
  * The status code (200, 404, ...). NULL: 0.
@@ -845,7 +1100,7 @@ size_t quiver_stats_origin_count(const quiver_stats *stats);
 const char *quiver_stats_origin(const quiver_stats *stats, size_t index);
 
 /**
- * The protocol the pool at `index` speaks (`http1`, `http2`), like `quiver_stats_origin`.
+ * The protocol the pool at `index` speaks (`http1`, `http2`, `http3`), like `quiver_stats_origin`.
  */
 const char *quiver_stats_origin_protocol(const quiver_stats *stats, size_t index);
 
@@ -864,7 +1119,7 @@ quiver_result quiver_stats_find_origin(const quiver_stats *stats,
 uint64_t quiver_stats_origin_get(const quiver_stats *stats, size_t index, uint32_t stat);
 
 /**
- * Streams in flight on each connection of the pool at `index` (HTTP/2): writes a pointer to
+ * Streams in flight on each connection of the pool at `index` (HTTP/2, HTTP/3): writes a pointer to
  * `*counts_out` (valid until the stats are freed) and the number of connections to
  * `*len_out`. `QUIVER_RESULT_NOT_FOUND` when `index` is out of range.
  */
@@ -891,9 +1146,10 @@ void quiver_stats_free(quiver_stats *stats);
  * then `on_end` runs exactly once (also on errors, cancellation and when the client is freed),
  * and `*stream_out` (if `stream_out` is not NULL) receives a handle for
  * `quiver_stream_pause` / `_resume` / `_cancel`, to free with `quiver_stream_free`. Any other
- * result means no callback will run. Callbacks run one at a time, in order, on quiver threads,
- * never while a quiver lock is held; they must not block for long and may call any quiver
- * function except the blocking ones. `userdata` must stay usable until `on_end` has run.
+ * result means no callback will run. Callbacks run one at a time, in order, on quiver threads
+ * (with a completion queue: on the thread that dispatches it), never while a quiver lock is
+ * held; they must not block for long and may call any quiver function except the blocking
+ * ones. `userdata` must stay usable until `on_end` has run.
  */
 quiver_result quiver_client_stream(const quiver_client *client,
                                    quiver_request *request,

@@ -1,6 +1,6 @@
 //! `quiver_client`: a thread-safe client (core's `Client` plus the bookkeeping that makes every
-//! callback fire exactly once), and the one-shot calls `quiver_client_send` and
-//! `quiver_client_send_blocking`.
+//! callback fire exactly once, and where its callbacks run), and the one-shot calls
+//! `quiver_client_send` and `quiver_client_send_blocking`.
 
 use std::ffi::c_void;
 use std::future::Future;
@@ -20,6 +20,7 @@ use crate::ffi::{
     try_callback, try_clone_arc, try_from, try_out_ptr, UserData,
 };
 use crate::panic::ffi_panic_boundary;
+use crate::queue::{in_dispatched_callback, Runner};
 use crate::request::{quiver_request, RequestParts};
 use crate::response::{quiver_response, Response};
 
@@ -43,6 +44,8 @@ pub(crate) struct ClientShared {
     in_flight: Mutex<usize>,
     /// Signalled when `in_flight` drops to zero.
     idle: Condvar,
+    /// Where callbacks run: on the runtime, or queued (`quiver_config_set_queue`).
+    runner: Runner,
 }
 
 arc_castable!(quiver_client => ClientShared);
@@ -51,6 +54,11 @@ impl ClientShared {
     /// The engine client.
     pub(crate) fn core(&self) -> &quiver_core::Client {
         &self.core
+    }
+
+    /// Where this client's callbacks run.
+    pub(crate) fn runner(&self) -> &Runner {
+        &self.runner
     }
 
     /// True in a child process forked after the client was built. Core refuses such a client
@@ -159,8 +167,9 @@ pub(crate) fn panic_error() -> Error {
 
 /// Receives the outcome of a one-shot call.
 ///
-/// Called exactly once, on a quiver runtime thread, with either a response (`error` NULL) or an
-/// error (`response` NULL). The callback owns both: free them with `quiver_response_free` /
+/// Called exactly once, on a quiver runtime thread (or, for a client with a completion queue,
+/// on the thread that dispatches it), with either a response (`error` NULL) or an error
+/// (`response` NULL). The callback owns both: free them with `quiver_response_free` /
 /// `quiver_error_free`, from any thread, whenever it likes. It must not block for long (it runs
 /// on a runtime worker) and may call any quiver function except the blocking ones
 /// (`quiver_client_send_blocking` returns `QUIVER_RESULT_WOULD_DEADLOCK` there).
@@ -185,21 +194,25 @@ enum Sink {
 
 /// Delivers a one-shot call's outcome exactly once: by [`Completion::complete`], or, if the
 /// task is dropped before that (a runtime shutting down), with an `internal` error.
-struct Completion(Option<Sink>);
+struct Completion {
+    sink: Option<Sink>,
+    runner: Runner,
+}
 
 impl Completion {
     fn complete(mut self, outcome: Outcome) {
-        if let Some(sink) = self.0.take() {
-            deliver(sink, outcome);
+        if let Some(sink) = self.sink.take() {
+            deliver(sink, &self.runner, outcome);
         }
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some(sink) = self.0.take() {
+        if let Some(sink) = self.sink.take() {
             deliver(
                 sink,
+                &self.runner,
                 Err(Error::new(
                     ErrorKind::Internal,
                     "the request's task ended without an outcome",
@@ -209,9 +222,11 @@ impl Drop for Completion {
     }
 }
 
-fn deliver(sink: Sink, outcome: Outcome) {
+fn deliver(sink: Sink, runner: &Runner, outcome: Outcome) {
     match sink {
-        Sink::Callback(callback, userdata) => {
+        Sink::Callback(callback, userdata) => runner.last(move || {
+            // Converted when the callback runs: a queued outcome that never runs is freed
+            // with the queue.
             let (response, error) = match outcome {
                 Ok(r) => (
                     to_boxed_mut_ptr::<quiver_response>(Response::from_full(&r)),
@@ -222,7 +237,7 @@ fn deliver(sink: Sink, outcome: Outcome) {
             // SAFETY: a non-NULL C function pointer of this type (checked by
             // `quiver_client_send`), called once with ownership of what it is given.
             unsafe { callback(userdata.get(), response, error) }
-        }
+        }),
         Sink::Channel(tx) => {
             // The blocking caller waits on the other end; it cannot have gone away.
             let _ = tx.send(outcome);
@@ -237,7 +252,10 @@ fn start_call(
     sink: Sink,
 ) -> Result<(), quiver_result> {
     let runtime = client.call_runtime()?;
-    let completion = Completion(Some(sink));
+    let completion = Completion {
+        sink: Some(sink),
+        runner: client.runner.clone(),
+    };
     client.spawn_call(&runtime, move |guard| async move {
         let client = guard.client();
         let ended = Arc::new(Signal::default());
@@ -276,9 +294,9 @@ pub extern "C" fn quiver_client_new(
         let client_out = try_out_ptr!(client_out);
         *client_out = std::ptr::null();
         set_optional_out(error_out, null_mut());
-        let builder = match try_from(config) {
-            Some(config) => config.builder(),
-            None => quiver_core::Client::builder(),
+        let (builder, queue) = match try_from(config) {
+            Some(config) => (config.builder(), config.queue()),
+            None => (quiver_core::Client::builder(), None),
         };
         match builder.build() {
             Ok(core) => {
@@ -288,6 +306,7 @@ pub extern "C" fn quiver_client_new(
                     closing: Signal::default(),
                     in_flight: Mutex::new(0),
                     idle: Condvar::new(),
+                    runner: Runner::new(queue),
                 }));
                 quiver_result::Ok
             }
@@ -298,12 +317,17 @@ pub extern "C" fn quiver_client_new(
 
 /// Frees a client. NULL is a no-op.
 ///
-/// Requests and streams still in flight end: each callback (or `on_end`) that has not run yet
-/// runs exactly once with a `shutdown` error (or with its real outcome if that won the race).
-/// Called outside quiver's threads, this waits until every such callback has returned, so when
-/// it returns no callback of this client runs any more. Called from inside a callback (a quiver
+/// Requests, streams and channels still in flight end: each callback (or `on_end`) that has not
+/// run yet runs exactly once with a `shutdown` error (or with its real outcome if that won the
+/// race). Called outside quiver's threads, this waits until every such callback has returned,
+/// so when it returns no callback of this client runs any more. Called from inside a callback (a quiver
 /// thread), it cannot wait: the remaining callbacks run after it returns, and until then they
 /// may still use `client` (it stays valid for them; new requests fail with `shutdown`).
+///
+/// With a completion queue (`quiver_config_set_queue`), it waits only until every such
+/// callback is queued, never for the queue to be dispatched: they run when the queue is next
+/// dispatched. Called from a dispatched callback (of any client), it does not wait, as from
+/// inside any callback: the remaining completions are queued shortly after.
 ///
 /// In a child process forked after the client was built, this only forgets the client (its
 /// connections belong to the parent).
@@ -318,7 +342,7 @@ pub extern "C" fn quiver_client_free(client: *const quiver_client) {
             return;
         }
         shared.closing.fire();
-        if Handle::try_current().is_err() {
+        if Handle::try_current().is_err() && !in_dispatched_callback() {
             let mut n = shared.lock_in_flight();
             while *n > 0 {
                 n = shared.idle.wait(n).unwrap_or_else(|p| p.into_inner());
@@ -330,9 +354,10 @@ pub extern "C" fn quiver_client_free(client: *const quiver_client) {
 /// Sends a request; `callback` receives the whole response (or the error) later.
 ///
 /// Consumes `request` in every case. Returns `QUIVER_RESULT_OK` when the request was started:
-/// then `callback(userdata, response, error)` runs exactly once, on a quiver thread - also when
-/// the request is invalid, cancelled (`quiver_request_set_cancel_token`), times out, or the
-/// client is freed while it is in flight. Any other result (a NULL argument) means the callback
+/// then `callback(userdata, response, error)` runs exactly once, on a quiver thread (with a
+/// completion queue: on the thread that dispatches it) - also when the request is invalid,
+/// cancelled (`quiver_request_set_cancel_token`), times out, or the client is freed while it is
+/// in flight. Any other result (a NULL argument) means the callback
 /// will never run. `userdata` must stay usable until the callback has run. Any thread,
 /// callbacks included.
 #[no_mangle]

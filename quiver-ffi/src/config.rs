@@ -1,14 +1,18 @@
 //! `quiver_config`: the client configuration builder (client-wide options and per-origin
-//! rules, set by name), read by `quiver_client_new`.
+//! rules, set by name, and the completion queue), read by `quiver_client_new`.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 use std::time::Duration;
 
 use quiver_core::{ClientBuilder, OptionValue, PoolSettings};
 
 use crate::error::quiver_result;
-use crate::ffi::{box_castable, free_box, to_boxed_mut_ptr, try_cstr, try_mut_from_ptr, try_str};
+use crate::ffi::{
+    box_castable, clone_arc, free_box, to_boxed_mut_ptr, try_cstr, try_mut_from_ptr, try_str,
+};
 use crate::panic::ffi_panic_boundary;
+use crate::queue::{quiver_queue, Queue};
 
 /// A client configuration: pool options client-wide and per origin pattern.
 ///
@@ -22,10 +26,11 @@ pub struct quiver_config {
 type Setting = (Option<String>, String, OptionValue);
 
 /// The Rust value behind a `quiver_config`: the options in the order they were set, replayed
-/// into a fresh core builder for every client.
+/// into a fresh core builder for every client, and the completion queue its clients use.
 #[derive(Debug, Default)]
 pub(crate) struct Config {
     settings: Vec<Setting>,
+    queue: Option<Arc<Queue>>,
 }
 
 box_castable!(quiver_config => Config);
@@ -40,6 +45,11 @@ impl Config {
                 Some(p) => b.set_for(p, name, value.clone()),
             },
         )
+    }
+
+    /// The completion queue clients built from this configuration use, if any.
+    pub(crate) fn queue(&self) -> Option<Arc<Queue>> {
+        self.queue.clone()
     }
 
     /// Records an option; rejects at once an unknown name or a value of the wrong type
@@ -185,5 +195,26 @@ pub extern "C" fn quiver_config_set_none(
 ) -> quiver_result {
     ffi_panic_boundary! {
         set_option(config, pattern, option, || Ok(OptionValue::None))
+    }
+}
+
+/// Makes the clients built from this configuration queue their callbacks on `queue` (the
+/// configuration keeps its own reference; NULL goes back to running them on quiver's threads).
+///
+/// Such a client runs no callback by itself: response callbacks, stream events (`on_head`,
+/// `on_data`, `on_end`) and channel events wait in the queue until a thread calls
+/// `quiver_queue_dispatch`, typically when `quiver_queue_fd` polls readable in the program's
+/// event loop. The rules are otherwise the same: exactly one completion per call, events of one
+/// call in order and never overlapping. Body sources (`read`) and `release` callbacks still run
+/// on quiver's threads. Several clients may share one queue.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_queue(
+    config: *mut quiver_config,
+    queue: *const quiver_queue,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let config = try_mut_from_ptr!(config);
+        config.queue = clone_arc(queue);
+        quiver_result::Ok
     }
 }

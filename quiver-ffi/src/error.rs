@@ -11,7 +11,8 @@ use crate::panic::ffi_panic_boundary;
 
 /// The result of every call, and the code of every error. Values are never renumbered.
 ///
-/// `QUIVER_RESULT_OK` is 0. Codes 1 to 999 report a misuse of the API and come without a
+/// `QUIVER_RESULT_OK` is 0. Codes 1 to 999 report a misuse of the API (or, for
+/// `QUIVER_RESULT_SYSTEM`, a refusal of the operating system) and come without a
 /// `quiver_error`. Codes from 1000 name an error kind (see `quiver_error_kind`): 1000-1999 are
 /// transient, 2000-2999 invalid, 3000-3999 unrecoverable; new kinds get the next free number in
 /// their class's range.
@@ -34,6 +35,9 @@ pub enum quiver_result {
     Panic = 5,
     /// An error of a kind this build has no code for; `quiver_error_kind` names it.
     UnknownKind = 6,
+    /// The operating system refused a resource (a file descriptor, memory); `errno` says why.
+    /// Nothing was created.
+    System = 7,
     /// Transient: no pooled connection or stream slot became free within `checkout_timeout`.
     CheckoutTimeout = 1000,
     /// Transient: connecting (TCP + TLS, or QUIC) took longer than `connect_timeout`.
@@ -116,6 +120,7 @@ const RESULTS: &[Row] = {
         (WouldDeadlock, None, c"a blocking call was made on a quiver thread (inside a callback), where it could deadlock"),
         (Panic, None, c"quiver caught a panic (a bug in quiver); the call did nothing"),
         (UnknownKind, None, c"an error of a kind this build of libquiver has no code for (see quiver_error_kind)"),
+        (System, None, c"the operating system refused a resource (see errno)"),
         (CheckoutTimeout, Some(c"checkout_timeout"), c"no pooled connection or stream slot became free within checkout_timeout"),
         (ConnectTimeout, Some(c"connect_timeout"), c"connecting took longer than connect_timeout"),
         (ConnectRefused, Some(c"connect_refused"), c"the peer refused the connection"),
@@ -186,6 +191,7 @@ impl quiver_result {
             3000..=3999 => quiver_class::Unrecoverable,
             _ => match self {
                 quiver_result::Panic => quiver_class::Unrecoverable,
+                quiver_result::System => quiver_class::Transient,
                 // Only the error itself knows the class of a kind newer than this table.
                 quiver_result::UnknownKind => quiver_class::None,
                 _ => quiver_class::Invalid,

@@ -3,20 +3,23 @@
 //!
 //! One module per C handle family, as the header's sections: [`config`] (`quiver_config`),
 //! [`client`] (`quiver_client`, one-shot sends), [`request`] (`quiver_request` and request
-//! bodies), [`response`] (`quiver_response`), [`stream`] (`quiver_stream`), [`cancel`]
-//! (`quiver_cancel_token`), [`stats`] (`quiver_stats`) and [`error`] (`quiver_result`,
-//! `quiver_error`). `ffi` holds every pointer cast, `panic` the boundary every export runs in.
+//! bodies), [`response`] (`quiver_response`), [`stream`] (`quiver_stream`), [`channel`]
+//! (`quiver_channel`, HTTP/3 datagrams), [`queue`] (`quiver_queue`, the completion queue),
+//! [`cancel`] (`quiver_cancel_token`), [`stats`] (`quiver_stats`) and [`error`]
+//! (`quiver_result`, `quiver_error`). `ffi` holds every pointer cast, `panic` the boundary every export runs in.
 //! Ownership and threading rules per handle: `quiver-ffi/README.md`.
 #![deny(missing_docs)]
 // The C names are the ABI.
 #![allow(non_camel_case_types)]
 
 pub mod cancel;
+pub mod channel;
 pub mod client;
 pub mod config;
 pub mod error;
 mod ffi;
 mod panic;
+pub mod queue;
 pub mod request;
 pub mod response;
 pub mod stats;

@@ -31,6 +31,13 @@ impl<T> FailureValue for *const T {
     }
 }
 
+/// File descriptors (`c_int`): -1, never a valid descriptor.
+impl FailureValue for std::ffi::c_int {
+    fn failure(_: quiver_result) -> Self {
+        -1
+    }
+}
+
 macro_rules! failure_is_default {
     ($($t:ty),*) => {
         $(impl FailureValue for $t {

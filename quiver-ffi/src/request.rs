@@ -1,5 +1,5 @@
-//! `quiver_request`: the request builder (method, URL, headers, body, timeout, cancel token)
-//! and the request bodies C can supply: copied bytes, borrowed bytes with a release callback,
+//! `quiver_request`: the request builder (method, URL, headers, body, timeout, cancel token,
+//! 0-RTT) and the request bodies C can supply: copied bytes, borrowed bytes with a release callback,
 //! and a body source pulled chunk by chunk.
 
 use std::ffi::{c_char, c_void};
@@ -24,7 +24,8 @@ const SOURCE_CHUNK: usize = 64 * 1024;
 /// A request being built: method, URL, headers, body, timeout and cancel token.
 ///
 /// One thread at a time (it may move between threads). Consumed by `quiver_client_send`,
-/// `quiver_client_send_blocking` and `quiver_client_stream` (in every case, even when they fail);
+/// `quiver_client_send_blocking`, `quiver_client_stream` and `quiver_client_open_channel` (in
+/// every case, even when they fail);
 /// free it with `quiver_request_free` only if it is never sent. Nothing is validated before it
 /// is sent: a bad method, URL or header is reported as that call's error.
 pub struct quiver_request {
@@ -55,9 +56,18 @@ pub(crate) struct RequestParts {
     body: BodySpec,
     timeout: Option<Duration>,
     cancel: Option<Arc<Signal>>,
+    early_data: Option<bool>,
 }
 
 box_castable!(quiver_request => RequestParts);
+
+/// What opening a datagram channel takes from a request.
+pub(crate) struct ChannelRequest {
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Limits the opening (until the response head).
+    pub(crate) timeout: Option<Duration>,
+}
 
 enum BodySpec {
     Empty,
@@ -87,7 +97,36 @@ impl RequestParts {
         if let Some(timeout) = self.timeout {
             builder = builder.timeout(timeout);
         }
+        if let Some(early) = self.early_data {
+            builder = builder.early_data(early);
+        }
         (builder.build(), self.cancel)
+    }
+
+    /// What a datagram channel is opened with (or why this request cannot open one: it must be
+    /// a CONNECT without a body), and the cancel token attached to it.
+    pub(crate) fn into_channel(self) -> (Result<ChannelRequest, Error>, Option<Arc<Signal>>) {
+        let channel = if self.method != "CONNECT" {
+            Err(Error::new(
+                ErrorKind::InvalidMethod,
+                format!(
+                    "a datagram channel is opened with CONNECT, not `{}`",
+                    self.method.escape_debug()
+                ),
+            ))
+        } else if !matches!(self.body, BodySpec::Empty) {
+            Err(Error::new(
+                ErrorKind::InvalidBody,
+                "the request that opens a datagram channel has no body",
+            ))
+        } else {
+            Ok(ChannelRequest {
+                url: self.url,
+                headers: self.headers,
+                timeout: self.timeout,
+            })
+        };
+        (channel, self.cancel)
     }
 }
 
@@ -244,6 +283,7 @@ pub extern "C" fn quiver_request_new(
             body: BodySpec::Empty,
             timeout: None,
             cancel: None,
+            early_data: None,
         })
     }
 }
@@ -364,6 +404,21 @@ pub extern "C" fn quiver_request_set_cancel_token(
     ffi_panic_boundary! {
         let request = try_mut_from_ptr!(request);
         request.cancel = clone_arc(token);
+        quiver_result::Ok
+    }
+}
+
+/// HTTP/3 with the pool option `early_data`: whether this request may go in the 0-RTT flight
+/// of a resumed connection (true) or must wait for the handshake (false). Without this call,
+/// only idempotent, safe methods (GET, HEAD, OPTIONS, TRACE) may. Other protocols ignore it.
+#[no_mangle]
+pub extern "C" fn quiver_request_set_early_data(
+    request: *mut quiver_request,
+    allowed: bool,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        request.early_data = Some(allowed);
         quiver_result::Ok
     }
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_char, CStr};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use quiver_core::{HeaderMap, HeaderName, HeaderValue, Version};
+use quiver_core::{HeaderMap, HeaderName, HeaderValue, ResponseHead, Version};
 
 use crate::error::quiver_result;
 use crate::ffi::{box_castable, free_box, set_optional_out, try_cstr_bytes, try_ref_from_ptr};
@@ -50,7 +50,8 @@ impl From<Version> for quiver_http_version {
 /// `quiver_response_free`; pointers it hands out stay valid until then. A stream's response
 /// (`on_head`, `quiver_stream_response`) belongs to the stream: never free it; it lives as long
 /// as the stream handle, its body is empty (the body goes to `on_data`) and its trailers appear
-/// once the stream has ended.
+/// once the stream has ended. A datagram channel's response (`on_open`,
+/// `quiver_channel_response`) belongs to the channel in the same way.
 pub struct quiver_response {
     _private: [u8; 0],
 }
@@ -84,10 +85,15 @@ impl Response {
 
     /// The head of a streamed response (trailers come later, with [`Response::set_trailers`]).
     pub(crate) fn from_head(r: &quiver_core::StreamResponse) -> Response {
+        Response::from_response_head(r.head())
+    }
+
+    /// A response head without a body (a stream's or a datagram channel's).
+    pub(crate) fn from_response_head(head: &ResponseHead) -> Response {
         Response {
-            status: r.status().as_u16(),
-            version: r.version().into(),
-            headers: Fields::from_map(r.headers()),
+            status: head.status.as_u16(),
+            version: head.version.into(),
+            headers: Fields::from_map(&head.headers),
             body: Bytes::new(),
             trailers: OnceLock::new(),
         }

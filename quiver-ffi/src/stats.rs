@@ -18,9 +18,9 @@ use crate::panic::ffi_panic_boundary;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum quiver_stat {
-    /// Idle connections (HTTP/1) or free stream slots (HTTP/2).
+    /// Idle connections (HTTP/1) or free stream slots (HTTP/2, HTTP/3).
     Idle = 0,
-    /// Connections leased or being set up (HTTP/1), streams in flight (HTTP/2).
+    /// Connections leased or being set up (HTTP/1), streams in flight (HTTP/2, HTTP/3).
     Active = 1,
     /// Callers waiting for a connection or stream slot.
     Queued = 2,
@@ -34,7 +34,7 @@ pub enum quiver_stat {
     Errors = 6,
     /// Requests retried transparently (stale connection, GOAWAY, refused stream).
     Retries = 7,
-    /// Response bytes received and not yet taken by the caller (HTTP/2).
+    /// Response bytes received and not yet taken by the caller (HTTP/2, HTTP/3).
     BufferedBytes = 8,
 }
 
@@ -108,7 +108,7 @@ pub extern "C" fn quiver_stats_origin(stats: *const quiver_stats, index: usize) 
     }
 }
 
-/// The protocol the pool at `index` speaks (`http1`, `http2`), like `quiver_stats_origin`.
+/// The protocol the pool at `index` speaks (`http1`, `http2`, `http3`), like `quiver_stats_origin`.
 #[no_mangle]
 pub extern "C" fn quiver_stats_origin_protocol(
     stats: *const quiver_stats,
@@ -154,7 +154,7 @@ pub extern "C" fn quiver_stats_origin_get(
     }
 }
 
-/// Streams in flight on each connection of the pool at `index` (HTTP/2): writes a pointer to
+/// Streams in flight on each connection of the pool at `index` (HTTP/2, HTTP/3): writes a pointer to
 /// `*counts_out` (valid until the stats are freed) and the number of connections to
 /// `*len_out`. `QUIVER_RESULT_NOT_FOUND` when `index` is out of range.
 #[no_mangle]

@@ -17,9 +17,10 @@ use crate::client::{cancelled_error, panic_error, quiver_client, ClientShared};
 use crate::error::{error_ptr, quiver_error, quiver_result};
 use crate::ffi::{
     arc_castable, borrowed_ptr, free_arc, set_optional_out, to_arc_const_ptr, try_box_from_ptr,
-    try_callback, try_clone_arc, try_out, try_ref_from_ptr, UserData,
+    try_callback, try_clone_arc, try_out, try_ref_from_ptr, Castable, OwnershipArc, UserData,
 };
 use crate::panic::ffi_panic_boundary;
+use crate::queue::Runner;
 use crate::request::{quiver_request, RequestParts};
 use crate::response::{quiver_response, Response};
 
@@ -34,20 +35,36 @@ pub struct quiver_stream {
 
 /// The Rust value behind a `quiver_stream`, shared by the handle and the stream's task.
 pub(crate) struct StreamShared {
-    paused: AtomicBool,
-    resumed: Notify,
+    pause: Pause,
     cancel: Signal,
     head: OnceLock<Response>,
 }
 
 arc_castable!(quiver_stream => StreamShared);
 
-impl StreamShared {
+/// Pause and resume of a stream or a channel: while paused, its task reads nothing more from
+/// the connection.
+#[derive(Debug, Default)]
+pub(crate) struct Pause {
+    paused: AtomicBool,
+    resumed: Notify,
+}
+
+impl Pause {
+    pub(crate) fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+        self.resumed.notify_waiters();
+    }
+
     fn is_paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
     }
 
-    /// Completes once the stream is not paused.
+    /// Completes once not paused.
     async fn resumed(&self) {
         loop {
             let notified = self.resumed.notified();
@@ -56,6 +73,21 @@ impl StreamShared {
             }
             notified.await;
         }
+    }
+
+    /// Returns once not paused, or with the error of an interruption.
+    pub(crate) async fn wait(
+        &self,
+        interrupted: impl Future<Output = Error> + Unpin,
+    ) -> Result<(), Error> {
+        if self.is_paused() {
+            tokio::select! {
+                biased;
+                e = interrupted => return Err(e),
+                () = self.resumed() => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -92,63 +124,64 @@ pub type quiver_stream_end_cb = Option<
     ),
 >;
 
-type EndFn = unsafe extern "C" fn(*mut c_void, *const quiver_stream, *mut quiver_error);
-
 /// The C side of one stream: its callbacks and their userdata.
+#[derive(Clone, Copy)]
 struct Callbacks {
     on_head: quiver_stream_head_cb,
     on_data: quiver_stream_data_cb,
     userdata: UserData,
 }
 
-/// Calls `on_end` exactly once: by [`End::finish`], or, if the task is dropped before that
-/// (a runtime shutting down), with an `internal` error.
-struct End {
-    on_end: Option<EndFn>,
-    userdata: UserData,
-    stream: Arc<StreamShared>,
+/// An `on_end` callback of a stream or channel (handle type `C`).
+pub(crate) type EndFn<C> = unsafe extern "C" fn(*mut c_void, *const C, *mut quiver_error);
+
+/// Calls the `on_end` of a stream or channel exactly once: by [`End::finish`], or, if the task
+/// is dropped before that (a runtime shutting down), with an `internal` error.
+pub(crate) struct End<C: Castable<Ownership = OwnershipArc> + 'static>
+where
+    C::RustType: Send + Sync + 'static,
+{
+    pub(crate) on_end: Option<EndFn<C>>,
+    pub(crate) userdata: UserData,
+    /// What the callback's handle pointer points at.
+    pub(crate) handle: Arc<C::RustType>,
+    pub(crate) runner: Runner,
 }
 
-impl End {
-    fn finish(mut self, outcome: Result<(), Error>) {
+impl<C: Castable<Ownership = OwnershipArc> + 'static> End<C>
+where
+    C::RustType: Send + Sync + 'static,
+{
+    pub(crate) fn finish(mut self, outcome: Result<(), Error>) {
         self.call(outcome);
     }
 
     fn call(&mut self, outcome: Result<(), Error>) {
         if let Some(on_end) = self.on_end.take() {
-            let error = match outcome {
-                Ok(()) => null_mut(),
-                Err(e) => error_ptr(e),
-            };
-            // SAFETY: a non-NULL C function pointer of this type (checked by
-            // `quiver_client_stream`), called once with ownership of `error`.
-            unsafe { on_end(self.userdata.get(), borrowed_ptr(&*self.stream), error) }
+            let (userdata, handle) = (self.userdata, self.handle.clone());
+            self.runner.last(move || {
+                let error = match outcome {
+                    Ok(()) => null_mut(),
+                    Err(e) => error_ptr(e),
+                };
+                // SAFETY: a non-NULL C function pointer of this type (checked by the call that
+                // started the stream or channel), called once with ownership of `error`.
+                unsafe { on_end(userdata.get(), borrowed_ptr::<C>(&handle), error) }
+            });
         }
     }
 }
 
-impl Drop for End {
+impl<C: Castable<Ownership = OwnershipArc> + 'static> Drop for End<C>
+where
+    C::RustType: Send + Sync + 'static,
+{
     fn drop(&mut self) {
         self.call(Err(Error::new(
             quiver_core::ErrorKind::Internal,
-            "the stream's task ended without an outcome",
+            "the task ended without an outcome",
         )));
     }
-}
-
-/// Returns once the stream is not paused, or with the error of an interruption.
-async fn unpaused(
-    stream: &StreamShared,
-    interrupted: impl Future<Output = Error> + Unpin,
-) -> Result<(), Error> {
-    if stream.is_paused() {
-        tokio::select! {
-            biased;
-            e = interrupted => return Err(e),
-            () = stream.resumed() => {}
-        }
-    }
-    Ok(())
 }
 
 /// Receives the response: head, then each chunk (waiting while paused), until the end, an
@@ -156,8 +189,8 @@ async fn unpaused(
 async fn drive(
     client: &ClientShared,
     request: RequestParts,
-    stream: &StreamShared,
-    callbacks: &Callbacks,
+    stream: &Arc<StreamShared>,
+    callbacks: Callbacks,
     ended: &Arc<Signal>,
 ) -> Result<(), Error> {
     let (request, token) = request.build(ended);
@@ -187,20 +220,21 @@ async fn drive(
     };
     let head = stream.head.get_or_init(|| Response::from_head(&response));
     check()?;
+    let runner = client.runner();
     if let Some(on_head) = callbacks.on_head {
-        // SAFETY: a C function pointer of this type; `head` lives as long as `stream`.
-        unsafe {
-            on_head(
-                callbacks.userdata.get(),
-                borrowed_ptr(stream),
-                borrowed_ptr(head),
-            )
-        }
+        let (stream, userdata) = (stream.clone(), callbacks.userdata);
+        let job = move || {
+            if let Some(head) = stream.head.get() {
+                // SAFETY: a C function pointer of this type; `head` lives as long as `stream`.
+                unsafe { on_head(userdata.get(), borrowed_ptr(&*stream), borrowed_ptr(head)) }
+            }
+        };
+        runner.next(job, interrupted.as_mut()).await?;
     }
     loop {
         // While paused nothing is pulled from core, so no flow-control credit goes back to the
         // peer: the server is slowed down, not buffered.
-        unpaused(stream, interrupted.as_mut()).await?;
+        stream.pause.wait(interrupted.as_mut()).await?;
         let chunk = tokio::select! {
             biased;
             e = &mut interrupted => return Err(e),
@@ -211,18 +245,22 @@ async fn drive(
             return Ok(());
         };
         // A pause that came while the chunk was on its way holds it back until resumed.
-        unpaused(stream, interrupted.as_mut()).await?;
+        stream.pause.wait(interrupted.as_mut()).await?;
         check()?;
         if let Some(on_data) = callbacks.on_data {
-            // SAFETY: a C function pointer of this type; `data` outlives the call.
-            unsafe {
-                on_data(
-                    callbacks.userdata.get(),
-                    borrowed_ptr(stream),
-                    data.as_ptr(),
-                    data.len(),
-                )
-            }
+            let (stream, userdata) = (stream.clone(), callbacks.userdata);
+            let job = move || {
+                // SAFETY: a C function pointer of this type; `data` outlives the call.
+                unsafe {
+                    on_data(
+                        userdata.get(),
+                        borrowed_ptr(&*stream),
+                        data.as_ptr(),
+                        data.len(),
+                    )
+                }
+            };
+            runner.next(job, interrupted.as_mut()).await?;
         }
     }
 }
@@ -234,9 +272,10 @@ async fn drive(
 /// then `on_end` runs exactly once (also on errors, cancellation and when the client is freed),
 /// and `*stream_out` (if `stream_out` is not NULL) receives a handle for
 /// `quiver_stream_pause` / `_resume` / `_cancel`, to free with `quiver_stream_free`. Any other
-/// result means no callback will run. Callbacks run one at a time, in order, on quiver threads,
-/// never while a quiver lock is held; they must not block for long and may call any quiver
-/// function except the blocking ones. `userdata` must stay usable until `on_end` has run.
+/// result means no callback will run. Callbacks run one at a time, in order, on quiver threads
+/// (with a completion queue: on the thread that dispatches it), never while a quiver lock is
+/// held; they must not block for long and may call any quiver function except the blocking
+/// ones. `userdata` must stay usable until `on_end` has run.
 #[no_mangle]
 pub extern "C" fn quiver_client_stream(
     client: *const quiver_client,
@@ -257,20 +296,24 @@ pub extern "C" fn quiver_client_stream(
             Err(code) => return code,
         };
         let stream = Arc::new(StreamShared {
-            paused: AtomicBool::new(false),
-            resumed: Notify::new(),
+            pause: Pause::default(),
             cancel: Signal::default(),
             head: OnceLock::new(),
         });
         let callbacks = Callbacks { on_head, on_data, userdata: UserData(userdata) };
-        let end = End { on_end: Some(on_end), userdata: UserData(userdata), stream: stream.clone() };
+        let end = End::<quiver_stream> {
+            on_end: Some(on_end),
+            userdata: UserData(userdata),
+            handle: stream.clone(),
+            runner: client.runner().clone(),
+        };
         if let Some(out) = try_out(stream_out) {
             *out = to_arc_const_ptr::<quiver_stream>(stream.clone());
         }
         client.spawn_call(&runtime, move |guard| async move {
             let ended = Arc::new(Signal::default());
             let outcome =
-                AssertUnwindSafe(drive(guard.client(), *request, &stream, &callbacks, &ended))
+                AssertUnwindSafe(drive(guard.client(), *request, &stream, callbacks, &ended))
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|_| Err(panic_error()));
@@ -289,7 +332,7 @@ pub extern "C" fn quiver_client_stream(
 #[no_mangle]
 pub extern "C" fn quiver_stream_pause(stream: *const quiver_stream) -> quiver_result {
     ffi_panic_boundary! {
-        try_ref_from_ptr!(stream).paused.store(true, Ordering::SeqCst);
+        try_ref_from_ptr!(stream).pause.pause();
         quiver_result::Ok
     }
 }
@@ -298,9 +341,7 @@ pub extern "C" fn quiver_stream_pause(stream: *const quiver_stream) -> quiver_re
 #[no_mangle]
 pub extern "C" fn quiver_stream_resume(stream: *const quiver_stream) -> quiver_result {
     ffi_panic_boundary! {
-        let stream = try_ref_from_ptr!(stream);
-        stream.paused.store(false, Ordering::SeqCst);
-        stream.resumed.notify_waiters();
+        try_ref_from_ptr!(stream).pause.resume();
         quiver_result::Ok
     }
 }

@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # The C ABI tests: builds libquiver and the test server, fails if include/quiver.h is stale,
 # installs the (debug) library into a scratch prefix with `make install`, starts the loopback
-# test server, compiles the C programs (gcc -std=c11 -Wall -Wextra -Werror) against the
-# installed libquiver.so (via pkg-config) and libquiver.a, runs them, and runs test_api again
-# under valgrind.
-# Exits non-zero on any failure. QUIVER_C_TESTS_NO_VALGRIND=1 skips the valgrind run.
+# test servers (one more without HTTP/3 datagrams), compiles the C tests (gcc -std=c11 -Wall
+# -Wextra -Werror), the C++ test (g++ -std=c++17 ... -pedantic) and the examples (`make
+# c-examples`) against the installed libquiver.so (via pkg-config) and libquiver.a, runs them,
+# and runs the tests again under valgrind (leak check; any error fails).
+# Exits non-zero on any failure. QUIVER_C_TESTS_NO_VALGRIND=1 skips the valgrind runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 CC="${CC:-gcc}"
+CXX="${CXX:-g++}"
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -O1 -pthread)
+CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -pedantic -g -O1 -pthread)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 fail() { printf '\033[1;31mFAILED: %s\033[0m\n' "$*" >&2; exit 1; }
 
 WORK="$(mktemp -d)"
 cleanup() {
-    exec 3>&- # closing the server's stdin stops it
+    exec 3>&- 4>&- # closing the servers' stdin stops them
     sleep 0.2
     rm -rf "$WORK"
 }
@@ -45,7 +48,9 @@ make -s install PREFIX="$WORK/prefix" PROFILE=dev CARGO_TARGET_DIR="$TARGET" > /
 LIB="$WORK/prefix/lib"
 [ "$(readlink "$LIB/libquiver.so")" = libquiver.so.0 ] || fail "libquiver.so -> libquiver.so.0"
 [ -f "$LIB/libquiver.a" ] && [ -f "$WORK/prefix/include/quiver.h" ] || fail "installed files"
-readelf -d "$LIB/libquiver.so.0" | grep -q 'SONAME.*\[libquiver\.so\.0\]' ||
+# (Outputs are captured before grep -q: with pipefail, grep exiting early fails the pipe.)
+DYNAMIC="$(readelf -d "$LIB/libquiver.so.0")"
+grep -q 'SONAME.*\[libquiver\.so\.0\]' <<< "$DYNAMIC" ||
     fail "libquiver.so has no SONAME libquiver.so.0"
 export PKG_CONFIG_PATH="$LIB/pkgconfig"
 [ "$(pkg-config --modversion quiver)" = "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)" ] ||
@@ -53,46 +58,78 @@ export PKG_CONFIG_PATH="$LIB/pkgconfig"
 read -r -a PC_CFLAGS <<< "$(pkg-config --cflags quiver)"
 read -r -a PC_LIBS <<< "$(pkg-config --libs quiver)"
 
-say "compile the C tests"
-for t in test_api demo; do # against libquiver.so, found through pkg-config
+say "compile the C and C++ tests and the examples"
+TESTS=(test_api test_channel test_queue test_cpp)
+for t in test_api test_channel test_queue demo; do # against libquiver.so, through pkg-config
     "$CC" "${CFLAGS[@]}" "${PC_CFLAGS[@]}" "tests/c/$t.c" -o "$WORK/$t" "${PC_LIBS[@]}" \
         -Wl,-rpath,"$LIB"
 done
+"$CXX" "${CXXFLAGS[@]}" "${PC_CFLAGS[@]}" tests/c/test_cpp.cpp -o "$WORK/test_cpp" \
+    "${PC_LIBS[@]}" -Wl,-rpath,"$LIB"
+make -s c-examples QUIVER_PC_PATH="$LIB/pkgconfig" EXAMPLES_OUT="$WORK/examples" CC="$CC"
 "$CC" "${CFLAGS[@]}" "${PC_CFLAGS[@]}" tests/c/test_static.c -o "$WORK/test_static" \
     "$LIB/libquiver.a" -lpthread -ldl -lm
-if ldd "$WORK/test_static" | grep -q libquiver; then fail "test_static links libquiver.so"; fi
-ldd "$WORK/test_api" | grep -q "libquiver.so.0 => $LIB/libquiver.so.0" ||
+if grep -q libquiver <<< "$(ldd "$WORK/test_static")"; then fail "test_static links libquiver.so"; fi
+grep -q "libquiver.so.0 => $LIB/libquiver.so.0" <<< "$(ldd "$WORK/test_api")" ||
     fail "test_api does not load the installed libquiver.so.0"
 
-say "start the test server"
+say "start the test servers"
 exec 3> >("$TARGET/debug/quiver-testserver" --dir "$WORK/server" > "$WORK/server.json")
-for _ in $(seq 200); do [ -s "$WORK/server.json" ] && break; sleep 0.05; done
-[ -s "$WORK/server.json" ] || fail "the test server did not start"
-json_port() { sed -nE "s/.*\"$1\": *([0-9]+).*/\1/p" "$WORK/server.json"; }
-json_str() { sed -nE "s/.*\"$1\": *\"([^\"]*)\".*/\1/p" "$WORK/server.json"; }
+exec 4> >("$TARGET/debug/quiver-testserver" --dir "$WORK/server2" --h3-no-datagrams \
+    > "$WORK/server2.json")
+for _ in $(seq 200); do [ -s "$WORK/server.json" ] && [ -s "$WORK/server2.json" ] && break; sleep 0.05; done
+[ -s "$WORK/server.json" ] && [ -s "$WORK/server2.json" ] || fail "the test servers did not start"
+json_port() { sed -nE "s/.*\"$1\": *([0-9]+).*/\1/p" "${2:-$WORK/server.json}"; }
+json_str() { sed -nE "s/.*\"$1\": *\"([^\"]*)\".*/\1/p" "${2:-$WORK/server.json}"; }
 export QUIVER_TEST_HTTP="http://127.0.0.1:$(json_port http)"
 export QUIVER_TEST_HTTPS="https://localhost:$(json_port https)"
 export QUIVER_TEST_CA_FILE="$(json_str ca_file)"
 export QUIVER_TEST_WRONG_CA_FILE="$(json_str wrong_ca_file)"
 if [ -n "$(json_port h2c)" ]; then export QUIVER_TEST_H2C="http://127.0.0.1:$(json_port h2c)"; fi
+if [ -n "$(json_port h3)" ]; then export QUIVER_TEST_H3="https://localhost:$(json_port h3)"; fi
+if [ -n "$(json_port h3 "$WORK/server2.json")" ]; then
+    export QUIVER_TEST_H3_NO_DATAGRAMS="https://localhost:$(json_port h3 "$WORK/server2.json")"
+    export QUIVER_TEST_H3_NO_DATAGRAMS_CA_FILE="$(json_str ca_file "$WORK/server2.json")"
+fi
 echo "server: $(cat "$WORK/server.json")"
 
 say "test_static (libquiver.a)"
 "$WORK/test_static"
 
-say "test_api (libquiver.so)"
-"$WORK/test_api"
+for t in "${TESTS[@]}"; do
+    say "$t (libquiver.so)"
+    "$WORK/$t"
+done
 
 say "demo"
 "$WORK/demo" "$QUIVER_TEST_HTTPS/bytes/42" "$QUIVER_TEST_CA_FILE" | tee "$WORK/demo.out"
 grep -q '^HTTP/2 200$' "$WORK/demo.out" && grep -q '(42 body bytes)' "$WORK/demo.out" ||
     fail "demo output"
 
+say "examples"
+EX="$WORK/examples"
+"$EX/get" "$QUIVER_TEST_HTTP/bytes/26" > "$WORK/get.out"
+grep -qx 'HTTP/1.1 200' "$WORK/get.out" && grep -qx 'abcdefghijklmnopqrstuvwxyz' "$WORK/get.out" ||
+    fail "example get: $(cat "$WORK/get.out")"
+"$EX/stream" "$QUIVER_TEST_HTTPS/bytes/8000000" "$QUIVER_TEST_CA_FILE" | tee "$WORK/stream.out"
+grep -q '^8000000 bytes, paused [1-9][0-9]* times$' "$WORK/stream.out" || fail "example stream"
+if [ -n "${QUIVER_TEST_H3:-}" ]; then
+    "$EX/datagram" "$QUIVER_TEST_H3/datagram-echo" "$QUIVER_TEST_CA_FILE" | tee "$WORK/datagram.out"
+    grep -q '^datagram: hello [0-9]$' "$WORK/datagram.out" &&
+        grep -q '^trailer x-datagrams-echoed: [0-9]*$' "$WORK/datagram.out" || fail "example datagram"
+fi
+"$EX/epoll" --ca "$QUIVER_TEST_CA_FILE" "$QUIVER_TEST_HTTP/bytes/10" "$QUIVER_TEST_HTTPS/bytes/20" \
+    "$QUIVER_TEST_HTTP/status/404" | sort | tee "$WORK/epoll.out"
+[ "$(grep -c -e '/bytes/10: HTTP/1.1 200, 10 bytes$' -e '/bytes/20: HTTP/2 200, 20 bytes$' \
+    -e '/status/404: HTTP/1.1 404, 10 bytes$' "$WORK/epoll.out")" = 3 ] || fail "example epoll"
+
 if [ "${QUIVER_C_TESTS_NO_VALGRIND:-0}" != 1 ]; then
-    say "test_api under valgrind"
-    QUIVER_TEST_SLOW=10 QUIVER_TEST_VALGRIND=1 valgrind -q --error-exitcode=1 \
-        --errors-for-leak-kinds=definite --leak-check=full --show-leak-kinds=definite \
-        --suppressions=tests/c/valgrind.supp "$WORK/test_api"
+    for t in "${TESTS[@]}"; do
+        say "$t under valgrind"
+        QUIVER_TEST_SLOW=10 QUIVER_TEST_VALGRIND=1 valgrind -q --error-exitcode=1 \
+            --errors-for-leak-kinds=definite --leak-check=full --show-leak-kinds=definite \
+            --suppressions=tests/c/valgrind.supp "$WORK/$t"
+    done
 fi
 
 say "C tests passed"

@@ -13,31 +13,14 @@
 static const char *HTTP;          /* http://127.0.0.1:PORT  (HTTP/1.1) */
 static const char *HTTPS;         /* https://localhost:PORT (HTTP/2 or HTTP/1.1 by ALPN) */
 static const char *H2C;           /* http://127.0.0.1:PORT  (HTTP/2, prior knowledge), or NULL */
+static const char *H3;            /* https://localhost:PORT (HTTP/3, UDP), or NULL */
 static const char *CA_FILE;
 static const char *WRONG_CA_FILE;
 
-static const quiver_client *client;    /* ca_file set, protocol auto: https is HTTP/2 */
+static const quiver_client *client;    /* ca_file set, protocol auto: https is HTTP/2; H3 http3 */
 static const quiver_client *client_h1; /* like `client`, with a rule: the https origin is http1 */
 
 /* ---- helpers ---- */
-
-static const quiver_client *new_client(quiver_config *config) {
-    const quiver_client *c = NULL;
-    quiver_error *err = NULL;
-    quiver_result r = quiver_client_new(config, &c, &err);
-    if (r != QUIVER_RESULT_OK) {
-        print_error("quiver_client_new", err);
-    }
-    REQUIRE(r == QUIVER_RESULT_OK && c != NULL && err == NULL);
-    return c;
-}
-
-static quiver_config *config_with_ca(const char *ca_file) {
-    quiver_config *config = quiver_config_new();
-    REQUIRE(config != NULL);
-    CHECK_RESULT(quiver_config_set_str(config, NULL, "ca_file", ca_file), QUIVER_RESULT_OK);
-    return config;
-}
 
 /* Sends method + url (+ optional body) with the blocking call; returns the response or NULL
  * (then *err, if given, holds the error). */
@@ -159,6 +142,38 @@ static void test_result_codes(void) {
     quiver_stream_free(NULL);
     quiver_stats_free(NULL);
     quiver_cancel_token_free(NULL);
+
+    /* The same for channels, queues and the newer setters. */
+    CHECK(quiver_result_class(QUIVER_RESULT_SYSTEM) == QUIVER_CLASS_TRANSIENT);
+    CHECK(strstr(quiver_result_str(QUIVER_RESULT_SYSTEM), "operating system") != NULL);
+    CHECK(quiver_result_class(QUIVER_RESULT_DATAGRAM_TOO_LARGE) == QUIVER_CLASS_INVALID);
+    CHECK(quiver_result_class(QUIVER_RESULT_DATAGRAM_ERROR) == QUIVER_CLASS_TRANSIENT);
+    CHECK(quiver_result_class(QUIVER_RESULT_DATAGRAMS_DISABLED) == QUIVER_CLASS_TRANSIENT);
+    CHECK(quiver_result_class(QUIVER_RESULT_POOL_UNSUPPORTED_FOR_TRANSPORT) ==
+          QUIVER_CLASS_INVALID);
+    CHECK(strcmp(quiver_http_version_str(QUIVER_HTTP_VERSION_HTTP3), "HTTP/3") == 0);
+    quiver_error *err = (quiver_error *)&err; /* must be reset to NULL */
+    CHECK_RESULT(quiver_channel_send(NULL, (const uint8_t *)"x", 1, &err),
+                 QUIVER_RESULT_NULL_PARAMETER);
+    CHECK(err == NULL);
+    CHECK_RESULT(quiver_channel_close(NULL), QUIVER_RESULT_NULL_PARAMETER);
+    CHECK_RESULT(quiver_channel_pause(NULL), QUIVER_RESULT_NULL_PARAMETER);
+    CHECK_RESULT(quiver_channel_resume(NULL), QUIVER_RESULT_NULL_PARAMETER);
+    CHECK_RESULT(quiver_channel_cancel(NULL), QUIVER_RESULT_NULL_PARAMETER);
+    CHECK(quiver_channel_response(NULL) == NULL);
+    CHECK(quiver_channel_max_datagram_size(NULL) == 0);
+    quiver_channel_free(NULL);
+    CHECK_RESULT(quiver_queue_new(NULL), QUIVER_RESULT_NULL_PARAMETER);
+    CHECK(quiver_queue_fd(NULL) == -1);
+    CHECK(quiver_queue_dispatch(NULL, 10) == 0);
+    CHECK(quiver_queue_pending(NULL) == 0);
+    quiver_queue_free(NULL);
+    CHECK_RESULT(quiver_config_set_queue(NULL, NULL), QUIVER_RESULT_NULL_PARAMETER);
+    CHECK_RESULT(quiver_request_set_early_data(NULL, true), QUIVER_RESULT_NULL_PARAMETER);
+    /* NULL client or on_end: the request is consumed all the same, no callback runs. */
+    CHECK_RESULT(quiver_client_open_channel(NULL, quiver_request_new("CONNECT", "https://x/"),
+                                            NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                 QUIVER_RESULT_NULL_PARAMETER);
 }
 
 /* A config error: set_* returns the code at once for unknown names and wrong types, and
@@ -339,33 +354,126 @@ static void check_echo(const quiver_client *c, const char *base, quiver_http_ver
     free(url);
 }
 
-static void test_get_post_http_https_h2(void) {
-    check_echo(client, HTTP, QUIVER_HTTP_VERSION_HTTP1_1);
-    check_echo(client, HTTPS, QUIVER_HTTP_VERSION_HTTP2);    /* auto: ALPN picks h2 */
-    check_echo(client_h1, HTTPS, QUIVER_HTTP_VERSION_HTTP1_1); /* the rule says http1 */
-    if (H2C != NULL) {
-        quiver_config *config = config_with_ca(CA_FILE);
-        CHECK_RESULT(quiver_config_set_str(config, H2C, "protocol", "http2"), QUIVER_RESULT_OK);
-        const quiver_client *c = new_client(config);
-        quiver_config_free(config);
-        check_echo(c, H2C, QUIVER_HTTP_VERSION_HTTP2);
-        quiver_client_free(c);
+/* GET /headers: the server saw our headers, over the expected version. */
+static void check_request_headers(const quiver_client *c, const char *base,
+                                  const char *version_text) {
+    char *url = format("%s/headers?q=1", base);
+    quiver_request *req = quiver_request_new("GET", url);
+    CHECK_RESULT(quiver_request_add_header(req, "x-quiver-test", "one two"), QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_request_add_header(req, "x-dup", "a"), QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_request_add_header(req, "x-dup", "b"), QUIVER_RESULT_OK);
+    quiver_response *resp = NULL;
+    quiver_error *err = NULL;
+    CHECK_RESULT(quiver_client_send_blocking(c, req, &resp, &err), QUIVER_RESULT_OK);
+    print_error(url, err);
+    quiver_error_free(err);
+    if (resp != NULL) {
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        quiver_response_body(resp, &data, &len);
+        char *json = format("%.*s", (int)len, (const char *)data);
+        char *version = format("\"version\":\"%s\"", version_text);
+        CHECK(strstr(json, version) != NULL);
+        CHECK(strstr(json, "[\"x-quiver-test\",\"one two\"]") != NULL);
+        const char *a = strstr(json, "[\"x-dup\",\"a\"]");
+        const char *b = strstr(json, "[\"x-dup\",\"b\"]");
+        CHECK(a != NULL && b != NULL && a < b);
+        CHECK(strstr(json, "\"query\":\"q=1\"") != NULL);
+        if (strstr(json, version) == NULL) {
+            fprintf(stderr, "  %s: %s\n", url, json);
+        }
+        free(version);
+        free(json);
     }
+    quiver_response_free(resp);
+    free(url);
+}
 
-    /* GET over TLS with the custom CA, HTTP/2: the body's bytes. */
-    char *url = format("%s/bytes/100000", HTTPS);
-    quiver_response *resp = fetch(client, "GET", url, NULL, NULL);
+/* GET a large pattern body over the protocol. */
+static void check_large_body(const quiver_client *c, const char *base,
+                             quiver_http_version version) {
+    char *url = format("%s/bytes/300000", base);
+    quiver_response *resp = fetch(c, "GET", url, NULL, NULL);
     CHECK(resp != NULL);
     if (resp != NULL) {
         const uint8_t *data = NULL;
         size_t len = 0;
         CHECK_RESULT(quiver_response_body(resp, &data, &len), QUIVER_RESULT_OK);
-        CHECK(len == 100000 && is_pattern(data, len, 0));
-        CHECK(quiver_response_version(resp) == QUIVER_HTTP_VERSION_HTTP2);
-        CHECK(header_eq(resp, "content-length", "100000"));
+        CHECK(len == 300000 && is_pattern(data, len, 0));
+        CHECK(quiver_response_version(resp) == version);
+        CHECK(header_eq(resp, "content-length", "300000"));
     }
     quiver_response_free(resp);
     free(url);
+}
+
+static void check_trailers(const quiver_client *c, const char *base, int send_te,
+                           size_t expected);
+
+/* Every protocol core speaks: request headers, bodies both ways and trailers read back. */
+static void test_protocols(void) {
+    quiver_config *config = config_with_ca(CA_FILE);
+    const quiver_client *h2c = NULL;
+    if (H2C != NULL) {
+        CHECK_RESULT(quiver_config_set_str(config, H2C, "protocol", "http2"), QUIVER_RESULT_OK);
+        h2c = new_client(config);
+    }
+    quiver_config_free(config);
+    struct {
+        const char *name;
+        const quiver_client *client;
+        const char *base;
+        quiver_http_version version;
+        const char *version_text;
+        int trailers_need_te;
+    } protocols[] = {
+        {"HTTP/1.1", client, HTTP, QUIVER_HTTP_VERSION_HTTP1_1, "HTTP/1.1", 1},
+        {"HTTP/1.1 over TLS (rule)", client_h1, HTTPS, QUIVER_HTTP_VERSION_HTTP1_1, "HTTP/1.1", 1},
+        {"HTTP/2 (https, auto)", client, HTTPS, QUIVER_HTTP_VERSION_HTTP2, "HTTP/2.0", 0},
+        {"HTTP/2 (h2c)", h2c, H2C, QUIVER_HTTP_VERSION_HTTP2, "HTTP/2.0", 0},
+        {"HTTP/3", client, H3, QUIVER_HTTP_VERSION_HTTP3, "HTTP/3.0", 0},
+    };
+    for (size_t i = 0; i < sizeof protocols / sizeof protocols[0]; i++) {
+        if (protocols[i].base == NULL) {
+            printf("  (%s: no listener)\n", protocols[i].name);
+            continue;
+        }
+        int before = test_failures;
+        check_echo(protocols[i].client, protocols[i].base, protocols[i].version);
+        check_request_headers(protocols[i].client, protocols[i].base, protocols[i].version_text);
+        check_large_body(protocols[i].client, protocols[i].base, protocols[i].version);
+        check_trailers(protocols[i].client, protocols[i].base, protocols[i].trailers_need_te, 2);
+        if (test_failures != before) {
+            fprintf(stderr, "  ... over %s\n", protocols[i].name);
+        }
+    }
+    quiver_client_free(h2c);
+
+    /* The pools say which protocol they speak. */
+    quiver_stats *stats = NULL;
+    CHECK_RESULT(quiver_client_stats(client, &stats), QUIVER_RESULT_OK);
+    size_t index = 0;
+    if (H3 != NULL && quiver_stats_find_origin(stats, H3, &index) == QUIVER_RESULT_OK) {
+        CHECK(strcmp(quiver_stats_origin_protocol(stats, index), "http3") == 0);
+    } else {
+        CHECK(H3 == NULL);
+    }
+    CHECK_RESULT(quiver_stats_find_origin(stats, HTTPS, &index), QUIVER_RESULT_OK);
+    CHECK(strcmp(quiver_stats_origin_protocol(stats, index), "http2") == 0);
+    quiver_stats_free(stats);
+
+    /* 0-RTT permission per request (no resumed session here: the request simply goes after
+     * the handshake). */
+    if (H3 != NULL) {
+        char *url = format("%s/early", H3);
+        quiver_request *req = quiver_request_new("GET", url);
+        CHECK_RESULT(quiver_request_set_early_data(req, false), QUIVER_RESULT_OK);
+        quiver_response *resp = NULL;
+        CHECK_RESULT(quiver_client_send_blocking(client, req, &resp, NULL), QUIVER_RESULT_OK);
+        CHECK(resp != NULL && body_eq(resp, "{\"early\":false}"));
+        quiver_response_free(resp);
+        free(url);
+    }
 }
 
 static void check_trailers(const quiver_client *c, const char *base, int send_te,
@@ -1085,6 +1193,221 @@ static void test_exactly_once_races(void) {
     free(url);
 }
 
+/* ---- 1,000 requests in flight at once ---- */
+
+enum { MANY = 1000 };
+static completion many[MANY];
+
+static void test_concurrent_1000(void) {
+    quiver_config *config = config_with_ca_h3(CA_FILE, H3);
+    CHECK_RESULT(quiver_config_set_int(config, NULL, "size", 50), QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "checkout_timeout", 120000),
+                 QUIVER_RESULT_OK);
+    const quiver_client *c = new_client(config);
+    quiver_config_free(config);
+    const char *bases[3] = {HTTP, HTTPS, H3};
+    size_t nbases = H3 != NULL ? 3 : 2;
+    for (int i = 0; i < MANY; i++) {
+        completion_init(&many[i]);
+        size_t n = 1 + ((size_t)i * 37) % 5000;
+        char *url = format("%s/bytes/%zu", bases[(size_t)i % nbases], n);
+        CHECK_RESULT(quiver_client_send(c, quiver_request_new("GET", url), on_response, &many[i]),
+                     QUIVER_RESULT_OK);
+        free(url);
+    }
+    int ok = 0;
+    for (int i = 0; i < MANY; i++) {
+        CHECK(completion_wait(&many[i], 60000) == 1);
+        size_t n = 1 + ((size_t)i * 37) % 5000;
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        if (many[i].response != NULL &&
+            quiver_response_body(many[i].response, &data, &len) == QUIVER_RESULT_OK &&
+            quiver_response_status(many[i].response) == 200 && len == n &&
+            is_pattern(data, len, 0)) {
+            ok++;
+        } else {
+            print_error("request", many[i].error);
+        }
+    }
+    CHECK(ok == MANY);
+    if (ok != MANY) {
+        fprintf(stderr, "  %d of %d requests answered correctly\n", ok, MANY);
+    }
+    sleep_ms(100);
+    int once = 0;
+    for (int i = 0; i < MANY; i++) {
+        once += completion_calls(&many[i]) == 1;
+        completion_destroy(&many[i]);
+    }
+    CHECK(once == MANY);
+    quiver_client_free(c);
+}
+
+/* ---- a paused stream stalls the server ---- */
+
+/* One counter of the test server (GET /stats over HTTP/1.1); `*body_len` (may be NULL)
+ * receives the length of that answer, which the server counts in `bytes_sent` too. */
+static uint64_t server_counter(const char *name, size_t *body_len) {
+    char *url = format("%s/stats", HTTP);
+    quiver_response *resp = fetch(client, "GET", url, NULL, NULL);
+    REQUIRE(resp != NULL);
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    quiver_response_body(resp, &data, &len);
+    char *json = format("%.*s", (int)len, (const char *)data);
+    char *key = format("\"%s\":", name);
+    const char *at = strstr(json, key);
+    CHECK(at != NULL);
+    uint64_t value = at != NULL ? strtoull(at + strlen(key), NULL, 10) : 0;
+    if (body_len != NULL) {
+        *body_len = len;
+    }
+    free(key);
+    free(json);
+    quiver_response_free(resp);
+    free(url);
+    return value;
+}
+
+static void test_pause_stalls_server(void) {
+    /* HTTP/2 with a 64 KiB stream window: once paused, quiver returns no credit, so the
+     * server's writes stop after one window; its `bytes_sent` does not move. */
+    quiver_config *config = config_with_ca(CA_FILE);
+    CHECK_RESULT(quiver_config_set_int(config, NULL, "stream_window", 65536), QUIVER_RESULT_OK);
+    const quiver_client *c = new_client(config);
+    quiver_config_free(config);
+    size_t size = 16u << 20;
+    char *url = format("%s/bytes/%zu", HTTPS, size);
+    stream_state s;
+    stream_state_init(&s);
+    s.pause_after_first = 1;
+    const quiver_stream *stream = NULL;
+    CHECK_RESULT(quiver_client_stream(c, quiver_request_new("GET", url), on_head, on_data, on_end,
+                                      &s, &stream),
+                 QUIVER_RESULT_OK);
+    CHECK(stream_wait(&s, &s.paused, 1, 5000));
+    sleep_ms(200 * slow_factor()); /* the server fills the window, then waits */
+
+    size_t stats_len = 0;
+    uint64_t before = server_counter("bytes_sent", &stats_len);
+    sleep_ms(700);
+    uint64_t after = server_counter("bytes_sent", NULL);
+    /* Only the first /stats answer itself was sent in between. */
+    CHECK(after == before + stats_len);
+    if (after != before + stats_len) {
+        fprintf(stderr, "  bytes_sent moved by %llu while paused (the /stats answer: %zu)\n",
+                (unsigned long long)(after - before), stats_len);
+    }
+    pthread_mutex_lock(&s.mu);
+    CHECK(s.data_calls == 1 && s.bytes < size && s.ends == 0);
+    pthread_mutex_unlock(&s.mu);
+
+    CHECK_RESULT(quiver_stream_resume(stream), QUIVER_RESULT_OK);
+    CHECK(stream_wait(&s, &s.ends, 1, 60000));
+    pthread_mutex_lock(&s.mu);
+    CHECK(s.error == NULL && s.bytes == size && s.pattern_ok);
+    pthread_mutex_unlock(&s.mu);
+    print_error(url, s.error);
+    /* Resumed, the server sent the rest. */
+    uint64_t resumed = server_counter("bytes_sent", NULL);
+    CHECK(resumed - after >= size / 2);
+    quiver_stream_free(stream);
+    stream_state_destroy(&s);
+    quiver_client_free(c);
+    free(url);
+}
+
+/* ---- a 64 MiB upload from a body source, echoed back intact ---- */
+
+static uint8_t pattern_table[65536 + 26]; /* byte i is 'a' + i % 26 */
+
+typedef struct {
+    pthread_mutex_t mu;
+    size_t total, sent;
+    int releases;
+    /* the echo, checked as it streams in */
+    size_t received;
+    int intact, ends;
+    quiver_error *error;
+} big_upload;
+
+static ptrdiff_t big_read(void *userdata, uint8_t *buf, size_t capacity) {
+    big_upload *u = userdata;
+    pthread_mutex_lock(&u->mu);
+    size_t n = u->total - u->sent;
+    n = n < capacity ? n : capacity;
+    n = n < 65536 ? n : 65536;
+    memcpy(buf, pattern_table + u->sent % 26, n);
+    u->sent += n;
+    pthread_mutex_unlock(&u->mu);
+    return (ptrdiff_t)n;
+}
+
+static void big_release(void *userdata) {
+    big_upload *u = userdata;
+    pthread_mutex_lock(&u->mu);
+    u->releases++;
+    pthread_mutex_unlock(&u->mu);
+}
+
+static void big_on_data(void *userdata, const quiver_stream *stream, const uint8_t *data,
+                        size_t len) {
+    (void)stream;
+    big_upload *u = userdata;
+    pthread_mutex_lock(&u->mu);
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < 65536 ? len - done : 65536;
+        if (memcmp(data + done, pattern_table + (u->received + done) % 26, n) != 0) {
+            u->intact = 0;
+        }
+        done += n;
+    }
+    u->received += len;
+    pthread_mutex_unlock(&u->mu);
+}
+
+static void big_on_end(void *userdata, const quiver_stream *stream, quiver_error *error) {
+    (void)stream;
+    big_upload *u = userdata;
+    pthread_mutex_lock(&u->mu);
+    u->ends++;
+    if (u->ends == 1) {
+        u->error = error;
+    } else {
+        quiver_error_free(error);
+    }
+    pthread_mutex_unlock(&u->mu);
+}
+
+static void test_upload_64mib(void) {
+    for (size_t i = 0; i < sizeof pattern_table; i++) {
+        pattern_table[i] = (uint8_t)('a' + i % 26);
+    }
+    big_upload u = {.total = 64u << 20, .intact = 1};
+    pthread_mutex_init(&u.mu, NULL);
+    char *url = format("%s/echo", HTTP);
+    quiver_request *req = quiver_request_new("POST", url);
+    CHECK_RESULT(quiver_request_set_body_source(req, big_read, big_release, &u), QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_client_stream(client, req, NULL, big_on_data, big_on_end, &u, NULL),
+                 QUIVER_RESULT_OK);
+    CHECK(wait_count(&u.mu, &u.ends, 1, 120000));
+    CHECK(wait_count(&u.mu, &u.releases, 1, 2000));
+    pthread_mutex_lock(&u.mu);
+    CHECK(u.error == NULL);
+    print_error(url, u.error);
+    CHECK(u.sent == u.total && u.received == u.total && u.intact);
+    if (u.received != u.total) {
+        fprintf(stderr, "  echoed %zu of %zu bytes\n", u.received, u.total);
+    }
+    pthread_mutex_unlock(&u.mu);
+    sleep_ms(20);
+    CHECK(u.ends == 1 && u.releases == 1);
+    quiver_error_free(u.error);
+    pthread_mutex_destroy(&u.mu);
+    free(url);
+}
+
 /* ---- errors by class and kind ---- */
 
 static void expect_error(const quiver_client *c, const char *method, const char *url,
@@ -1126,6 +1449,30 @@ static void test_errors(void) {
     CHECK_RESULT(quiver_client_send_blocking(client, req, &resp, &err), QUIVER_RESULT_INVALID_HEADER);
     CHECK_ERROR(err, QUIVER_RESULT_INVALID_HEADER, QUIVER_CLASS_INVALID, "invalid_header");
     quiver_error_free(err);
+    /* CR / LF in a value (header injection) and an empty name: refused before anything is
+     * sent, through either call. */
+    const char *bad_values[] = {"a\r\nx-injected: 1", "a\nb", "a\rb"};
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        req = quiver_request_new("GET", health);
+        CHECK_RESULT(quiver_request_add_header(req, "x-bad", bad_values[i]), QUIVER_RESULT_OK);
+        err = NULL;
+        CHECK_RESULT(quiver_client_send_blocking(client, req, &resp, &err),
+                     QUIVER_RESULT_INVALID_HEADER);
+        CHECK_ERROR(err, QUIVER_RESULT_INVALID_HEADER, QUIVER_CLASS_INVALID, "invalid_header");
+        quiver_error_free(err);
+    }
+    req = quiver_request_new("GET", health);
+    quiver_request_add_header(req, "", "v");
+    completion bad;
+    completion_init(&bad);
+    CHECK_RESULT(quiver_client_send(client, req, on_response, &bad), QUIVER_RESULT_OK);
+    CHECK(completion_wait(&bad, 2000) == 1);
+    CHECK_ERROR(bad.error, QUIVER_RESULT_INVALID_HEADER, QUIVER_CLASS_INVALID, "invalid_header");
+    completion_destroy(&bad);
+    expect_error(client, "GET", "https://", QUIVER_RESULT_INVALID_URL, QUIVER_CLASS_INVALID,
+                 "invalid_url");
+    expect_error(client, "GET", "http://127.0.0.1:99999/", QUIVER_RESULT_INVALID_URL,
+                 QUIVER_CLASS_INVALID, "invalid_url");
 
     /* A server certificate the configured CA did not sign. */
     quiver_config *config = config_with_ca(WRONG_CA_FILE);
@@ -1264,10 +1611,11 @@ int main(void) {
     HTTP = env_or_die("QUIVER_TEST_HTTP");
     HTTPS = env_or_die("QUIVER_TEST_HTTPS");
     H2C = getenv("QUIVER_TEST_H2C");
+    H3 = getenv("QUIVER_TEST_H3");
     CA_FILE = env_or_die("QUIVER_TEST_CA_FILE");
     WRONG_CA_FILE = env_or_die("QUIVER_TEST_WRONG_CA_FILE");
 
-    quiver_config *config = config_with_ca(CA_FILE);
+    quiver_config *config = config_with_ca_h3(CA_FILE, H3);
     client = new_client(config);
     CHECK_RESULT(quiver_config_set_str(config, HTTPS, "protocol", "http1"), QUIVER_RESULT_OK);
     client_h1 = new_client(config);
@@ -1282,14 +1630,17 @@ int main(void) {
         {"config_errors", test_config_errors},
         {"get_http", test_get_http},
         {"headers", test_headers},
-        {"get_post_http_https_h2", test_get_post_http_https_h2},
+        {"protocols", test_protocols},
         {"trailers", test_trailers},
         {"send_async", test_send_async},
         {"callback_reentry", test_callback_reentry},
         {"stream_pause_resume", test_stream_pause_resume},
+        {"pause_stalls_server", test_pause_stalls_server},
         {"stream_trailers_and_no_handle", test_stream_trailers_and_no_handle},
         {"body_source", test_body_source},
         {"body_borrowed", test_body_borrowed},
+        {"upload_64mib", test_upload_64mib},
+        {"concurrent_1000", test_concurrent_1000},
         {"cancel", test_cancel},
         {"free_with_requests_in_flight", test_free_with_requests_in_flight},
         {"exactly_once_races", test_exactly_once_races},

@@ -195,4 +195,49 @@ static inline void print_error(const char *what, const quiver_error *e) {
         }                                                                               \
     } while (0)
 
+/* ---- clients ---- */
+
+static inline const quiver_client *new_client(quiver_config *config) {
+    const quiver_client *c = NULL;
+    quiver_error *err = NULL;
+    quiver_result r = quiver_client_new(config, &c, &err);
+    if (r != QUIVER_RESULT_OK) {
+        print_error("quiver_client_new", err);
+    }
+    REQUIRE(r == QUIVER_RESULT_OK && c != NULL && err == NULL);
+    return c;
+}
+
+/* A configuration that trusts `ca_file` and, when `h3_origin` is not NULL, speaks HTTP/3 to
+ * that origin. */
+static inline quiver_config *config_with_ca_h3(const char *ca_file, const char *h3_origin) {
+    quiver_config *config = quiver_config_new();
+    REQUIRE(config != NULL);
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "ca_file", ca_file), QUIVER_RESULT_OK);
+    if (h3_origin != NULL) {
+        CHECK_RESULT(quiver_config_set_str(config, h3_origin, "protocol", "http3"),
+                     QUIVER_RESULT_OK);
+    }
+    return config;
+}
+
+static inline quiver_config *config_with_ca(const char *ca_file) {
+    return config_with_ca_h3(ca_file, NULL);
+}
+
+/* Waits (polling) until `*counter`, guarded by `mu`, reaches `value`; returns whether it did
+ * within `timeout_ms` (times QUIVER_TEST_SLOW). */
+static inline int wait_count(pthread_mutex_t *mu, const int *counter, int value, long timeout_ms) {
+    double deadline = now_ms() + (double)(timeout_ms * slow_factor());
+    pthread_mutex_lock(mu);
+    while (*counter < value && now_ms() < deadline) {
+        pthread_mutex_unlock(mu);
+        sleep_ms(5);
+        pthread_mutex_lock(mu);
+    }
+    int ok = *counter >= value;
+    pthread_mutex_unlock(mu);
+    return ok;
+}
+
 #endif /* QUIVER_TEST_UTIL_H */
