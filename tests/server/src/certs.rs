@@ -188,6 +188,18 @@ impl Pki {
         Ok(Self::finish(config, &[ALPN_HTTP1]))
     }
 
+    /// The configuration of the `proxy_h3` listener: TLS 1.3 (QUIC), ALPN `h3`, no early data,
+    /// its own session store.
+    pub(crate) fn proxy_h3_config(&self) -> io::Result<Arc<ServerConfig>> {
+        let config = ServerConfig::builder_with_provider(Self::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(to_io)?
+            .with_no_client_auth()
+            .with_single_cert(vec![self.server_der.clone()], self.server_key())
+            .map_err(to_io)?;
+        Ok(Self::finish(config, &[ALPN_H3]))
+    }
+
     /// The configurations of the HTTP/3 listeners: TLS 1.3 only (QUIC), ALPN `h3`, session
     /// tickets, and a session store shared by both. Resumption is stateful (the tickets are ids
     /// into that store, each good for one resumption): rustls accepts 0-RTT early data only for

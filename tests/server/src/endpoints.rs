@@ -4,6 +4,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub(crate) enum ConnControl {
 #[derive(Debug)]
 pub(crate) struct ConnCtx {
     id: u64,
+    /// The client's address: the TCP peer (HTTP/1.1, HTTP/2) or the QUIC remote address
+    /// (HTTP/3); `/headers` reports it as `peer`.
+    peer: Option<SocketAddr>,
     requests: AtomicU64,
     drop_next: AtomicBool,
     /// The HTTP/2 or HTTP/3 connection task's control channel; `None` on HTTP/1.1.
@@ -44,22 +48,27 @@ pub(crate) struct ConnCtx {
 }
 
 impl ConnCtx {
-    /// A fresh context for the connection numbered `id`.
-    pub(crate) fn new(id: u64) -> Self {
+    /// A fresh context for the connection numbered `id`, whose client is at `peer`.
+    pub(crate) fn new(id: u64, peer: Option<SocketAddr>) -> Self {
         ConnCtx {
             id,
+            peer,
             requests: AtomicU64::new(0),
             drop_next: AtomicBool::new(false),
             control: None,
         }
     }
 
-    /// A fresh context for the HTTP/2 or HTTP/3 connection numbered `id`, controlled through
-    /// `control`.
-    pub(crate) fn with_control(id: u64, control: UnboundedSender<ConnControl>) -> Self {
+    /// A fresh context for the HTTP/2 or HTTP/3 connection numbered `id`, whose client is at
+    /// `peer`, controlled through `control`.
+    pub(crate) fn with_control(
+        id: u64,
+        peer: Option<SocketAddr>,
+        control: UnboundedSender<ConnControl>,
+    ) -> Self {
         ConnCtx {
             control: Some(control),
-            ..ConnCtx::new(id)
+            ..ConnCtx::new(id, peer)
         }
     }
 
@@ -204,7 +213,7 @@ where
         ["health"] => Ok(text(StatusCode::OK, "ok")),
         ["bytes", n] => bytes_endpoint(n, &query),
         ["echo"] => Ok(echo(req)),
-        ["headers"] => Ok(headers_endpoint(&req)),
+        ["headers"] => Ok(headers_endpoint(&req, conn)),
         ["status", code] => status_endpoint(code),
         ["slow", ms] => slow(ms, &query).await,
         ["close-mid-body", n] => path_num(n).map(close_mid_body),
@@ -303,10 +312,13 @@ struct HeadersJson {
     query: String,
     version: String,
     headers: Vec<(String, String)>,
+    /// The connection's client address, `IP:PORT` (`[IP]:PORT` for IPv6).
+    peer: Option<String>,
 }
 
-fn headers_endpoint<B>(req: &Request<B>) -> Response<BoxBody> {
+fn headers_endpoint<B>(req: &Request<B>, conn: &ConnCtx) -> Response<BoxBody> {
     json(&HeadersJson {
+        peer: conn.peer.map(|peer| peer.to_string()),
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
         query: req.uri().query().unwrap_or("").to_owned(),

@@ -1,12 +1,15 @@
 //! Quiver's loopback test server.
 //!
-//! One [`TestServer`] runs eight listeners, each on one port bound on both `127.0.0.1` and
+//! One [`TestServer`] runs twelve listeners, each on one port bound on both `127.0.0.1` and
 //! `[::1]`: over TCP `http` (HTTP/1.1), `https` (HTTP/1.1 or HTTP/2 over TLS, by ALPN), `mtls`
 //! (TLS requiring a client certificate), `idle_close` (HTTP/1.1 closing connections idle for
 //! 200 ms), `raw` (hand-written answers for fault injection) and `h2c` (HTTP/2 with prior
 //! knowledge); over UDP `h3` (HTTP/3, accepting 0-RTT) and `h3_reject_early` (HTTP/3, resuming
-//! `h3`'s sessions but rejecting 0-RTT). The endpoints and the certificates are described in the
-//! crate's README; [`H2Options`] shape the HTTP/2 side, [`H3Options`] the HTTP/3 side.
+//! `h3`'s sessions but rejecting 0-RTT). A forward proxy listens too: `proxy` (HTTP/1.1),
+//! `proxy_tls` (HTTP/1.1 or HTTP/2 over TLS) and `proxy_h3` (HTTP/3, CONNECT-UDP), with
+//! `udp_echo` (plain UDP) as a UDP target. The endpoints, the proxy and the certificates are
+//! described in the crate's README; [`H2Options`] shape the HTTP/2 side, [`H3Options`] the
+//! HTTP/3 side, [`ProxyOptions`] the proxy.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -31,10 +34,12 @@ mod http3;
 mod listen;
 pub mod nginx;
 mod peer;
+mod proxy;
 mod raw;
 mod stats;
 
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,10 +51,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+pub use proxy::PROXY_AUTHORIZATION;
 pub use stats::Stats;
 
 use certs::Pki;
 use endpoints::ConnCtx;
+use proxy::ProxyCtx;
 use stats::Counters;
 
 /// How long a connection on the `idle_close` listener may wait for its next request.
@@ -68,6 +75,18 @@ pub struct Options {
     pub h2: H2Options,
     /// The HTTP/3 side (`h3` and `h3_reject_early`).
     pub h3: H3Options,
+    /// The forward proxy (`proxy`, `proxy_tls`, `proxy_h3`).
+    pub proxy: ProxyOptions,
+}
+
+/// How the forward proxy behaves (on `proxy`, `proxy_tls` and `proxy_h3`).
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    /// How long the proxy waits before dialing for each CONNECT (TCP tunnels and CONNECT-UDP,
+    /// on every proxy listener), once the request passed its checks (the refusals, 407, 400,
+    /// 404 and 403, answer at once): a slow proxy. Forwarded requests are not delayed. Default
+    /// zero.
+    pub dial_delay: Duration,
 }
 
 /// How the server speaks HTTP/2 (on `https` connections that negotiate `h2`, and on `h2c`).
@@ -167,6 +186,10 @@ pub struct TestServer {
     h2c: u16,
     h3: u16,
     h3_reject_early: u16,
+    proxy: u16,
+    proxy_tls: u16,
+    proxy_h3: u16,
+    udp_echo: u16,
     has_ipv6: bool,
     dir: PathBuf,
     owns_dir: bool,
@@ -198,6 +221,16 @@ enum Transport {
     Raw,
     /// HTTP/2 with prior knowledge.
     H2c,
+    /// The forward proxy over HTTP/1.1.
+    Proxy,
+    /// The forward proxy over TLS: HTTP/2 if ALPN chose `h2`, HTTP/1.1 otherwise.
+    ProxyTls(TlsAcceptor),
+}
+
+impl Transport {
+    fn is_proxy(&self) -> bool {
+        matches!(self, Transport::Proxy | Transport::ProxyTls(_))
+    }
 }
 
 /// State shared by every listener of one server.
@@ -206,6 +239,7 @@ struct Shared {
     next_conn_id: AtomicU64,
     h2: H2Options,
     h3: H3Options,
+    proxy: Arc<ProxyCtx>,
 }
 
 /// The JSON line the binary prints.
@@ -219,6 +253,10 @@ struct Announcement {
     h2c: u16,
     h3: u16,
     h3_reject_early: u16,
+    proxy: u16,
+    proxy_tls: u16,
+    proxy_h3: u16,
+    udp_echo: u16,
     ca_file: String,
     client_cert: String,
     client_key: String,
@@ -246,42 +284,67 @@ fn fresh_temp_dir() -> io::Result<PathBuf> {
     }
 }
 
-async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shared) {
-    let conn_id = shared.next_conn_id.fetch_add(1, Ordering::SeqCst);
-    let h1_conn = || Arc::new(ConnCtx::new(conn_id));
-    let counters = Arc::clone(&shared.counters);
-    match transport {
-        Transport::Http(idle) => h1::serve(stream, h1_conn(), counters, idle).await,
-        Transport::Tls(acceptor) => {
-            let accepted = tokio::time::timeout(
-                TLS_HANDSHAKE_TIMEOUT,
-                acceptor.accept(stream).into_fallible(),
-            )
-            .await;
-            let tls = match accepted {
-                Ok(Ok(tls)) => tls,
-                Ok(Err((_, mut tcp))) => {
-                    // A failed handshake (say, mTLS without a client certificate): close
-                    // gracefully, so the client reads our alert instead of a reset caused by
-                    // its own unread request bytes.
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let _ = tcp.shutdown().await;
-                    let mut sink = [0u8; 4096];
-                    let drain = async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} };
-                    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
-                    return;
-                }
-                Err(_) => return,
-            };
+/// The TLS handshake of a connection, `None` when it fails or takes too long.
+async fn tls_handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let accepted = tokio::time::timeout(
+        TLS_HANDSHAKE_TIMEOUT,
+        acceptor.accept(stream).into_fallible(),
+    )
+    .await;
+    match accepted {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err((_, mut tcp))) => {
+            // A failed handshake (say, mTLS without a client certificate): close
+            // gracefully, so the client reads our alert instead of a reset caused by
+            // its own unread request bytes.
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tcp.shutdown().await;
+            let mut sink = [0u8; 4096];
+            let drain = async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} };
+            let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+            None
+        }
+        Err(_) => None,
+    }
+}
 
+async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shared) {
+    let peer = stream.peer_addr().ok();
+    let counters = Arc::clone(&shared.counters);
+    let next_conn_id = || shared.next_conn_id.fetch_add(1, Ordering::SeqCst);
+    let h1_conn = |conn_id| Arc::new(ConnCtx::new(conn_id, peer));
+    match transport {
+        Transport::Http(idle) => h1::serve(stream, h1_conn(next_conn_id()), counters, idle).await,
+        Transport::Tls(acceptor) => {
+            let conn_id = next_conn_id();
+            let Some(tls) = tls_handshake(acceptor, stream).await else {
+                return;
+            };
             if tls.get_ref().1.alpn_protocol() == Some(certs::ALPN_H2) {
-                http2::serve(tls, conn_id, counters, shared.h2.clone()).await;
+                http2::serve(tls, conn_id, peer, counters, shared.h2.clone()).await;
             } else {
-                h1::serve(tls, h1_conn(), counters, None).await;
+                h1::serve(tls, h1_conn(conn_id), counters, None).await;
             }
         }
         Transport::Raw => raw::serve(stream, &counters).await,
-        Transport::H2c => http2::serve(stream, conn_id, counters, shared.h2.clone()).await,
+        Transport::H2c => {
+            http2::serve(stream, next_conn_id(), peer, counters, shared.h2.clone()).await;
+        }
+        Transport::Proxy => proxy::h1::serve(stream, Arc::clone(&shared.proxy)).await,
+        Transport::ProxyTls(acceptor) => {
+            let Some(tls) = tls_handshake(acceptor, stream).await else {
+                return;
+            };
+            let proxy = Arc::clone(&shared.proxy);
+            if tls.get_ref().1.alpn_protocol() == Some(certs::ALPN_H2) {
+                proxy::h2::serve(tls, proxy).await;
+            } else {
+                proxy::h1::serve(tls, proxy).await;
+            }
+        }
     }
 }
 
@@ -301,7 +364,13 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let open = shared.counters.on_accept();
+        // Proxy connections are counted apart (`proxy_connections`), not in `accepted`/`open`.
+        let open = if transport.is_proxy() {
+            shared.counters.on_proxy_connection();
+            None
+        } else {
+            Some(shared.counters.on_accept())
+        };
         let shared = Arc::clone(&shared);
         let transport = transport.clone();
         let mut shutdown = shutdown.clone();
@@ -331,6 +400,24 @@ async fn quic_accept_loop(
             let counters = Arc::clone(&shared.counters);
             tokio::select! {
                 () = http3::serve(incoming, conn_id, counters, shared.h3.clone()) => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+        });
+    }
+}
+
+async fn proxy_quic_accept_loop(
+    endpoint: quinn::Endpoint,
+    ctx: Arc<ProxyCtx>,
+    shutdown: watch::Receiver<bool>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        ctx.counters.on_proxy_connection();
+        let ctx = Arc::clone(&ctx);
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = proxy::h3::serve(incoming, ctx) => {}
                 _ = shutdown.wait_for(|stop| *stop) => {}
             }
         });
@@ -374,6 +461,7 @@ impl TestServer {
         let pki = Pki::generate(&dir)?;
         let https = TlsAcceptor::from(pki.https_config()?);
         let mtls = TlsAcceptor::from(pki.mtls_config()?);
+        let proxy_tls = TlsAcceptor::from(pki.https_config()?);
 
         let has_ipv6 = listen::ipv6_available().await;
         let mut bound = Vec::new();
@@ -384,6 +472,8 @@ impl TestServer {
             Transport::Raw,
             Transport::Http(Some(IDLE_CLOSE_TIMEOUT)),
             Transport::H2c,
+            Transport::Proxy,
+            Transport::ProxyTls(proxy_tls),
         ] {
             bound.push((listen::bind_dual(has_ipv6).await?, transport));
         }
@@ -403,13 +493,27 @@ impl TestServer {
             &http3::server_config(h3_tls.reject_early, &options.h3)?,
             options.h3.latency,
         )?);
+        let proxy_h3_sockets = listen::bind_dual_udp(has_ipv6)?;
+        let proxy_h3_port = proxy_h3_sockets.port;
+        let proxy_endpoints = quic_endpoints(
+            proxy_h3_sockets,
+            &proxy::h3::server_config(pki.proxy_h3_config()?)?,
+            Duration::ZERO,
+        )?;
+        let udp_echo = listen::bind_dual_udp(has_ipv6)?;
+        let udp_echo_port = udp_echo.port;
 
         let counters = Arc::new(Counters::default());
+        let proxy = Arc::new(ProxyCtx {
+            counters: Arc::clone(&counters),
+            dial_delay: options.proxy.dial_delay,
+        });
         let shared = Arc::new(Shared {
             counters: Arc::clone(&counters),
             next_conn_id: AtomicU64::new(1),
             h2: options.h2,
             h3: options.h3,
+            proxy: Arc::clone(&proxy),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -430,6 +534,20 @@ impl TestServer {
                 shutdown_rx.clone(),
             )));
         }
+        for endpoint in &proxy_endpoints {
+            tasks.push(tokio::spawn(proxy_quic_accept_loop(
+                endpoint.clone(),
+                Arc::clone(&proxy),
+                shutdown_rx.clone(),
+            )));
+        }
+        endpoints.extend(proxy_endpoints);
+        for socket in udp_echo.into_sockets() {
+            tasks.push(tokio::spawn(proxy::udp::echo(
+                socket,
+                Arc::clone(&counters),
+            )));
+        }
 
         Ok(TestServer {
             http: ports[0],
@@ -440,6 +558,10 @@ impl TestServer {
             h2c: ports[5],
             h3: h3_port,
             h3_reject_early: h3_reject_port,
+            proxy: ports[6],
+            proxy_tls: ports[7],
+            proxy_h3: proxy_h3_port,
+            udp_echo: udp_echo_port,
             has_ipv6,
             ca_file: pki.dir.join(certs::CA_FILE),
             wrong_ca_file: pki.dir.join(certs::WRONG_CA_FILE),
@@ -506,6 +628,29 @@ impl TestServer {
         Self::url("https", "localhost", self.h3_reject_early, path)
     }
 
+    /// `http://127.0.0.1:PORT` of the `proxy` listener (the forward proxy over HTTP/1.1).
+    pub fn proxy_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.proxy)
+    }
+
+    /// `https://localhost:PORT` of the `proxy_tls` listener (the forward proxy over TLS:
+    /// HTTP/1.1 or HTTP/2, by ALPN).
+    pub fn proxy_tls_url(&self) -> String {
+        format!("https://localhost:{}", self.proxy_tls)
+    }
+
+    /// `https://localhost:PORT` of the `proxy_h3` listener (the forward proxy over HTTP/3:
+    /// CONNECT-UDP; a UDP port).
+    pub fn proxy_h3_url(&self) -> String {
+        format!("https://localhost:{}", self.proxy_h3)
+    }
+
+    /// `127.0.0.1:PORT` of the `udp_echo` listener (it also listens on `[::1]`, same port, when
+    /// [`TestServer::has_ipv6`]).
+    pub fn udp_echo_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.udp_echo))
+    }
+
     /// The port of the `http` listener.
     pub fn http_port(&self) -> u16 {
         self.http
@@ -544,6 +689,26 @@ impl TestServer {
     /// The UDP port of the `h3_reject_early` listener.
     pub fn h3_reject_early_port(&self) -> u16 {
         self.h3_reject_early
+    }
+
+    /// The port of the `proxy` listener.
+    pub fn proxy_port(&self) -> u16 {
+        self.proxy
+    }
+
+    /// The port of the `proxy_tls` listener.
+    pub fn proxy_tls_port(&self) -> u16 {
+        self.proxy_tls
+    }
+
+    /// The UDP port of the `proxy_h3` listener.
+    pub fn proxy_h3_port(&self) -> u16 {
+        self.proxy_h3
+    }
+
+    /// The UDP port of the `udp_echo` listener.
+    pub fn udp_echo_port(&self) -> u16 {
+        self.udp_echo
     }
 
     /// Whether the listeners are also bound on `[::1]` (false only on hosts without IPv6).
@@ -603,6 +768,10 @@ impl TestServer {
             h2c: self.h2c,
             h3: self.h3,
             h3_reject_early: self.h3_reject_early,
+            proxy: self.proxy,
+            proxy_tls: self.proxy_tls,
+            proxy_h3: self.proxy_h3,
+            udp_echo: self.udp_echo,
             ca_file: path(self.ca_file()),
             client_cert: path(self.client_cert()),
             client_key: path(self.client_key()),

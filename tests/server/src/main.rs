@@ -6,24 +6,26 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use quiver_testserver::{H2Options, H3Options, Options, TestServer};
+use quiver_testserver::{H2Options, H3Options, Options, ProxyOptions, TestServer};
 use tokio::signal::unix::{signal, SignalKind};
 
 const USAGE: &str = "usage: quiver-testserver [--dir DIR] [--exit-on-stdin-eof | --ignore-stdin]
        [--h2-max-concurrent-streams N] [--h2-stream-window N] [--h2-connection-window N]
        [--h2-max-header-list-size N] [--h2-goaway-after N] [--h2-refuse-every K]
        [--h3-max-concurrent-streams N] [--h3-stream-window N] [--h3-connection-window N]
-       [--h3-goaway-after N] [--h3-no-datagrams] [--h3-latency-ms N]";
+       [--h3-goaway-after N] [--h3-no-datagrams] [--h3-latency-ms N]
+       [--proxy-dial-delay-ms N]";
 
 struct Args {
     dir: Option<PathBuf>,
     watch_stdin: bool,
     h2: H2Options,
     h3: H3Options,
+    proxy: ProxyOptions,
 }
 
 /// Options that take a value, as `--name VALUE` or `--name=VALUE`.
-const VALUED: [&str; 12] = [
+const VALUED: [&str; 13] = [
     "--dir",
     "--h2-max-concurrent-streams",
     "--h2-stream-window",
@@ -36,6 +38,7 @@ const VALUED: [&str; 12] = [
     "--h3-connection-window",
     "--h3-goaway-after",
     "--h3-latency-ms",
+    "--proxy-dial-delay-ms",
 ];
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
@@ -50,6 +53,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         watch_stdin: true,
         h2: H2Options::default(),
         h3: H3Options::default(),
+        proxy: ProxyOptions::default(),
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -92,6 +96,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--h3-latency-ms" => {
                 parsed.h3.latency = Duration::from_millis(number(&name, &value()?)?);
             }
+            "--proxy-dial-delay-ms" => {
+                parsed.proxy.dial_delay = Duration::from_millis(number(&name, &value()?)?);
+            }
             "--exit-on-stdin-eof" => parsed.watch_stdin = true,
             "--ignore-stdin" => parsed.watch_stdin = false,
             "-h" | "--help" => return Ok(None),
@@ -126,6 +133,7 @@ async fn run(args: Args) -> Result<(), String> {
         dir: args.dir,
         h2: args.h2,
         h3: args.h3,
+        proxy: args.proxy,
     })
     .await
     .map_err(|e| format!("cannot start: {e}"))?;

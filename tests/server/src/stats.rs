@@ -9,9 +9,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Stats {
     /// Connections accepted (TCP accepts, before any TLS handshake; QUIC connection attempts
-    /// taken from an HTTP/3 endpoint, before their handshake completes).
+    /// taken from an HTTP/3 endpoint, before their handshake completes); not those of the proxy
+    /// listeners (see `proxy_connections`).
     pub accepted: u64,
-    /// Connections open now.
+    /// Connections open now (not counting the proxy listeners').
     pub open: u64,
     /// The highest `open` seen since start or the last reset.
     pub max_open: u64,
@@ -22,7 +23,8 @@ pub struct Stats {
     pub requests: u64,
     /// Response body bytes handed to the transport (body frames yielded to hyper on HTTP/1.1,
     /// bytes passed to `send_data` on HTTP/2, bytes quinn has taken on HTTP/3, counted as each
-    /// `send_data` completes). The `raw` listener's bytes are not counted.
+    /// `send_data` completes). The `raw` listener's bytes are not counted, nor what the proxy
+    /// relays or forwards.
     pub bytes_sent: u64,
     /// Request body bytes read by the endpoints.
     pub bytes_received: u64,
@@ -53,6 +55,19 @@ pub struct Stats {
     pub datagrams_received: u64,
     /// HTTP/3 datagrams sent back by `/datagram-echo`.
     pub datagrams_sent: u64,
+    /// Connections accepted by the proxy listeners (`proxy`, `proxy_tls`: TCP accepts, before
+    /// any TLS handshake; `proxy_h3`: QUIC connections taken from the endpoint). They are not
+    /// counted in `accepted`, `open` and `max_open`.
+    pub proxy_connections: u64,
+    /// Tunnels the proxy established: CONNECT (TCP) and CONNECT-UDP, over every proxy listener.
+    pub proxy_tunnels: u64,
+    /// Absolute-form requests the proxy forwarded to their target (counted once the connection
+    /// to the target is made).
+    pub proxy_forwarded: u64,
+    /// Requests to the proxy that carried `proxy-authorization` (right or wrong).
+    pub proxy_auth_seen: u64,
+    /// Datagrams the `udp_echo` listener sent back.
+    pub udp_echoed: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -74,6 +89,11 @@ pub(crate) struct Counters {
     h3_zero_rtt_accepted: AtomicU64,
     datagrams_received: AtomicU64,
     datagrams_sent: AtomicU64,
+    proxy_connections: AtomicU64,
+    proxy_tunnels: AtomicU64,
+    proxy_forwarded: AtomicU64,
+    proxy_auth_seen: AtomicU64,
+    udp_echoed: AtomicU64,
 }
 
 impl Counters {
@@ -154,6 +174,31 @@ impl Counters {
         self.datagrams_sent.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts a connection accepted by a proxy listener.
+    pub(crate) fn on_proxy_connection(&self) {
+        self.proxy_connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a tunnel the proxy established.
+    pub(crate) fn on_proxy_tunnel(&self) {
+        self.proxy_tunnels.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts an absolute-form request the proxy forwarded.
+    pub(crate) fn on_proxy_forwarded(&self) {
+        self.proxy_forwarded.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a proxy request carrying `proxy-authorization`.
+    pub(crate) fn on_proxy_auth_seen(&self) {
+        self.proxy_auth_seen.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a datagram sent back by `udp_echo`.
+    pub(crate) fn on_udp_echoed(&self) {
+        self.udp_echoed.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Reads the counters.
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::SeqCst);
@@ -174,6 +219,11 @@ impl Counters {
             h3_zero_rtt_accepted: get(&self.h3_zero_rtt_accepted),
             datagrams_received: get(&self.datagrams_received),
             datagrams_sent: get(&self.datagrams_sent),
+            proxy_connections: get(&self.proxy_connections),
+            proxy_tunnels: get(&self.proxy_tunnels),
+            proxy_forwarded: get(&self.proxy_forwarded),
+            proxy_auth_seen: get(&self.proxy_auth_seen),
+            udp_echoed: get(&self.udp_echoed),
         }
     }
 
@@ -194,6 +244,11 @@ impl Counters {
             &self.h3_zero_rtt_accepted,
             &self.datagrams_received,
             &self.datagrams_sent,
+            &self.proxy_connections,
+            &self.proxy_tunnels,
+            &self.proxy_forwarded,
+            &self.proxy_auth_seen,
+            &self.udp_echoed,
         ] {
             counter.store(0, Ordering::SeqCst);
         }
@@ -242,6 +297,14 @@ mod tests {
         c.on_datagram_received();
         c.on_datagram_received();
         c.on_datagram_sent();
+        c.on_proxy_connection();
+        c.on_proxy_tunnel();
+        c.on_proxy_tunnel();
+        c.on_proxy_forwarded();
+        c.on_proxy_auth_seen();
+        c.on_udp_echoed();
+        c.on_udp_echoed();
+        c.on_udp_echoed();
         drop(a);
         assert_eq!(
             c.snapshot(),
@@ -262,6 +325,11 @@ mod tests {
                 h3_zero_rtt_accepted: 1,
                 datagrams_received: 2,
                 datagrams_sent: 1,
+                proxy_connections: 1,
+                proxy_tunnels: 2,
+                proxy_forwarded: 1,
+                proxy_auth_seen: 1,
+                udp_echoed: 3,
             }
         );
         c.reset();

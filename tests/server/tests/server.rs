@@ -566,6 +566,10 @@ fn binary_prints_one_json_line_and_exits_on_stdin_eof() {
         "h2c",
         "h3",
         "h3_reject_early",
+        "proxy",
+        "proxy_tls",
+        "proxy_h3",
+        "udp_echo",
     ] {
         assert!(json[key].as_u64().is_some_and(|p| p > 0), "{key}");
     }

@@ -13,6 +13,7 @@ mod body;
 mod gate;
 
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,14 +52,20 @@ const CONNECTION_SPECIFIC: [HeaderName; 4] = [
     HeaderName::from_static("keep-alive"),
 ];
 
-/// Serves HTTP/2 on `io` (after the TLS handshake, if any) until the connection ends.
-pub(crate) async fn serve<I>(io: I, conn_id: u64, counters: Arc<Counters>, options: H2Options)
-where
+/// Serves HTTP/2 on `io` (after the TLS handshake, if any) until the connection ends; `peer` is
+/// the client's TCP address.
+pub(crate) async fn serve<I>(
+    io: I,
+    conn_id: u64,
+    peer: Option<SocketAddr>,
+    counters: Arc<Counters>,
+    options: H2Options,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     counters.on_h2_connection();
     let (control, requests) = mpsc::unbounded_channel();
-    let conn = Arc::new(ConnCtx::with_control(conn_id, control.clone()));
+    let conn = Arc::new(ConnCtx::with_control(conn_id, peer, control.clone()));
     match options.goaway_after {
         Some(limit) => {
             let io = Gate::new(io, limit, control);

@@ -111,7 +111,7 @@ impl Freeze {
 }
 
 /// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -177,7 +177,11 @@ pub(crate) async fn serve(
         )))
     });
     let env = Arc::new(StreamEnv {
-        conn: Arc::new(ConnCtx::with_control(conn_id, control)),
+        conn: Arc::new(ConnCtx::with_control(
+            conn_id,
+            Some(quic.remote_address()),
+            control,
+        )),
         counters,
         freeze,
         echo,
