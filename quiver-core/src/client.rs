@@ -168,6 +168,13 @@ impl Client {
         }
     }
 
+    /// Closes every pool: idle connections close, waiting callers and HTTP/2 and HTTP/3
+    /// streams in flight get a `shutdown` error (HTTP/1.1 requests already on a connection
+    /// finish), and later requests on this client (and its clones) fail with `shutdown`.
+    pub fn close(&self) {
+        self.inner.manager.close();
+    }
+
     /// Tears down every pooled connection to proxies; tunnels and callers in flight on them
     /// get a `shutdown` error.
     pub fn close_all_tunnels(&self) {

@@ -100,14 +100,37 @@ option_value_from! {
     f64 => |v| OptionValue::Float(v),
 }
 
+/// What type of value an option takes (for bindings converting their own values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionKind {
+    /// `true` / `false`.
+    Bool,
+    /// A non-negative integer.
+    Int,
+    /// A number.
+    Float,
+    /// A duration (required).
+    Duration,
+    /// A duration, or none for "no limit".
+    OptionalDuration,
+    /// A file path, or none.
+    Path,
+    /// A string, or none.
+    OptionalString,
+    /// One of a fixed set of names.
+    Choice,
+}
+
 /// Conversion of an [`OptionValue`] into an option's Rust type.
 trait FromOption: Sized {
     const EXPECTED: &'static str;
+    const KIND: OptionKind;
     fn from_option(v: OptionValue) -> Option<Self>;
 }
 
 impl FromOption for bool {
     const EXPECTED: &'static str = "a boolean";
+    const KIND: OptionKind = OptionKind::Bool;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Bool(b) => Some(b),
@@ -118,6 +141,7 @@ impl FromOption for bool {
 
 impl FromOption for u64 {
     const EXPECTED: &'static str = "a non-negative integer";
+    const KIND: OptionKind = OptionKind::Int;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Int(i) => u64::try_from(i).ok(),
@@ -128,6 +152,7 @@ impl FromOption for u64 {
 
 impl FromOption for usize {
     const EXPECTED: &'static str = "a non-negative integer";
+    const KIND: OptionKind = OptionKind::Int;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Int(i) => usize::try_from(i).ok(),
@@ -138,6 +163,7 @@ impl FromOption for usize {
 
 impl FromOption for f64 {
     const EXPECTED: &'static str = "a number";
+    const KIND: OptionKind = OptionKind::Float;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Float(f) if f.is_finite() => Some(f),
@@ -149,6 +175,7 @@ impl FromOption for f64 {
 
 impl FromOption for u32 {
     const EXPECTED: &'static str = "a non-negative integer";
+    const KIND: OptionKind = OptionKind::Int;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Int(i) => u32::try_from(i).ok(),
@@ -159,6 +186,7 @@ impl FromOption for u32 {
 
 impl FromOption for Duration {
     const EXPECTED: &'static str = "a duration (integer milliseconds)";
+    const KIND: OptionKind = OptionKind::Duration;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Duration(d) => Some(d),
@@ -170,6 +198,7 @@ impl FromOption for Duration {
 
 impl FromOption for Option<Duration> {
     const EXPECTED: &'static str = "a duration (integer milliseconds) or none";
+    const KIND: OptionKind = OptionKind::OptionalDuration;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::None => Some(None),
@@ -182,6 +211,7 @@ impl FromOption for Option<Duration> {
 
 impl FromOption for Option<PathBuf> {
     const EXPECTED: &'static str = "a file path";
+    const KIND: OptionKind = OptionKind::Path;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Str(s) if !s.is_empty() => Some(Some(PathBuf::from(s))),
@@ -193,6 +223,7 @@ impl FromOption for Option<PathBuf> {
 
 impl FromOption for Option<String> {
     const EXPECTED: &'static str = "a string";
+    const KIND: OptionKind = OptionKind::OptionalString;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Str(s) => Some(Some(s)),
@@ -204,6 +235,7 @@ impl FromOption for Option<String> {
 
 impl FromOption for Protocol {
     const EXPECTED: &'static str = "one of auto, http1, http2, http3";
+    const KIND: OptionKind = OptionKind::Choice;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Str(s) => match s.to_ascii_lowercase().as_str() {
@@ -220,6 +252,7 @@ impl FromOption for Protocol {
 
 impl FromOption for TlsRoots {
     const EXPECTED: &'static str = "one of webpki, system";
+    const KIND: OptionKind = OptionKind::Choice;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Str(s) => match s.to_ascii_lowercase().as_str() {
@@ -265,6 +298,14 @@ macro_rules! options {
                     self
                 }
             )*
+
+            /// The kind of value an option takes, or `None` for an unknown name.
+            pub fn kind(name: &str) -> Option<OptionKind> {
+                match name {
+                    $( stringify!($name) => Some(<$ty as FromOption>::KIND), )*
+                    _ => None,
+                }
+            }
 
             /// Sets an option by name; the error names the option and what it expects.
             pub fn set(&mut self, name: &str, value: impl Into<OptionValue>) -> Result<&mut Self> {

@@ -29,7 +29,7 @@ mod timeout;
 mod transport;
 
 pub use client::{Client, ClientBuilder};
-pub use config::{OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots};
+pub use config::{OptionKind, OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots};
 pub use datagram::{DatagramChannel, DatagramOptions, DatagramSender};
 pub use proxy::udp::{UdpTunnel, UdpTunnelOptions};
 

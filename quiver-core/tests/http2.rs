@@ -613,3 +613,60 @@ async fn dropping_a_request_stops_pulling_its_upload() {
         "ok"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_first_requests_share_one_auto_decision_and_close_works() {
+    let server = server_with(H2Options::default()).await;
+    let client = h2_client(&server).build().unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (client, url) = (client.clone(), server.https_url("/health"));
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().text(), "ok");
+    }
+    let stats = client.stats();
+    assert_eq!(stats.origins.len(), 1);
+    assert_eq!(
+        stats.requests, 200,
+        "every request counted on the one decided pool: {stats:?}"
+    );
+    assert_eq!(server.stats().h2_connections, 1);
+
+    // close(): connections go away, later requests fail with `shutdown`.
+    client.close();
+    let err = client.get(&server.https_url("/health")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Shutdown);
+    for _ in 0..100 {
+        if server.stats().open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        server.stats().open,
+        0,
+        "the server sees the connection closed"
+    );
+}
+
+#[test]
+fn option_kinds_are_exposed_for_bindings() {
+    use quiver_core::{OptionKind, PoolSettings};
+    assert_eq!(
+        PoolSettings::kind("checkout_timeout"),
+        Some(OptionKind::Duration)
+    );
+    assert_eq!(
+        PoolSettings::kind("request_timeout"),
+        Some(OptionKind::OptionalDuration)
+    );
+    assert_eq!(PoolSettings::kind("size"), Some(OptionKind::Int));
+    assert_eq!(PoolSettings::kind("protocol"), Some(OptionKind::Choice));
+    assert_eq!(PoolSettings::kind("nope"), None);
+    assert!(PoolSettings::NAMES
+        .iter()
+        .all(|n| PoolSettings::kind(n).is_some()));
+}

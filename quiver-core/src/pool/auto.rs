@@ -81,15 +81,17 @@ impl AutoPool {
             let me = self.clone();
             self.runtime.spawn(async move {
                 let result = me.decide().await;
-                let waiters = me
-                    .deciding
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take()
-                    .unwrap_or_default();
+                // Publish the decision under the lock that newcomers check, so that no caller
+                // can slip between "waiters taken" and "decided" and start a second decision.
+                let waiters = {
+                    let mut deciding = me.deciding.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Ok(pool) = &result {
+                        let _ = me.decided.set(pool.clone());
+                    }
+                    deciding.take().unwrap_or_default()
+                };
                 match result {
                     Ok(pool) => {
-                        let _ = me.decided.set(pool.clone());
                         for w in waiters {
                             let _ = w.send(Ok(pool.clone()));
                         }
@@ -148,6 +150,13 @@ impl AutoPool {
             );
             pool.adopt(connected.stream).await?;
             Ok(Pool::Http1(pool))
+        }
+    }
+
+    /// Closes the decided pool, if any.
+    pub(crate) fn close_all(&self) {
+        if let Some(pool) = self.decided.get() {
+            pool.close_all();
         }
     }
 

@@ -319,6 +319,15 @@ impl H1Pool {
         }
     }
 
+    /// Closes idle connections and fails waiting callers with `shutdown`; requests already on a
+    /// connection finish.
+    pub(crate) fn close_all(&self) {
+        let idle = self
+            .lock()
+            .close_all(&Error::new(ErrorKind::Shutdown, "the client was closed"));
+        drop(idle);
+    }
+
     pub(crate) fn stats(&self) -> OriginStats {
         let state = self.lock();
         let mut stats = self.counters.snapshot(&self.origin, "http1");

@@ -190,6 +190,18 @@ impl<C: PooledConn, L: Lease<C>> H1State<C, L> {
         expired
     }
 
+    /// Shuts the pool down: waiting callers get `err`, idle connections are returned (to be
+    /// closed), and nothing new is handed out; leased connections finish their requests.
+    pub(crate) fn close_all(&mut self, err: &Error) -> Vec<C> {
+        for w in self.waiters.drain(..) {
+            let _ = w.send(Err(err.duplicate()));
+        }
+        let idle: Vec<C> = self.idle.drain(..).map(|i| i.conn).collect();
+        self.open -= idle.len();
+        self.size = 0;
+        idle
+    }
+
     /// Idle connections now.
     pub(crate) fn idle_count(&self) -> usize {
         self.idle.len()

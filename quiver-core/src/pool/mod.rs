@@ -162,6 +162,17 @@ impl Pool {
         res
     }
 
+    /// Closes the pool's connections; waiting callers (and, on HTTP/2 and HTTP/3, streams in
+    /// flight) get `shutdown`.
+    pub(crate) fn close_all(&self) {
+        match self {
+            Pool::Http1(p) => p.close_all(),
+            Pool::Http2(p) => p.close_all(),
+            Pool::Http3(p) => p.close_all(),
+            Pool::Auto(p) => p.close_all(),
+        }
+    }
+
     pub(crate) fn stats(&self) -> OriginStats {
         match self {
             Pool::Http1(p) => p.stats(),
@@ -180,6 +191,7 @@ pub(crate) struct Manager {
     runtime: Handle,
     pools: RwLock<HashMap<Origin, Pool>>,
     pub(crate) proxy: ProxyContext,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Manager {
@@ -200,11 +212,34 @@ impl Manager {
             },
             runtime,
             pools: RwLock::new(HashMap::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Shuts every pool and pooled proxy connection down; later requests fail with `shutdown`.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let pools: Vec<Pool> = self
+            .pools
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for pool in pools {
+            pool.close_all();
+        }
+        self.proxy.upstreams.close_all();
     }
 
     /// The pool for `origin`, created on first use.
     pub(crate) fn pool(&self, origin: &Origin) -> Result<Pool> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Shutdown,
+                "the client was closed",
+            ));
+        }
         if let Some(pool) = self
             .pools
             .read()
