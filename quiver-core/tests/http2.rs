@@ -633,7 +633,8 @@ async fn racing_first_requests_share_one_auto_decision_and_close_works() {
         stats.requests, 200,
         "every request counted on the one decided pool: {stats:?}"
     );
-    assert_eq!(server.stats().h2_connections, 1);
+    // 200 callers, 100 streams per connection: the decided connection and one more.
+    assert!(server.stats().h2_connections <= 2, "{:?}", server.stats());
 
     // close(): connections go away, later requests fail with `shutdown`.
     client.close();
