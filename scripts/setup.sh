@@ -26,3 +26,9 @@ fi
 
 say "cargo build (core, C ABI, test server)"
 cargo build --locked --all-targets -q
+
+say "Python package (quiver-http) into .venv"
+./scripts/setup-python.sh
+
+say "Node package (quiver-http)"
+./scripts/setup-node.sh

@@ -9,7 +9,7 @@ say "cargo fmt --check"
 cargo fmt --all --check
 
 say "cargo clippy (-D warnings)"
-cargo clippy --locked --all-targets -q -- -D warnings
+cargo clippy --locked --workspace --all-targets -q -- -D warnings
 
 say "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
@@ -21,4 +21,10 @@ cargo test --locked --doc -q
 
 say "C tests (libquiver)"
 tests/c/run.sh
+
+say "Python tests (quiver-http)"
+scripts/test-python.sh
+
+say "Node tests (quiver-http)"
+scripts/test-node.sh
 

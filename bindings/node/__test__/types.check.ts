@@ -1,0 +1,57 @@
+// Compiled (not run) by types.test.js: the public API as a TypeScript user sees it.
+import { Client, QuiverError, request, version, errorKinds, native, type ResponseData } from 'quiver-http'
+import { Readable } from 'node:stream'
+
+async function demo(): Promise<void> {
+  const client = new Client({
+    protocol: 'http2',
+    caFile: '/tmp/ca.crt',
+    checkoutTimeout: 1000,
+    requestTimeout: null,
+    pools: { 'https://*.example.com': { size: 4, protocol: 'http1' } },
+  })
+  const ac = new AbortController()
+  const res: ResponseData = await client.request('https://example.com/x', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-many': ['1', '2'] },
+    body: JSON.stringify({ a: 1 }),
+    signal: ac.signal,
+    timeout: 5000,
+  })
+  const status: number = res.statusCode
+  const v: string = res.httpVersion
+  const h: string | string[] | undefined = res.headers['content-type']
+  const data = await res.body.json<{ a: number }>()
+  const n: number = data.a
+  for await (const chunk of res.body) {
+    const b: Buffer = chunk
+    void b
+  }
+  const readable: Readable = res.body.toReadable()
+  const web = res.body.toWeb()
+  void [status, v, h, n, readable, web, res.trailers]
+  await client.request(new URL('http://x/'), { body: Readable.from(['a', 'b']) })
+  await request('http://x/', { body: (async function* () { yield 'x' })() })
+  const ch = await client.openDatagramChannel('https://example.com/udp', { protocol: 'connect-udp' })
+  ch.send(Buffer.from('hi'))
+  const d: Buffer | null = await ch.recv()
+  const max: number | null = ch.maxDatagramSize
+  await ch.close()
+  void [d, max]
+  const stats: native.ClientStats = client.stats()
+  const opened: number = stats.origins[0].connectionsOpened
+  void opened
+  await client.close()
+  try {
+    await client.request('bad')
+  } catch (e) {
+    if (e instanceof QuiverError) {
+      const code: string = e.code
+      const cls: 'transient' | 'invalid' | 'unrecoverable' = e.class
+      void [code, cls]
+    }
+  }
+  const kinds = errorKinds.map(([kind, cls]) => `${kind}:${cls}`)
+  void [kinds, version]
+}
+void demo

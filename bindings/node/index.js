@@ -1,0 +1,590 @@
+'use strict'
+// quiver-http: the JavaScript face of the native addon (src/, loaded by the generated
+// binding.js). Conversion and idiom only: options, headers and bodies in; responses, bodies
+// (async iterables, Readable, ReadableStream) and QuiverError out. Types: index.d.ts.
+
+const { Readable } = require('node:stream')
+const binding = require('./binding.js')
+
+const { native } = binding
+
+const ERROR_PREFIX = /^\[quiver:([a-z0-9_]+):([a-z]+)\] ([\s\S]*)$/
+
+/** Every failure: `code` is the error kind, `class` what to do about it. */
+class QuiverError extends Error {
+  constructor(code, errorClass, message, options) {
+    super(message, options)
+    this.code = code
+    this.class = errorClass
+  }
+
+  get name() {
+    return 'QuiverError'
+  }
+}
+
+const errorKinds = Object.freeze(native.errorKinds().map((pair) => Object.freeze(pair)))
+const classOf = new Map(errorKinds)
+
+function quiverError(code, message, options) {
+  return new QuiverError(code, classOf.get(code) ?? 'unrecoverable', message, options)
+}
+
+/** The native layer's errors (prefixed messages) as QuiverErrors; anything else unchanged. */
+function convert(e, cause) {
+  if (e instanceof QuiverError) return e
+  const m = e !== null && typeof e === 'object' && typeof e.message === 'string' ? ERROR_PREFIX.exec(e.message) : null
+  if (m === null) return e
+  return new QuiverError(m[1], m[2], m[3], cause === undefined ? undefined : { cause })
+}
+
+function callNative(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw convert(e)
+  }
+}
+
+// ---- options --------------------------------------------------------------------------------
+
+// Standard methods are upper-cased (as fetch() does, and PATCH too); other tokens go as given.
+const NORMALISED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH'])
+
+function normaliseMethod(method) {
+  if (typeof method !== 'string') throw quiverError('invalid_method', `the method must be a string, got ${typeof method}`)
+  const upper = method.toUpperCase()
+  return NORMALISED_METHODS.has(upper) ? upper : method
+}
+
+const snakeCase = (name) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+
+function pushOptions(out, pattern, options, where) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw quiverError('invalid_config', `${where} must be an object of options`)
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined || (pattern === null && key === 'pools')) continue
+    const t = typeof value
+    if (value !== null && t !== 'boolean' && t !== 'number' && t !== 'string') {
+      throw quiverError('invalid_config', `${where}: option \`${key}\` expects a boolean, number, string or null, got ${t}`)
+    }
+    out.push(pattern === null ? { name: snakeCase(key), value } : { pattern, name: snakeCase(key), value })
+  }
+}
+
+function optionEntries(options) {
+  const out = []
+  if (options === undefined || options === null) return out
+  pushOptions(out, null, options, 'client options')
+  if (options.pools !== undefined && options.pools !== null) {
+    if (typeof options.pools !== 'object') throw quiverError('invalid_config', '`pools` must be an object keyed by origin pattern')
+    for (const [pattern, rule] of Object.entries(options.pools)) {
+      pushOptions(out, pattern, rule, `pool rule \`${pattern}\``)
+    }
+  }
+  return out
+}
+
+// ---- headers --------------------------------------------------------------------------------
+
+function flattenHeaders(headers) {
+  const out = []
+  if (headers === undefined || headers === null) return out
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && !Array.isArray(headers[0])) {
+      // undici's flat form: [name, value, name, value, ...]
+      if (headers.length % 2 !== 0) throw quiverError('invalid_header', 'a flat header array needs an even length')
+      for (let i = 0; i < headers.length; i += 2) out.push(String(headers[i]), String(headers[i + 1]))
+      return out
+    }
+    for (const pair of headers) out.push(String(pair[0]), String(pair[1]))
+    return out
+  }
+  if (typeof headers === 'string') throw quiverError('invalid_header', 'headers must be an object, an array or an iterable of pairs')
+  if (typeof headers[Symbol.iterator] === 'function') {
+    for (const [name, value] of headers) out.push(String(name), String(value))
+    return out
+  }
+  if (typeof headers !== 'object') throw quiverError('invalid_header', 'headers must be an object, an array or an iterable of pairs')
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]
+    if (value === undefined) continue
+    if (Array.isArray(value)) {
+      for (const v of value) out.push(name, String(v))
+    } else {
+      out.push(name, String(value))
+    }
+  }
+  return out
+}
+
+function headersObject(flat) {
+  const out = {}
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]
+    const value = flat[i + 1]
+    const prev = Object.prototype.hasOwnProperty.call(out, name) ? out[name] : undefined
+    const next = prev === undefined ? value : Array.isArray(prev) ? (prev.push(value), prev) : [prev, value]
+    if (name === '__proto__') {
+      Object.defineProperty(out, name, { value: next, enumerable: true, writable: true, configurable: true })
+    } else {
+      out[name] = next
+    }
+  }
+  return out
+}
+
+// ---- request bodies -------------------------------------------------------------------------
+
+function toBuffer(chunk) {
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8')
+  if (Buffer.isBuffer(chunk)) return chunk
+  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  if (chunk instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && chunk instanceof SharedArrayBuffer)) {
+    return Buffer.from(chunk)
+  }
+  throw new TypeError(`a body chunk must be a string, Buffer, Uint8Array or ArrayBuffer, got ${chunk === null ? 'null' : typeof chunk}`)
+}
+
+function closeIterator(it) {
+  try {
+    const r = typeof it.return === 'function' ? it.return() : undefined
+    if (r !== undefined && r !== null && typeof r.then === 'function') r.then(undefined, () => {})
+  } catch {
+    // The source is being abandoned; its own errors no longer matter.
+  }
+}
+
+/**
+ * A streamed body: the native side calls `pull(true)` each time core can send more (at most
+ * one call outstanding) and `pull(false)` when it no longer needs the source.
+ */
+function streamedBody(iterable) {
+  const state = { error: undefined }
+  const it = typeof iterable[Symbol.asyncIterator] === 'function' ? iterable[Symbol.asyncIterator]() : iterable[Symbol.iterator]()
+  let source = null
+  let finished = false
+  const fail = (e) => {
+    if (finished) return
+    finished = true
+    state.error = e
+    source.fail(e instanceof Error ? e.message : String(e))
+    closeIterator(it)
+  }
+  const pull = (more) => {
+    if (finished) return
+    if (!more) {
+      finished = true
+      closeIterator(it)
+      return
+    }
+    let step
+    try {
+      step = it.next()
+    } catch (e) {
+      fail(e)
+      return
+    }
+    Promise.resolve(step).then((r) => {
+      if (finished) return
+      if (r.done) {
+        finished = true
+        source.end()
+        return
+      }
+      let chunk
+      try {
+        chunk = toBuffer(r.value)
+      } catch (e) {
+        fail(e)
+        return
+      }
+      source.push(chunk)
+    }, fail)
+  }
+  source = new native.UploadSource(pull)
+  return { bytes: null, upload: source, state }
+}
+
+function prepareBody(body) {
+  if (body === undefined || body === null) return { bytes: null, upload: null, state: null }
+  if (typeof body === 'string' || Buffer.isBuffer(body) || ArrayBuffer.isView(body) ||
+      body instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && body instanceof SharedArrayBuffer)) {
+    return { bytes: toBuffer(body), upload: null, state: null }
+  }
+  if (body instanceof URLSearchParams) return { bytes: Buffer.from(body.toString(), 'utf8'), upload: null, state: null }
+  if (typeof Blob !== 'undefined' && body instanceof Blob) return streamedBody(body.stream())
+  if (typeof body[Symbol.asyncIterator] === 'function' || typeof body[Symbol.iterator] === 'function') {
+    return streamedBody(body)
+  }
+  throw quiverError('invalid_body', `unsupported request body type: ${typeof body}`)
+}
+
+// ---- responses ------------------------------------------------------------------------------
+
+/** A response body; see index.d.ts. */
+class ResponseBody {
+  #res
+  #used = false
+  #done = false
+  #trailers
+  #release
+  #signal
+
+  /** @internal */
+  constructor(res, trailers, release, signal) {
+    this.#res = res
+    this.#trailers = trailers
+    this.#release = release
+    this.#signal = signal
+  }
+
+  get bodyUsed() {
+    return this.#used
+  }
+
+  #claim() {
+    if (this.#used) throw new TypeError('Body is unusable: it has already been read')
+    this.#used = true
+  }
+
+  #finish(clean) {
+    if (this.#done) return
+    this.#done = true
+    if (clean) {
+      const t = this.#res.trailers()
+      if (t !== null) Object.assign(this.#trailers, headersObject(t))
+    }
+    if (this.#release !== null) this.#release()
+  }
+
+  #error(e) {
+    this.#finish(false)
+    const err = convert(e, this.#signal?.aborted ? this.#signal.reason : undefined)
+    return err
+  }
+
+  /** The next batch of bytes, or null at the end. */
+  async #next() {
+    for (;;) {
+      let chunk
+      try {
+        chunk = this.#res.tryRead()
+      } catch (e) {
+        throw this.#error(e)
+      }
+      if (chunk !== null) return chunk
+      if (this.#res.ended) {
+        this.#finish(true)
+        return null
+      }
+      try {
+        await this.#res.wait()
+      } catch (e) {
+        throw this.#error(e)
+      }
+    }
+  }
+
+  async * #iterate() {
+    let complete = false
+    try {
+      for (;;) {
+        const chunk = await this.#next()
+        if (chunk === null) {
+          complete = true
+          return
+        }
+        yield chunk
+      }
+    } finally {
+      if (!complete && !this.#done) this.cancel()
+    }
+  }
+
+  [Symbol.asyncIterator]() {
+    this.#claim()
+    return this.#iterate()
+  }
+
+  async #all() {
+    this.#claim()
+    try {
+      let buf = this.#res.takeAll()
+      if (buf === null) buf = await this.#res.readAll()
+      this.#finish(true)
+      return buf
+    } catch (e) {
+      throw this.#error(e)
+    }
+  }
+
+  async text() {
+    return (await this.#all()).toString('utf8')
+  }
+
+  async json() {
+    return JSON.parse(await this.text())
+  }
+
+  async arrayBuffer() {
+    const b = await this.#all()
+    if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b.buffer
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)
+  }
+
+  async bytes() {
+    const b = await this.#all()
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+  }
+
+  async blob() {
+    return new Blob([await this.#all()])
+  }
+
+  async dump({ limit = 128 * 1024 } = {}) {
+    if (this.#used) {
+      if (!this.#done) this.cancel()
+      return
+    }
+    this.#used = true
+    let seen = 0
+    try {
+      for (;;) {
+        const chunk = await this.#next()
+        if (chunk === null) return
+        seen += chunk.length
+        if (seen > limit) {
+          this.cancel()
+          return
+        }
+      }
+    } catch {
+      // Dumping discards the body, its errors included.
+    }
+  }
+
+  cancel() {
+    this.#used = true
+    this.#res.cancel()
+    this.#finish(false)
+  }
+
+  toReadable(options) {
+    this.#claim()
+    return Readable.from(this.#iterate(), { objectMode: false, ...options })
+  }
+
+  toWeb() {
+    this.#claim()
+    const it = this.#iterate()
+    return new ReadableStream({
+      async pull(controller) {
+        const { value, done } = await it.next()
+        if (done) controller.close()
+        else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))
+      },
+      async cancel() {
+        await it.return()
+      },
+    }, { highWaterMark: 0 })
+  }
+}
+
+function requestFailed(e, signal, upload) {
+  let cause
+  if (signal?.aborted) cause = signal.reason
+  else if (upload !== null && upload.state.error !== undefined) cause = upload.state.error
+  return convert(e, cause)
+}
+
+// ---- datagram channels ----------------------------------------------------------------------
+
+/** An RFC 9297 datagram channel; see index.d.ts. */
+class DatagramChannel {
+  #ch
+  #queue = []
+
+  /** @internal */
+  constructor(ch) {
+    this.#ch = ch
+    this.statusCode = ch.status
+    this.httpVersion = ch.version
+    this.headers = headersObject(ch.headers())
+  }
+
+  send(payload) {
+    const buf = toBuffer(payload)
+    callNative(() => this.#ch.send(buf))
+  }
+
+  async recv() {
+    if (this.#queue.length > 0) return this.#queue.shift()
+    let batch
+    try {
+      batch = await this.#ch.recv(1024)
+    } catch (e) {
+      throw convert(e)
+    }
+    if (batch === null) return null
+    for (let i = 1; i < batch.length; i++) this.#queue.push(batch[i])
+    return batch[0]
+  }
+
+  async recvData() {
+    try {
+      return await this.#ch.recvData()
+    } catch (e) {
+      throw convert(e)
+    }
+  }
+
+  async close() {
+    try {
+      await this.#ch.close()
+    } catch (e) {
+      throw convert(e)
+    }
+  }
+
+  destroy() {
+    this.#ch.destroy()
+  }
+
+  get maxDatagramSize() {
+    return this.#ch.maxDatagramSize
+  }
+
+  get ended() {
+    return this.#queue.length === 0 && this.#ch.ended
+  }
+
+  get trailers() {
+    const t = this.#ch.trailers()
+    return t === null ? null : headersObject(t)
+  }
+
+  async * [Symbol.asyncIterator]() {
+    for (;;) {
+      const d = await this.recv()
+      if (d === null) return
+      yield d
+    }
+  }
+}
+
+// ---- the client -----------------------------------------------------------------------------
+
+function urlString(url) {
+  if (typeof url === 'string') return url
+  if (url instanceof URL) return url.href
+  if (url !== null && typeof url === 'object' && typeof url.href === 'string') return url.href
+  throw quiverError('invalid_url', `the URL must be a string or a URL, got ${url === null ? 'null' : typeof url}`)
+}
+
+/** An HTTP client with a pool per origin; see index.d.ts. */
+class Client {
+  #native
+  #inflight = 0
+  #drained = []
+  #closing = null
+
+  constructor(options) {
+    const entries = optionEntries(options)
+    this.#native = callNative(() => new native.NativeClient(entries))
+  }
+
+  get closed() {
+    return this.#closing !== null
+  }
+
+  async request(url, options) {
+    if (this.#closing !== null) throw quiverError('shutdown', 'the client is closed')
+    const { method = 'GET', headers, body, signal, timeout, earlyData } = options ?? {}
+    const href = urlString(url)
+    if (signal?.aborted) {
+      throw quiverError('cancelled', 'the request was aborted', { cause: signal.reason })
+    }
+    const verb = normaliseMethod(method)
+    const flat = flattenHeaders(headers)
+    const prepared = prepareBody(body)
+    const upload = prepared.upload === null ? null : prepared
+    let call = null
+    let onAbort = null
+    if (signal) {
+      call = new native.RequestCall()
+      onAbort = () => call.cancel()
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    const release = onAbort === null ? null : () => signal.removeEventListener('abort', onAbort)
+    this.#inflight++
+    let res
+    try {
+      res = await this.#native.send(verb, href, flat, prepared.bytes, prepared.upload,
+        timeout ?? null, earlyData ?? null, call)
+    } catch (e) {
+      if (release !== null) release()
+      throw requestFailed(e, signal, upload)
+    } finally {
+      if (--this.#inflight === 0) for (const wake of this.#drained.splice(0)) wake()
+    }
+    const trailers = {}
+    return {
+      statusCode: res.status,
+      httpVersion: res.version,
+      headers: headersObject(res.headers()),
+      trailers,
+      body: new ResponseBody(res, trailers, release, signal),
+    }
+  }
+
+  async openDatagramChannel(url, options) {
+    if (this.#closing !== null) throw quiverError('shutdown', 'the client is closed')
+    const { headers, protocol, queue } = options ?? {}
+    const href = urlString(url)
+    const flat = flattenHeaders(headers)
+    let ch
+    try {
+      ch = await this.#native.openDatagramChannel(href, flat, protocol ?? null, queue ?? null)
+    } catch (e) {
+      throw convert(e)
+    }
+    return new DatagramChannel(ch)
+  }
+
+  stats() {
+    return callNative(() => this.#native.stats())
+  }
+
+  close() {
+    if (this.#closing === null) {
+      this.#closing = (async () => {
+        if (this.#inflight > 0) await new Promise((resolve) => this.#drained.push(resolve))
+        this.#native.close()
+      })()
+    }
+    return this.#closing
+  }
+}
+
+let defaultClient = null
+
+/** `request()` on a default client, created on first use. */
+function request(url, options) {
+  if (defaultClient === null) defaultClient = new Client()
+  return defaultClient.request(url, options)
+}
+
+module.exports = {
+  Client,
+  DatagramChannel,
+  QuiverError,
+  ResponseBody,
+  errorKinds,
+  native,
+  request,
+  version: native.version(),
+  // Which artifact the generated loader loaded (declared by the generated index.d.ts).
+  __napiBindingTarget: binding.__napiBindingTarget,
+}

@@ -1,0 +1,16 @@
+// quiver-http as an ES module: the same objects as the CommonJS entry (index.js).
+import quiver from './index.js'
+
+export const {
+  Client,
+  DatagramChannel,
+  QuiverError,
+  ResponseBody,
+  errorKinds,
+  native,
+  request,
+  version,
+  __napiBindingTarget,
+} = quiver
+
+export default quiver

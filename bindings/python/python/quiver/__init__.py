@@ -1,0 +1,57 @@
+"""quiver: an HTTP/1.1, HTTP/2 and HTTP/3 client with a connection pool per origin.
+
+    import quiver
+
+    with quiver.Client(protocol="auto", size=20) as client:
+        r = client.get("https://example.com/")
+        r.raise_for_status()
+        print(r.http_version, r.headers["content-type"], r.text)
+
+    async with quiver.AsyncClient() as client:
+        async with client.stream("GET", "https://example.com/big") as r:
+            async for chunk in r.aiter_bytes():
+                ...
+"""
+
+from . import _quiver
+from ._client import AsyncClient, AsyncDatagramChannel, Client, DatagramChannel
+from ._exceptions import HTTPStatusError, InvalidError, QuiverError, TransientError, UnrecoverableError
+from ._exceptions import TimeoutError as TimeoutError  # noqa: A004 - see __all__
+from ._models import Headers, Response
+from ._types import ClientStats, OriginStats, PoolOptions
+from ._types import HeaderTypes as HeaderTypes
+from ._types import Protocol as Protocol
+from ._types import QueryParamTypes as QueryParamTypes
+from ._types import RequestContent as RequestContent
+from ._types import Seconds as Seconds
+from ._types import StrPath as StrPath
+from ._types import SyncRequestContent as SyncRequestContent
+
+__version__: str = _quiver.__version__
+
+#: Every pool option name accepted as a keyword argument and in ``pools={...}``.
+OPTION_NAMES: tuple = tuple(_quiver.OPTION_NAMES)
+
+#: Every error kind the engine reports, with its class (``transient``, ``invalid``,
+#: ``unrecoverable``).
+ERROR_KINDS: dict = dict(_quiver.ERROR_KINDS)
+
+# `TimeoutError` is left out on purpose: `from quiver import *` would shadow the builtin.
+__all__ = [
+    "AsyncClient",
+    "AsyncDatagramChannel",
+    "Client",
+    "ClientStats",
+    "DatagramChannel",
+    "ERROR_KINDS",
+    "HTTPStatusError",
+    "Headers",
+    "InvalidError",
+    "OPTION_NAMES",
+    "OriginStats",
+    "PoolOptions",
+    "QuiverError",
+    "Response",
+    "TransientError",
+    "UnrecoverableError",
+]

@@ -1,0 +1,514 @@
+"""``Client`` (blocking) and ``AsyncClient`` (asyncio), and datagram channels."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from types import TracebackType
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+)
+
+from . import _quiver
+from ._models import Headers, Response, merge_url, prepare_body
+from ._types import ClientStats, HeaderTypes, PoolOptions, QueryParamTypes, RequestContent
+
+__all__ = ["Client", "AsyncClient", "DatagramChannel", "AsyncDatagramChannel"]
+
+# -- the asyncio bridge -----------------------------------------------------------------------
+#
+# One LoopBridge per event loop: quiver's runtime threads queue results on it and wake the loop
+# by writing to a socket the loop watches; the loop runs the queued completions in one go.
+
+_bridges: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _quiver.LoopBridge]" = weakref.WeakKeyDictionary()
+_strong_bridges: Dict[int, Tuple[asyncio.AbstractEventLoop, _quiver.LoopBridge]] = {}
+_last: Tuple[Callable[[], Optional[asyncio.AbstractEventLoop]], Optional[_quiver.LoopBridge]] = (lambda: None, None)
+
+
+def _new_bridge(loop: asyncio.AbstractEventLoop) -> _quiver.LoopBridge:
+    bridge = _quiver.LoopBridge()
+    fd = bridge.fileno()
+    try:
+        if fd < 0:
+            raise NotImplementedError
+        loop.add_reader(fd, bridge.drain)
+        return bridge
+    except NotImplementedError:
+        pass
+    # A loop that cannot watch descriptors (Windows' proactor): wake it with call_soon_threadsafe,
+    # holding only weak references so the bridge does not keep the loop alive.
+    bridge = _quiver.LoopBridge(socket=False)
+    loop_ref = weakref.ref(loop)
+    bridge_ref = weakref.ref(bridge)
+
+    def wake() -> None:
+        lp, br = loop_ref(), bridge_ref()
+        if lp is not None and br is not None and not lp.is_closed():
+            lp.call_soon_threadsafe(br.drain)
+
+    bridge.use_waker(wake)
+    return bridge
+
+
+def _bridge(loop: asyncio.AbstractEventLoop) -> _quiver.LoopBridge:
+    global _last
+    loop_ref, bridge = _last
+    if loop_ref() is loop and bridge is not None:
+        return bridge
+    try:
+        bridge = _bridges.get(loop)
+        if bridge is None:
+            bridge = _bridges[loop] = _new_bridge(loop)
+        _last = (weakref.ref(loop), bridge)
+    except TypeError:  # a loop without weak references
+        entry = _strong_bridges.get(id(loop))
+        if entry is None or entry[0] is not loop:
+            for key, (other, _) in list(_strong_bridges.items()):
+                if other.is_closed():
+                    del _strong_bridges[key]
+            entry = _strong_bridges[id(loop)] = (loop, _new_bridge(loop))
+        bridge = entry[1]
+    return bridge
+
+
+async def _call(start: Callable[..., _quiver.Pending], *args: Any) -> Any:
+    """Runs a native operation that completes an asyncio future; cancelling the awaiting task
+    cancels the operation in the engine."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    pending = start(_bridge(loop), fut, *args)
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        pending.cancel()
+        raise
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+class _BaseClient:
+    __slots__ = ("_native", "_base_url", "_headers", "__weakref__")
+
+    def __init__(
+        self,
+        *,
+        base_url: Optional[str] = None,
+        headers: Optional[HeaderTypes] = None,
+        pools: Optional[Mapping[str, PoolOptions]] = None,
+        **options: Any,
+    ) -> None:
+        self._native = _quiver.NativeClient(options, pools)
+        self._base_url = base_url
+        self._headers = Headers(headers) if headers else None
+
+    def _prepare(
+        self,
+        url: str,
+        params: Optional[QueryParamTypes],
+        headers: Optional[HeaderTypes],
+        content: Optional[RequestContent],
+        data: Optional[Mapping[str, Any]],
+        json: Any,
+        allow_async: bool,
+    ) -> Tuple[str, List[Tuple[str, str]], Any]:
+        url = merge_url(self._base_url, url, params)
+        if self._headers is not None:
+            merged = self._headers.merged(headers)
+        elif isinstance(headers, Headers):
+            merged = headers.copy()
+        else:
+            merged = Headers(headers)
+        body = prepare_body(merged, content, data, json, allow_async)
+        return url, merged.multi_items(), body
+
+    def stats(self) -> ClientStats:
+        """Pool statistics: totals (``connections``, ``idle``, ``active``, ``queued``,
+        ``connections_opened``, ``requests``, ``errors``, ``retries``, ``buffered_bytes``) and
+        ``origins``, a dict per ``scheme://host:port`` with the same counters plus ``protocol``
+        and ``connection_streams``."""
+        return self._native.stats()  # type: ignore[return-value]
+
+    @property
+    def is_closed(self) -> bool:
+        return self._native.is_closed
+
+
+class Client(_BaseClient):
+    """A blocking HTTP client with a connection pool per origin. Thread-safe: share one.
+
+    Keyword arguments are pool options (see ``quiver.OPTION_NAMES``; durations in seconds),
+    ``pools={"https://api.example.com": {...}, "https://*.example.com": {...}}`` per-origin
+    overrides, ``base_url=`` and default ``headers=``. Every option is validated here.
+    """
+
+    __slots__ = ()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Optional[QueryParamTypes] = None,
+        headers: Optional[HeaderTypes] = None,
+        content: Optional[RequestContent] = None,
+        data: Optional[Mapping[str, Any]] = None,
+        json: Any = None,
+        timeout: Optional[float] = None,
+        early_data: Optional[bool] = None,
+    ) -> Response:
+        """Sends a request and reads the whole response."""
+        url, fields, body = self._prepare(url, params, headers, content, data, json, False)
+        native = self._native.send(method, url, fields, body, timeout, early_data, False)
+        return Response._from_native(native, url)
+
+    def get(self, url: str, **kwargs: Any) -> Response:
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> Response:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> Response:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Response:
+        return self.request("DELETE", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Response:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> Response:
+        return self.request("PATCH", url, **kwargs)
+
+    def stream(self, method: str, url: str, **kwargs: Any) -> _SyncStream:
+        """``with client.stream(method, url) as response:`` -- the body is read with
+        ``iter_bytes()``, ``iter_lines()`` or ``read()``; leaving the block closes it."""
+        return _SyncStream(self, method, url, kwargs)
+
+    def _open_stream(self, method: str, url: str, kwargs: Dict[str, Any]) -> Response:
+        params = kwargs.pop("params", None)
+        headers = kwargs.pop("headers", None)
+        content = kwargs.pop("content", None)
+        data = kwargs.pop("data", None)
+        json = kwargs.pop("json", None)
+        timeout = kwargs.pop("timeout", None)
+        early_data = kwargs.pop("early_data", None)
+        if kwargs:
+            raise TypeError(f"stream() got unexpected keyword arguments: {', '.join(kwargs)}")
+        url, fields, body = self._prepare(url, params, headers, content, data, json, False)
+        native = self._native.send(method, url, fields, body, timeout, early_data, True)
+        return Response._from_native(native, url)
+
+    def open_datagram_channel(
+        self,
+        url: str,
+        headers: Optional[HeaderTypes] = None,
+        protocol: str = "connect-udp",
+        *,
+        queue: int = 1024,
+    ) -> DatagramChannel:
+        """Opens an RFC 9297 datagram channel: an extended CONNECT with ``protocol`` on an
+        HTTP/3 connection (the origin's pool must use ``protocol="http3"``). ``queue``:
+        datagrams kept while nobody receives (more are dropped)."""
+        fields = Headers(headers).multi_items() if headers else None
+        native = self._native.open_channel(merge_url(self._base_url, url, None), fields, protocol, queue)
+        return DatagramChannel(native)
+
+    def close(self) -> None:
+        """Releases this client's pools; later requests raise (kind ``shutdown``)."""
+        self._native.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(_BaseClient):
+    """The asyncio client: the same options and methods as :class:`Client`, as coroutines.
+
+    It can be made outside a running loop and used from several loops; awaiting never blocks the
+    loop, and cancelling an awaiting task cancels the request in the engine.
+    """
+
+    __slots__ = ()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Optional[QueryParamTypes] = None,
+        headers: Optional[HeaderTypes] = None,
+        content: Optional[RequestContent] = None,
+        data: Optional[Mapping[str, Any]] = None,
+        json: Any = None,
+        timeout: Optional[float] = None,
+        early_data: Optional[bool] = None,
+    ) -> Response:
+        """Sends a request and reads the whole response."""
+        url, fields, body = self._prepare(url, params, headers, content, data, json, True)
+        native = await _call(self._native.send_async, method, url, fields, body, timeout, early_data, False)
+        return Response._from_native(native, url)
+
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("HEAD", url, **kwargs)
+
+    async def options(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("OPTIONS", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    def stream(self, method: str, url: str, **kwargs: Any) -> _AsyncStream:
+        """``async with client.stream(method, url) as response:`` -- read the body with
+        ``aiter_bytes()``, ``aiter_lines()`` or ``aread()``; leaving the block closes it."""
+        return _AsyncStream(self, method, url, kwargs)
+
+    async def _open_stream(self, method: str, url: str, kwargs: Dict[str, Any]) -> Response:
+        params = kwargs.pop("params", None)
+        headers = kwargs.pop("headers", None)
+        content = kwargs.pop("content", None)
+        data = kwargs.pop("data", None)
+        json = kwargs.pop("json", None)
+        timeout = kwargs.pop("timeout", None)
+        early_data = kwargs.pop("early_data", None)
+        if kwargs:
+            raise TypeError(f"stream() got unexpected keyword arguments: {', '.join(kwargs)}")
+        url, fields, body = self._prepare(url, params, headers, content, data, json, True)
+        native = await _call(self._native.send_async, method, url, fields, body, timeout, early_data, True)
+        return Response._from_native(native, url)
+
+    async def open_datagram_channel(
+        self,
+        url: str,
+        headers: Optional[HeaderTypes] = None,
+        protocol: str = "connect-udp",
+        *,
+        queue: int = 1024,
+    ) -> AsyncDatagramChannel:
+        """Opens an RFC 9297 datagram channel (see :meth:`Client.open_datagram_channel`)."""
+        fields = Headers(headers).multi_items() if headers else None
+        native = await _call(
+            self._native.open_channel_async, merge_url(self._base_url, url, None), fields, protocol, queue
+        )
+        return AsyncDatagramChannel(native)
+
+    async def aclose(self) -> None:
+        """Releases this client's pools; later requests raise (kind ``shutdown``)."""
+        self._native.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.aclose()
+
+
+class _SyncStream:
+    """What ``Client.stream()`` returns: sends the request on ``with`` entry and closes the
+    response on exit."""
+
+    __slots__ = ("_client", "_method", "_url", "_kwargs", "_response")
+
+    def __init__(self, client: Client, method: str, url: str, kwargs: Dict[str, Any]) -> None:
+        self._client = client
+        self._method = method
+        self._url = url
+        self._kwargs = kwargs
+        self._response: Optional[Response] = None
+
+    def __enter__(self) -> Response:
+        self._response = self._client._open_stream(self._method, self._url, dict(self._kwargs))
+        return self._response
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._response is not None:
+            self._response.close()
+
+
+class _AsyncStream:
+    """What ``AsyncClient.stream()`` returns: sends the request on ``async with`` entry and
+    closes the response on exit."""
+
+    __slots__ = ("_client", "_method", "_url", "_kwargs", "_response")
+
+    def __init__(self, client: AsyncClient, method: str, url: str, kwargs: Dict[str, Any]) -> None:
+        self._client = client
+        self._method = method
+        self._url = url
+        self._kwargs = kwargs
+        self._response: Optional[Response] = None
+
+    async def __aenter__(self) -> Response:
+        self._response = await self._client._open_stream(self._method, self._url, dict(self._kwargs))
+        return self._response
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+# -- datagram channels ------------------------------------------------------------------------
+
+
+class _Channel:
+    __slots__ = ("_native", "_headers")
+
+    def __init__(self, native: _quiver.NativeChannel) -> None:
+        self._native = native
+        self._headers: Optional[Headers] = None
+
+    @property
+    def status_code(self) -> int:
+        """The status of the extended CONNECT (2xx: the channel is open)."""
+        return self._native.status
+
+    @property
+    def http_version(self) -> str:
+        return self._native.http_version
+
+    @property
+    def headers(self) -> Headers:
+        """The response headers of the extended CONNECT."""
+        if self._headers is None:
+            self._headers = Headers._from_pairs(self._native.headers())
+        return self._headers
+
+    @property
+    def trailers(self) -> Optional[Headers]:
+        """The stream's trailers, once it has ended."""
+        pairs = self._native.trailers()
+        return None if pairs is None else Headers._from_pairs(pairs)
+
+    @property
+    def max_datagram_size(self) -> Optional[int]:
+        """The largest datagram payload the path takes, if datagrams are available."""
+        return self._native.max_datagram_size
+
+    @property
+    def is_ended(self) -> bool:
+        """True once the channel's stream has ended."""
+        return self._native.is_ended
+
+
+class DatagramChannel(_Channel):
+    """An open datagram channel (blocking). ``send()`` may be called while another thread
+    waits in ``recv()``."""
+
+    __slots__ = ()
+
+    def send(self, datagram: bytes) -> None:
+        """Sends one datagram (unreliable: it may be lost)."""
+        self._native.send(datagram)
+
+    def recv(self, timeout: Optional[float] = None) -> Optional[bytes]:
+        """The next datagram; ``None`` once the stream has ended. Raises the builtin
+        ``TimeoutError`` if none arrives within ``timeout`` seconds."""
+        return self._native.recv(timeout)
+
+    def recv_data(self, timeout: Optional[float] = None) -> Optional[bytes]:
+        """The next piece of the stream's data (capsules); ``None`` at its end."""
+        return self._native.recv_data(timeout)
+
+    def close(self) -> None:
+        """Ends our side of the stream; what the peer still sends can be received."""
+        self._native.close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            d = self.recv()
+            if d is None:
+                return
+            yield d
+
+    def __enter__(self) -> DatagramChannel:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if not self._native.is_ended:
+                self._native.close()
+        finally:
+            self._native.abort()
+
+
+class AsyncDatagramChannel(_Channel):
+    """An open datagram channel (asyncio)."""
+
+    __slots__ = ()
+
+    async def send(self, datagram: bytes) -> None:
+        """Sends one datagram (unreliable: it may be lost)."""
+        await _call(self._native.send_async, datagram)
+
+    async def recv(self) -> Optional[bytes]:
+        """The next datagram; ``None`` once the stream has ended."""
+        datagram: Optional[bytes] = await _call(self._native.recv_async)
+        return datagram
+
+    async def recv_data(self) -> Optional[bytes]:
+        """The next piece of the stream's data (capsules); ``None`` at its end."""
+        data: Optional[bytes] = await _call(self._native.recv_data_async)
+        return data
+
+    async def close(self) -> None:
+        """Ends our side of the stream; what the peer still sends can be received."""
+        await _call(self._native.close_async)
+
+    aclose = close
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._datagrams()
+
+    async def _datagrams(self) -> AsyncIterator[bytes]:
+        while True:
+            d = await self.recv()
+            if d is None:
+                return
+            yield d
+
+    async def __aenter__(self) -> AsyncDatagramChannel:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            if not self._native.is_ended:
+                await self.close()
+        finally:
+            self._native.abort()

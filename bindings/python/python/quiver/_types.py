@@ -1,0 +1,110 @@
+"""Type aliases and typed dicts of the public API (for annotations; importable at runtime)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterable,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypedDict,
+    Union,
+)
+
+if TYPE_CHECKING:
+    from ._models import Headers
+
+
+__all__ = [
+    "ClientStats",
+    "HeaderTypes",
+    "OriginStats",
+    "PoolOptions",
+    "Protocol",
+    "QueryParamTypes",
+    "RequestContent",
+    "Seconds",
+    "StrPath",
+    "SyncRequestContent",
+]
+
+StrPath = Union[str, "os.PathLike[str]"]
+#: A duration: seconds, or a ``datetime.timedelta``.
+Seconds = Union[float, int, datetime.timedelta]
+Protocol = Literal["auto", "http1", "http2", "http3"]
+HeaderTypes = Union["Headers", Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
+QueryParamTypes = Union[Mapping[str, Any], Sequence[Tuple[str, Any]], str, bytes]
+SyncRequestContent = Union[str, bytes, bytearray, memoryview, Iterable[Union[bytes, str]]]
+RequestContent = Union[SyncRequestContent, AsyncIterable[Union[bytes, str]]]
+
+
+class PoolOptions(TypedDict, total=False):
+    """Options of one pool rule (``pools={"https://api.example.com": {...}}``); see
+    docs/options.md. Durations are seconds."""
+
+    protocol: Protocol
+    size: int
+    max_connections: int
+    initial_max_streams: int
+    stream_window: int
+    connection_window: int
+    window_update_threshold: float
+    ping_interval: Optional[Seconds]
+    ping_timeout: Seconds
+    quic_idle_timeout: Seconds
+    early_data: bool
+    proxy: Optional[str]
+    proxy_authorization: Optional[str]
+    proxy_protocol: Protocol
+    proxy_from_env: bool
+    checkout_timeout: Seconds
+    idle_timeout: Seconds
+    connect_timeout: Seconds
+    read_timeout: Seconds
+    request_timeout: Optional[Seconds]
+    ca_file: Optional[StrPath]
+    client_cert: Union[None, StrPath, Tuple[StrPath, StrPath]]
+    client_key: Optional[StrPath]
+    tls_roots: Literal["webpki", "system"]
+    danger_accept_invalid_certs: bool
+
+
+class OriginStats(TypedDict):
+    """One origin's pool in ``stats()["origins"]``."""
+
+    origin: str
+    protocol: str
+    idle: int
+    active: int
+    queued: int
+    connections: int
+    connections_opened: int
+    requests: int
+    errors: int
+    retries: int
+    buffered_bytes: int
+    connection_streams: List[int]
+
+
+class ClientStats(TypedDict):
+    """What ``Client.stats()`` returns: totals over origins, and each origin's pool."""
+
+    connections: int
+    idle: int
+    active: int
+    queued: int
+    connections_opened: int
+    requests: int
+    errors: int
+    retries: int
+    buffered_bytes: int
+    origins: Dict[str, OriginStats]

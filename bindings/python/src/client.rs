@@ -1,0 +1,324 @@
+//! The native client behind `quiver.Client` and `quiver.AsyncClient`: builds core requests from
+//! Python arguments and runs them, blocking (GIL released) or completing an asyncio future.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use quiver_core::{Client, DatagramOptions, Error, ErrorKind, Request};
+use tokio::runtime::Handle;
+
+use crate::body::{to_body, BodyFailure};
+use crate::bridge::{self, LoopBridge, Pending};
+use crate::channel::NativeChannel;
+use crate::response::{RawResponse, ResponseStream};
+use crate::wait::{self, Process};
+use crate::{errors, options, stats};
+
+/// A core client with its pools; shared by every thread (and event loop) that uses it.
+#[pyclass(frozen, module = "quiver._quiver")]
+pub struct NativeClient {
+    client: RwLock<Option<Client>>,
+    process: Process,
+}
+
+/// Header fields given by Python: an iterable of `(name, value)` pairs of str or bytes.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn text_or_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    Ok(obj.cast::<PyString>()?.to_cow()?.as_bytes().to_vec())
+}
+
+fn fields(headers: Option<&Bound<'_, PyAny>>) -> PyResult<Fields> {
+    let mut out = Vec::new();
+    let Some(headers) = headers.filter(|h| !h.is_none()) else {
+        return Ok(out);
+    };
+    for pair in headers.try_iter()? {
+        let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
+        out.push((text_or_bytes(&name)?, text_or_bytes(&value)?));
+    }
+    Ok(out)
+}
+
+fn seconds(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    timeout
+        .map(|t| {
+            Duration::try_from_secs_f64(t).map_err(|_| {
+                PyValueError::new_err("timeout must be a non-negative number of seconds")
+            })
+        })
+        .transpose()
+}
+
+/// One request, converted while attached, and where its body iterator reports an exception.
+struct Call {
+    request: Result<Request, Error>,
+    failure: BodyFailure,
+}
+
+impl Call {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        method: &str,
+        url: &str,
+        headers: Option<&Bound<'_, PyAny>>,
+        content: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        early_data: Option<bool>,
+        handle: &Handle,
+        bridge: Option<&std::sync::Arc<bridge::Bridge>>,
+    ) -> PyResult<Call> {
+        let timeout = seconds(timeout)?;
+        let fields = fields(headers)?;
+        let failure = BodyFailure::default();
+        let body = to_body(content, handle, bridge, &failure)?;
+        let mut builder = Request::builder(method, url).body(body);
+        for (name, value) in fields {
+            builder = builder.header(name, value);
+        }
+        if let Some(t) = timeout {
+            builder = builder.timeout(t);
+        }
+        if let Some(e) = early_data {
+            builder = builder.early_data(e);
+        }
+        Ok(Call {
+            request: builder.build(),
+            failure,
+        })
+    }
+
+    fn into_parts(self, py: Python<'_>) -> PyResult<(Request, BodyFailure)> {
+        match self.request {
+            Ok(req) => Ok((req, self.failure)),
+            Err(e) => Err(errors::to_py(py, &e)),
+        }
+    }
+}
+
+impl NativeClient {
+    fn client(&self, py: Python<'_>) -> PyResult<Client> {
+        let client = self
+            .client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        client.ok_or_else(|| errors::new_py(py, ErrorKind::Shutdown, "the client is closed"))
+    }
+
+    /// The runtime to run on. In a forked child the client's own runtime has no threads, so
+    /// its calls go to the child's fresh background runtime, where core refuses them (`forked`)
+    /// instead of hanging.
+    fn runtime(&self, client: &Client) -> Handle {
+        if self.process.is_forked() {
+            if let Ok(handle) = quiver_core::runtime::background() {
+                return handle;
+            }
+        }
+        client.runtime().clone()
+    }
+}
+
+/// Core's defaults, with what Python gave.
+fn channel_options(protocol: Option<String>, queue: usize) -> DatagramOptions {
+    let defaults = DatagramOptions::default();
+    DatagramOptions {
+        protocol: protocol.unwrap_or(defaults.protocol),
+        queue,
+    }
+}
+
+#[pymethods]
+impl NativeClient {
+    /// Builds a client: `options` are client-wide pool options, `pools` maps origin patterns to
+    /// per-origin options. Every option is validated here (`InvalidError`, kind
+    /// `invalid_config`).
+    #[new]
+    #[pyo3(signature = (options = None, pools = None))]
+    fn new(
+        py: Python<'_>,
+        options: Option<&Bound<'_, PyDict>>,
+        pools: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let client = options::build(py, options, pools)?;
+        Ok(NativeClient {
+            client: RwLock::new(Some(client)),
+            process: Process::current(),
+        })
+    }
+
+    /// Sends a request and blocks (GIL released) for the whole response, or only for its head
+    /// when `stream` is true.
+    #[pyo3(signature = (method, url, headers = None, content = None, timeout = None, early_data = None, stream = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        py: Python<'_>,
+        method: PyBackedStr,
+        url: PyBackedStr,
+        headers: Option<&Bound<'_, PyAny>>,
+        content: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        early_data: Option<bool>,
+        stream: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let client = self.client(py)?;
+        let handle = self.runtime(&client);
+        let (req, failure) = Call::new(
+            &method, &url, headers, content, timeout, early_data, &handle, None,
+        )?
+        .into_parts(py)?;
+        if stream {
+            let out = wait::block_on(py, &handle, async move { client.stream(req).await })?;
+            let resp = out.map_err(|e| errors::request_error(py, &e, &failure))?;
+            Ok(Py::new(py, ResponseStream::new(resp, handle))?.into_any())
+        } else {
+            let out = wait::block_on(py, &handle, async move { client.request(req).await })?;
+            let resp = out.map_err(|e| errors::request_error(py, &e, &failure))?;
+            Ok(Py::new(py, RawResponse::new(resp))?.into_any())
+        }
+    }
+
+    /// Like `send`, for asyncio: completes `fut` (on the loop of `bridge`) with the response.
+    #[pyo3(signature = (bridge, fut, method, url, headers = None, content = None, timeout = None, early_data = None, stream = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn send_async(
+        &self,
+        py: Python<'_>,
+        bridge: &LoopBridge,
+        fut: Py<PyAny>,
+        method: PyBackedStr,
+        url: PyBackedStr,
+        headers: Option<&Bound<'_, PyAny>>,
+        content: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        early_data: Option<bool>,
+        stream: bool,
+    ) -> PyResult<Pending> {
+        let client = self.client(py)?;
+        let handle = self.runtime(&client);
+        let shared = bridge.shared();
+        let (req, failure) = Call::new(
+            &method,
+            &url,
+            headers,
+            content,
+            timeout,
+            early_data,
+            &handle,
+            Some(&shared),
+        )?
+        .into_parts(py)?;
+        if stream {
+            let reads_on = handle.clone();
+            Ok(bridge::spawn(
+                &handle,
+                shared,
+                fut,
+                async move { client.stream(req).await },
+                move |py, out| match out {
+                    Ok(resp) => Ok(Py::new(py, ResponseStream::new(resp, reads_on))?.into_any()),
+                    Err(e) => Err(errors::request_error(py, &e, &failure)),
+                },
+            ))
+        } else {
+            Ok(bridge::spawn(
+                &handle,
+                shared,
+                fut,
+                async move { client.request(req).await },
+                move |py, out| match out {
+                    Ok(resp) => Ok(Py::new(py, RawResponse::new(resp))?.into_any()),
+                    Err(e) => Err(errors::request_error(py, &e, &failure)),
+                },
+            ))
+        }
+    }
+
+    /// Opens an RFC 9297 datagram channel (extended CONNECT, HTTP/3), blocking for its head.
+    #[pyo3(signature = (url, headers = None, protocol = None, queue = 1024))]
+    fn open_channel(
+        &self,
+        py: Python<'_>,
+        url: PyBackedStr,
+        headers: Option<&Bound<'_, PyAny>>,
+        protocol: Option<String>,
+        queue: usize,
+    ) -> PyResult<NativeChannel> {
+        let client = self.client(py)?;
+        let handle = self.runtime(&client);
+        let fields = fields(headers)?;
+        let url = url.to_string();
+        let options = channel_options(protocol, queue);
+        let out = wait::block_on(py, &handle, async move {
+            client.open_datagram_channel(&url, fields, options).await
+        })?;
+        let ch = out.map_err(|e| errors::to_py(py, &e))?;
+        Ok(NativeChannel::start(ch, handle))
+    }
+
+    /// Like `open_channel`, for asyncio: completes `fut` with the channel.
+    #[pyo3(signature = (bridge, fut, url, headers = None, protocol = None, queue = 1024))]
+    #[allow(clippy::too_many_arguments)]
+    fn open_channel_async(
+        &self,
+        py: Python<'_>,
+        bridge: &LoopBridge,
+        fut: Py<PyAny>,
+        url: PyBackedStr,
+        headers: Option<&Bound<'_, PyAny>>,
+        protocol: Option<String>,
+        queue: usize,
+    ) -> PyResult<Pending> {
+        let client = self.client(py)?;
+        let handle = self.runtime(&client);
+        let fields = fields(headers)?;
+        let url = url.to_string();
+        let options = channel_options(protocol, queue);
+        let runs_on = handle.clone();
+        Ok(bridge::spawn(
+            &handle,
+            bridge.shared(),
+            fut,
+            async move { client.open_datagram_channel(&url, fields, options).await },
+            move |py, out| match out {
+                Ok(ch) => Ok(Py::new(py, NativeChannel::start(ch, runs_on))?.into_any()),
+                Err(e) => Err(errors::to_py(py, &e)),
+            },
+        ))
+    }
+
+    /// Pool statistics: totals and one dict per origin.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.process.check(py)?;
+        let client = self.client(py)?;
+        stats::to_dict(py, &client.stats())
+    }
+
+    /// Drops this handle's reference to the pools; later calls raise (kind `shutdown`).
+    /// Responses and channels already open keep working.
+    fn close(&self) {
+        let client = self
+            .client
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(client);
+    }
+
+    /// True once `close()` was called.
+    #[getter]
+    fn is_closed(&self) -> bool {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+}

@@ -1,0 +1,43 @@
+//! Pool statistics as Python dicts.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use quiver_core::{ClientStats, OriginStats};
+
+fn origin_dict<'py>(py: Python<'py>, o: &OriginStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("origin", &o.origin)?;
+    d.set_item("protocol", o.protocol)?;
+    d.set_item("idle", o.idle)?;
+    d.set_item("active", o.active)?;
+    d.set_item("queued", o.queued)?;
+    d.set_item("connections", o.connections)?;
+    d.set_item("connections_opened", o.connections_opened)?;
+    d.set_item("requests", o.requests)?;
+    d.set_item("errors", o.errors)?;
+    d.set_item("retries", o.retries)?;
+    d.set_item("buffered_bytes", o.buffered_bytes)?;
+    d.set_item("connection_streams", &o.connection_streams)?;
+    Ok(d)
+}
+
+/// `{"connections": .., "idle": .., ..., "origins": {"https://host:443": {...}}}`: the totals
+/// and one dict per origin (keyed by `scheme://host:port`).
+pub(crate) fn to_dict<'py>(py: Python<'py>, s: &ClientStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("connections", s.connections)?;
+    d.set_item("idle", s.idle)?;
+    d.set_item("active", s.active)?;
+    d.set_item("queued", s.queued)?;
+    d.set_item("connections_opened", s.connections_opened)?;
+    d.set_item("requests", s.requests)?;
+    d.set_item("errors", s.errors)?;
+    d.set_item("retries", s.retries)?;
+    d.set_item("buffered_bytes", s.buffered_bytes)?;
+    let origins = PyDict::new(py);
+    for o in &s.origins {
+        origins.set_item(&o.origin, origin_dict(py, o)?)?;
+    }
+    d.set_item("origins", origins)?;
+    Ok(d)
+}

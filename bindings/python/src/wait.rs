@@ -1,0 +1,64 @@
+//! Blocking waits for the sync API, and which runtime an object may use after `fork()`.
+//!
+//! A blocking call runs its future on the calling thread with the GIL released, in slices:
+//! between slices it re-attaches and runs Python's signal handlers, so Ctrl-C interrupts a
+//! long request promptly (the future is dropped, which cancels the request in core).
+
+use std::future::Future;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::runtime::Handle;
+
+use crate::errors;
+
+/// How long a blocking call waits before it checks for signals again.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// Runs `fut` to completion on the calling thread (I/O and timers are driven by the runtime's
+/// workers), the GIL released; a pending signal (KeyboardInterrupt) drops `fut` and is raised.
+pub(crate) fn block_on<F>(py: Python<'_>, handle: &Handle, fut: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        let done = py.detach(|| {
+            handle.block_on(async { tokio::time::timeout(SLICE, fut.as_mut()).await.ok() })
+        });
+        if let Some(out) = done {
+            return Ok(out);
+        }
+        py.check_signals()?;
+    }
+}
+
+/// The process an object was made in: after `fork()` the runtime threads it relied on do not
+/// exist in the child, so waiting on them would hang.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Process {
+    pid: u32,
+}
+
+impl Process {
+    /// The current process.
+    pub(crate) fn current() -> Process {
+        Process {
+            pid: std::process::id(),
+        }
+    }
+
+    /// True in a child forked after this object was made.
+    pub(crate) fn is_forked(self) -> bool {
+        self.pid != std::process::id()
+    }
+
+    /// `Ok` in the process the object was made in, else the `forked` error.
+    pub(crate) fn check(self, py: Python<'_>) -> PyResult<()> {
+        if self.is_forked() {
+            return Err(errors::to_py(py, &errors::forked()));
+        }
+        Ok(())
+    }
+}
