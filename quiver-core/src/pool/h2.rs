@@ -766,3 +766,9 @@ impl tokio::io::AsyncWrite for H2StreamIo {
         Poll::Ready(Ok(()))
     }
 }
+
+/// Maps an error on a tunnel's stream (a known reason for closing the connection wins, e.g.
+/// `shutdown` after the pool was closed).
+pub(crate) fn tunnel_error(lease: &StreamLease<H2Handle>, e: &h2::Error) -> Error {
+    map_h2_error(e, &lease.handle().shared, &lease.coordinator().origin)
+}

@@ -43,8 +43,7 @@ impl Proxy {
         if url.is_empty() || url.eq_ignore_ascii_case("none") {
             return Ok(None);
         }
-        // Like Go's net/http: the environment's proxy is never used for loopback origins.
-        if from_env && (env.excluded(origin) || is_loopback(origin)) {
+        if from_env && env.excluded(origin) {
             return Ok(None);
         }
         let (proxy_origin, credentials) = parse_proxy_url(&url)?;
@@ -59,13 +58,6 @@ impl Proxy {
             authorization,
             protocol: options.proxy_protocol,
         }))
-    }
-}
-
-fn is_loopback(origin: &Origin) -> bool {
-    match origin.host() {
-        Host::Ip(ip) => ip.is_loopback(),
-        Host::Name(n) => n == "localhost" || n.ends_with(".localhost"),
     }
 }
 

@@ -324,10 +324,13 @@ impl UdpTunnel {
                         buf.extend_from_slice(&data);
                     }
                     Some(Err(e)) => {
-                        return Err(Error::new(
-                            ErrorKind::DatagramError,
-                            format!("the tunnel stream failed: {e}"),
-                        ))
+                        return Err(match &self._lease {
+                            Some(lease) => h2pool::tunnel_error(lease, &e),
+                            None => Error::new(
+                                ErrorKind::DatagramError,
+                                format!("the tunnel stream failed: {e}"),
+                            ),
+                        })
                     }
                     None => *ended = true,
                 }
