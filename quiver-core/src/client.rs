@@ -81,16 +81,24 @@ impl Client {
     /// chunk by chunk from the returned [`StreamResponse`].
     pub async fn stream(&self, req: Request) -> Result<StreamResponse> {
         self.check_fork()?;
+        let client = self.clone();
+        self.in_runtime(async move { client.send(req).await }).await
+    }
+
+    /// Runs `fut` here when the caller is inside a tokio runtime, else on quiver's own (timers
+    /// and sockets need one).
+    async fn in_runtime<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
         if Handle::try_current().is_ok() {
-            self.send(req).await
+            fut.await
         } else {
-            // Not inside a tokio runtime: run the request's setup on ours.
-            let client = self.clone();
             self.inner
                 .runtime
-                .spawn(async move { client.send(req).await })
+                .spawn(fut)
                 .await
-                .map_err(|e| Error::internal(format!("request task failed: {e}")))?
+                .map_err(|e| Error::internal(format!("task failed: {e}")))?
         }
     }
 
@@ -131,15 +139,7 @@ impl Client {
                 )),
             }
         };
-        if Handle::try_current().is_ok() {
-            run.await
-        } else {
-            self.inner
-                .runtime
-                .spawn(run)
-                .await
-                .map_err(|e| Error::internal(format!("channel task failed: {e}")))?
-        }
+        self.in_runtime(run).await
     }
 
     /// Opens a MASQUE CONNECT-UDP tunnel (RFC 9298) to `target_host:target_port` through the
@@ -156,16 +156,8 @@ impl Client {
         self.check_fork()?;
         let opener = self.inner.manager.tunnel_opener(proxy, options.protocol)?;
         let host = target_host.to_owned();
-        let run = async move { UdpTunnel::open(&opener, &host, target_port, &options).await };
-        if Handle::try_current().is_ok() {
-            run.await
-        } else {
-            self.inner
-                .runtime
-                .spawn(run)
-                .await
-                .map_err(|e| Error::internal(format!("tunnel task failed: {e}")))?
-        }
+        self.in_runtime(async move { UdpTunnel::open(&opener, &host, target_port, &options).await })
+            .await
     }
 
     /// Closes every pool: idle connections close, waiting callers and HTTP/2 and HTTP/3

@@ -276,7 +276,11 @@ async fn upstream_pool_single_flight_and_keys() {
     // A slow proxy stalls only its own key.
     let slow_client = Client::builder()
         .set("ca_file", slow.ca_file().to_str().unwrap())
-        .set_for(&fast.proxy_h3_url(), "ca_file", fast.ca_file().to_str().unwrap())
+        .set_for(
+            &fast.proxy_h3_url(),
+            "ca_file",
+            fast.ca_file().to_str().unwrap(),
+        )
         .set("proxy_from_env", false)
         .build()
         .unwrap();

@@ -19,14 +19,28 @@ async fn environment_proxies_and_no_proxy() {
 
     // NO_PROXY names localhost: direct.
     let before = (tunnels(), forwarded());
-    assert_eq!(client.get(&server.https_url("/health")).await.unwrap().text(), "ok");
+    assert_eq!(
+        client
+            .get(&server.https_url("/health"))
+            .await
+            .unwrap()
+            .text(),
+        "ok"
+    );
     assert_eq!((tunnels(), forwarded()), before, "localhost is in NO_PROXY");
 
     // 127.0.0.1 is not: HTTPS_PROXY tunnels https, http_proxy forwards http.
     let by_ip = format!("https://127.0.0.1:{}/health", server.https_port());
     assert_eq!(client.get(&by_ip).await.unwrap().text(), "ok");
     assert_eq!(tunnels(), before.0 + 1);
-    assert_eq!(client.get(&server.http_url("/health")).await.unwrap().text(), "ok");
+    assert_eq!(
+        client
+            .get(&server.http_url("/health"))
+            .await
+            .unwrap()
+            .text(),
+        "ok"
+    );
     assert_eq!(forwarded(), before.1 + 1);
 
     // proxy_from_env = false ignores them; proxy = "none" too.

@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 
 use super::head::request_head;
 use super::mux::{BoxFuture, ConnLink, Coordinator, StreamLease};
-use super::{BufferedBytes, BufferedGuard, UploadGuard};
+use super::{BufferedBytes, BufferedGuard, Retries, Retry, UploadGuard};
 use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::{Origin, Scheme};
@@ -220,15 +220,8 @@ async fn worker(
     // Dropping the connection fails the streams still open on it.
 }
 
-/// How many times a request the peer provably never processed (left out by GOAWAY, or a
-/// stream that could not even be opened) is sent again. Unprocessed requests are safe to
-/// repeat; the bound stops a peer that GOAWAYs every connection from looping us.
-const UNPROCESSED_RETRIES: u32 = 3;
-
 /// Sends `req` over the pool; returns once the response head arrived. Requests the peer never
-/// processed are retried transparently on another connection: streams left out by a GOAWAY up
-/// to [`UNPROCESSED_RETRIES`] times, a stream refused with REFUSED_STREAM once; a body that
-/// was already being streamed cannot be replayed, so its error surfaces.
+/// processed are retried transparently (see [`Retries`]).
 pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamResponse> {
     let options = pool.options.clone();
     let mut watchdog = Watchdog::new(
@@ -237,8 +230,7 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
     );
     let replayable = req.body.try_clone().is_some();
     let mut avoid = None;
-    let mut unprocessed_retries = 0;
-    let mut refused_retried = false;
+    let mut retries = Retries::default();
     loop {
         let lease = watchdog
             .guard(&Activity::new(), pool.checkout(avoid))
@@ -266,16 +258,7 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
                 if e.is_go_away() || e.is_io() {
                     pool.draining(lease.conn_id());
                 }
-                if unprocessed_retries < UNPROCESSED_RETRIES
-                    && matches!(
-                        err.kind(),
-                        ErrorKind::Goaway
-                            | ErrorKind::ConnectionClosed
-                            | ErrorKind::ConnectionReset
-                    )
-                {
-                    unprocessed_retries += 1;
-                    pool.counters.retried();
+                if retries.before_open(err.kind(), &pool.counters) == Retry::Again {
                     req.body = body;
                     continue;
                 }
@@ -328,22 +311,14 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
                 if err.kind() == ErrorKind::Goaway {
                     pool.draining(conn);
                 }
-                let retry = match err.kind() {
-                    ErrorKind::Goaway => unprocessed_retries < UNPROCESSED_RETRIES,
-                    ErrorKind::RefusedStream => !refused_retried,
-                    _ => false,
-                };
-                if retry && replayable {
-                    pool.counters.retried();
-                    if err.kind() == ErrorKind::RefusedStream {
-                        refused_retried = true;
+                match retries.after_send(err.kind(), replayable, &pool.counters) {
+                    Retry::No => return Err(err),
+                    Retry::Again => continue,
+                    Retry::Elsewhere => {
                         avoid = Some(conn);
-                    } else {
-                        unprocessed_retries += 1;
+                        continue;
                     }
-                    continue;
                 }
-                return Err(err);
             }
         }
     }

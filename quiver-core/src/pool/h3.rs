@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::head::request_head;
 use super::mux::{BoxFuture, ConnLink, Coordinator, StreamLease};
-use super::UploadGuard;
+use super::{Retries, Retry, UploadGuard};
 use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
@@ -299,31 +299,26 @@ async fn connect(
                 continue;
             }
         };
-        if options.early_data {
-            match connecting.into_0rtt() {
-                Ok((conn, accepted)) => {
-                    established = Some((conn, Some(accepted)));
-                    break;
-                }
-                Err(connecting) => {
-                    match tokio::time::timeout(options.connect_timeout, connecting).await {
-                        Ok(Ok(conn)) => {
-                            established = Some((conn, None));
-                            break;
-                        }
-                        Ok(Err(e)) => last_err = Some(connect_error(&e, &origin, addr)),
-                        Err(_) => last_err = Some(connect_timeout(&origin, addr, &options)),
-                    }
-                }
-            }
+        // With early data and a session ticket, 0-RTT: the connection is usable at once.
+        let attempt = if options.early_data {
+            connecting.into_0rtt()
         } else {
-            match tokio::time::timeout(options.connect_timeout, connecting).await {
-                Ok(Ok(conn)) => {
-                    established = Some((conn, None));
-                    break;
+            Err(connecting)
+        };
+        match attempt {
+            Ok((conn, accepted)) => {
+                established = Some((conn, Some(accepted)));
+                break;
+            }
+            Err(connecting) => {
+                match tokio::time::timeout(options.connect_timeout, connecting).await {
+                    Ok(Ok(conn)) => {
+                        established = Some((conn, None));
+                        break;
+                    }
+                    Ok(Err(e)) => last_err = Some(connect_error(&e, &origin, addr)),
+                    Err(_) => last_err = Some(connect_timeout(&origin, addr, &options)),
                 }
-                Ok(Err(e)) => last_err = Some(connect_error(&e, &origin, addr)),
-                Err(_) => last_err = Some(connect_timeout(&origin, addr, &options)),
             }
         }
     }
@@ -485,9 +480,6 @@ fn early_by_default(method: &Method) -> bool {
     )
 }
 
-/// How many times a request the peer provably never processed is sent again (see HTTP/2).
-const UNPROCESSED_RETRIES: u32 = 3;
-
 /// Sends `req` over the pool; returns once the response head arrived.
 pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamResponse> {
     let options = pool.options.clone();
@@ -500,8 +492,7 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
         .early_data
         .unwrap_or_else(|| early_by_default(&req.method));
     let mut avoid = None;
-    let mut unprocessed_retries = 0;
-    let mut refused_retried = false;
+    let mut retries = Retries::default();
     let mut early_replayed = false;
     loop {
         let lease = watchdog
@@ -536,16 +527,7 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
                     req.body = body;
                     continue;
                 }
-                if unprocessed_retries < UNPROCESSED_RETRIES
-                    && matches!(
-                        err.kind(),
-                        ErrorKind::Goaway
-                            | ErrorKind::ConnectionClosed
-                            | ErrorKind::ConnectionReset
-                    )
-                {
-                    unprocessed_retries += 1;
-                    pool.counters.retried();
+                if retries.before_open(err.kind(), &pool.counters) == Retry::Again {
                     req.body = body;
                     continue;
                 }
@@ -599,22 +581,14 @@ pub(crate) async fn send(pool: &Arc<H3Pool>, mut req: Request) -> Result<StreamR
                 if err.kind() == ErrorKind::Goaway {
                     pool.draining(conn_id);
                 }
-                let retry = match err.kind() {
-                    ErrorKind::Goaway => unprocessed_retries < UNPROCESSED_RETRIES,
-                    ErrorKind::RefusedStream => !refused_retried,
-                    _ => false,
-                };
-                if retry && replayable {
-                    pool.counters.retried();
-                    if err.kind() == ErrorKind::RefusedStream {
-                        refused_retried = true;
+                match retries.after_send(err.kind(), replayable, &pool.counters) {
+                    Retry::No => return Err(err),
+                    Retry::Again => continue,
+                    Retry::Elsewhere => {
                         avoid = Some(conn_id);
-                    } else {
-                        unprocessed_retries += 1;
+                        continue;
                     }
-                    continue;
                 }
-                return Err(err);
             }
         }
     }
