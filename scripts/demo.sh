@@ -29,3 +29,11 @@ read -r -a PC <<< "$(PKG_CONFIG_PATH="$PKG_CONFIG_PATH" pkg-config --cflags --li
 gcc -std=c11 -Wall -Wextra -Werror tests/c/demo.c -o "$WORK/demo_c" "${PC[@]}" -Wl,-rpath,"$WORK/prefix/lib"
 "$WORK/demo_c" "https://localhost:$(port https)/bytes/64" "$CA"
 
+echo
+echo "--- Python (quiver-http, from .venv) ---"
+.venv/bin/python scripts/demo/demo.py "$JSON"
+
+echo
+echo "--- Node (quiver-http) ---"
+node scripts/demo/demo.mjs "$JSON"
+
