@@ -44,6 +44,8 @@ build_inputs() {
   find "$PKG/src" quiver-core/src -type f -name '*.rs' -print0 | sort -z | xargs -0 sha256sum
   sha256sum Cargo.toml Cargo.lock quiver-core/Cargo.toml \
     "$PKG/Cargo.toml" "$PKG/build.rs" "$PKG/package.json" "$PKG/header.d.ts" "$PKG/install.js"
+  # The generated files too: a hand-edited (or stale) copy is rebuilt, i.e. regenerated.
+  sha256sum "$PKG/index.d.ts" "$PKG/binding.js" 2>/dev/null || true
   if [ -f quiver-core/build.rs ]; then sha256sum quiver-core/build.rs; fi
 }
 stamp_build="$PKG/node_modules/.quiver-build.sha256"
@@ -56,5 +58,6 @@ else
   rm -f "$stamp_build"
   (cd "$PKG" && QUIVER_NODE_PROFILE="$PROFILE" QUIVER_NODE_REBUILD=1 node install.js)
   node -e "require('./$PKG')" >/dev/null
-  echo "$hash_build" >"$stamp_build"
+  # Hashed again: the build has just rewritten the generated files.
+  build_inputs | sha256sum | cut -d' ' -f1 >"$stamp_build"
 fi

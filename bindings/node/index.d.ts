@@ -55,6 +55,25 @@ export interface PoolOptions {
   quicIdleTimeout?: number
   /** HTTP/3: send idempotent requests as 0-RTT early data on resumed connections. */
   earlyData?: boolean
+  /**
+   * Proxy URL: `http://[user:pass@]host:port`, or `https://...` (TLS to the proxy itself,
+   * verified with these options' trust settings); `'none'` for no proxy. https targets go
+   * through a CONNECT tunnel, http targets over HTTP/1.1 in absolute form, `http3` origins
+   * through MASQUE CONNECT-UDP. Unset (or `null`): from `HTTPS_PROXY` / `HTTP_PROXY` /
+   * `ALL_PROXY` (lower-case first) except hosts in `NO_PROXY`, unless `proxyFromEnv` is false.
+   * Credentials in the URL go to the proxy only, never to the origin.
+   */
+  proxy?: string | URL | null
+  /** `Proxy-Authorization` value sent to the proxy only (overrides credentials in the URL). */
+  proxyAuthorization?: string | null
+  /**
+   * How to speak to the proxy: `auto`/`http1` (CONNECT over HTTP/1.1, a connection per
+   * tunnel), `http2` (CONNECT streams on pooled HTTP/2 connections), `http3` (MASQUE over
+   * pooled HTTP/3 connections; `http3` origins only).
+   */
+  proxyProtocol?: 'auto' | 'http1' | 'http2' | 'http3' | 'h1' | 'h2' | 'h3'
+  /** Use the proxy environment variables when `proxy` is not set (default true). */
+  proxyFromEnv?: boolean
   /** Longest wait for a connection or stream slot, ms (5000). */
   checkoutTimeout?: number
   /** An idle connection closes after this long, ms (30000). */
@@ -191,6 +210,48 @@ export declare class DatagramChannel implements AsyncIterable<Buffer> {
   [Symbol.asyncIterator](): AsyncIterator<Buffer>
 }
 
+export interface UdpTunnelOptions {
+  /**
+   * How to reach the proxy: `http3` (default; HTTP/3 datagrams on a pooled QUIC connection) or
+   * `http2` (DATAGRAM capsules on a pooled HTTP/2 connection). `http1` is not pooled for
+   * tunnels: `pool_unsupported_for_transport`.
+   */
+  protocol?: 'http3' | 'http2' | 'http1' | 'h3' | 'h2' | 'h1' | 'auto'
+  /** Headers of the CONNECT-UDP request (`proxy-authorization`, ...). Credentials in the
+   * proxy URL become a Basic `proxy-authorization` unless one is given here. */
+  headers?: IncomingHeaders
+}
+
+/**
+ * A MASQUE UDP tunnel (RFC 9298) to one target through a proxy; iterate it for the payloads
+ * the target sends back. Tunnels to one proxy share its pooled connection.
+ */
+export declare class UdpTunnel implements AsyncIterable<Buffer> {
+  private constructor()
+  /** The status of the proxy's answer to the CONNECT-UDP (200). */
+  readonly statusCode: number
+  /** The HTTP version spoken to the proxy: `3.0` or `2.0`. */
+  readonly httpVersion: string
+  /** The proxy's response headers. */
+  readonly headers: ResponseHeaders
+  /** `host:port` of the target. */
+  readonly target: string
+  /** Sends one UDP payload to the target (unreliable, like UDP). Throws `datagram_too_large`
+   * when it is larger than `maxPayload`, or an error once the tunnel is closed. */
+  send(payload: string | Uint8Array | ArrayBuffer): void
+  /** The next payload from the target; `null` once the tunnel has ended. */
+  recv(): Promise<Buffer | null>
+  /** Ends our side; what the target still sends can be received until the proxy ends its side. */
+  close(): Promise<void>
+  /** Drops the tunnel now (its stream is reset); waiting receives resolve with `null`. */
+  destroy(): void
+  /** The largest UDP payload the tunnel carries now. */
+  readonly maxPayload: number
+  /** True once the tunnel has ended and every received payload was taken. */
+  readonly ended: boolean
+  [Symbol.asyncIterator](): AsyncIterator<Buffer>
+}
+
 /**
  * An HTTP client with a connection pool per origin (HTTP/1.1, HTTP/2, HTTP/3). Idle clients
  * do not keep the process alive; pending requests do.
@@ -201,10 +262,23 @@ export declare class Client {
   request(url: string | URL, options?: RequestOptions): Promise<ResponseData>
   /** Opens a datagram channel (the origin's pool must use protocol `http3`). */
   openDatagramChannel(url: string | URL, options?: DatagramChannelOptions): Promise<DatagramChannel>
-  /** Pool statistics per origin and in total. */
+  /**
+   * Opens a MASQUE UDP tunnel to `host:port` through the proxy at `proxy` (`https://` for
+   * `http3` and `http2`; credentials in the URL go to the proxy). A refusal rejects with
+   * `proxy_connect_failed`.
+   */
+  openUdpTunnel(proxy: string | URL, host: string, port: number, options?: UdpTunnelOptions): Promise<UdpTunnel>
+  /** Tears down every pooled connection to proxies: tunnels and requests in flight on them
+   * fail with `shutdown` (a waiting `recv()` rejects); later ones connect anew. */
+  closeAllTunnels(): void
+  /** Pool statistics per origin and in total; `proxies` lists the pooled proxy connections. */
   stats(): native.ClientStats
-  /** Waits for requests in flight to get their response head, then closes the pools; new
-   * requests reject with `shutdown`. */
+  /**
+   * Waits for requests in flight to get their response head, then closes every pool: idle
+   * connections close; HTTP/2 and HTTP/3 bodies still being read, datagram channels and UDP
+   * tunnels fail with `shutdown` (an HTTP/1.1 body in flight finishes). New calls reject with
+   * `shutdown`.
+   */
   close(): Promise<void>
   readonly closed: boolean
 }
@@ -237,11 +311,22 @@ export declare namespace native {
     send(method: string, url: string, headers: Array<string>, body?: Buffer | undefined | null, upload?: UploadSource | undefined | null, timeoutMs?: number | undefined | null, earlyData?: boolean | undefined | null, call?: native.RequestCall | undefined | null): Promise<NativeResponse>
     /** Opens an RFC 9297 datagram channel (an extended CONNECT over HTTP/3). */
     openDatagramChannel(url: string, headers: Array<string>, protocol?: string | undefined | null, queue?: number | undefined | null): Promise<NativeDatagramChannel>
-    /** Pool statistics per origin and in total. */
+    /**
+     * Opens a MASQUE UDP tunnel (RFC 9298) to `host:port` through the proxy at `proxy`, over
+     * a pooled HTTP/3 (default) or HTTP/2 connection to the proxy.
+     */
+    openUdpTunnel(proxy: string, host: string, port: number, protocol: string | undefined | null, headers: Array<string>): Promise<NativeUdpTunnel>
+    /**
+     * Tears down every pooled connection to proxies: tunnels (and requests) in flight on them
+     * fail with `shutdown`; later ones open new connections.
+     */
+    closeAllTunnels(): void
+    /** Pool statistics per origin and in total, and the pooled proxy connections. */
     stats(): ClientStats
     /**
-     * Drops this handle's client: new calls throw `shutdown`; requests and bodies in flight
-     * keep their connections until they end, idle connections close with the pools.
+     * Closes every pool (core's `Client::close`): idle connections close, HTTP/2 and HTTP/3
+     * streams in flight (bodies, datagram channels, tunnels) fail with `shutdown`, HTTP/1.1
+     * requests already on a connection finish. New calls throw `shutdown`.
      */
     close(): void
     /** True once `close()` was called. */
@@ -310,6 +395,38 @@ export declare namespace native {
      */
     cancel(): void
   }
+  /** An open UDP tunnel to one target through a MASQUE proxy. */
+  export class NativeUdpTunnel {
+    /** The status code of the proxy's answer to the CONNECT-UDP. */
+    get status(): number
+    /** The HTTP version spoken to the proxy (`2.0` or `3.0`). */
+    get version(): string
+    /** The proxy's response headers as a flat `[name, value, ...]` list. */
+    headers(): Array<string>
+    /** `host:port` of the target. */
+    get target(): string
+    /**
+     * Sends one UDP payload to the target (unreliable, like UDP). Throws when it does not fit
+     * the tunnel (`datagram_too_large`) or once the tunnel is closed.
+     */
+    send(payload: Buffer): void
+    /**
+     * Resolves with the payloads received (at least one, at most `max`), or `null` once the
+     * tunnel has ended.
+     */
+    recv(max?: number | undefined | null): Promise<Buffer[] | null>
+    /**
+     * Ends our side of the tunnel; what the target still sends can be received until the
+     * proxy ends its side.
+     */
+    close(): Promise<void>
+    /** Drops the tunnel now: its stream is reset, waiting receives resolve with `null`. */
+    destroy(): void
+    /** The largest UDP payload the tunnel carries now. */
+    get maxPayload(): number
+    /** True once the tunnel has ended (its end was received, it failed, or it was destroyed). */
+    get ended(): boolean
+  }
   /** Cancels one request from JavaScript (an `AbortSignal`), before or after its head arrived. */
   export class RequestCall {
     /** A call not yet attached to a request. */
@@ -356,6 +473,11 @@ export declare namespace native {
     retries: number
     /** Sum of `bufferedBytes` over origins. */
     bufferedBytes: number
+    /**
+     * Pooled connections to proxies (HTTP/2 and HTTP/3 proxy connections, shared by tunnels),
+     * one entry per proxy and trust settings; `origin` is the proxy's. Not in the totals.
+     */
+    proxies: Array<native.OriginStats>
   }
   /**
    * Every error kind with its class, as `[kind, class]` pairs (for the JavaScript layer and

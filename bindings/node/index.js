@@ -63,8 +63,9 @@ function pushOptions(out, pattern, options, where) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw quiverError('invalid_config', `${where} must be an object of options`)
   }
-  for (const [key, value] of Object.entries(options)) {
+  for (let [key, value] of Object.entries(options)) {
     if (value === undefined || (pattern === null && key === 'pools')) continue
+    if (value instanceof URL) value = value.href // `proxy: new URL(...)`
     const t = typeof value
     if (value !== null && t !== 'boolean' && t !== 'number' && t !== 'string') {
       throw quiverError('invalid_config', `${where}: option \`${key}\` expects a boolean, number, string or null, got ${t}`)
@@ -399,7 +400,24 @@ function requestFailed(e, signal, upload) {
   return convert(e, cause)
 }
 
-// ---- datagram channels ----------------------------------------------------------------------
+// ---- datagram channels and UDP tunnels ------------------------------------------------------
+
+/**
+ * The next payload of a native channel or tunnel: from `queue`, else from the next batch the
+ * native side delivers (the rest of the batch is queued, behind what earlier receives queued,
+ * so concurrent receives keep the order of arrival); `null` at the end.
+ */
+async function receive(source, queue) {
+  if (queue.length > 0) return queue.shift()
+  let batch
+  try {
+    batch = await source.recv(1024)
+  } catch (e) {
+    throw convert(e)
+  }
+  if (batch !== null) for (const d of batch) queue.push(d)
+  return queue.length > 0 ? queue.shift() : null
+}
 
 /** An RFC 9297 datagram channel; see index.d.ts. */
 class DatagramChannel {
@@ -419,17 +437,8 @@ class DatagramChannel {
     callNative(() => this.#ch.send(buf))
   }
 
-  async recv() {
-    if (this.#queue.length > 0) return this.#queue.shift()
-    let batch
-    try {
-      batch = await this.#ch.recv(1024)
-    } catch (e) {
-      throw convert(e)
-    }
-    if (batch === null) return null
-    for (let i = 1; i < batch.length; i++) this.#queue.push(batch[i])
-    return batch[0]
+  recv() {
+    return receive(this.#ch, this.#queue)
   }
 
   async recvData() {
@@ -463,6 +472,58 @@ class DatagramChannel {
   get trailers() {
     const t = this.#ch.trailers()
     return t === null ? null : headersObject(t)
+  }
+
+  async * [Symbol.asyncIterator]() {
+    for (;;) {
+      const d = await this.recv()
+      if (d === null) return
+      yield d
+    }
+  }
+}
+
+/** A MASQUE UDP tunnel (RFC 9298) through a proxy; see index.d.ts. */
+class UdpTunnel {
+  #t
+  #queue = []
+
+  /** @internal */
+  constructor(t) {
+    this.#t = t
+    this.statusCode = t.status
+    this.httpVersion = t.version
+    this.headers = headersObject(t.headers())
+    this.target = t.target
+  }
+
+  send(payload) {
+    const buf = toBuffer(payload)
+    callNative(() => this.#t.send(buf))
+  }
+
+  recv() {
+    return receive(this.#t, this.#queue)
+  }
+
+  async close() {
+    try {
+      await this.#t.close()
+    } catch (e) {
+      throw convert(e)
+    }
+  }
+
+  destroy() {
+    this.#t.destroy()
+  }
+
+  get maxPayload() {
+    return this.#t.maxPayload
+  }
+
+  get ended() {
+    return this.#queue.length === 0 && this.#t.ended
   }
 
   async * [Symbol.asyncIterator]() {
@@ -553,6 +614,33 @@ class Client {
     return new DatagramChannel(ch)
   }
 
+  async openUdpTunnel(proxy, host, port, options) {
+    if (this.#closing !== null) throw quiverError('shutdown', 'the client is closed')
+    const { protocol, headers } = options ?? {}
+    const href = urlString(proxy)
+    if (typeof host !== 'string' || host === '') {
+      throw quiverError('invalid_url', `the target host must be a non-empty string, got ${host === null ? 'null' : typeof host}`)
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw quiverError('invalid_url', `the target port must be an integer from 1 to 65535, got ${port}`)
+    }
+    if (protocol !== undefined && protocol !== null && typeof protocol !== 'string') {
+      throw quiverError('invalid_config', `the tunnel \`protocol\` must be a string, got ${typeof protocol}`)
+    }
+    const flat = flattenHeaders(headers)
+    let t
+    try {
+      t = await this.#native.openUdpTunnel(href, host, port, protocol ?? null, flat)
+    } catch (e) {
+      throw convert(e)
+    }
+    return new UdpTunnel(t)
+  }
+
+  closeAllTunnels() {
+    callNative(() => this.#native.closeAllTunnels())
+  }
+
   stats() {
     return callNative(() => this.#native.stats())
   }
@@ -581,6 +669,7 @@ module.exports = {
   DatagramChannel,
   QuiverError,
   ResponseBody,
+  UdpTunnel,
   errorKinds,
   native,
   request,

@@ -6,6 +6,7 @@ export const {
   DatagramChannel,
   QuiverError,
   ResponseBody,
+  UdpTunnel,
   errorKinds,
   native,
   request,

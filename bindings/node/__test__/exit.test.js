@@ -73,7 +73,12 @@ test('a script that makes requests and closes its client exits within a second',
     const ch = await h3.openDatagramChannel('https://localhost:' + info.h3 + '/datagram-echo')
     ch.send('x')
     await ch.close()
-    await Promise.all([plain.close(), tls.close(), h3.close()])
+    const proxied = new Client({ caFile: info.ca_file, proxyFromEnv: false, proxy: 'https://localhost:' + info.proxy_tls, proxyProtocol: 'http2' })
+    await (await proxied.request('https://localhost:' + info.https + '/health')).body.text()
+    const tunnel = await proxied.openUdpTunnel('https://localhost:' + info.proxy_h3, '127.0.0.1', info.udp_echo)
+    tunnel.send('x')
+    await tunnel.close()
+    await Promise.all([plain.close(), tls.close(), h3.close(), proxied.close()])
     mark()
   `)
   t.diagnostic(`exited ${ms} ms after close()`)
@@ -94,6 +99,30 @@ test('an idle client that is never closed does not keep the process alive', asyn
   `)
   t.diagnostic(`exited ${ms} ms after the last request`)
   assert.ok(ms < 1000, `exited ${ms} ms after the last request`)
+})
+
+test('open UDP tunnels and proxy connections nobody waits on do not keep the process alive', async (t) => {
+  const ms = await runScript(`
+    const client = new Client({ caFile: info.ca_file, proxyFromEnv: false, proxy: 'https://localhost:' + info.proxy_tls, proxyProtocol: 'http2' })
+    await (await client.request('https://localhost:' + info.https + '/health')).body.text()
+    const tunnels = []
+    for (const [url, protocol] of [[info.proxy_h3, 'http3'], [info.proxy_tls, 'http2']]) {
+      const tunnel = await client.openUdpTunnel('https://localhost:' + url, '127.0.0.1', info.udp_echo, { protocol })
+      const echo = tunnel.recv()
+      for (let i = 0; i < 20; i++) {
+        tunnel.send('ping')
+        let timer
+        const r = await Promise.race([echo, new Promise((r) => { timer = setTimeout(r, 200, 'timeout') })])
+        clearTimeout(timer)
+        if (r !== 'timeout') break
+      }
+      tunnels.push(tunnel)
+    }
+    globalThis.keep = tunnels // open, referenced, not waited on
+    mark()
+  `)
+  t.diagnostic(`exited ${ms} ms after the last use`)
+  assert.ok(ms < 1000, `exited ${ms} ms after the last use`)
 })
 
 test('a response body left unread does not keep the process alive', async () => {

@@ -1,5 +1,5 @@
 // Compiled (not run) by types.test.js: the public API as a TypeScript user sees it.
-import { Client, QuiverError, request, version, errorKinds, native, type ResponseData } from 'quiver-http'
+import { Client, QuiverError, UdpTunnel, request, version, errorKinds, native, type ResponseData, type UdpTunnelOptions } from 'quiver-http'
 import { Readable } from 'node:stream'
 
 async function demo(): Promise<void> {
@@ -38,9 +38,31 @@ async function demo(): Promise<void> {
   const max: number | null = ch.maxDatagramSize
   await ch.close()
   void [d, max]
+  const proxied = new Client({
+    proxy: 'http://user:pass@proxy.example:3128',
+    proxyAuthorization: 'Basic dXNlcjpwYXNz',
+    proxyProtocol: 'http2',
+    proxyFromEnv: false,
+    pools: { 'https://direct.example': { proxy: 'none' }, 'https://masque.example': { protocol: 'http3', proxy: new URL('https://proxy.example'), proxyProtocol: 'http3' } },
+  })
+  const tunnelOptions: UdpTunnelOptions = { protocol: 'http2', headers: { 'proxy-authorization': 'Basic x' } }
+  const tunnel: UdpTunnel = await proxied.openUdpTunnel('https://proxy.example', '127.0.0.1', 53, tunnelOptions)
+  tunnel.send(Buffer.from('query'))
+  const reply: Buffer | null = await tunnel.recv()
+  const target: string = tunnel.target
+  const maxPayload: number = tunnel.maxPayload
+  for await (const payload of tunnel) {
+    const b: Buffer = payload
+    void b
+  }
+  await tunnel.close()
+  tunnel.destroy()
+  proxied.closeAllTunnels()
+  void [reply, target, maxPayload, tunnel.ended, tunnel.statusCode, tunnel.headers]
   const stats: native.ClientStats = client.stats()
   const opened: number = stats.origins[0].connectionsOpened
-  void opened
+  const proxyConnections: number = stats.proxies.reduce((n, p) => n + p.connections, 0)
+  void [opened, proxyConnections]
   await client.close()
   try {
     await client.request('bad')

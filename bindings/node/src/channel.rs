@@ -1,14 +1,16 @@
 //! Datagram channels for Node.
 //!
-//! Core's [`DatagramChannel`] sends through `&self` and receives through `&mut self`. A task
-//! on quiver's runtime owns the receiving: it polls `recv` / `recv_data` under a short lock
-//! only while JavaScript has a receive waiting, so `send()` stays synchronous on the JavaScript
-//! thread (it takes the same lock for the instant of the send). Received datagrams cross in
-//! batches: one Promise carries every datagram already queued, up to the caller's limit.
+//! Core's [`DatagramChannel`] receives through `&mut self`; sending goes through its
+//! [`DatagramSender`], a cloneable handle. A task on quiver's runtime owns the channel and
+//! polls `recv` / `recv_data` only while JavaScript has a receive waiting; `send()` stays
+//! synchronous on the JavaScript thread through the sender, with no lock shared with the task.
+//! Received datagrams cross in batches: one Promise carries every datagram already queued, up
+//! to the caller's limit.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 
@@ -16,7 +18,7 @@ use bytes::Bytes;
 use napi::bindgen_prelude::{Buffer, BufferSlice, Object};
 use napi::Env;
 use napi_derive::napi;
-use quiver_core::{DatagramChannel, Error, ErrorKind, HeaderMap, ResponseHead};
+use quiver_core::{DatagramChannel, DatagramSender, Error, ErrorKind, HeaderMap, ResponseHead};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
@@ -24,7 +26,8 @@ use crate::errors;
 use crate::headers;
 use crate::pending::Pending;
 
-type Datagrams = Option<Vec<Buffer>>;
+/// A batch of received payloads, or `None` at the end.
+pub(crate) type Datagrams = Option<Vec<Buffer>>;
 
 enum Command {
     Recv(Pending<Datagrams>, usize),
@@ -33,7 +36,7 @@ enum Command {
     Destroy,
 }
 
-/// What JavaScript reads while the channel itself is busy (closing) or gone.
+/// What JavaScript reads of the channel's state, published by its task after each event.
 #[derive(Default)]
 struct Info {
     ended: bool,
@@ -42,12 +45,12 @@ struct Info {
 }
 
 struct Shared {
-    /// `None` while the task closes our side (it owns the channel then) and once destroyed.
-    channel: Mutex<Option<DatagramChannel>>,
     info: Mutex<Info>,
+    /// Set (before the channel is dropped) once the task has ended: sends fail from then on.
+    gone: AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -69,14 +72,19 @@ enum Event {
     Data(Result<Option<Bytes>, Error>),
 }
 
-fn to_buffers(batch: Vec<Bytes>) -> Vec<Buffer> {
+/// Payloads as JavaScript Buffers.
+pub(crate) fn to_buffers(batch: Vec<Bytes>) -> Vec<Buffer> {
     batch
         .into_iter()
         .map(|b| Buffer::from(Vec::from(b)))
         .collect()
 }
 
-async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+async fn run(
+    mut ch: DatagramChannel,
+    shared: Arc<Shared>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
     let mut datagram_waiters: VecDeque<(Pending<Datagrams>, usize)> = VecDeque::new();
     let mut data_waiters: VecDeque<Pending<Option<Buffer>>> = VecDeque::new();
     // An error that arrived behind a batch of datagrams: the next receive gets it.
@@ -90,10 +98,6 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
             if let Poll::Ready(c) = commands.poll_recv(cx) {
                 return Poll::Ready(Event::Command(c));
             }
-            let mut guard = lock(&shared.channel);
-            let Some(ch) = guard.as_mut() else {
-                return Poll::Pending;
-            };
             // `recv` and `recv_data` only await core's event queue, so a future dropped after
             // one poll loses nothing; each poll registers this task's waker there.
             if let Some(max) = want_datagrams {
@@ -126,9 +130,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
             Poll::Pending
         })
         .await;
-        if let Some(ch) = lock(&shared.channel).as_ref() {
-            shared.publish(ch);
-        }
+        shared.publish(&ch);
         match event {
             Event::Command(None | Some(Command::Destroy)) => break,
             Event::Command(Some(Command::Recv(p, max))) => match stashed.take() {
@@ -137,18 +139,11 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
             },
             Event::Command(Some(Command::RecvData(p))) => data_waiters.push_back(p),
             Event::Command(Some(Command::Close(p))) => {
-                let taken = lock(&shared.channel).take();
-                match taken {
-                    Some(mut ch) => {
-                        let result = ch.close().await;
-                        shared.publish(&ch);
-                        *lock(&shared.channel) = Some(ch);
-                        match result {
-                            Ok(()) => p.resolve(()),
-                            Err(e) => p.reject(&e),
-                        }
-                    }
-                    None => p.resolve(()),
+                let result = ch.close().await;
+                shared.publish(&ch);
+                match result {
+                    Ok(()) => p.resolve(()),
+                    Err(e) => p.reject(&e),
                 }
             }
             Event::Datagrams(batch) => {
@@ -183,9 +178,9 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
         }
     }
     // Dropping the channel resets its stream and frees its stream slot.
-    let channel = lock(&shared.channel).take();
+    shared.gone.store(true, Ordering::Release);
     lock(&shared.info).ended = true;
-    drop(channel);
+    drop(ch);
     for (p, _) in datagram_waiters.drain(..) {
         p.resolve(None);
     }
@@ -198,6 +193,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
 #[napi(namespace = "native")]
 pub struct NativeDatagramChannel {
     head: ResponseHead,
+    sender: DatagramSender,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -206,16 +202,17 @@ impl NativeDatagramChannel {
     /// Hands `ch` to its task on `handle`.
     pub(crate) fn start(ch: DatagramChannel, handle: &Handle) -> Result<Self, Error> {
         let head = ch.head().clone();
+        let sender = ch.sender();
         let shared = Arc::new(Shared {
-            channel: Mutex::new(None),
             info: Mutex::default(),
+            gone: AtomicBool::new(false),
         });
         shared.publish(&ch);
-        *lock(&shared.channel) = Some(ch);
         let (commands, rx) = mpsc::unbounded_channel();
-        handle.spawn(run(shared.clone(), rx));
+        handle.spawn(run(ch, shared.clone(), rx));
         Ok(NativeDatagramChannel {
             head,
+            sender,
             shared,
             commands,
         })
@@ -258,16 +255,15 @@ impl NativeDatagramChannel {
     /// path, `datagram_error` once the channel is closed.
     #[napi]
     pub fn send(&self, payload: BufferSlice) -> napi::Result<()> {
-        let guard = lock(&self.shared.channel);
-        match guard.as_ref() {
-            Some(ch) => ch
-                .send(Bytes::copy_from_slice(&payload))
-                .map_err(|e| errors::to_js(&e)),
-            None => Err(errors::encode(
+        if self.shared.gone.load(Ordering::Acquire) {
+            return Err(errors::encode(
                 ErrorKind::DatagramError,
                 "the datagram channel is closed",
-            )),
+            ));
         }
+        self.sender
+            .send(Bytes::copy_from_slice(&payload))
+            .map_err(|e| errors::to_js(&e))
     }
 
     /// Resolves with the datagrams received (at least one, at most `max`), or `null` once the
@@ -305,9 +301,10 @@ impl NativeDatagramChannel {
     /// The largest datagram payload the path takes now; `null` when datagrams are unavailable.
     #[napi(getter)]
     pub fn max_datagram_size(&self) -> Option<u32> {
-        let size = match lock(&self.shared.channel).as_ref() {
-            Some(ch) => ch.max_datagram_size(),
-            None => lock(&self.shared.info).max_datagram_size,
+        let size = if self.shared.gone.load(Ordering::Acquire) {
+            lock(&self.shared.info).max_datagram_size
+        } else {
+            self.sender.max_datagram_size()
         };
         size.map(|n| u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -315,20 +312,12 @@ impl NativeDatagramChannel {
     /// True once the channel's stream has ended.
     #[napi(getter)]
     pub fn ended(&self) -> bool {
-        match lock(&self.shared.channel).as_ref() {
-            Some(ch) => ch.is_ended(),
-            None => lock(&self.shared.info).ended,
-        }
+        lock(&self.shared.info).ended
     }
 
     /// The stream's trailers as a flat list, once it has ended; `null` before or without.
     #[napi]
     pub fn trailers(&self) -> Option<Vec<String>> {
-        if let Some(ch) = lock(&self.shared.channel).as_ref() {
-            if let Some(t) = ch.trailers() {
-                return Some(headers::flatten(t));
-            }
-        }
         lock(&self.shared.info)
             .trailers
             .as_ref()

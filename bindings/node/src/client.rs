@@ -1,5 +1,5 @@
 //! The native client: core's `Client` built from JavaScript options, and the calls that start
-//! requests and datagram channels.
+//! requests, datagram channels and UDP tunnels.
 
 use std::time::Duration;
 
@@ -7,7 +7,9 @@ use bytes::Bytes;
 use napi::bindgen_prelude::{BufferSlice, Object};
 use napi::Env;
 use napi_derive::napi;
-use quiver_core::{Client, DatagramOptions, Error, ErrorKind, Request};
+use quiver_core::{
+    Client, DatagramOptions, Error, ErrorKind, PoolSettings, Protocol, Request, UdpTunnelOptions,
+};
 
 use crate::body::{self, RequestCall};
 use crate::channel;
@@ -16,6 +18,7 @@ use crate::headers;
 use crate::options::{self, OptionEntry};
 use crate::pending;
 use crate::stats::ClientStats;
+use crate::tunnel::NativeUdpTunnel;
 use crate::upload::UploadSource;
 
 /// A quiver client: pools per origin, on quiver's background runtime.
@@ -115,23 +118,84 @@ impl NativeClient {
         })
     }
 
-    /// Pool statistics per origin and in total.
+    /// Opens a MASQUE UDP tunnel (RFC 9298) to `host:port` through the proxy at `proxy`, over
+    /// a pooled HTTP/3 (default) or HTTP/2 connection to the proxy.
+    #[napi(ts_return_type = "Promise<NativeUdpTunnel>")]
+    pub fn open_udp_tunnel<'env>(
+        &self,
+        env: &'env Env,
+        proxy: String,
+        host: String,
+        port: u32,
+        protocol: Option<String>,
+        headers: Vec<String>,
+    ) -> napi::Result<Object<'env>> {
+        let client = self.client()?.clone();
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                errors::encode(
+                    ErrorKind::InvalidUrl,
+                    &format!("the target port must be from 1 to 65535, got {port}"),
+                )
+            })?;
+        let options = UdpTunnelOptions {
+            protocol: match protocol {
+                Some(p) => tunnel_protocol(&p).map_err(|e| errors::to_js(&e))?,
+                None => Protocol::Http3,
+            },
+            headers: headers::pairs(&headers)
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+        };
+        let runtime = client.runtime().clone();
+        pending::spawn_promise(env, &runtime, async move {
+            let tunnel = client.open_udp_tunnel(&proxy, &host, port, options).await?;
+            Ok(NativeUdpTunnel::start(tunnel, client.runtime()))
+        })
+    }
+
+    /// Tears down every pooled connection to proxies: tunnels (and requests) in flight on them
+    /// fail with `shutdown`; later ones open new connections.
+    #[napi]
+    pub fn close_all_tunnels(&self) -> napi::Result<()> {
+        self.client()?.close_all_tunnels();
+        Ok(())
+    }
+
+    /// Pool statistics per origin and in total, and the pooled proxy connections.
     #[napi]
     pub fn stats(&self) -> napi::Result<ClientStats> {
         Ok(self.client()?.stats().into())
     }
 
-    /// Drops this handle's client: new calls throw `shutdown`; requests and bodies in flight
-    /// keep their connections until they end, idle connections close with the pools.
+    /// Closes every pool (core's `Client::close`): idle connections close, HTTP/2 and HTTP/3
+    /// streams in flight (bodies, datagram channels, tunnels) fail with `shutdown`, HTTP/1.1
+    /// requests already on a connection finish. New calls throw `shutdown`.
     #[napi]
     pub fn close(&mut self) {
-        self.client = None;
+        if let Some(client) = self.client.take() {
+            client.close();
+        }
     }
 
     /// True once `close()` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.client.is_none()
+    }
+}
+
+/// The protocol of a UDP tunnel, by core's own parsing of protocol names.
+fn tunnel_protocol(name: &str) -> Result<Protocol, Error> {
+    let mut settings = PoolSettings::default();
+    match settings.set("protocol", name) {
+        Ok(_) => Ok(settings.protocol.unwrap_or(Protocol::Http3)),
+        Err(_) => Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!("the tunnel `protocol` must be http3, http2 or http1, got `{name}`"),
+        )),
     }
 }
 

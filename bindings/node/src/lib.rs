@@ -26,6 +26,7 @@ mod headers;
 mod options;
 mod pending;
 mod stats;
+mod tunnel;
 mod upload;
 
 pub use body::{NativeResponse, RequestCall};
@@ -33,6 +34,7 @@ pub use channel::NativeDatagramChannel;
 pub use client::NativeClient;
 pub use options::OptionEntry;
 pub use stats::{ClientStats, OriginStats};
+pub use tunnel::NativeUdpTunnel;
 pub use upload::UploadSource;
 
 use napi_derive::napi;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::{Either4, Null};
 use napi_derive::napi;
-use quiver_core::{ClientBuilder, OptionValue};
+use quiver_core::{ClientBuilder, OptionKind, OptionValue, PoolSettings};
 
 /// One option as the JavaScript layer passes it: `index.js` flattens `new Client({...})` into
 /// these, with names already in core's snake_case.
@@ -20,34 +20,27 @@ pub struct OptionEntry {
     pub value: Either4<bool, f64, String, Null>,
 }
 
-/// Options whose values are durations, given in milliseconds from JavaScript.
-fn is_duration(name: &str) -> bool {
-    name.ends_with("_timeout") || name.ends_with("_interval")
-}
-
-/// The core value for a JavaScript value of option `name`.
+/// The core value for a JavaScript value of option `name`, by the kind of value core says the
+/// option takes ([`PoolSettings::kind`]): numbers are milliseconds for durations, and
+/// `Infinity` means "no limit" where the option allows none. A value of the wrong type goes to
+/// core as it is, for core's own error message (which names the option and what it expects).
 pub(crate) fn option_value(name: &str, value: Either4<bool, f64, String, Null>) -> OptionValue {
     match value {
         Either4::D(Null) => OptionValue::None,
         Either4::A(b) => OptionValue::Bool(b),
         Either4::C(s) => OptionValue::Str(s),
-        Either4::B(n) if is_duration(name) => {
-            if n == f64::INFINITY {
-                OptionValue::None
-            } else if n.is_finite() && n >= 0.0 && n <= u64::MAX as f64 / 1000.0 {
+        Either4::B(n) => match PoolSettings::kind(name) {
+            Some(OptionKind::OptionalDuration) if n == f64::INFINITY => OptionValue::None,
+            Some(OptionKind::Duration | OptionKind::OptionalDuration)
+                if n.is_finite() && n >= 0.0 && n <= u64::MAX as f64 / 1000.0 =>
+            {
                 OptionValue::Duration(Duration::from_secs_f64(n / 1000.0))
-            } else {
-                // Negative or NaN: core rejects it with the option's name and what it expects.
-                OptionValue::Float(n)
             }
-        }
-        Either4::B(n) => {
-            if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                OptionValue::Int(n as i64)
-            } else {
-                OptionValue::Float(n)
-            }
-        }
+            Some(OptionKind::Float) => OptionValue::Float(n),
+            // Integers (and numbers given to options that take none: core rejects them).
+            _ if n.fract() == 0.0 && n.abs() < 9.0e15 => OptionValue::Int(n as i64),
+            _ => OptionValue::Float(n),
+        },
     }
 }
 
@@ -79,15 +72,27 @@ mod tests {
             OptionValue::Duration(Duration::from_micros(500))
         );
         assert_eq!(num("request_timeout", f64::INFINITY), OptionValue::None);
+        // A required duration has no "no limit": Infinity goes to core, which rejects it.
+        assert!(matches!(
+            num("connect_timeout", f64::INFINITY),
+            OptionValue::Float(f) if f.is_infinite()
+        ));
         // Negative durations go to core as they are, for core's own error message.
-        assert_eq!(num("connect_timeout", -1.0), OptionValue::Float(-1.0));
+        assert_eq!(num("connect_timeout", -1.0), OptionValue::Int(-1));
+        assert_eq!(num("connect_timeout", -1.5), OptionValue::Float(-1.5));
         assert_eq!(num("size", 10.0), OptionValue::Int(10));
+        assert_eq!(num("size", 2.5), OptionValue::Float(2.5));
         assert_eq!(
             num("window_update_threshold", 0.25),
             OptionValue::Float(0.25)
         );
+        assert_eq!(num("window_update_threshold", 1.0), OptionValue::Float(1.0));
         assert_eq!(
             option_value("protocol", Either4::C("http2".into())),
+            OptionValue::Str("http2".into())
+        );
+        assert_eq!(
+            option_value("proxy_protocol", Either4::C("http2".into())),
             OptionValue::Str("http2".into())
         );
         assert_eq!(
@@ -95,9 +100,32 @@ mod tests {
             OptionValue::Bool(true)
         );
         assert_eq!(
+            option_value("proxy_from_env", Either4::A(false)),
+            OptionValue::Bool(false)
+        );
+        assert_eq!(
             option_value("request_timeout", Either4::D(Null)),
             OptionValue::None
         );
+        assert_eq!(option_value("proxy", Either4::D(Null)), OptionValue::None);
+        // Names that end like durations but are not are not guessed: only core's kind counts.
+        assert_eq!(num("no_such_timeout", 10.0), OptionValue::Int(10));
+    }
+
+    #[test]
+    fn every_duration_option_takes_milliseconds() {
+        for name in PoolSettings::NAMES {
+            let mut settings = PoolSettings::default();
+            let value = option_value(name, Either4::B(1500.0));
+            match PoolSettings::kind(name) {
+                Some(OptionKind::Duration | OptionKind::OptionalDuration) => {
+                    assert_eq!(value, OptionValue::Duration(Duration::from_millis(1500)));
+                    settings.set(name, value).unwrap();
+                }
+                Some(_) => assert!(!matches!(value, OptionValue::Duration(_)), "{name}"),
+                None => panic!("{name} has no kind"),
+            }
+        }
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct ClientStats {
     pub retries: f64,
     /// Sum of `bufferedBytes` over origins.
     pub buffered_bytes: f64,
+    /// Pooled connections to proxies (HTTP/2 and HTTP/3 proxy connections, shared by tunnels),
+    /// one entry per proxy and trust settings; `origin` is the proxy's. Not in the totals.
+    pub proxies: Vec<OriginStats>,
 }
 
 fn count(n: usize) -> u32 {
@@ -65,27 +68,29 @@ fn total(n: u64) -> f64 {
     n as f64
 }
 
+impl From<quiver_core::OriginStats> for OriginStats {
+    fn from(o: quiver_core::OriginStats) -> Self {
+        OriginStats {
+            origin: o.origin,
+            protocol: o.protocol.to_owned(),
+            idle: count(o.idle),
+            active: count(o.active),
+            queued: count(o.queued),
+            connections: count(o.connections),
+            connections_opened: total(o.connections_opened),
+            requests: total(o.requests),
+            errors: total(o.errors),
+            retries: total(o.retries),
+            buffered_bytes: total(o.buffered_bytes),
+            connection_streams: o.connection_streams.into_iter().map(count).collect(),
+        }
+    }
+}
+
 impl From<quiver_core::ClientStats> for ClientStats {
     fn from(s: quiver_core::ClientStats) -> Self {
         ClientStats {
-            origins: s
-                .origins
-                .into_iter()
-                .map(|o| OriginStats {
-                    origin: o.origin,
-                    protocol: o.protocol.to_owned(),
-                    idle: count(o.idle),
-                    active: count(o.active),
-                    queued: count(o.queued),
-                    connections: count(o.connections),
-                    connections_opened: total(o.connections_opened),
-                    requests: total(o.requests),
-                    errors: total(o.errors),
-                    retries: total(o.retries),
-                    buffered_bytes: total(o.buffered_bytes),
-                    connection_streams: o.connection_streams.into_iter().map(count).collect(),
-                })
-                .collect(),
+            origins: s.origins.into_iter().map(OriginStats::from).collect(),
             connections: count(s.connections),
             idle: count(s.idle),
             active: count(s.active),
@@ -95,6 +100,7 @@ impl From<quiver_core::ClientStats> for ClientStats {
             errors: total(s.errors),
             retries: total(s.retries),
             buffered_bytes: total(s.buffered_bytes),
+            proxies: s.proxies.into_iter().map(OriginStats::from).collect(),
         }
     }
 }
