@@ -31,7 +31,7 @@ mod transport;
 pub use client::{Client, ClientBuilder};
 pub use config::{OptionKind, OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots};
 pub use datagram::{DatagramChannel, DatagramOptions, DatagramSender};
-pub use proxy::udp::{UdpTunnel, UdpTunnelOptions};
+pub use proxy::udp::{UdpTunnel, UdpTunnelOptions, UdpTunnelSender};
 
 pub use error::{BoxError, Error, ErrorClass, ErrorKind, Result};
 pub use origin::{Host, Origin, Scheme, Target};

@@ -300,6 +300,12 @@ impl UdpTunnel {
         self.sender.send(payload)
     }
 
+    /// A handle that sends on this tunnel from elsewhere (cheap to clone), so that sending
+    /// need not wait for a receive in progress.
+    pub fn sender(&self) -> UdpTunnelSender {
+        UdpTunnelSender(self.sender.clone())
+    }
+
     /// The next UDP payload from the target; `None` when the tunnel has ended.
     pub async fn recv(&mut self) -> Result<Option<Bytes>> {
         match &mut self.receiver {
@@ -351,6 +357,28 @@ impl UdpTunnel {
             }
             (Receiver::Http2 { .. }, TunnelSender::Http3(_)) => Ok(()),
         }
+    }
+}
+
+/// Sends UDP payloads on a tunnel; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct UdpTunnelSender(Arc<TunnelSender>);
+
+impl fmt::Debug for UdpTunnelSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpTunnelSender").finish_non_exhaustive()
+    }
+}
+
+impl UdpTunnelSender {
+    /// Sends one UDP payload to the target (unreliable, like UDP).
+    pub fn send(&self, payload: &[u8]) -> Result<()> {
+        self.0.send(payload)
+    }
+
+    /// The largest UDP payload the tunnel carries now.
+    pub fn max_payload(&self) -> usize {
+        self.0.max_payload()
     }
 }
 
