@@ -1,28 +1,32 @@
 //! The native client behind `quiver.Client` and `quiver.AsyncClient`: builds core requests from
 //! Python arguments and runs them, blocking (GIL released) or completing an asyncio future.
 
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyString};
-use quiver_core::{Client, DatagramOptions, Error, ErrorKind, Request};
+use quiver_core::{
+    Client, DatagramOptions, Error, ErrorKind, OptionValue, PoolSettings, Protocol, Request,
+    UdpTunnelOptions,
+};
 use tokio::runtime::Handle;
 
 use crate::body::{to_body, BodyFailure};
 use crate::bridge::{self, LoopBridge, Pending};
 use crate::channel::NativeChannel;
 use crate::response::{RawResponse, ResponseStream};
-use crate::wait::{self, Process};
+use crate::tunnel::NativeUdpTunnel;
+use crate::wait::{self, ForkGuard};
 use crate::{errors, options, stats};
 
 /// A core client with its pools; shared by every thread (and event loop) that uses it.
 #[pyclass(frozen, module = "quiver._quiver")]
 pub struct NativeClient {
-    client: RwLock<Option<Client>>,
-    process: Process,
+    client: Client,
+    closed: AtomicBool,
 }
 
 /// Header fields given by Python: an iterable of `(name, value)` pairs of str or bytes.
@@ -104,26 +108,71 @@ impl Call {
 }
 
 impl NativeClient {
+    /// The core client, unless `close()` was called (`shutdown`).
     fn client(&self, py: Python<'_>) -> PyResult<Client> {
-        let client = self
-            .client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        client.ok_or_else(|| errors::new_py(py, ErrorKind::Shutdown, "the client is closed"))
+        if self.closed.load(Ordering::Acquire) {
+            return Err(errors::new_py(
+                py,
+                ErrorKind::Shutdown,
+                "the client was closed",
+            ));
+        }
+        Ok(self.client.clone())
+    }
+
+    /// `Ok` unless this is a child forked after the client was made (`forked`).
+    fn check_fork(&self, py: Python<'_>) -> PyResult<()> {
+        if self.client.is_forked() {
+            return Err(errors::to_py(py, &errors::forked()));
+        }
+        Ok(())
     }
 
     /// The runtime to run on. In a forked child the client's own runtime has no threads, so
     /// its calls go to the child's fresh background runtime, where core refuses them (`forked`)
     /// instead of hanging.
     fn runtime(&self, client: &Client) -> Handle {
-        if self.process.is_forked() {
+        if client.is_forked() {
             if let Ok(handle) = quiver_core::runtime::background() {
                 return handle;
             }
         }
         client.runtime().clone()
     }
+}
+
+/// A UDP tunnel's options: the protocol by the pool option's names (`http3`, `http2`; `h3`
+/// and the other spellings `protocol=` takes), and header fields as text.
+fn tunnel_options(
+    py: Python<'_>,
+    protocol: Option<&str>,
+    headers: Option<&Bound<'_, PyAny>>,
+) -> PyResult<UdpTunnelOptions> {
+    let mut options = UdpTunnelOptions::default();
+    if let Some(name) = protocol {
+        let mut parsed = PoolSettings::default();
+        parsed
+            .set("protocol", OptionValue::Str(name.to_owned()))
+            .map_err(|_| {
+                errors::new_py(
+                    py,
+                    ErrorKind::InvalidConfig,
+                    format!("a UDP tunnel's protocol is http3 or http2, got {name:?}"),
+                )
+            })?;
+        options.protocol = parsed.protocol.unwrap_or(Protocol::Http3);
+    }
+    for (name, value) in fields(headers)? {
+        let (Ok(name), Ok(value)) = (String::from_utf8(name), String::from_utf8(value)) else {
+            return Err(errors::new_py(
+                py,
+                ErrorKind::InvalidHeader,
+                "a UDP tunnel's header fields must be UTF-8 text",
+            ));
+        };
+        options.headers.push((name, value));
+    }
+    Ok(options)
 }
 
 /// Core's defaults, with what Python gave.
@@ -149,8 +198,8 @@ impl NativeClient {
     ) -> PyResult<Self> {
         let client = options::build(py, options, pools)?;
         Ok(NativeClient {
-            client: RwLock::new(Some(client)),
-            process: Process::current(),
+            client,
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -176,9 +225,10 @@ impl NativeClient {
         )?
         .into_parts(py)?;
         if stream {
+            let fork = ForkGuard::new(&client);
             let out = wait::block_on(py, &handle, async move { client.stream(req).await })?;
             let resp = out.map_err(|e| errors::request_error(py, &e, &failure))?;
-            Ok(Py::new(py, ResponseStream::new(resp, handle))?.into_any())
+            Ok(Py::new(py, ResponseStream::new(resp, handle, fork))?.into_any())
         } else {
             let out = wait::block_on(py, &handle, async move { client.request(req).await })?;
             let resp = out.map_err(|e| errors::request_error(py, &e, &failure))?;
@@ -218,13 +268,16 @@ impl NativeClient {
         .into_parts(py)?;
         if stream {
             let reads_on = handle.clone();
+            let fork = ForkGuard::new(&client);
             Ok(bridge::spawn(
                 &handle,
                 shared,
                 fut,
                 async move { client.stream(req).await },
                 move |py, out| match out {
-                    Ok(resp) => Ok(Py::new(py, ResponseStream::new(resp, reads_on))?.into_any()),
+                    Ok(resp) => {
+                        Ok(Py::new(py, ResponseStream::new(resp, reads_on, fork))?.into_any())
+                    }
                     Err(e) => Err(errors::request_error(py, &e, &failure)),
                 },
             ))
@@ -257,11 +310,12 @@ impl NativeClient {
         let fields = fields(headers)?;
         let url = url.to_string();
         let options = channel_options(protocol, queue);
+        let fork = ForkGuard::new(&client);
         let out = wait::block_on(py, &handle, async move {
             client.open_datagram_channel(&url, fields, options).await
         })?;
         let ch = out.map_err(|e| errors::to_py(py, &e))?;
-        Ok(NativeChannel::start(ch, handle))
+        Ok(NativeChannel::start(ch, handle, fork))
     }
 
     /// Like `open_channel`, for asyncio: completes `fut` with the channel.
@@ -283,42 +337,102 @@ impl NativeClient {
         let url = url.to_string();
         let options = channel_options(protocol, queue);
         let runs_on = handle.clone();
+        let fork = ForkGuard::new(&client);
         Ok(bridge::spawn(
             &handle,
             bridge.shared(),
             fut,
             async move { client.open_datagram_channel(&url, fields, options).await },
             move |py, out| match out {
-                Ok(ch) => Ok(Py::new(py, NativeChannel::start(ch, runs_on))?.into_any()),
+                Ok(ch) => Ok(Py::new(py, NativeChannel::start(ch, runs_on, fork))?.into_any()),
                 Err(e) => Err(errors::to_py(py, &e)),
             },
         ))
     }
 
-    /// Pool statistics: totals and one dict per origin.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.process.check(py)?;
+    /// Opens a MASQUE CONNECT-UDP tunnel to `host:port` through the proxy at `proxy`, blocking
+    /// for the proxy's answer.
+    #[pyo3(signature = (proxy, host, port, protocol = None, headers = None))]
+    fn open_udp_tunnel(
+        &self,
+        py: Python<'_>,
+        proxy: PyBackedStr,
+        host: PyBackedStr,
+        port: u16,
+        protocol: Option<PyBackedStr>,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<NativeUdpTunnel> {
         let client = self.client(py)?;
-        stats::to_dict(py, &client.stats())
+        let handle = self.runtime(&client);
+        let options = tunnel_options(py, protocol.as_deref(), headers)?;
+        let fork = ForkGuard::new(&client);
+        let (proxy, host) = (proxy.to_string(), host.to_string());
+        let out = wait::block_on(py, &handle, async move {
+            client.open_udp_tunnel(&proxy, &host, port, options).await
+        })?;
+        let tunnel = out.map_err(|e| errors::to_py(py, &e))?;
+        Ok(NativeUdpTunnel::start(tunnel, handle, fork))
     }
 
-    /// Drops this handle's reference to the pools; later calls raise (kind `shutdown`).
-    /// Responses and channels already open keep working.
-    fn close(&self) {
-        let client = self
-            .client
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        drop(client);
+    /// Like `open_udp_tunnel`, for asyncio: completes `fut` with the tunnel.
+    #[pyo3(signature = (bridge, fut, proxy, host, port, protocol = None, headers = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn open_udp_tunnel_async(
+        &self,
+        py: Python<'_>,
+        bridge: &LoopBridge,
+        fut: Py<PyAny>,
+        proxy: PyBackedStr,
+        host: PyBackedStr,
+        port: u16,
+        protocol: Option<PyBackedStr>,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Pending> {
+        let client = self.client(py)?;
+        let handle = self.runtime(&client);
+        let options = tunnel_options(py, protocol.as_deref(), headers)?;
+        let fork = ForkGuard::new(&client);
+        let (proxy, host) = (proxy.to_string(), host.to_string());
+        let runs_on = handle.clone();
+        Ok(bridge::spawn(
+            &handle,
+            bridge.shared(),
+            fut,
+            async move { client.open_udp_tunnel(&proxy, &host, port, options).await },
+            move |py, out| match out {
+                Ok(t) => Ok(Py::new(py, NativeUdpTunnel::start(t, runs_on, fork))?.into_any()),
+                Err(e) => Err(errors::to_py(py, &e)),
+            },
+        ))
+    }
+
+    /// Tears down every pooled connection to proxies: tunnels on them (and callers waiting
+    /// for them) get a `shutdown` error.
+    fn close_all_tunnels(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_fork(py)?;
+        py.detach(|| self.client.close_all_tunnels());
+        Ok(())
+    }
+
+    /// Pool statistics: totals, one dict per origin, and the pooled proxy connections.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.check_fork(py)?;
+        stats::to_dict(py, &self.client.stats())
+    }
+
+    /// Shuts every pool down (core's `Client::close`): idle connections close, HTTP/2 and
+    /// HTTP/3 streams in flight and callers waiting for a connection get `shutdown`, and later
+    /// requests raise (kind `shutdown`). In a forked child it only marks the client closed
+    /// (its pools belong to the parent).
+    fn close(&self, py: Python<'_>) {
+        if !self.closed.swap(true, Ordering::AcqRel) && !self.client.is_forked() {
+            py.detach(|| self.client.close());
+        }
     }
 
     /// True once `close()` was called.
     #[getter]
     fn is_closed(&self) -> bool {
-        self.client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.closed.load(Ordering::Acquire)
     }
 }

@@ -22,9 +22,11 @@ mod bridge;
 mod channel;
 mod client;
 mod errors;
+mod mailbox;
 mod options;
 mod response;
 mod stats;
+mod tunnel;
 mod wait;
 
 /// The native part of the `quiver` package.
@@ -47,6 +49,7 @@ fn _quiver(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::RawResponse>()?;
     m.add_class::<response::ResponseStream>()?;
     m.add_class::<channel::NativeChannel>()?;
+    m.add_class::<tunnel::NativeUdpTunnel>()?;
     m.add_class::<bridge::LoopBridge>()?;
     m.add_class::<bridge::Pending>()?;
     Ok(())

@@ -1,34 +1,15 @@
 //! Client options from Python keyword arguments and `pools={pattern: {...}}`, passed to core's
-//! `ClientBuilder::set` / `set_for`, which validates them. Durations are seconds in Python.
+//! `ClientBuilder::set` / `set_for`, which validates them. Durations (the options core reports
+//! as `OptionKind::Duration` / `OptionalDuration`) are seconds in Python.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use quiver_core::{Client, ClientBuilder, Error, ErrorKind, OptionValue, PoolSettings};
+use quiver_core::{Client, ClientBuilder, Error, ErrorKind, OptionKind, OptionValue, PoolSettings};
 
 use crate::errors;
-
-/// Whether `name` is a duration option: the options that accept a `Duration` (asked of core,
-/// so a new duration option is seconds in Python without a change here).
-fn is_duration(name: &str) -> bool {
-    static DURATIONS: OnceLock<Vec<&'static str>> = OnceLock::new();
-    DURATIONS
-        .get_or_init(|| {
-            PoolSettings::NAMES
-                .iter()
-                .copied()
-                .filter(|n| {
-                    PoolSettings::default()
-                        .set(n, Duration::from_secs(1))
-                        .is_ok()
-                })
-                .collect()
-        })
-        .contains(&name)
-}
 
 /// Builds a core client from the keyword arguments of `quiver.Client(...)`.
 pub(crate) fn build(
@@ -124,8 +105,9 @@ fn option_value(name: &str, value: &Bound<'_, PyAny>) -> Result<OptionValue, Str
             .map(|r| r.to_string())
             .unwrap_or_else(|_| "?".into())
     };
-    if is_duration(name) {
-        let none_ok = PoolSettings::default().set(name, OptionValue::None).is_ok();
+    let kind = PoolSettings::kind(name);
+    if let Some(OptionKind::Duration | OptionKind::OptionalDuration) = kind {
+        let none_ok = kind == Some(OptionKind::OptionalDuration);
         let expected = || {
             format!(
                 "option `{name}` expects a duration in seconds (a non-negative number){}, got {}",
@@ -196,35 +178,4 @@ fn option_value(name: &str, value: &Bound<'_, PyAny>) -> Result<OptionValue, Str
         "option `{name}` cannot take a value of type {type_name}: {}",
         shown()
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_duration;
-
-    #[test]
-    fn duration_options_are_found_by_asking_core() {
-        for name in [
-            "ping_interval",
-            "ping_timeout",
-            "quic_idle_timeout",
-            "checkout_timeout",
-            "idle_timeout",
-            "connect_timeout",
-            "read_timeout",
-            "request_timeout",
-        ] {
-            assert!(is_duration(name), "{name}");
-        }
-        for name in [
-            "size",
-            "protocol",
-            "ca_file",
-            "early_data",
-            "window_update_threshold",
-            "nope",
-        ] {
-            assert!(!is_duration(name), "{name}");
-        }
-    }
 }

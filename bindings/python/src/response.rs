@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 
 use crate::bridge::{self, LoopBridge, Pending};
 use crate::errors;
-use crate::wait::{self, Process};
+use crate::wait::{self, ForkGuard};
 
 /// Most bytes one read of a stream returns: chunks already received are joined up to this, so a
 /// fast body costs fewer round trips through Python.
@@ -225,12 +225,16 @@ pub struct ResponseStream {
     headers: HeaderMap,
     slot: Arc<Mutex<Slot>>,
     handle: Handle,
-    process: Process,
+    fork: ForkGuard,
 }
 
 impl ResponseStream {
     /// Wraps a core streamed response; reads run on `handle`.
-    pub(crate) fn new(resp: quiver_core::StreamResponse, handle: Handle) -> ResponseStream {
+    pub(crate) fn new(
+        resp: quiver_core::StreamResponse,
+        handle: Handle,
+        fork: ForkGuard,
+    ) -> ResponseStream {
         let (head, body) = resp.into_parts();
         let slot = Slot {
             body: Some(body),
@@ -242,13 +246,13 @@ impl ResponseStream {
             headers: head.headers,
             slot: Arc::new(Mutex::new(slot)),
             handle,
-            process: Process::current(),
+            fork,
         }
     }
 
     /// Takes the body out for a read: `Ok(None)` when the body has ended.
     fn take(&self, py: Python<'_>) -> PyResult<Option<ResponseBody>> {
-        self.process.check(py)?;
+        self.fork.check(py)?;
         let mut s = lock(&self.slot);
         if let Some(e) = s.error.take() {
             return Err(errors::to_py(py, &e));

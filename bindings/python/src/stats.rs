@@ -21,8 +21,10 @@ fn origin_dict<'py>(py: Python<'py>, o: &OriginStats) -> PyResult<Bound<'py, PyD
     Ok(d)
 }
 
-/// `{"connections": .., "idle": .., ..., "origins": {"https://host:443": {...}}}`: the totals
-/// and one dict per origin (keyed by `scheme://host:port`).
+/// `{"connections": .., "idle": .., ..., "origins": {"https://host:443": {...}}, "proxies":
+/// [{...}]}`: the totals, one dict per origin (keyed by `scheme://host:port`) and one per pool
+/// of connections to a proxy (HTTP/2 and HTTP/3 proxy connections are pooled; not counted in
+/// the totals).
 pub(crate) fn to_dict<'py>(py: Python<'py>, s: &ClientStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("connections", s.connections)?;
@@ -39,5 +41,11 @@ pub(crate) fn to_dict<'py>(py: Python<'py>, s: &ClientStats) -> PyResult<Bound<'
         origins.set_item(&o.origin, origin_dict(py, o)?)?;
     }
     d.set_item("origins", origins)?;
+    let proxies = s
+        .proxies
+        .iter()
+        .map(|o| origin_dict(py, o))
+        .collect::<PyResult<Vec<_>>>()?;
+    d.set_item("proxies", proxies)?;
     Ok(d)
 }

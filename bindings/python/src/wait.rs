@@ -1,4 +1,4 @@
-//! Blocking waits for the sync API, and which runtime an object may use after `fork()`.
+//! Blocking waits for the sync API, and the `fork()` check of objects made from a client.
 //!
 //! A blocking call runs its future on the calling thread with the GIL released, in slices:
 //! between slices it re-attaches and runs Python's signal handlers, so Ctrl-C interrupts a
@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use pyo3::prelude::*;
+use quiver_core::Client;
 use tokio::runtime::Handle;
 
 use crate::errors;
@@ -34,28 +35,25 @@ where
     }
 }
 
-/// The process an object was made in: after `fork()` the runtime threads it relied on do not
-/// exist in the child, so waiting on them would hang.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Process {
-    pid: u32,
-}
+/// Refuses work in a child process forked after a client was made: the runtime threads an
+/// object relies on do not exist there, so waiting on them would hang. Core tells (its fork
+/// generation, bumped by a `pthread_atfork` handler), not a pid comparison.
+#[derive(Clone, Debug)]
+pub(crate) struct ForkGuard(Client);
 
-impl Process {
-    /// The current process.
-    pub(crate) fn current() -> Process {
-        Process {
-            pid: std::process::id(),
-        }
+impl ForkGuard {
+    /// Guards objects made from `client`.
+    pub(crate) fn new(client: &Client) -> ForkGuard {
+        ForkGuard(client.clone())
     }
 
-    /// True in a child forked after this object was made.
-    pub(crate) fn is_forked(self) -> bool {
-        self.pid != std::process::id()
+    /// True in a child forked after the client was made.
+    pub(crate) fn is_forked(&self) -> bool {
+        self.0.is_forked()
     }
 
-    /// `Ok` in the process the object was made in, else the `forked` error.
-    pub(crate) fn check(self, py: Python<'_>) -> PyResult<()> {
+    /// `Ok` in the process the client was made in, else the `forked` error.
+    pub(crate) fn check(&self, py: Python<'_>) -> PyResult<()> {
         if self.is_forked() {
             return Err(errors::to_py(py, &errors::forked()));
         }

@@ -13,6 +13,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 
+# Clients read the proxy environment variables when built (`proxy_from_env` defaults to true):
+# the tests reach the loopback server directly, and test_proxy sets its own.
+for _name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.upper(), None)
+
 
 def _server_binary() -> Path:
     if os.environ.get("QUIVER_TESTSERVER"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import time
 from pathlib import Path
@@ -132,6 +133,46 @@ def test_closed_client(h1: Target) -> None:
     with pytest.raises(quiver.QuiverError) as info:
         client.get(h1.url("/health"))
     assert info.value.kind == "shutdown"
+    client.close()  # idempotent
+
+
+@pytest.mark.parametrize("name", ["http1", "h2", "h3"])
+def test_close_shuts_the_pools_down(server: Dict[str, Any], name: str) -> None:
+    """`close()` shuts every pool down: HTTP/2 and HTTP/3 streams in flight fail with
+    `shutdown`, an HTTP/1.1 response already on its connection finishes."""
+    target = make_target(server, name)
+    n = 20_000_000
+    client = quiver.Client(**target.options)
+    with client.stream("GET", target.url(f"/bytes/{n}")) as r:
+        chunks = r.iter_bytes()
+        received = len(next(chunks))
+        client.close()
+        if target.version == "HTTP/1.1":
+            received += sum(len(c) for c in chunks)
+            assert received == n
+        else:
+            with pytest.raises(quiver.TransientError) as info:
+                for _ in chunks:
+                    pass
+            assert info.value.kind == "shutdown"
+    with pytest.raises(quiver.TransientError) as later:
+        client.get(target.url("/health"))
+    assert later.value.kind == "shutdown"
+    assert client.stats()["origins"] == {}
+
+
+@async_test
+async def test_aclose_fails_requests_in_flight(server: Dict[str, Any]) -> None:
+    target = make_target(server, "h2")
+    client = quiver.AsyncClient(**target.options)
+    pending = asyncio.ensure_future(client.get(target.url("/slow/5000")))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await client.aclose()
+    with pytest.raises(quiver.TransientError) as info:
+        await pending
+    assert info.value.kind == "shutdown"
+    assert time.monotonic() - started < 1
 
 
 # -- options --------------------------------------------------------------------------------
@@ -161,6 +202,12 @@ def test_closed_client(h1: Target) -> None:
         ({"pools": {"not a pattern": {"size": 1}}}, "not a pattern"),
         ({"pools": {"https://api.example.com": 5}}, "https://api.example.com"),
         ({"pools": ["x"]}, "pools"),
+        ({"proxy": "socks5://127.0.0.1:1080"}, "proxy"),
+        ({"proxy": "127.0.0.1:3128"}, "proxy"),
+        ({"proxy_protocol": "http9"}, "proxy_protocol"),
+        ({"proxy_protocol": "http3"}, "proxy_protocol"),
+        ({"proxy_from_env": "yes"}, "proxy_from_env"),
+        ({"proxy_authorization": 5}, "proxy_authorization"),
     ],
 )
 def test_bad_options_raise_at_construction(options: Dict[str, Any], needle: str) -> None:
@@ -178,7 +225,8 @@ def test_every_core_option_is_accepted_by_name() -> None:
         "connection_window", "window_update_threshold", "ping_interval", "ping_timeout",
         "quic_idle_timeout", "early_data", "checkout_timeout", "idle_timeout", "connect_timeout",
         "read_timeout", "request_timeout", "ca_file", "client_cert", "client_key", "tls_roots",
-        "danger_accept_invalid_certs",
+        "danger_accept_invalid_certs", "proxy", "proxy_authorization", "proxy_protocol",
+        "proxy_from_env",
     }  # fmt: skip
     assert expected <= set(quiver.OPTION_NAMES)
     for name in quiver.OPTION_NAMES:
@@ -225,9 +273,14 @@ def test_good_options(h1: Target, server: Dict[str, Any]) -> None:
         ca_file=server["ca_file"],
         tls_roots="system",
         danger_accept_invalid_certs=False,
+        proxy=None,
+        proxy_authorization=None,
+        proxy_protocol="http2",
+        proxy_from_env=False,
         pools={
-            h1.base: {"size": 1, "checkout_timeout": 0.5},
-            "https://*.example.com": {"protocol": "http3", "early_data": True},
+            h1.base: {"size": 1, "checkout_timeout": 0.5, "proxy": "none"},
+            "https://*.example.com": {"protocol": "http3", "early_data": True, "proxy_protocol": "http3"},
+            "https://proxied.example.com": {"proxy": "http://user:pw@127.0.0.1:3128", "proxy_authorization": "Basic eA=="},
         },
     )
     with quiver.Client(**options) as client:

@@ -14,7 +14,7 @@
 """
 
 from . import _quiver
-from ._client import AsyncClient, AsyncDatagramChannel, Client, DatagramChannel
+from ._client import AsyncClient, AsyncDatagramChannel, AsyncUdpTunnel, Client, DatagramChannel, UdpTunnel
 from ._exceptions import HTTPStatusError, InvalidError, QuiverError, TransientError, UnrecoverableError
 from ._exceptions import TimeoutError as TimeoutError  # noqa: A004 - see __all__
 from ._models import Headers, Response
@@ -40,6 +40,7 @@ ERROR_KINDS: dict = dict(_quiver.ERROR_KINDS)
 __all__ = [
     "AsyncClient",
     "AsyncDatagramChannel",
+    "AsyncUdpTunnel",
     "Client",
     "ClientStats",
     "DatagramChannel",
@@ -53,5 +54,6 @@ __all__ = [
     "QuiverError",
     "Response",
     "TransientError",
+    "UdpTunnel",
     "UnrecoverableError",
 ]

@@ -1,4 +1,4 @@
-"""``Client`` (blocking) and ``AsyncClient`` (asyncio), and datagram channels."""
+"""``Client`` (blocking) and ``AsyncClient`` (asyncio), datagram channels and UDP tunnels."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from typing import (
 
 from . import _quiver
 from ._models import Headers, Response, merge_url, prepare_body
-from ._types import ClientStats, HeaderTypes, PoolOptions, QueryParamTypes, RequestContent
+from ._types import ClientStats, HeaderTypes, PoolOptions, Protocol, QueryParamTypes, RequestContent
 
-__all__ = ["Client", "AsyncClient", "DatagramChannel", "AsyncDatagramChannel"]
+__all__ = ["Client", "AsyncClient", "DatagramChannel", "AsyncDatagramChannel", "UdpTunnel", "AsyncUdpTunnel"]
 
 # -- the asyncio bridge -----------------------------------------------------------------------
 #
@@ -133,10 +133,20 @@ class _BaseClient:
 
     def stats(self) -> ClientStats:
         """Pool statistics: totals (``connections``, ``idle``, ``active``, ``queued``,
-        ``connections_opened``, ``requests``, ``errors``, ``retries``, ``buffered_bytes``) and
+        ``connections_opened``, ``requests``, ``errors``, ``retries``, ``buffered_bytes``),
         ``origins``, a dict per ``scheme://host:port`` with the same counters plus ``protocol``
-        and ``connection_streams``."""
+        and ``connection_streams``, and ``proxies``, one such dict per pool of HTTP/2 or HTTP/3
+        connections to a proxy (not in the totals)."""
         return self._native.stats()  # type: ignore[return-value]
+
+    def close_all_tunnels(self) -> None:
+        """Tears down every pooled connection to proxies (HTTP/2 and HTTP/3): UDP tunnels and
+        requests tunnelled over them fail with kind ``shutdown``; later ones dial afresh."""
+        self._native.close_all_tunnels()
+
+    @staticmethod
+    def _tunnel_fields(headers: Optional[HeaderTypes]) -> Optional[List[Tuple[str, str]]]:
+        return Headers(headers).multi_items() if headers else None
 
     @property
     def is_closed(self) -> bool:
@@ -226,8 +236,26 @@ class Client(_BaseClient):
         native = self._native.open_channel(merge_url(self._base_url, url, None), fields, protocol, queue)
         return DatagramChannel(native)
 
+    def open_udp_tunnel(
+        self,
+        proxy: str,
+        host: str,
+        port: int,
+        protocol: Protocol = "http3",
+        headers: Optional[HeaderTypes] = None,
+    ) -> UdpTunnel:
+        """Opens a MASQUE CONNECT-UDP tunnel (RFC 9298) to ``host:port`` through the proxy at
+        ``proxy`` (``https://[user:password@]host:port``; credentials become its
+        Proxy-Authorization), over a pooled HTTP/3 connection (datagrams, ``protocol="http3"``)
+        or HTTP/2 connection (capsules, ``protocol="http2"``) to it. Trust settings for the
+        proxy come from the options (and the ``pools`` rule) of the proxy's origin."""
+        native = self._native.open_udp_tunnel(proxy, host, port, protocol, self._tunnel_fields(headers))
+        return UdpTunnel(native)
+
     def close(self) -> None:
-        """Releases this client's pools; later requests raise (kind ``shutdown``)."""
+        """Shuts every pool down: idle connections close, HTTP/2 and HTTP/3 streams in flight
+        and callers waiting for a connection fail with kind ``shutdown`` (HTTP/1.1 responses
+        already on a connection finish), and later requests raise (kind ``shutdown``)."""
         self._native.close()
 
     def __enter__(self) -> Client:
@@ -324,8 +352,23 @@ class AsyncClient(_BaseClient):
         )
         return AsyncDatagramChannel(native)
 
+    async def open_udp_tunnel(
+        self,
+        proxy: str,
+        host: str,
+        port: int,
+        protocol: Protocol = "http3",
+        headers: Optional[HeaderTypes] = None,
+    ) -> AsyncUdpTunnel:
+        """Opens a MASQUE CONNECT-UDP tunnel (see :meth:`Client.open_udp_tunnel`)."""
+        native = await _call(
+            self._native.open_udp_tunnel_async, proxy, host, port, protocol, self._tunnel_fields(headers)
+        )
+        return AsyncUdpTunnel(native)
+
     async def aclose(self) -> None:
-        """Releases this client's pools; later requests raise (kind ``shutdown``)."""
+        """Shuts every pool down (see :meth:`Client.close`); later requests raise (kind
+        ``shutdown``)."""
         self._native.close()
 
     async def __aenter__(self) -> AsyncClient:
@@ -434,7 +477,8 @@ class DatagramChannel(_Channel):
     __slots__ = ()
 
     def send(self, datagram: bytes) -> None:
-        """Sends one datagram (unreliable: it may be lost)."""
+        """Sends one datagram (unreliable: it may be lost). Never waits: a datagram the path
+        cannot take now is dropped."""
         self._native.send(datagram)
 
     def recv(self, timeout: Optional[float] = None) -> Optional[bytes]:
@@ -474,8 +518,8 @@ class AsyncDatagramChannel(_Channel):
     __slots__ = ()
 
     async def send(self, datagram: bytes) -> None:
-        """Sends one datagram (unreliable: it may be lost)."""
-        await _call(self._native.send_async, datagram)
+        """Sends one datagram (unreliable: it may be lost). Never waits."""
+        self._native.send(datagram)
 
     async def recv(self) -> Optional[bytes]:
         """The next datagram; ``None`` once the stream has ended."""
@@ -509,6 +553,137 @@ class AsyncDatagramChannel(_Channel):
     async def __aexit__(self, *exc: Any) -> None:
         try:
             if not self._native.is_ended:
+                await self.close()
+        finally:
+            self._native.abort()
+
+
+# -- UDP tunnels ------------------------------------------------------------------------------
+
+
+class _Tunnel:
+    __slots__ = ("_native", "_headers")
+
+    def __init__(self, native: _quiver.NativeUdpTunnel) -> None:
+        self._native = native
+        self._headers: Optional[Headers] = None
+
+    @property
+    def status_code(self) -> int:
+        """The status of the proxy's answer to the CONNECT-UDP (2xx: the tunnel is open)."""
+        return self._native.status
+
+    @property
+    def http_version(self) -> str:
+        """How the tunnel reaches the proxy: ``"HTTP/3"`` or ``"HTTP/2"``."""
+        return self._native.http_version
+
+    @property
+    def headers(self) -> Headers:
+        """The proxy's response headers."""
+        if self._headers is None:
+            self._headers = Headers._from_pairs(self._native.headers())
+        return self._headers
+
+    @property
+    def target(self) -> str:
+        """``host:port`` of the target."""
+        return self._native.target
+
+    @property
+    def max_payload(self) -> int:
+        """The largest UDP payload the tunnel carries (as last seen)."""
+        return self._native.max_payload
+
+    @property
+    def is_ended(self) -> bool:
+        """True once the tunnel has ended (a receive returned ``None`` or failed)."""
+        return self._native.is_ended
+
+
+class UdpTunnel(_Tunnel):
+    """A UDP tunnel through a MASQUE proxy (blocking). ``send()`` may be called while another
+    thread waits in ``recv()``."""
+
+    __slots__ = ()
+
+    def send(self, payload: bytes) -> None:
+        """Sends one UDP payload to the target (unreliable, like UDP)."""
+        self._native.send(payload)
+
+    def recv(self, timeout: Optional[float] = None) -> Optional[bytes]:
+        """The next UDP payload from the target; ``None`` once the tunnel has ended. Raises the
+        builtin ``TimeoutError`` if none arrives within ``timeout`` seconds."""
+        return self._native.recv(timeout)
+
+    def close(self) -> None:
+        """Ends our side of the tunnel; what the target still sends can be received until
+        ``recv()`` returns ``None``."""
+        self._native.close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            d = self.recv()
+            if d is None:
+                return
+            yield d
+
+    def __enter__(self) -> UdpTunnel:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None and not self._native.is_ended:
+                self._native.close()
+        finally:
+            self._native.abort()
+
+
+class AsyncUdpTunnel(_Tunnel):
+    """A UDP tunnel through a MASQUE proxy (asyncio)."""
+
+    __slots__ = ()
+
+    async def send(self, payload: bytes) -> None:
+        """Sends one UDP payload to the target (unreliable, like UDP)."""
+        await _call(self._native.send_async, payload)
+
+    async def recv(self, timeout: Optional[float] = None) -> Optional[bytes]:
+        """The next UDP payload from the target; ``None`` once the tunnel has ended. Raises the
+        builtin ``TimeoutError`` if none arrives within ``timeout`` seconds (a payload arriving
+        later goes to the next ``recv()``)."""
+        if timeout is None:
+            payload: Optional[bytes] = await _call(self._native.recv_async)
+            return payload
+        try:
+            payload = await asyncio.wait_for(_call(self._native.recv_async), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"nothing arrived within {timeout} s") from None
+        return payload
+
+    async def close(self) -> None:
+        """Ends our side of the tunnel; what the target still sends can be received until
+        ``recv()`` returns ``None``."""
+        await _call(self._native.close_async)
+
+    aclose = close
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._payloads()
+
+    async def _payloads(self) -> AsyncIterator[bytes]:
+        while True:
+            d = await self.recv()
+            if d is None:
+                return
+            yield d
+
+    async def __aenter__(self) -> AsyncUdpTunnel:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None and not self._native.is_ended:
                 await self.close()
         finally:
             self._native.abort()

@@ -79,7 +79,8 @@ class PoolOptions(TypedDict, total=False):
 
 
 class OriginStats(TypedDict):
-    """One origin's pool in ``stats()["origins"]``."""
+    """One origin's pool in ``stats()["origins"]`` (or one pool of proxy connections in
+    ``stats()["proxies"]``)."""
 
     origin: str
     protocol: str
@@ -96,7 +97,8 @@ class OriginStats(TypedDict):
 
 
 class ClientStats(TypedDict):
-    """What ``Client.stats()`` returns: totals over origins, and each origin's pool."""
+    """What ``Client.stats()`` returns: totals over origins, each origin's pool, and the pools
+    of HTTP/2 and HTTP/3 connections to proxies (not in the totals)."""
 
     connections: int
     idle: int
@@ -108,3 +110,4 @@ class ClientStats(TypedDict):
     retries: int
     buffered_bytes: int
     origins: Dict[str, OriginStats]
+    proxies: List[OriginStats]
