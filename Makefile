@@ -48,7 +48,7 @@ install:
 # EXAMPLES_OUT. By default against the in-tree library, installed first into
 # EXAMPLES_OUT/prefix (EXAMPLES_PROFILE=dev, the debug build; release for the optimised one);
 # `make c-examples QUIVER_PC_PATH=/usr/local/lib/pkgconfig` builds against an installed one.
-EXAMPLES := get stream datagram epoll
+EXAMPLES := get stream datagram epoll udp_tunnel
 EXAMPLES_OUT ?= $(CARGO_TARGET_DIR)/c-examples
 EXAMPLES_PROFILE ?= dev
 EXAMPLE_CFLAGS ?= -std=c11 -Wall -Wextra -Werror -O2 -g -pthread

@@ -37,6 +37,9 @@
  *   stream or channel reads nothing more until its last event was dispatched (backpressure).
  * - HTTP/3: set the origin's pool option "protocol" to "http3". Datagram channels (RFC 9297,
  *   quiver_client_open_channel) need it: datagrams both ways on an extended CONNECT.
+ * - Proxies: pool options "proxy", "proxy_authorization", "proxy_protocol", "proxy_from_env".
+ *   UDP tunnels through a MASQUE proxy (RFC 9298, over pooled HTTP/3 or HTTP/2 connections):
+ *   quiver_client_open_udp_tunnel, with the callbacks and controls of a datagram channel.
  * - No Rust panic crosses this boundary: it becomes QUIVER_RESULT_PANIC (or NULL / 0 / -1).
  * - fork(): a client built before fork() fails in the child with kind "forked"; build a new
  *   client there.
@@ -420,8 +423,8 @@ typedef struct quiver_queue quiver_queue;
  * A request being built: method, URL, headers, body, timeout and cancel token.
  *
  * One thread at a time (it may move between threads). Consumed by `quiver_client_send`,
- * `quiver_client_send_blocking`, `quiver_client_stream` and `quiver_client_open_channel` (in
- * every case, even when they fail);
+ * `quiver_client_send_blocking`, `quiver_client_stream`, `quiver_client_open_channel` and
+ * `quiver_client_open_udp_tunnel` (in every case, even when they fail);
  * free it with `quiver_request_free` only if it is never sent. Nothing is validated before it
  * is sent: a bad method, URL or header is reported as that call's error.
  */
@@ -454,6 +457,16 @@ typedef struct quiver_stats quiver_stats;
  * `quiver_stream_free`; callbacks receive the same pointer, borrowed.
  */
 typedef struct quiver_stream quiver_stream;
+
+/**
+ * A UDP tunnel through a proxy (MASQUE CONNECT-UDP): UDP payloads both ways between this
+ * program and one target.
+ *
+ * Thread-safe: send, close, pause, resume and cancel from any thread, callbacks included. The
+ * caller owns the handle `quiver_client_open_udp_tunnel` gives it (if it asked for one) and
+ * frees it once with `quiver_udp_tunnel_free`; callbacks receive the same pointer, borrowed.
+ */
+typedef struct quiver_udp_tunnel quiver_udp_tunnel;
 
 /**
  * Called once, when the channel is open (the peer answered the extended CONNECT with 2xx):
@@ -550,6 +563,36 @@ typedef void (*quiver_stream_data_cb)(void *userdata,
 typedef void (*quiver_stream_end_cb)(void *userdata,
                                      const quiver_stream *stream,
                                      quiver_error *error);
+
+/**
+ * Called once, when the tunnel is open (the proxy answered the CONNECT-UDP with 2xx): payloads
+ * may be sent from here on. `head` is the proxy's answer; it belongs to the tunnel (never free
+ * it) and stays valid as long as the tunnel handle (or, without a handle, until `on_end`
+ * returns).
+ */
+typedef void (*quiver_udp_tunnel_open_cb)(void *userdata,
+                                          const quiver_udp_tunnel *tunnel,
+                                          const quiver_response *head);
+
+/**
+ * Called for each UDP payload the target sent, whole. `data` is borrowed: valid only until
+ * the callback returns. `len` may be 0 (an empty UDP datagram).
+ */
+typedef void (*quiver_udp_tunnel_datagram_cb)(void *userdata,
+                                              const quiver_udp_tunnel *tunnel,
+                                              const uint8_t *data,
+                                              size_t len);
+
+/**
+ * Called exactly once, last: `error` is NULL when the proxy ended the tunnel cleanly (after
+ * `quiver_udp_tunnel_close`, or on its own), else the error that ended it (it could not open,
+ * was cancelled, its proxy connection was closed by `quiver_client_close_all_tunnels` or
+ * failed, the client was closed or freed), owned by the callback (free it with
+ * `quiver_error_free`).
+ */
+typedef void (*quiver_udp_tunnel_end_cb)(void *userdata,
+                                         const quiver_udp_tunnel *tunnel,
+                                         quiver_error *error);
 
 #ifdef __cplusplus
 extern "C" {
@@ -704,9 +747,9 @@ quiver_result quiver_client_new(const quiver_config *config,
 /**
  * Frees a client. NULL is a no-op.
  *
- * Requests, streams and channels still in flight end: each callback (or `on_end`) that has not
- * run yet runs exactly once with a `shutdown` error (or with its real outcome if that won the
- * race). Called outside quiver's threads, this waits until every such callback has returned,
+ * Requests, streams, channels and tunnels still in flight end: each callback (or `on_end`)
+ * that has not run yet runs exactly once with a `shutdown` error (or with its real outcome if
+ * that won the race). Called outside quiver's threads, this waits until every such callback has returned,
  * so when it returns no callback of this client runs any more. Called from inside a callback (a quiver
  * thread), it cannot wait: the remaining callbacks run after it returns, and until then they
  * may still use `client` (it stays valid for them; new requests fail with `shutdown`).
@@ -720,6 +763,38 @@ quiver_result quiver_client_new(const quiver_config *config,
  * connections belong to the parent).
  */
 void quiver_client_free(const quiver_client *client);
+
+/**
+ * Closes the client without freeing it: every pool closes (idle connections, pooled proxy
+ * connections), and every request, stream, channel and tunnel still in flight ends with
+ * `shutdown` (each callback or `on_end` once, unless its real outcome won the race). Later
+ * calls (`quiver_client_send`, `_stream`, `_open_channel`, `_open_udp_tunnel`) are accepted and
+ * complete with `shutdown`; `quiver_client_send_blocking` returns `QUIVER_RESULT_SHUTDOWN`.
+ * Stats still work.
+ *
+ * Never waits for callbacks (free the client for that: `quiver_client_free` waits as usual).
+ * Idempotent; any thread, callbacks included. In a child process forked after the client was
+ * built it does nothing (calls fail there with `forked` anyway). NULL:
+ * `QUIVER_RESULT_NULL_PARAMETER`.
+ */
+quiver_result quiver_client_close(const quiver_client *client);
+
+/**
+ * Tears down every pooled connection to proxies (HTTP/2 and HTTP/3 connections that carry
+ * UDP tunnels and CONNECT streams): UDP tunnels opened before this call end with `shutdown`
+ * (each `on_end` once, also while paused or still opening), and requests in flight through a
+ * pooled proxy connection fail with `shutdown`. The client stays usable: later tunnels and
+ * requests dial the proxy afresh. Never waits; any thread, callbacks included. In a child
+ * process forked after the client was built it does nothing. NULL:
+ * `QUIVER_RESULT_NULL_PARAMETER`.
+ */
+quiver_result quiver_client_close_all_tunnels(const quiver_client *client);
+
+/**
+ * Whether this is a child process forked after the client was built: the client refuses to
+ * work there (every call completes with `forked`); build a new one. NULL: false.
+ */
+bool quiver_client_is_forked(const quiver_client *client);
 
 /**
  * Sends a request; `callback` receives the whole response (or the error) later.
@@ -826,7 +901,7 @@ quiver_result quiver_config_set_none(quiver_config *config,
  * configuration keeps its own reference; NULL goes back to running them on quiver's threads).
  *
  * Such a client runs no callback by itself: response callbacks, stream events (`on_head`,
- * `on_data`, `on_end`) and channel events wait in the queue until a thread calls
+ * `on_data`, `on_end`), channel and tunnel events wait in the queue until a thread calls
  * `quiver_queue_dispatch`, typically when `quiver_queue_fd` polls readable in the program's
  * event loop. The rules are otherwise the same: exactly one completion per call, events of one
  * call in order and never overlapping. Body sources (`read`) and `release` callbacks still run
@@ -882,9 +957,9 @@ void quiver_error_free(quiver_error *error);
  * Makes a completion queue and writes it to `*queue_out` (free it with `quiver_queue_free`).
  *
  * Attach it to clients with `quiver_config_set_queue`: their callbacks (response callbacks,
- * stream and channel events) are then queued instead of run on quiver's threads, and run when
- * a thread calls `quiver_queue_dispatch`. `QUIVER_RESULT_SYSTEM` when the operating system
- * refuses the file descriptor (`errno` says why).
+ * stream, channel and tunnel events) are then queued instead of run on quiver's threads, and
+ * run when a thread calls `quiver_queue_dispatch`. `QUIVER_RESULT_SYSTEM` when the operating
+ * system refuses the file descriptor (`errno` says why).
  */
 quiver_result quiver_queue_new(const quiver_queue **queue_out);
 
@@ -1129,7 +1204,45 @@ quiver_result quiver_stats_origin_connection_streams(const quiver_stats *stats,
                                                      size_t *len_out);
 
 /**
- * One counter (a `quiver_stat` value) summed over every origin; 0 when `stat` is out of range.
+ * How many sets of pooled proxy connections the client has: one per proxy (and protocol and
+ * trust settings) that carries pooled HTTP/2 or HTTP/3 connections (`proxy_protocol` `http2`
+ * or `http3`, UDP tunnels). Proxies reached over HTTP/1.1 (a connection per tunnel) are not
+ * pooled and not counted; `quiver_client_close_all_tunnels` empties the list. NULL: 0.
+ */
+size_t quiver_stats_proxy_count(const quiver_stats *stats);
+
+/**
+ * The proxy of the pooled proxy connections at `index` as `scheme://host:port`,
+ * NUL-terminated, valid until the stats are freed; NULL when `index` is out of range.
+ */
+const char *quiver_stats_proxy(const quiver_stats *stats, size_t index);
+
+/**
+ * The protocol of the pooled proxy connections at `index` (`http2`, `http3`), like
+ * `quiver_stats_proxy`.
+ */
+const char *quiver_stats_proxy_protocol(const quiver_stats *stats, size_t index);
+
+/**
+ * One counter (a `quiver_stat` value) of the pooled proxy connections at `index` (streams
+ * are tunnels and CONNECT streams: `active` counts those open, `requests` those opened); 0
+ * when `index` or `stat` is out of range. Not included in `quiver_stats_total`.
+ */
+uint64_t quiver_stats_proxy_get(const quiver_stats *stats, size_t index, uint32_t stat);
+
+/**
+ * Streams (tunnels) in flight on each pooled connection to the proxy at `index`, like
+ * `quiver_stats_origin_connection_streams`. `QUIVER_RESULT_NOT_FOUND` when `index` is out of
+ * range.
+ */
+quiver_result quiver_stats_proxy_connection_streams(const quiver_stats *stats,
+                                                    size_t index,
+                                                    const size_t **counts_out,
+                                                    size_t *len_out);
+
+/**
+ * One counter (a `quiver_stat` value) summed over every origin (pooled proxy connections are
+ * not included); 0 when `stat` is out of range.
  */
 uint64_t quiver_stats_total(const quiver_stats *stats, uint32_t stat);
 
@@ -1192,6 +1305,120 @@ const quiver_response *quiver_stream_response(const quiver_stream *stream);
  * receive stays valid while they run).
  */
 void quiver_stream_free(const quiver_stream *stream);
+
+/**
+ * Opens a UDP tunnel (MASQUE CONNECT-UDP, RFC 9298) to `target_host:target_port` through a
+ * proxy, and delivers its events to callbacks: `on_open` (may be NULL) once with the proxy's
+ * answer, `on_datagram` (may be NULL) for each UDP payload from the target, then `on_end`
+ * (required) exactly once.
+ *
+ * `request` is made with `quiver_request_new("CONNECT", proxy_url)`: the proxy as
+ * `https://[user:password@]host:port` (credentials become a Basic `proxy-authorization`,
+ * sent to the proxy only). Its headers go to the proxy (`proxy-authorization` among them
+ * overrides the URL's credentials) and its cancel token applies; its timeout limits the
+ * opening; it has no body. Trust settings for the proxy (`ca_file`, ...) come from the client's
+ * rule for the proxy's origin. `proxy_protocol` says how to reach the proxy: NULL or `http3`
+ * (HTTP/3 datagrams on a pooled QUIC connection), `http2` (DATAGRAM capsules on a stream of a
+ * pooled HTTP/2 connection), `auto` (as `http3`); `http1` is accepted, but a tunnel over
+ * HTTP/1.1 is not pooled, so it ends with `pool_unsupported_for_transport`. Tunnels to one
+ * proxy with the same trust settings share its connections. Consumes `request` in every case.
+ *
+ * Returns `QUIVER_RESULT_OK` when the opening was started; then `on_end` runs exactly once,
+ * and `*tunnel_out` (if `tunnel_out` is not NULL) receives a handle for
+ * `quiver_udp_tunnel_send` / `_close` / `_pause` / `_resume` / `_cancel`, to free with
+ * `quiver_udp_tunnel_free`. Failures to open come to `on_end`: `proxy_connect_failed`
+ * (transient: the proxy refused the CONNECT-UDP, e.g. 407 or 403), connect, TLS and timeout
+ * errors, `pool_unsupported_for_transport`, `invalid_config` (an unusable proxy URL),
+ * `invalid_method` (not a CONNECT). `QUIVER_RESULT_INVALID_ARGUMENT` when `target_host` or
+ * `proxy_protocol` is not UTF-8 or `proxy_protocol` is not one of the names above; then, as for
+ * any result but `QUIVER_RESULT_OK`, no callback will run. Callbacks run one at a time, in
+ * order, on quiver threads (or, with a completion queue, on the dispatching thread), never
+ * while a quiver lock is held; they may call any quiver function but the blocking ones.
+ * `userdata` must stay usable until `on_end` has run.
+ */
+quiver_result quiver_client_open_udp_tunnel(const quiver_client *client,
+                                            quiver_request *request,
+                                            const char *target_host,
+                                            uint16_t target_port,
+                                            const char *proxy_protocol,
+                                            quiver_udp_tunnel_open_cb on_open,
+                                            quiver_udp_tunnel_datagram_cb on_datagram,
+                                            quiver_udp_tunnel_end_cb on_end,
+                                            void *userdata,
+                                            const quiver_udp_tunnel **tunnel_out);
+
+/**
+ * Sends one UDP payload of `len` bytes at `data` to the target (copied; `data` may be NULL
+ * when `len` is 0). Unreliable, like UDP: it may be lost, and nothing tells.
+ *
+ * Fails with `QUIVER_RESULT_DATAGRAM_TOO_LARGE` (class invalid) beyond
+ * `quiver_udp_tunnel_max_payload`, `QUIVER_RESULT_DATAGRAMS_DISABLED` when the proxy takes no
+ * HTTP/3 datagrams, `QUIVER_RESULT_DATAGRAM_ERROR` before `on_open`, after
+ * `quiver_udp_tunnel_close`, once the tunnel ended or its connection is gone; `*error_out`
+ * (when `error_out` is not NULL) then receives the error (free it with `quiver_error_free`).
+ * Never blocks; any thread, callbacks included.
+ */
+quiver_result quiver_udp_tunnel_send(const quiver_udp_tunnel *tunnel,
+                                     const uint8_t *data,
+                                     size_t len,
+                                     quiver_error **error_out);
+
+/**
+ * The largest UDP payload the tunnel carries now, in bytes: over HTTP/3 what fits an HTTP/3
+ * datagram on the path (it may grow with path MTU discovery), over HTTP/2 the largest UDP
+ * payload. 0 before `on_open`, after `quiver_udp_tunnel_close`, once the tunnel ended, or when
+ * the proxy takes no datagrams. NULL: 0.
+ */
+size_t quiver_udp_tunnel_max_payload(const quiver_udp_tunnel *tunnel);
+
+/**
+ * The target as `host:port`, NUL-terminated, valid as long as the tunnel handle (never free
+ * it). NULL: NULL.
+ */
+const char *quiver_udp_tunnel_target(const quiver_udp_tunnel *tunnel);
+
+/**
+ * Ends our side of the tunnel: no more payloads can be sent (`quiver_udp_tunnel_send` fails
+ * with `datagram_error`) and the CONNECT-UDP stream is finished, which tells the proxy. What
+ * the target still sends is delivered until the proxy ends its side; `on_end(NULL)` follows
+ * then. Idempotent; before `on_open` it takes effect once the tunnel is open. Any thread.
+ */
+quiver_result quiver_udp_tunnel_close(const quiver_udp_tunnel *tunnel);
+
+/**
+ * Pauses delivery: nothing more is read, so no `on_datagram` runs until
+ * `quiver_udp_tunnel_resume`; over HTTP/3 payloads beyond the tunnel's queue (1024) are
+ * dropped meanwhile, over HTTP/2 flow control holds the proxy back. Sending is not affected.
+ * Like `quiver_channel_pause`: from the tunnel's own callback it takes effect before the next
+ * one; from another thread one already on its way may still run. Idempotent; any thread.
+ */
+quiver_result quiver_udp_tunnel_pause(const quiver_udp_tunnel *tunnel);
+
+/**
+ * Resumes delivery after `quiver_udp_tunnel_pause`. Idempotent; any thread.
+ */
+quiver_result quiver_udp_tunnel_resume(const quiver_udp_tunnel *tunnel);
+
+/**
+ * Cancels the tunnel: its stream is reset and `on_end` runs soon with a `cancelled` error
+ * (unless it had already ended). From the tunnel's own callback no other callback follows;
+ * from another thread one already on its way may still run. Idempotent; any thread.
+ */
+quiver_result quiver_udp_tunnel_cancel(const quiver_udp_tunnel *tunnel);
+
+/**
+ * The proxy's answer to the CONNECT-UDP (status, version, headers), or NULL before the tunnel
+ * opened. Belongs to the tunnel: valid until the handle is freed; never free it.
+ */
+const quiver_response *quiver_udp_tunnel_response(const quiver_udp_tunnel *tunnel);
+
+/**
+ * Frees the caller's tunnel handle. A tunnel that has not ended is cancelled first (`on_end`
+ * still runs, once); to end it gracefully, `quiver_udp_tunnel_close` it and free it after
+ * `on_end`. NULL is a no-op. Any thread, callbacks included (the pointer callbacks receive
+ * stays valid while they run).
+ */
+void quiver_udp_tunnel_free(const quiver_udp_tunnel *tunnel);
 
 #ifdef __cplusplus
 }  // extern "C"

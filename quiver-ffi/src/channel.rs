@@ -8,12 +8,12 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use quiver_core::{DatagramChannel, DatagramOptions, Error, ErrorKind, HeaderMap};
+use quiver_core::{DatagramChannel, DatagramOptions, DatagramSender, Error, ErrorKind, HeaderMap};
 
 use crate::cancel::Signal;
 use crate::client::{cancelled_error, panic_error, quiver_client, ClientShared};
@@ -37,10 +37,12 @@ pub struct quiver_channel {
 }
 
 /// The Rust value behind a `quiver_channel`, shared by the handle and the channel's task.
+///
+/// The task owns the [`DatagramChannel`] (it receives, and closes it); senders go through its
+/// [`DatagramSender`], so no lock is shared between them.
 pub(crate) struct ChannelShared {
-    /// The open channel, shared by the task (which receives) and `quiver_channel_send`: `None`
-    /// before it opened, once it ended, and once the task took it over to close it.
-    open: Mutex<Option<DatagramChannel>>,
+    /// Set once the channel is open.
+    sender: OnceLock<DatagramSender>,
     /// Set by `quiver_channel_close`: sends fail from then on.
     closed: AtomicBool,
     /// Fired with `closed`: the task finishes our side of the stream.
@@ -55,29 +57,29 @@ pub(crate) struct ChannelShared {
 arc_castable!(quiver_channel => ChannelShared);
 
 impl ChannelShared {
-    fn lock(&self) -> MutexGuard<'_, Option<DatagramChannel>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn send(&self, payload: &[u8]) -> Result<(), Error> {
+    /// The sender while the channel is open: after `on_open`, before close and the end.
+    fn open_sender(&self) -> Result<&DatagramSender, Error> {
         let failed = |message: &str| Err(Error::new(ErrorKind::DatagramError, message));
         if self.closed.load(Ordering::SeqCst) {
             return failed("the datagram channel is closed (quiver_channel_close)");
         }
-        match self.lock().as_ref() {
-            Some(channel) => channel.send(Bytes::copy_from_slice(payload)),
-            None if self.ended.load(Ordering::SeqCst) => failed("the datagram channel has ended"),
+        if self.ended.load(Ordering::SeqCst) {
+            return failed("the datagram channel has ended");
+        }
+        match self.sender.get() {
+            Some(sender) => Ok(sender),
             None => failed("the datagram channel is not open yet (wait for on_open)"),
         }
     }
 
+    fn send(&self, payload: &[u8]) -> Result<(), Error> {
+        self.open_sender()?.send(Bytes::copy_from_slice(payload))
+    }
+
     fn max_datagram_size(&self) -> usize {
-        if self.closed.load(Ordering::SeqCst) {
-            return 0;
-        }
-        self.lock()
-            .as_ref()
-            .and_then(DatagramChannel::max_datagram_size)
+        self.open_sender()
+            .ok()
+            .and_then(DatagramSender::max_datagram_size)
             .unwrap_or(0)
     }
 }
@@ -177,24 +179,6 @@ fn poll_event(channel: &mut DatagramChannel, cx: &mut Context<'_>) -> Poll<Event
     Poll::Pending
 }
 
-/// The next event of the channel: shared with senders (polled under the lock, which is never
-/// held across an await) or, once closing, owned by the task.
-async fn next_event(shared: &ChannelShared, owned: Option<&mut DatagramChannel>) -> Event {
-    match owned {
-        Some(channel) => std::future::poll_fn(|cx| poll_event(channel, cx)).await,
-        None => {
-            std::future::poll_fn(|cx| match shared.lock().as_mut() {
-                Some(channel) => poll_event(channel, cx),
-                None => Poll::Ready(Event::Failed(Error::new(
-                    ErrorKind::Internal,
-                    "the datagram channel went missing",
-                ))),
-            })
-            .await
-        }
-    }
-}
-
 /// Opens the channel and delivers its events until it ends, fails, is cancelled or the client
 /// is freed.
 async fn drive(
@@ -204,7 +188,7 @@ async fn drive(
     shared: &Arc<ChannelShared>,
     callbacks: Callbacks,
 ) -> Result<(), Error> {
-    let (request, token) = request.into_channel();
+    let (request, token) = request.into_connect("a datagram channel");
     let token = token.as_deref();
     let interrupted = async {
         tokio::select! {
@@ -239,10 +223,12 @@ async fn drive(
         e = &mut interrupted => return Err(e),
         r = open => r?,
     };
+    let mut channel = channel;
     let head = shared
         .head
         .get_or_init(|| Response::from_response_head(channel.head()));
-    *shared.lock() = Some(channel);
+    // Published before `on_open` runs: sending works from there on.
+    let _ = shared.sender.set(channel.sender());
     if let Some(e) = interrupted.as_mut().now_or_never() {
         return Err(e);
     }
@@ -260,8 +246,7 @@ async fn drive(
         runner.next(job, interrupted.as_mut()).await?;
     }
 
-    // Once closing, the task owns the channel: `close` awaits, which a lock cannot span.
-    let mut owned: Option<DatagramChannel> = None;
+    let mut closing = false;
     loop {
         // While paused nothing is read: datagrams beyond the channel's queue are dropped (they
         // are unreliable), stream data is held back by flow control.
@@ -269,20 +254,16 @@ async fn drive(
         let event = tokio::select! {
             biased;
             e = &mut interrupted => return Err(e),
-            () = shared.close.fired(), if owned.is_none() => {
-                let taken = shared.lock().take();
-                let Some(mut channel) = taken else {
-                    return Err(Error::new(ErrorKind::Internal, "the datagram channel went missing"));
-                };
+            () = shared.close.fired(), if !closing => {
+                closing = true;
                 tokio::select! {
                     biased;
                     e = &mut interrupted => return Err(e),
                     r = channel.close() => r?,
                 }
-                owned = Some(channel);
                 continue;
             }
-            event = next_event(shared, owned.as_mut()) => event,
+            event = std::future::poll_fn(|cx| poll_event(&mut channel, cx)) => event,
         };
         let (callback, bytes) = match event {
             Event::Datagram(d) => (callbacks.on_datagram, d),
@@ -361,7 +342,7 @@ pub extern "C" fn quiver_client_open_channel(
             Err(code) => return code,
         };
         let shared = Arc::new(ChannelShared {
-            open: Mutex::new(None),
+            sender: OnceLock::new(),
             closed: AtomicBool::new(false),
             close: Signal::default(),
             ended: AtomicBool::new(false),
@@ -385,10 +366,9 @@ pub extern "C" fn quiver_client_open_channel(
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|_| Err(panic_error()));
-            // Sends fail from here on; dropping the channel resets its stream if still open.
+            // Sends fail from here on (the task dropped the channel, which resets its stream
+            // if it was still open).
             shared.ended.store(true, Ordering::SeqCst);
-            let channel = shared.lock().take();
-            drop(channel);
             end.finish(outcome);
             drop(guard);
         });

@@ -17,7 +17,7 @@ use crate::config::quiver_config;
 use crate::error::{error_ptr, quiver_error, quiver_result, set_error_out};
 use crate::ffi::{
     arc_castable, set_optional_out, to_arc_const_ptr, to_boxed_mut_ptr, try_box_from_ptr,
-    try_callback, try_clone_arc, try_from, try_out_ptr, UserData,
+    try_callback, try_clone_arc, try_from, try_out_ptr, try_ref_from_ptr, UserData,
 };
 use crate::panic::ffi_panic_boundary;
 use crate::queue::{in_dispatched_callback, Runner};
@@ -38,8 +38,12 @@ pub(crate) struct ClientShared {
     /// The process that built the client: in a forked child it must not touch the parent's
     /// runtime (see [`ClientShared::forked`]).
     pid: u32,
-    /// Fired by `quiver_client_free`: every call still in flight ends with `shutdown`.
+    /// Fired by `quiver_client_close` and `quiver_client_free`: every call still in flight ends
+    /// with `shutdown`, and later ones fail with it.
     closing: Signal,
+    /// Fired (and replaced) by `quiver_client_close_all_tunnels`: the UDP tunnels opened
+    /// before end with `shutdown`.
+    tunnels_closed: Mutex<Arc<Signal>>,
     /// Calls whose callback has not returned yet.
     in_flight: Mutex<usize>,
     /// Signalled when `in_flight` drops to zero.
@@ -109,6 +113,15 @@ impl ClientShared {
         self.closing.is_fired().then(shutdown_error)
     }
 
+    /// The signal `quiver_client_close_all_tunnels` fires next: a UDP tunnel opened now ends
+    /// when it fires.
+    pub(crate) fn tunnels_closed(&self) -> Arc<Signal> {
+        self.tunnels_closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Completes with the error that interrupts a call: the client being freed, or `cancel`.
     pub(crate) async fn interrupted(&self, cancel: Option<&Signal>) -> Error {
         tokio::select! {
@@ -144,11 +157,19 @@ impl Drop for CallGuard {
     }
 }
 
-/// `shutdown`: the client was freed while the call was in flight.
+/// `shutdown`: the client was closed or freed while the call was in flight.
 pub(crate) fn shutdown_error() -> Error {
     Error::new(
         ErrorKind::Shutdown,
-        "the client was freed while the request was in flight",
+        "the client was closed or freed (quiver_client_close, quiver_client_free)",
+    )
+}
+
+/// `shutdown`: `quiver_client_close_all_tunnels` ended the tunnel.
+pub(crate) fn tunnels_closed_error() -> Error {
+    Error::new(
+        ErrorKind::Shutdown,
+        "the client's proxy connections were closed (quiver_client_close_all_tunnels)",
     )
 }
 
@@ -304,6 +325,7 @@ pub extern "C" fn quiver_client_new(
                     core,
                     pid: std::process::id(),
                     closing: Signal::default(),
+                    tunnels_closed: Mutex::new(Arc::new(Signal::default())),
                     in_flight: Mutex::new(0),
                     idle: Condvar::new(),
                     runner: Runner::new(queue),
@@ -317,9 +339,9 @@ pub extern "C" fn quiver_client_new(
 
 /// Frees a client. NULL is a no-op.
 ///
-/// Requests, streams and channels still in flight end: each callback (or `on_end`) that has not
-/// run yet runs exactly once with a `shutdown` error (or with its real outcome if that won the
-/// race). Called outside quiver's threads, this waits until every such callback has returned,
+/// Requests, streams, channels and tunnels still in flight end: each callback (or `on_end`)
+/// that has not run yet runs exactly once with a `shutdown` error (or with its real outcome if
+/// that won the race). Called outside quiver's threads, this waits until every such callback has returned,
 /// so when it returns no callback of this client runs any more. Called from inside a callback (a quiver
 /// thread), it cannot wait: the remaining callbacks run after it returns, and until then they
 /// may still use `client` (it stays valid for them; new requests fail with `shutdown`).
@@ -348,6 +370,62 @@ pub extern "C" fn quiver_client_free(client: *const quiver_client) {
                 n = shared.idle.wait(n).unwrap_or_else(|p| p.into_inner());
             }
         }
+    }
+}
+
+/// Closes the client without freeing it: every pool closes (idle connections, pooled proxy
+/// connections), and every request, stream, channel and tunnel still in flight ends with
+/// `shutdown` (each callback or `on_end` once, unless its real outcome won the race). Later
+/// calls (`quiver_client_send`, `_stream`, `_open_channel`, `_open_udp_tunnel`) are accepted and
+/// complete with `shutdown`; `quiver_client_send_blocking` returns `QUIVER_RESULT_SHUTDOWN`.
+/// Stats still work.
+///
+/// Never waits for callbacks (free the client for that: `quiver_client_free` waits as usual).
+/// Idempotent; any thread, callbacks included. In a child process forked after the client was
+/// built it does nothing (calls fail there with `forked` anyway). NULL:
+/// `QUIVER_RESULT_NULL_PARAMETER`.
+#[no_mangle]
+pub extern "C" fn quiver_client_close(client: *const quiver_client) -> quiver_result {
+    ffi_panic_boundary! {
+        let shared = try_ref_from_ptr!(client);
+        if !shared.forked() {
+            shared.closing.fire();
+            shared.core.close();
+        }
+        quiver_result::Ok
+    }
+}
+
+/// Tears down every pooled connection to proxies (HTTP/2 and HTTP/3 connections that carry
+/// UDP tunnels and CONNECT streams): UDP tunnels opened before this call end with `shutdown`
+/// (each `on_end` once, also while paused or still opening), and requests in flight through a
+/// pooled proxy connection fail with `shutdown`. The client stays usable: later tunnels and
+/// requests dial the proxy afresh. Never waits; any thread, callbacks included. In a child
+/// process forked after the client was built it does nothing. NULL:
+/// `QUIVER_RESULT_NULL_PARAMETER`.
+#[no_mangle]
+pub extern "C" fn quiver_client_close_all_tunnels(client: *const quiver_client) -> quiver_result {
+    ffi_panic_boundary! {
+        let shared = try_ref_from_ptr!(client);
+        if !shared.forked() {
+            let fired = std::mem::replace(
+                &mut *shared.tunnels_closed.lock().unwrap_or_else(|p| p.into_inner()),
+                Arc::new(Signal::default()),
+            );
+            fired.fire();
+            shared.core.close_all_tunnels();
+        }
+        quiver_result::Ok
+    }
+}
+
+/// Whether this is a child process forked after the client was built: the client refuses to
+/// work there (every call completes with `forked`); build a new one. NULL: false.
+#[no_mangle]
+pub extern "C" fn quiver_client_is_forked(client: *const quiver_client) -> bool {
+    ffi_panic_boundary! {
+        let shared = try_ref_from_ptr!(client);
+        shared.forked() || shared.core.is_forked()
     }
 }
 

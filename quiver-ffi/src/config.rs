@@ -202,7 +202,7 @@ pub extern "C" fn quiver_config_set_none(
 /// configuration keeps its own reference; NULL goes back to running them on quiver's threads).
 ///
 /// Such a client runs no callback by itself: response callbacks, stream events (`on_head`,
-/// `on_data`, `on_end`) and channel events wait in the queue until a thread calls
+/// `on_data`, `on_end`), channel and tunnel events wait in the queue until a thread calls
 /// `quiver_queue_dispatch`, typically when `quiver_queue_fd` polls readable in the program's
 /// event loop. The rules are otherwise the same: exactly one completion per call, events of one
 /// call in order and never overlapping. Body sources (`read`) and `release` callbacks still run

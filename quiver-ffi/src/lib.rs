@@ -4,7 +4,8 @@
 //! One module per C handle family, as the header's sections: [`config`] (`quiver_config`),
 //! [`client`] (`quiver_client`, one-shot sends), [`request`] (`quiver_request` and request
 //! bodies), [`response`] (`quiver_response`), [`stream`] (`quiver_stream`), [`channel`]
-//! (`quiver_channel`, HTTP/3 datagrams), [`queue`] (`quiver_queue`, the completion queue),
+//! (`quiver_channel`, HTTP/3 datagrams), [`tunnel`] (`quiver_udp_tunnel`, MASQUE
+//! CONNECT-UDP through a proxy), [`queue`] (`quiver_queue`, the completion queue),
 //! [`cancel`] (`quiver_cancel_token`), [`stats`] (`quiver_stats`) and [`error`]
 //! (`quiver_result`, `quiver_error`). `ffi` holds every pointer cast, `panic` the boundary every export runs in.
 //! Ownership and threading rules per handle: `quiver-ffi/README.md`.
@@ -24,6 +25,7 @@ pub mod request;
 pub mod response;
 pub mod stats;
 pub mod stream;
+pub mod tunnel;
 
 use std::ffi::c_char;
 

@@ -207,9 +207,9 @@ impl Runner {
 /// Makes a completion queue and writes it to `*queue_out` (free it with `quiver_queue_free`).
 ///
 /// Attach it to clients with `quiver_config_set_queue`: their callbacks (response callbacks,
-/// stream and channel events) are then queued instead of run on quiver's threads, and run when
-/// a thread calls `quiver_queue_dispatch`. `QUIVER_RESULT_SYSTEM` when the operating system
-/// refuses the file descriptor (`errno` says why).
+/// stream, channel and tunnel events) are then queued instead of run on quiver's threads, and
+/// run when a thread calls `quiver_queue_dispatch`. `QUIVER_RESULT_SYSTEM` when the operating
+/// system refuses the file descriptor (`errno` says why).
 #[no_mangle]
 pub extern "C" fn quiver_queue_new(queue_out: *mut *const quiver_queue) -> quiver_result {
     ffi_panic_boundary! {

@@ -24,8 +24,8 @@ const SOURCE_CHUNK: usize = 64 * 1024;
 /// A request being built: method, URL, headers, body, timeout and cancel token.
 ///
 /// One thread at a time (it may move between threads). Consumed by `quiver_client_send`,
-/// `quiver_client_send_blocking`, `quiver_client_stream` and `quiver_client_open_channel` (in
-/// every case, even when they fail);
+/// `quiver_client_send_blocking`, `quiver_client_stream`, `quiver_client_open_channel` and
+/// `quiver_client_open_udp_tunnel` (in every case, even when they fail);
 /// free it with `quiver_request_free` only if it is never sent. Nothing is validated before it
 /// is sent: a bad method, URL or header is reported as that call's error.
 pub struct quiver_request {
@@ -61,7 +61,7 @@ pub(crate) struct RequestParts {
 
 box_castable!(quiver_request => RequestParts);
 
-/// What opening a datagram channel takes from a request.
+/// What opening a datagram channel or a UDP tunnel takes from a request.
 pub(crate) struct ChannelRequest {
     pub(crate) url: String,
     pub(crate) headers: Vec<(Vec<u8>, Vec<u8>)>,
@@ -103,21 +103,25 @@ impl RequestParts {
         (builder.build(), self.cancel)
     }
 
-    /// What a datagram channel is opened with (or why this request cannot open one: it must be
-    /// a CONNECT without a body), and the cancel token attached to it.
-    pub(crate) fn into_channel(self) -> (Result<ChannelRequest, Error>, Option<Arc<Signal>>) {
+    /// What `what` (a datagram channel, a UDP tunnel) is opened with (or why this request
+    /// cannot open one: it must be a CONNECT without a body), and the cancel token attached to
+    /// it.
+    pub(crate) fn into_connect(
+        self,
+        what: &str,
+    ) -> (Result<ChannelRequest, Error>, Option<Arc<Signal>>) {
         let channel = if self.method != "CONNECT" {
             Err(Error::new(
                 ErrorKind::InvalidMethod,
                 format!(
-                    "a datagram channel is opened with CONNECT, not `{}`",
+                    "{what} is opened with CONNECT, not `{}`",
                     self.method.escape_debug()
                 ),
             ))
         } else if !matches!(self.body, BodySpec::Empty) {
             Err(Error::new(
                 ErrorKind::InvalidBody,
-                "the request that opens a datagram channel has no body",
+                format!("the request that opens {what} has no body"),
             ))
         } else {
             Ok(ChannelRequest {

@@ -1,4 +1,5 @@
-//! `quiver_stats`: a snapshot of a client's pools, per origin and in total.
+//! `quiver_stats`: a snapshot of a client's pools, per origin and in total, and of its pooled
+//! proxy connections.
 
 use std::ffi::{c_char, CString};
 use std::ptr::null;
@@ -49,6 +50,15 @@ pub(crate) struct Stats {
     core: ClientStats,
     /// NUL-terminated copies of each origin's name and protocol.
     names: Vec<(CString, CString)>,
+    /// The same for each pooled proxy connection set.
+    proxy_names: Vec<(CString, CString)>,
+}
+
+fn names(pools: &[OriginStats]) -> Vec<(CString, CString)> {
+    pools
+        .iter()
+        .map(|o| (c_string(&o.origin), c_string(o.protocol)))
+        .collect()
 }
 
 box_castable!(quiver_stats => Stats);
@@ -81,12 +91,8 @@ pub extern "C" fn quiver_client_stats(
         *stats_out = std::ptr::null_mut();
         let client = try_ref_from_ptr!(client);
         let core = client.core().stats();
-        let names = core
-            .origins
-            .iter()
-            .map(|o| (c_string(&o.origin), c_string(o.protocol)))
-            .collect();
-        *stats_out = to_boxed_mut_ptr::<quiver_stats>(Stats { core, names });
+        let (names, proxy_names) = (names(&core.origins), names(&core.proxies));
+        *stats_out = to_boxed_mut_ptr::<quiver_stats>(Stats { core, names, proxy_names });
         quiver_result::Ok
     }
 }
@@ -175,7 +181,76 @@ pub extern "C" fn quiver_stats_origin_connection_streams(
     }
 }
 
-/// One counter (a `quiver_stat` value) summed over every origin; 0 when `stat` is out of range.
+/// How many sets of pooled proxy connections the client has: one per proxy (and protocol and
+/// trust settings) that carries pooled HTTP/2 or HTTP/3 connections (`proxy_protocol` `http2`
+/// or `http3`, UDP tunnels). Proxies reached over HTTP/1.1 (a connection per tunnel) are not
+/// pooled and not counted; `quiver_client_close_all_tunnels` empties the list. NULL: 0.
+#[no_mangle]
+pub extern "C" fn quiver_stats_proxy_count(stats: *const quiver_stats) -> usize {
+    ffi_panic_boundary! {
+        try_ref_from_ptr!(stats).core.proxies.len()
+    }
+}
+
+/// The proxy of the pooled proxy connections at `index` as `scheme://host:port`,
+/// NUL-terminated, valid until the stats are freed; NULL when `index` is out of range.
+#[no_mangle]
+pub extern "C" fn quiver_stats_proxy(stats: *const quiver_stats, index: usize) -> *const c_char {
+    ffi_panic_boundary! {
+        try_ref_from_ptr!(stats).proxy_names.get(index).map_or(null(), |n| n.0.as_ptr())
+    }
+}
+
+/// The protocol of the pooled proxy connections at `index` (`http2`, `http3`), like
+/// `quiver_stats_proxy`.
+#[no_mangle]
+pub extern "C" fn quiver_stats_proxy_protocol(
+    stats: *const quiver_stats,
+    index: usize,
+) -> *const c_char {
+    ffi_panic_boundary! {
+        try_ref_from_ptr!(stats).proxy_names.get(index).map_or(null(), |n| n.1.as_ptr())
+    }
+}
+
+/// One counter (a `quiver_stat` value) of the pooled proxy connections at `index` (streams
+/// are tunnels and CONNECT streams: `active` counts those open, `requests` those opened); 0
+/// when `index` or `stat` is out of range. Not included in `quiver_stats_total`.
+#[no_mangle]
+pub extern "C" fn quiver_stats_proxy_get(
+    stats: *const quiver_stats,
+    index: usize,
+    stat: u32,
+) -> u64 {
+    ffi_panic_boundary! {
+        let stats = try_ref_from_ptr!(stats);
+        stats.core.proxies.get(index).and_then(|o| origin_value(o, stat)).unwrap_or(0)
+    }
+}
+
+/// Streams (tunnels) in flight on each pooled connection to the proxy at `index`, like
+/// `quiver_stats_origin_connection_streams`. `QUIVER_RESULT_NOT_FOUND` when `index` is out of
+/// range.
+#[no_mangle]
+pub extern "C" fn quiver_stats_proxy_connection_streams(
+    stats: *const quiver_stats,
+    index: usize,
+    counts_out: *mut *const usize,
+    len_out: *mut usize,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let stats = try_ref_from_ptr!(stats);
+        let Some(o) = stats.core.proxies.get(index) else {
+            return quiver_result::NotFound;
+        };
+        set_optional_out(counts_out, o.connection_streams.as_ptr());
+        set_optional_out(len_out, o.connection_streams.len());
+        quiver_result::Ok
+    }
+}
+
+/// One counter (a `quiver_stat` value) summed over every origin (pooled proxy connections are
+/// not included); 0 when `stat` is out of range.
 #[no_mangle]
 pub extern "C" fn quiver_stats_total(stats: *const quiver_stats, stat: u32) -> u64 {
     ffi_panic_boundary! {

@@ -59,8 +59,8 @@ read -r -a PC_CFLAGS <<< "$(pkg-config --cflags quiver)"
 read -r -a PC_LIBS <<< "$(pkg-config --libs quiver)"
 
 say "compile the C and C++ tests and the examples"
-TESTS=(test_api test_channel test_queue test_cpp)
-for t in test_api test_channel test_queue demo; do # against libquiver.so, through pkg-config
+TESTS=(test_api test_channel test_queue test_proxy test_cpp)
+for t in test_api test_channel test_queue test_proxy demo; do # against libquiver.so, through pkg-config
     "$CC" "${CFLAGS[@]}" "${PC_CFLAGS[@]}" "tests/c/$t.c" -o "$WORK/$t" "${PC_LIBS[@]}" \
         -Wl,-rpath,"$LIB"
 done
@@ -91,6 +91,10 @@ if [ -n "$(json_port h3 "$WORK/server2.json")" ]; then
     export QUIVER_TEST_H3_NO_DATAGRAMS="https://localhost:$(json_port h3 "$WORK/server2.json")"
     export QUIVER_TEST_H3_NO_DATAGRAMS_CA_FILE="$(json_str ca_file "$WORK/server2.json")"
 fi
+export QUIVER_TEST_PROXY="http://127.0.0.1:$(json_port proxy)"
+export QUIVER_TEST_PROXY_TLS="https://localhost:$(json_port proxy_tls)"
+if [ -n "$(json_port proxy_h3)" ]; then export QUIVER_TEST_PROXY_H3="https://localhost:$(json_port proxy_h3)"; fi
+export QUIVER_TEST_UDP_ECHO_PORT="$(json_port udp_echo)"
 echo "server: $(cat "$WORK/server.json")"
 
 say "test_static (libquiver.a)"
@@ -118,6 +122,17 @@ if [ -n "${QUIVER_TEST_H3:-}" ]; then
     grep -q '^datagram: hello [0-9]$' "$WORK/datagram.out" &&
         grep -q '^trailer x-datagrams-echoed: [0-9]*$' "$WORK/datagram.out" || fail "example datagram"
 fi
+if [ -n "${QUIVER_TEST_PROXY_H3:-}" ]; then
+    "$EX/udp_tunnel" --ca "$QUIVER_TEST_CA_FILE" "${QUIVER_TEST_PROXY_H3/:\/\//://quiver:secret@}" \
+        127.0.0.1 "$QUIVER_TEST_UDP_ECHO_PORT" | tee "$WORK/udp_tunnel.out"
+    grep -q '^open: 200 to 127.0.0.1:[0-9]*, payloads up to [1-9][0-9]* bytes$' "$WORK/udp_tunnel.out" &&
+        grep -q '^echo: hello [0-9]$' "$WORK/udp_tunnel.out" && grep -qx closed "$WORK/udp_tunnel.out" ||
+        fail "example udp_tunnel (HTTP/3)"
+fi
+"$EX/udp_tunnel" --http2 --ca "$QUIVER_TEST_CA_FILE" "$QUIVER_TEST_PROXY_TLS" 127.0.0.1 \
+    "$QUIVER_TEST_UDP_ECHO_PORT" | tee "$WORK/udp_tunnel2.out"
+grep -q '^echo: hello [0-9]$' "$WORK/udp_tunnel2.out" && grep -qx closed "$WORK/udp_tunnel2.out" ||
+    fail "example udp_tunnel (HTTP/2)"
 "$EX/epoll" --ca "$QUIVER_TEST_CA_FILE" "$QUIVER_TEST_HTTP/bytes/10" "$QUIVER_TEST_HTTPS/bytes/20" \
     "$QUIVER_TEST_HTTP/status/404" | sort | tee "$WORK/epoll.out"
 [ "$(grep -c -e '/bytes/10: HTTP/1.1 200, 10 bytes$' -e '/bytes/20: HTTP/2 200, 20 bytes$' \

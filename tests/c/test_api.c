@@ -1579,10 +1579,15 @@ static void test_fork(void) {
         printf("  (skipped under valgrind)\n");
         return;
     }
+    CHECK(!quiver_client_is_forked(client));
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         /* The child: the parent's client refuses with `forked`; a new client works. */
+        CHECK(quiver_client_is_forked(client));
+        /* Closing the parent's client is a no-op here (its pools belong to the parent). */
+        CHECK_RESULT(quiver_client_close(client), QUIVER_RESULT_OK);
+        CHECK_RESULT(quiver_client_close_all_tunnels(client), QUIVER_RESULT_OK);
         char *url = format("%s/health", HTTP);
         expect_error(client, "GET", url, QUIVER_RESULT_FORKED, QUIVER_CLASS_INVALID, "forked");
         completion done;
@@ -1594,6 +1599,7 @@ static void test_fork(void) {
         CHECK_ERROR(done.error, QUIVER_RESULT_FORKED, QUIVER_CLASS_INVALID, "forked");
         completion_destroy(&done);
         const quiver_client *fresh = new_client(NULL);
+        CHECK(!quiver_client_is_forked(fresh));
         quiver_response *resp = fetch(fresh, "GET", url, NULL, NULL);
         CHECK(resp != NULL && body_eq(resp, "ok"));
         quiver_response_free(resp);
