@@ -13,13 +13,18 @@ client cannot do that" (reported as n/a, e.g. aiohttp asked for HTTP/2); anythin
 a timeout or a missing JSON line is a failed run.
 
 Template fields: {rust_bin} (target/release/quiver-bench-rust), {bin} (bench/.work/bin, where
-run.sh puts the C programs), {py} (the venv's python), {node} (node), {bench} (bench/), and in
-`env` values also {ca} (the CA file of the server the run talks to).
+run.sh puts the C programs), {py} (the venv's python), {node} (node), {bench} (bench/),
+{proxy_h3} (the URL of the test server's MASQUE proxy, `https://localhost:PORT`), and in `env`
+values also {ca} (the CA file of the server the run talks to).
 
 Adding a row: append a Client(...) below. `requires` (files) and `check` (a command that must
 exit 0) decide whether it is built; when it is not, every table lists it as "not built yet"
-with `not_built` as the reason. `protocols` lists what to try: a one-request probe per
-protocol decides what actually runs.
+with `not_built` as the reason (or, when bench/run.sh tried and failed to build it, that
+failure: bench/.work/build-failed/<name>). `protocols` lists what to try: a one-request probe
+per protocol decides what actually runs. `kinds` lists the workload kinds the row runs in:
+every row runs the matrix (get, post, stream, pool); the MASQUE workload ("64 MiB over HTTP/3:
+direct vs MASQUE") has only the Rust quiver client, direct (`quiver`) and through the test
+server's MASQUE proxy (`quiver-masque`, `masque=True`: the server must count a tunnel).
 """
 
 from dataclasses import dataclass, field
@@ -27,6 +32,9 @@ from dataclasses import dataclass, field
 # Protocol ids used everywhere in the harness (see harness.PROTOCOLS for what each means).
 H1, H1TLS, H2, H2C, H3 = "h1", "h1tls", "h2", "h2c", "h3"
 ALL = (H1, H1TLS, H2, H2C, H3)
+# Workload kinds (see harness.WORKLOADS): the matrix, and the MASQUE comparison.
+MATRIX = ("get", "post", "stream", "pool")
+MASQUE = "masque"
 
 
 @dataclass
@@ -42,6 +50,8 @@ class Client:
     env: dict = field(default_factory=dict)
     cwd: str = "{bench}"
     about: str = ""                # one line for the README / report
+    kinds: tuple = MATRIX          # workload kinds it runs in (harness.Workload.kind)
+    masque: bool = False           # goes through the test server's MASQUE proxy
 
 
 RUST = "{rust_bin}"
@@ -54,29 +64,36 @@ CLIENTS = [
     # --- Rust ---------------------------------------------------------------------------------
     Client("quiver", "rust", "quiver", RUST + " --client quiver {args}",
            requires=(RUST,), not_built="build bench/rust (bench/run.sh does)",
+           kinds=MATRIX + (MASQUE,),
            about="quiver-core from Rust (bench/rust)"),
+    Client("quiver-masque", "rust", "quiver",
+           RUST + " --client quiver --proxy {proxy_h3} --proxy-protocol http3 {args}",
+           protocols=(H3,), requires=(RUST,), not_built="build bench/rust (bench/run.sh does)",
+           kinds=(MASQUE,), masque=True,
+           about="quiver-core from Rust through the test server's MASQUE proxy (proxy_h3: "
+                 "pool options proxy, proxy_protocol http3)"),
     Client("reqwest", "rust", "peer", RUST + " --client reqwest {args}",
            requires=(RUST,), not_built="build bench/rust (bench/run.sh does)",
            about="reqwest 0.13 (hyper-util pool, rustls/ring); a semaphore stands in for a pool cap"),
     # --- C ------------------------------------------------------------------------------------
     Client("quiver-c", "c", "quiver", "{bin}/quiver_bench_c {args}",
            requires=("{bin}/quiver_bench_c",),
-           not_built="the C ABI (quiver-ffi) has no request API yet: write bench/c/quiver_bench.c "
-                     "(same contract as curl_multi.c) and build it in bench/run.sh",
-           about="libquiver from C"),
+           not_built="bench/run.sh builds bench/c/quiver_bench.c against a release libquiver",
+           about="libquiver (release, static) from C: quiver_client_send callbacks, each worker "
+                 "re-sending on completion"),
     Client("curl-multi", "c", "peer", "{bin}/curl_multi {args}",
            requires=("{bin}/curl_multi",), not_built="bench/run.sh builds bench/c/curl_multi.c",
            about="libcurl multi interface (Debian libcurl4-openssl-dev), bench/c/curl_multi.c"),
     # --- Python -------------------------------------------------------------------------------
     Client("quiver-py", "python", "quiver", PY + " --client quiver {args}",
            check="{py} -c 'import quiver'",
-           not_built="the Python binding (bindings/python) is not built or not installed in "
-                     "bench/.work/venv yet",
+           not_built="the Python binding (bindings/python) is not installed in bench/.work/venv "
+                     "(bench/run.sh builds its release wheel)",
            about="quiver.Client (blocking) from C threads"),
     Client("quiver-py-async", "python", "quiver", PY + " --client quiver-async {args}",
            check="{py} -c 'import quiver'",
-           not_built="the Python binding (bindings/python) is not built or not installed in "
-                     "bench/.work/venv yet",
+           not_built="the Python binding (bindings/python) is not installed in bench/.work/venv "
+                     "(bench/run.sh builds its release wheel)",
            about="quiver.AsyncClient from C asyncio tasks"),
     Client("pycurl", "python", "peer", PY + " --client pycurl {args}",
            about="pycurl multi (its wheel's bundled libcurl), MAX_HOST_CONNECTIONS = pool size"),
@@ -87,9 +104,9 @@ CLIENTS = [
     # --- Node ---------------------------------------------------------------------------------
     Client("quiver-node", "node", "quiver", NODE + " --client quiver {args}", cwd="{bench}/node",
            check="{node} --input-type=module -e \"await import('quiver-http')\"",
-           not_built="the Node binding (bindings/node, package quiver-http) is not built or "
-                     "not installed in bench/node yet",
-           about="quiver-http from Node"),
+           not_built="the Node binding (bindings/node, package quiver-http) is not installed in "
+                     "bench/node/node_modules (bench/run.sh builds it in release; needs Node >= 20)",
+           about="quiver-http from Node (release build)"),
     Client("undici", "node", "peer", NODE + " --client undici {args}", cwd="{bench}/node",
            protocols=(H1, H1TLS), requires=(UNDICI,), not_built=NPM, about="undici 7 request() through a Pool(connections = pool size)"),
     Client("undici-h2", "node", "peer", NODE + " --client undici-h2 {args}", cwd="{bench}/node",

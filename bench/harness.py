@@ -3,9 +3,10 @@
 
 It generates a CA and a server certificate, writes the payloads, starts nginx (HTTP/1.1, and
 HTTP/1.1 over TLS), h2o (HTTP/2 over TLS, h2c) and Quiver's test server (the slow endpoint of the
-pool-pressure workload) on loopback ports chosen free at start, then runs every workload through
-every client of the registry (bench/clients.py), interleaving the clients run by run, with a time
-limit on every run. Every run's request count is confirmed on the server side. Results go to
+pool-pressure workload, every workload over HTTP/3, and the MASQUE proxy of the "64 MiB over
+HTTP/3: direct vs MASQUE" cell) on loopback ports chosen free at start, then runs every workload
+through every client of the registry (bench/clients.py), interleaving the clients run by run,
+with a time limit on every run. Every run's request count is confirmed on the server side. Results go to
 bench/results/<timestamp>.md and .json, and the Markdown is printed.
 
 Knobs (environment variables, or the flags of the same name):
@@ -14,7 +15,7 @@ Knobs (environment variables, or the flags of the same name):
   DURATION=S       seconds per timed run (default 2; QUICK 1)
   ONLY=REGEX       only the cells whose id matches, e.g. 'get-1k/c64/' or '/h2c$'
   CLIENTS=a,b      only these rows (names from bench/clients.py)
-  PROTOCOLS=a,b    only these protocols (h1, h1tls, h2, h2c)
+  PROTOCOLS=a,b    only these protocols (h1, h1tls, h2, h2c, h3)
   MAX_MINUTES=M    stop starting runs after M minutes, report what was measured (default 180)
   BREAK=client     self-test: that client is told a wrong expected length, so its runs must fail
 See bench/README.md.
@@ -81,9 +82,11 @@ class Workload:
     pool_size: int | None = None
     timed: bool = True        # False: runs exactly `requests` requests (no --duration)
     about: str = ""
+    protocols: tuple | None = None   # only these protocol ids (None: every one a server speaks)
 
 
 SLOW_MS = 20
+BYTES_KINDS = ("stream", "masque")   # workloads measured in MB/s, not requests/s
 WORKLOADS = [
     Workload("get-1k", "GET 1 KiB", "get", "/1k.bin", 1 * KiB, (1, 16, 64, 256)),
     Workload("get-100k", "GET 100 KiB", "get", "/100k.bin", 100 * KiB, (1, 16, 64, 256)),
@@ -101,10 +104,17 @@ WORKLOADS = [
              about=f"1,000 callers at once, one request each, at most 10 connections; latency = "
                    f"queue wait + {SLOW_MS} ms. Ideal: p50 about {1000 // 10 // 2 * SLOW_MS} ms, "
                    f"p99 about {1000 // 10 * SLOW_MS} ms, max open connections 10"),
+    Workload("masque-64m", "64 MiB over HTTP/3: direct vs MASQUE", "masque", f"/bytes/{64 * MiB}",
+             64 * MiB, (1,), requests=1, timed=False, protocols=("h3",),
+             about="one GET of 64 MiB from the test server's h3 listener (`/bytes/67108864`), the "
+                   "body streamed and dropped, by the Rust quiver client: directly, and through the "
+                   "test server's MASQUE proxy (`proxy_h3`; pool options `proxy`, "
+                   "`proxy_protocol=http3`: QUIC inside CONNECT-UDP, HTTP/3 datagrams); the server "
+                   "must count one tunnel for the MASQUE run and none for the direct one"),
 ]
 QUICK_CELLS = {"get-1k/c64/h1", "get-1k/c64/h1tls", "get-1k/c64/h2", "get-1k/c64/h2c",
                "get-1k/c64/h3",      # when a server speaks HTTP/3
-               "post-1k/c16/h1", "stream-256m/c1/h1", "pool/c1000/h1"}
+               "post-1k/c16/h1", "stream-256m/c1/h1", "pool/c1000/h1", "masque-64m/c1/h3"}
 PAYLOADS = {"1k.bin": 1 * KiB, "100k.bin": 100 * KiB, "1m.bin": 1 * MiB, "256m.bin": 256 * MiB}
 
 
@@ -484,6 +494,7 @@ class TestServer:
         self.binary = binary
         self.dir = RUN / "testserver"
         self.urls = {}
+        self.proxy_h3 = None      # the MASQUE proxy's URL, when the server has one
         self.ca = None
 
     def start(self):
@@ -511,6 +522,8 @@ class TestServer:
                 host = "localhost" if PROTOCOLS[proto][2] else "127.0.0.1"
                 scheme = "https" if PROTOCOLS[proto][2] else "http"
                 self.urls[proto] = f"{scheme}://{host}:{info[key]}"
+        if isinstance(info.get("proxy_h3"), int) and "h3" in self.urls:
+            self.proxy_h3 = f"https://localhost:{info['proxy_h3']}"
         self.port = info["http"]
         http_get(self.port, "/health")
         m = self.mark()
@@ -520,7 +533,7 @@ class TestServer:
 
     def route(self, w):
         # Payloads are generated (`/bytes/{n}`); its /sink answers JSON, so POSTs check the status.
-        if w.kind in ("get", "stream"):
+        if w.kind in ("get", "stream", "masque"):
             return f"/bytes/{w.expect_len}", w.expect_len
         if w.kind == "post":
             return "/sink", None
@@ -531,14 +544,15 @@ class TestServer:
 
     def mark(self):
         s = self._stats("POST", "/stats/reset")
-        return s["requests"], s["accepted"]
+        return s["requests"], s["accepted"], s.get("proxy_tunnels", 0)
 
     def measure(self, mark, expected):
         time.sleep(0.1)   # let the server see the client's connections close before /stats opens one
         s = self._stats()
         return {"requests": s["requests"] - mark[0] - self.overhead[0],
                 "conns": s["accepted"] - mark[1] - self.overhead[1],
-                "max_open": s["max_open"]}
+                "max_open": s["max_open"],
+                "proxy_tunnels": s.get("proxy_tunnels", 0) - mark[2]}
 
     def stop(self):
         if getattr(self, "proc", None) and self.proc.poll() is None:
@@ -610,8 +624,9 @@ def expand(template, extra=None):
     return template.format(**vals)
 
 
-def client_argv(spec, args):
-    parts = shlex.split(expand(spec.cmd, {"args": "\0ARGS\0"}))
+def client_argv(spec, args, server=None):
+    proxy = getattr(server, "proxy_h3", None) or "none"
+    parts = shlex.split(expand(spec.cmd, {"args": "\0ARGS\0", "proxy_h3": proxy}))
     out = []
     for p in parts:
         out.extend(args if p == "\0ARGS\0" else [p])
@@ -620,6 +635,10 @@ def client_argv(spec, args):
 
 def availability(spec):
     """(True, '') or (False, reason) for 'not built yet'."""
+    failed = WORK / "build-failed" / spec.name
+    if failed.exists():
+        why = " ".join(failed.read_text().split())[:300]
+        return False, f"bench/run.sh could not build it: {why}"
     for f in spec.requires:
         path = expand(f)
         if not Path(path).exists():
@@ -655,14 +674,14 @@ def flags(cell, cfg, spec, probe=False):
         a += ["--duration", str(cfg.duration)]
     if w.pool_size:
         a += ["--pool-size", str(w.pool_size)]
-    if w.kind == "stream":
+    if w.kind in ("stream", "masque"):
         a += ["--stream"]
     return a
 
 
 def run_timeout(cell, cfg):
     w = cell.workload
-    if w.kind == "stream":
+    if w.kind in ("stream", "masque"):
         return 240
     if w.kind == "pool":
         return 180
@@ -690,7 +709,7 @@ def tail(text, n=400):
 def execute(spec, cell, cfg, probe=False):
     """One run of one client on one cell -> a dict (the JSON line plus the harness's checks)."""
     args = flags(cell, cfg, spec, probe)
-    argv = client_argv(spec, args)
+    argv = client_argv(spec, args, cell.server)
     env = dict(os.environ)
     for k, v in spec.env.items():
         env[k] = expand(v, {"ca": cell.server.ca or ""})
@@ -731,6 +750,14 @@ def execute(spec, cell, cfg, probe=False):
                                + (f"..{hi}" if hi != sent else ""))
     if srv.get("non_2xx"):
         rec["problems"].append(f"server logged {srv['non_2xx']} non-2xx answers")
+    tunnels = srv.get("proxy_tunnels")
+    if tunnels is not None:
+        # Which path the run took, on the server's side: the MASQUE row must have opened a
+        # tunnel through proxy_h3, every other row none.
+        if spec.masque and tunnels < 1:
+            rec["problems"].append("the MASQUE proxy counted no tunnel")
+        elif not spec.masque and tunnels:
+            rec["problems"].append(f"the proxy counted {tunnels} tunnels for a direct run")
     other = {p: n for p, n in (srv.get("protocols") or {}).items() if p != want}
     if other:
         # The server saw another protocol (clients that cannot report the version, too).
@@ -764,6 +791,10 @@ def build_cells(cfg, servers):
                 if not server or proto not in server.urls:
                     continue
                 cell = Cell(w, c, proto, server)
+                if w.protocols and proto not in w.protocols:
+                    continue
+                if w.kind == "masque" and not getattr(server, "proxy_h3", None):
+                    continue
                 if cfg.quick and cell.id not in QUICK_CELLS:
                     continue
                 if cfg.only and not re.search(cfg.only, cell.id):
@@ -779,7 +810,7 @@ def summarize(row, kind):
     if not ok:
         return s
     med = lambda k: statistics.median(r[k] for r in ok)  # noqa: E731
-    metric = "mb_per_s" if kind == "stream" else "rps"
+    metric = "mb_per_s" if kind in BYTES_KINDS else "rps"
     vals = [r[metric] for r in ok]
     s.update({
         "metric": metric,
@@ -791,6 +822,9 @@ def summarize(row, kind):
         "conns": max((r["server"]["conns"] for r in ok if r.get("server")), default=None),
         "max_open": max((r["server"]["max_open"] for r in ok
                          if r.get("server") and r["server"].get("max_open") is not None), default=None),
+        "proxy_tunnels": max((r["server"]["proxy_tunnels"] for r in ok
+                              if r.get("server") and r["server"].get("proxy_tunnels") is not None),
+                             default=None),
         "proto": "+".join(sorted({r.get("proto") for r in ok if r.get("proto")})),
         "notes": sorted({r["note"] for r in ok if r.get("note")}),
         "requests_per_run": statistics.median(r["requests"] for r in ok),
@@ -840,6 +874,16 @@ def versions():
     head = cmd_out(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT)
     dirty = cmd_out(["git", "status", "--porcelain", "--", "quiver-core", "quiver-ffi", "bindings"], cwd=ROOT)
     v["quiver"] = f"{head}{' + uncommitted changes' if dirty else ''}"
+    # The release builds the quiver rows ran (bench/run.sh), with their build times (UTC).
+    built = []
+    for what, f in (("Rust", ROOT / "target/release/quiver-bench-rust"),
+                    ("C (libquiver.a)", WORK / "bin/quiver_bench_c"),
+                    ("Python wheel", WORK / "venv/.quiver-wheel.sha256"),
+                    ("Node module", BENCH / "node/node_modules/quiver-http/.bench-build.sha256")):
+        if f.exists():
+            t = dt.datetime.fromtimestamp(f.stat().st_mtime, dt.timezone.utc)
+            built.append(f"{what} {t:%H:%M}")
+    v["quiver release builds"] = ", ".join(built) or "none"
     return v
 
 
@@ -878,21 +922,33 @@ def fmt_ratio(x):
     return "—" if x is None else f"{x:.2f}×"
 
 
+def fmt_peer(r):
+    """A quiver row's ratio to the best peer of its language, and that peer's name."""
+    if r.get("vs_peer") is None:
+        return "—"
+    return f"{fmt_ratio(r['vs_peer'])} {r['best_peer']}"
+
+
 def ratios(cell_rows, kind):
-    """For each row: (vs best peer of its language, vs h2load), on the cell's main metric."""
+    """For each row: (vs best peer of its language, vs h2load, that best peer's name, MASQUE vs
+    direct), on the cell's main metric."""
     def ok(r):
         return r.status == "ok" and r.summary.get("median") is not None and r.summary["good_runs"] > 0
     ceiling = next((r.summary["median"] for r in cell_rows if r.spec.role == "ceiling" and ok(r)), None)
+    direct = next((r.summary["median"] for r in cell_rows
+                   if kind == "masque" and not r.spec.masque and ok(r)), None)
     out = {}
     for r in cell_rows:
         if not ok(r):
-            out[r.spec.name] = (None, None)
+            out[r.spec.name] = (None, None, None, None)
             continue
-        peers = [p.summary["median"] for p in cell_rows
+        peers = [(p.summary["median"], p.spec.name) for p in cell_rows
                  if p.spec.lang == r.spec.lang and p.spec.role == "peer" and ok(p)]
-        vs_peer = r.summary["median"] / max(peers) if peers and r.spec.role == "quiver" else None
+        best = max(peers) if peers and r.spec.role == "quiver" else None
+        vs_peer = r.summary["median"] / best[0] if best else None
         vs_ceiling = r.summary["median"] / ceiling if ceiling and r.spec.role != "ceiling" else None
-        out[r.spec.name] = (vs_peer, vs_ceiling)
+        vs_direct = r.summary["median"] / direct if direct and r.spec.masque else None
+        out[r.spec.name] = (vs_peer, vs_ceiling, best[1] if best else None, vs_direct)
     return out
 
 
@@ -905,6 +961,65 @@ def checks_text(s):
     if len(first) > 90:
         first = first[:90] + "…"
     return f"✗ {s['runs'] - s['good_runs']}/{s['runs']} runs: {first}"
+
+
+SHORT_STATUS = {"not built": "not built", "n/a": "n/a", "probe failed": "FAILED (probe)",
+                "skipped": "skipped"}
+
+
+def row_value(r, with_peer=True):
+    """One row of a cell in a few words: its median and ratio to the best peer, or its status."""
+    s = r.get("summary", {})
+    if r["status"] != "ok" or s.get("median") is None:
+        return SHORT_STATUS.get(r["status"], "FAILED")
+    text = fmt_num(s["median"])
+    if s["good_runs"] != s["runs"]:
+        text += f" ✗{s['runs'] - s['good_runs']}"
+    if with_peer and r["role"] == "quiver":
+        text += (f" · **{fmt_ratio(r['vs_peer'])}** {r['best_peer']}" if r.get("best_peer")
+                 else " · no peer")
+    return text
+
+
+def render_summary(cells_out):
+    """The quiver rows of every cell side by side: one column per quiver surface, each entry the
+    median (req/s, MB/s for streams) with its ratio to the best peer of its language (named);
+    h2load, the ceiling, in the last column. Then the MASQUE comparison."""
+    L = []
+    matrix = [c for c in cells_out if c["kind"] != "masque"]
+    surfaces = []
+    for c in matrix:
+        for r in c["rows"]:
+            if r["role"] == "quiver" and r["client"] not in surfaces:
+                surfaces.append(r["client"])
+    if matrix and surfaces:
+        langs = {r["client"]: r["lang"] for c in matrix for r in c["rows"]}
+        L += ["", "## Summary: quiver rows", "",
+              "Each entry: the median (requests/s; MB/s for streams), then its ratio to the best peer "
+              "of the same language, named (Rust: reqwest; C: curl-multi; Python: the best of pycurl, "
+              "aiohttp, httpx; Node: the best of undici, undici-h2, fetch); \"no peer\" where no peer "
+              "of that language ran the cell; ✗N: N runs failed a check. h2load is the ceiling of the "
+              "server and protocol.", ""]
+        L.append("| workload | " + " | ".join(f"{n} ({langs[n]})" for n in surfaces) + " | h2load |")
+        L.append("|---" * (len(surfaces) + 2) + "|")
+        for c in matrix:
+            by = {r["client"]: r for r in c["rows"]}
+            vals = [row_value(by[n]) if n in by else "—" for n in surfaces]
+            h2 = by.get("h2load")
+            vals.append(row_value(h2, with_peer=False) if h2 else "—")
+            L.append(f"| {c['title']} | " + " | ".join(vals) + " |")
+    for c in cells_out:
+        if c["kind"] != "masque":
+            continue
+        L += ["", f"## Summary: {c['title']}", "",
+              "| path | MB/s median (min–max) | MASQUE vs direct |", "|---|---|---|"]
+        for r in c["rows"]:
+            s = r.get("summary", {})
+            path = "MASQUE via proxy_h3" if r["client"] == "quiver-masque" else "direct"
+            val = (f"{fmt_num(s['median'])} ({fmt_num(s['min'])}–{fmt_num(s['max'])})"
+                   if r["status"] == "ok" and s.get("median") is not None else row_value(r))
+            L.append(f"| {path} ({r['client']}) | {val} | {fmt_ratio(r.get('vs_direct'))} |")
+    return L
 
 
 def render(meta, cells_out, cfg):
@@ -951,21 +1066,7 @@ def render(meta, cells_out, cfg):
              "runs); CPU seconds of the client per 10,000 requests; peak RSS of the client process; "
              "connections the server accepted (max over runs); ratio of each quiver row to the best "
              "peer in its language, and of every row to h2load, on the median.")
-    # Summary of the quiver rows.
-    qrows = [c for c in cells_out if any(r["role"] == "quiver" and r.get("summary", {}).get("median")
-                                         for r in c["rows"])]
-    if qrows:
-        L.append("")
-        L.append("## Summary: quiver rows")
-        L.append("")
-        L.append("| workload | quiver row | req/s (MB/s for streams) | vs best peer, same language | vs h2load |")
-        L.append("|---|---|---|---|---|")
-        for c in qrows:
-            for r in c["rows"]:
-                s = r.get("summary", {})
-                if r["role"] == "quiver" and s.get("median"):
-                    L.append(f"| {c['title']} | {r['client']} | {fmt_num(s['median'])} | "
-                             f"{fmt_ratio(r.get('vs_peer'))} | {fmt_ratio(r.get('vs_h2load'))} |")
+    L.extend(render_summary(cells_out))
     problems = []
     last_w = None
     for c in cells_out:
@@ -986,6 +1087,9 @@ def render(meta, cells_out, cfg):
         if kind == "stream":
             L.append("| client | lang | MB/s median (min–max) | seconds | CPU s | peak RSS MiB | vs best peer | vs h2load | checks |")
             L.append("|---|---|---|---|---|---|---|---|---|")
+        elif kind == "masque":
+            L.append("| client | path | MB/s median (min–max) | seconds | CPU s | peak RSS MiB | tunnels (server) | MASQUE vs direct | checks |")
+            L.append("|---|---|---|---|---|---|---|---|---|")
         elif kind == "pool":
             L.append("| client | lang | req/s median (min–max) | p50 ms | p99 ms | max open conns (server) | CPU s/10k | peak RSS MiB | vs best peer | checks |")
             L.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -996,7 +1100,7 @@ def render(meta, cells_out, cfg):
         for r in c["rows"]:
             s = r.get("summary", {})
             name = f"**{r['client']}**" if r["role"] == "quiver" else r["client"]
-            ncols = {"stream": 9, "pool": 10}.get(kind, 11)
+            ncols = {"stream": 9, "masque": 9, "pool": 10}.get(kind, 11)
             if r["status"] in ("n/a",):
                 na.append(f"{r['client']} ({r['reason']})")
                 continue
@@ -1022,15 +1126,20 @@ def render(meta, cells_out, cfg):
             if kind == "stream":
                 cpu = s["cpu_s_per_10k"] * s["requests_per_run"] / 1e4
                 L.append(f"| {name} | {r['lang']} | {rng} | {s['seconds']:.2f} | {cpu:.2f} | {rss} | "
-                         f"{fmt_ratio(r.get('vs_peer'))} | {fmt_ratio(r.get('vs_h2load'))} | {chk} |")
+                         f"{fmt_peer(r)} | {fmt_ratio(r.get('vs_h2load'))} | {chk} |")
+            elif kind == "masque":
+                cpu = s["cpu_s_per_10k"] * s["requests_per_run"] / 1e4
+                path = "MASQUE via proxy_h3" if r["client"] == "quiver-masque" else "direct"
+                L.append(f"| {name} | {path} | {rng} | {s['seconds']:.2f} | {cpu:.2f} | {rss} | "
+                         f"{fmt_num(s.get('proxy_tunnels'))} | {fmt_ratio(r.get('vs_direct'))} | {chk} |")
             elif kind == "pool":
                 L.append(f"| {name} | {r['lang']} | {rng} | {fmt_ms(s['p50_ms'])} | {fmt_ms(s['p99_ms'])} | "
                          f"{fmt_num(s['max_open'])} | {s['cpu_s_per_10k']:.3f} | {rss} | "
-                         f"{fmt_ratio(r.get('vs_peer'))} | {chk} |")
+                         f"{fmt_peer(r)} | {chk} |")
             else:
                 L.append(f"| {name} | {r['lang']} | {rng} | {fmt_ms(s['p50_ms'])} | {fmt_ms(s['p99_ms'])} | "
                          f"{s['cpu_s_per_10k']:.3f} | {rss} | {fmt_num(s['conns'])} | "
-                         f"{fmt_ratio(r.get('vs_peer'))} | {fmt_ratio(r.get('vs_h2load'))} | {chk} |")
+                         f"{fmt_peer(r)} | {fmt_ratio(r.get('vs_h2load'))} | {chk} |")
         notes = sorted({n for r in c["rows"] for n in r.get("summary", {}).get("notes", [])})
         if na:
             L.append("")
@@ -1149,7 +1258,7 @@ def main(argv=None):
         for cell in cells:
             for spec in specs:
                 key = (spec.name, cell.proto, cell.server.name)
-                if key in probe or not avail[spec.name]:
+                if key in probe or not avail[spec.name] or cell.workload.kind not in spec.kinds:
                     continue
                 if cell.proto not in spec.protocols:
                     probe[key] = ("n/a", f"no {PROTOCOLS[cell.proto][1]}")
@@ -1168,6 +1277,8 @@ def main(argv=None):
         for cell in cells:
             rows = []
             for spec in specs:
+                if cell.workload.kind not in spec.kinds:
+                    continue
                 if not avail[spec.name]:
                     rows.append(Row(spec, "not built", not_built[spec.name]))
                 else:
@@ -1196,7 +1307,7 @@ def main(argv=None):
                         log(f"[{done}/{total}] {cell.id} {row.spec.name}: n/a ({row.reason})")
                         continue
                     row.runs.append(rec)
-                    metric = (f"{rec['mb_per_s']:.0f} MB/s" if cell.workload.kind == "stream"
+                    metric = (f"{rec['mb_per_s']:.0f} MB/s" if cell.workload.kind in BYTES_KINDS
                               else f"{rec['rps']:,.0f} req/s") if rec.get("rps") is not None else "-"
                     log(f"[{done}/{total}] {cell.id} r{rnd + 1} {row.spec.name}: {metric} "
                         f"{'ok' if rec.get('ok') else 'PROBLEM: ' + '; '.join(rec['problems'])[:200]}")
@@ -1226,10 +1337,10 @@ def main(argv=None):
         rat = ratios(rows, w.kind)
         ptitle = PROTOCOLS[cell.proto][1]
         title = f"{w.title} · {cell.concurrency} concurrent · {ptitle}"
-        if w.kind == "stream":
+        if w.kind in ("stream", "pool"):
             title = f"{w.title} · {ptitle}"
-        elif w.kind == "pool":
-            title = f"{w.title} · {ptitle}"
+        elif w.kind == "masque":
+            title = w.title
         cells_out.append({
             "id": cell.id, "workload": w.id, "kind": w.kind, "title": title,
             "concurrency": cell.concurrency, "protocol": cell.proto, "server": cell.server.name,
@@ -1237,7 +1348,8 @@ def main(argv=None):
             "url": cell.server.urls[cell.proto] + cell.server.route(w)[0],
             "rows": [{"client": r.spec.name, "lang": r.spec.lang, "role": r.spec.role, "status": r.status,
                       "reason": r.reason, "summary": r.summary, "vs_peer": rat[r.spec.name][0],
-                      "vs_h2load": rat[r.spec.name][1], "runs": r.runs} for r in rows],
+                      "vs_h2load": rat[r.spec.name][1], "best_peer": rat[r.spec.name][2],
+                      "vs_direct": rat[r.spec.name][3], "runs": r.runs} for r in rows],
         })
     md = render(meta, cells_out, cfg)
     out_md = RESULTS / f"{stamp}.md"

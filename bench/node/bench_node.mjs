@@ -2,7 +2,7 @@
 // Node clients of Quiver's benchmark harness: one run, one JSON line on stdout.
 //
 //   node bench_node.mjs --client undici|undici-h2|fetch|quiver --url URL [--requests N]
-//     [--concurrency C] [--ca FILE] [--protocol auto|http1|http2] [--expect-len BYTES]
+//     [--concurrency C] [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len BYTES]
 //     [--method GET|POST] [--body-len B] [--duration SECS] [--pool-size P] [--warmup W] [--stream]
 //
 // Same flags and JSON keys as quiver-bench-rust (bench/README.md, "The client contract").
@@ -15,6 +15,8 @@
 //   It reads the CA from NODE_EXTRA_CA_CERTS (the harness sets it); --ca is checked to match.
 //   In pool mode (pool size < concurrency) a semaphore of pool-size permits stands in front,
 //   since the default agent has no cap (reported in `note`).
+// - quiver: quiver-http's Client({ size: pool size, protocol, caFile, checkoutTimeout: 120 s }),
+//   client.request(url) -> { statusCode, httpVersion, body }; body.bytes() or `for await`.
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
@@ -23,7 +25,7 @@ const UNSUPPORTED = 3; // exit status: this client cannot do what was asked (har
 function usage(msg) {
   process.stderr.write(`bench_node: ${msg}\n`);
   process.stderr.write('usage: node bench_node.mjs --client undici|undici-h2|fetch|quiver --url URL [--requests N] ' +
-    '[--concurrency C] [--ca FILE] [--protocol auto|http1|http2] [--expect-len B] [--method M] ' +
+    '[--concurrency C] [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len B] [--method M] ' +
     '[--body-len B] [--duration S] [--pool-size P] [--warmup W] [--stream]\n');
   process.exit(2);
 }
@@ -142,17 +144,16 @@ async function makeClient(a) {
     return { one, close: async () => {}, note };
   }
   if (a.client === 'quiver') {
-    // DRAFT, untested: written before the Node binding exists (design.md: an undici-style
-    // Promise API). When bindings/node lands, check these names against it; bench/clients.py
-    // already lists the row.
+    // quiver-http (bindings/node), the release build bench/run.sh installs into
+    // bench/node/node_modules. The pool options of the Rust row (camelCase, durations in ms).
     let quiver;
     try {
       quiver = await import('quiver-http');
     } catch (e) {
       unsupported(`the quiver Node binding is not installed: ${e.message}`);
     }
-    const opts = { size: a.poolSize, protocol: a.protocol, checkout_timeout: 120 };
-    if (a.ca) opts.ca_file = a.ca;
+    const opts = { size: a.poolSize, protocol: a.protocol, checkoutTimeout: 120000 };
+    if (a.ca) opts.caFile = a.ca;
     const client = new quiver.Client(opts);
     const one = async () => {
       const r = await client.request(a.url, { method: a.method, body });
@@ -160,11 +161,11 @@ async function makeClient(a) {
       if (a.stream) {
         for await (const chunk of r.body) n += chunk.length;
       } else {
-        n = (await r.body.arrayBuffer()).byteLength;
+        n = (await r.body.bytes()).byteLength;
       }
-      return [r.statusCode ?? r.status, n, r.httpVersion ?? null];
+      return [r.statusCode, n, r.httpVersion];
     };
-    return { one, close: async () => client.close?.(), note: null };
+    return { one, close: () => client.close(), note: null };
   }
   usage(`unknown client ${a.client}`);
 }

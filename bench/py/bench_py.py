@@ -2,7 +2,7 @@
 """Python clients of Quiver's benchmark harness: one run, one JSON line on stdout.
 
     bench_py.py --client aiohttp|httpx|pycurl|quiver|quiver-async --url URL [--requests N]
-        [--concurrency C] [--ca FILE] [--protocol auto|http1|http2] [--expect-len BYTES]
+        [--concurrency C] [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len BYTES]
         [--method GET|POST] [--body-len B] [--duration SECS] [--pool-size P] [--warmup W] [--stream]
 
 Same flags and JSON keys as quiver-bench-rust (bench/README.md, "The client contract").
@@ -11,7 +11,10 @@ Every response is verified (2xx status and body length); failures are counted, n
 Fair settings: aiohttp TCPConnector(limit=pool size); httpx Limits(max_connections=pool size),
 http2=True for HTTP/2 (http1=False too when it must be HTTP/2: h2c by prior knowledge); pycurl's
 multi interface with CURLMOPT_MAX_HOST_CONNECTIONS=pool size and, for HTTP/2, one multiplexed
-connection (PIPEWAIT). Every client trusts the bench CA; none turns verification off. No uvloop.
+connection (PIPEWAIT), HTTP/3 where its libcurl has it; quiver (quiver-http, the release wheel
+bench/run.sh installs into the bench venv) with the pool options of the Rust row: size = pool
+size, protocol, ca_file, checkout_timeout 120 s. Every client trusts the bench CA; none turns
+verification off. No uvloop.
 """
 
 import argparse
@@ -221,35 +224,42 @@ async def main_httpx(a):
     stats.report("httpx", secs, cpu, a.warmup)
 
 
-# The quiver rows. Written against bindings/python while it was being built (quiver-http 0.1.0:
-# Client/AsyncClient(**pool options), request(method, url, content=), stream(), status_code,
-# content, http_version, iter_bytes/aiter_bytes) and run once with PYTHONPATH pointing at its
-# debug build. They light up in the report as soon as `import quiver` works in the bench venv;
-# nothing else in the harness has to change (bench/clients.py lists the rows).
-async def main_quiver_async(a):
+# The quiver rows: quiver-http (bindings/python), the release wheel bench/run.sh builds and
+# installs into bench/.work/venv. quiver.AsyncClient / quiver.Client take the engine's pool
+# options as keywords; http_version is "HTTP/1.1", "HTTP/2" or "HTTP/3".
+def quiver_options(a):
+    """The same pool settings as the Rust row; checkout_timeout well above the pool workload's wait."""
+    opts = {"size": a.pool_size, "protocol": a.protocol, "checkout_timeout": 120}
+    if a.ca:
+        opts["ca_file"] = a.ca
+    return opts
+
+
+def import_quiver():
     try:
         import quiver
     except ImportError as e:
         unsupported(f"the quiver Python binding is not installed: {e}")
+    return quiver
+
+
+async def main_quiver_async(a):
+    quiver = import_quiver()
     body = b"x" * a.body_len if a.body_len else None
-    # the same pool settings as the Rust row: checkout_timeout well above the pool workload's wait
-    opts = {"size": a.pool_size, "protocol": a.protocol, "checkout_timeout": 120}
-    if a.ca:
-        opts["ca_file"] = a.ca
-    async with quiver.AsyncClient(**opts) as c:
+    async with quiver.AsyncClient(**quiver_options(a)) as c:
         async def one():
             if a.stream:
                 async with c.stream(a.method, a.url, content=body) as r:
                     n = 0
                     async for chunk in r.aiter_bytes():
                         n += len(chunk)
-                    return r.status_code, n, proto_name(getattr(r, "http_version", "h1"))
+                    return r.status_code, n, proto_name(r.http_version)
             r = await c.request(a.method, a.url, content=body)
-            return r.status_code, len(r.content), proto_name(getattr(r, "http_version", "h1"))
+            return r.status_code, len(r.content), proto_name(r.http_version)
 
         stats = Stats(a)
         secs, cpu = await run_async(a, one, stats)
-    stats.report("quiver-async", secs, cpu, a.warmup)
+    stats.report("quiver-py-async", secs, cpu, a.warmup)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,30 +308,24 @@ def run_threads(a, one, stats):
     return time.perf_counter() - t0, cpu_seconds() - cpu0
 
 
-# See main_quiver_async. A blocking Client shared by C threads (the binding releases the GIL
-# while it waits).
+# A blocking quiver.Client shared by C threads (the binding releases the GIL while it waits).
 def main_quiver(a):
-    try:
-        import quiver
-    except ImportError as e:
-        unsupported(f"the quiver Python binding is not installed: {e}")
+    quiver = import_quiver()
     body = b"x" * a.body_len if a.body_len else None
-    # the same pool settings as the Rust row: checkout_timeout well above the pool workload's wait
-    opts = {"size": a.pool_size, "protocol": a.protocol, "checkout_timeout": 120}
-    if a.ca:
-        opts["ca_file"] = a.ca
-    with quiver.Client(**opts) as c:
+    with quiver.Client(**quiver_options(a)) as c:
         def one():
             if a.stream:
                 with c.stream(a.method, a.url, content=body) as r:
-                    n = sum(len(chunk) for chunk in r.iter_bytes())
-                    return r.status_code, n, proto_name(getattr(r, "http_version", "h1"))
+                    n = 0
+                    for chunk in r.iter_bytes():
+                        n += len(chunk)
+                    return r.status_code, n, proto_name(r.http_version)
             r = c.request(a.method, a.url, content=body)
-            return r.status_code, len(r.content), proto_name(getattr(r, "http_version", "h1"))
+            return r.status_code, len(r.content), proto_name(r.http_version)
 
         stats = Stats(a)
         secs, cpu = run_threads(a, one, stats)
-    stats.report("quiver", secs, cpu, a.warmup)
+    stats.report("quiver-py", secs, cpu, a.warmup)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! quiver-bench-rust --client quiver|reqwest --url URL [--requests N] [--concurrency C]
-//!   [--ca FILE] [--protocol auto|http1|http2] [--expect-len BYTES]
+//!   [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len BYTES]
 //!   [--method GET|POST --body-len B] [--duration SECS] [--pool-size P] [--warmup W] [--stream]
+//!   [--proxy URL] [--proxy-protocol auto|http1|http2|http3]
 //! ```
 //!
 //! The flags and the JSON keys are the contract every client of the harness follows
@@ -19,6 +20,9 @@
 //!   failures count in `failures`.
 //! - `--stream`: each request's body is pulled chunk by chunk and dropped as it comes
 //!   (constant memory); `bytes` and `mb_per_s` say how fast.
+//! - `--proxy URL`, `--proxy-protocol P` (quiver only): quiver's pool options `proxy` and
+//!   `proxy_protocol`, e.g. an `https://` MASQUE proxy with `http3` for an HTTP/3 origin
+//!   (the harness's "64 MiB over HTTP/3: direct vs MASQUE"). reqwest exits 3 (n/a).
 //!
 //! JSON: client, requests, failures, seconds, rps, p50_ms, p99_ms, cpu_s_per_10k,
 //! peak_rss_bytes, warmup, bytes, mb_per_s, proto (versions seen: h1, h2, h3), note.
@@ -41,14 +45,16 @@ struct Args {
     pool_size: Option<usize>,
     warmup: Option<usize>,
     stream: bool,
+    proxy: Option<String>,
+    proxy_protocol: Option<String>,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("quiver-bench-rust: {msg}");
     eprintln!(
         "usage: quiver-bench-rust --client quiver|reqwest --url URL [--requests N] [--concurrency C] \
-         [--ca FILE] [--protocol auto|http1|http2] [--expect-len BYTES] [--method M --body-len B] \
-         [--duration SECS] [--pool-size P] [--warmup W] [--stream]"
+         [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len BYTES] [--method M --body-len B] \
+         [--duration SECS] [--pool-size P] [--warmup W] [--stream] [--proxy URL] [--proxy-protocol P]"
     );
     std::process::exit(2)
 }
@@ -68,6 +74,8 @@ fn parse_args() -> Args {
         pool_size: None,
         warmup: None,
         stream: false,
+        proxy: None,
+        proxy_protocol: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +100,8 @@ fn parse_args() -> Args {
             "--duration" => a.duration = Some(Duration::from_secs_f64(num(&flag, &val))),
             "--pool-size" => a.pool_size = Some(num(&flag, &val)),
             "--warmup" => a.warmup = Some(num(&flag, &val)),
+            "--proxy" => a.proxy = Some(val),
+            "--proxy-protocol" => a.proxy_protocol = Some(val),
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -194,9 +204,20 @@ impl Client {
                 if let Some(ca) = &a.ca {
                     b = b.set("ca_file", ca.as_str());
                 }
+                if let Some(proxy) = &a.proxy {
+                    b = b.set("proxy", proxy.as_str());
+                }
+                if let Some(p) = &a.proxy_protocol {
+                    b = b.set("proxy_protocol", p.as_str());
+                }
                 Ok(Client::Quiver(b.build().map_err(|e| format!("quiver client: {e}"))?))
             }
             "reqwest" => {
+                if a.proxy.is_some() || a.proxy_protocol.is_some() {
+                    // Exit status 3: "cannot do that" (the MASQUE workload is quiver's alone).
+                    eprintln!("reqwest: --proxy / --proxy-protocol are for the quiver client only");
+                    std::process::exit(3);
+                }
                 let mut tls = rustls_config(&a.ca);
                 let mut b = reqwest::Client::builder().pool_max_idle_per_host(pool_size);
                 match a.protocol.as_str() {
@@ -232,6 +253,11 @@ impl Client {
             Client::Reqwest(_, Some(_)) => Some(format!(
                 "semaphore({}) in front: reqwest has no per-host connection cap",
                 a.pool_size.unwrap_or(a.concurrency)
+            )),
+            Client::Quiver(_) if a.proxy.is_some() => Some(format!(
+                "through the proxy {} (proxy_protocol {})",
+                a.proxy.as_deref().unwrap_or_default(),
+                a.proxy_protocol.as_deref().unwrap_or("auto")
             )),
             _ => None,
         }
