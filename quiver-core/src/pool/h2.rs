@@ -271,11 +271,8 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
             Body::Empty => {}
             Body::Bytes(b) if b.is_empty() => {}
             Body::Bytes(b) => {
-                let mut stream = stream;
                 // The caller already holds these bytes; h2 sends them as the window allows.
-                if let Err(e) = stream.send_data(b, true) {
-                    return Err(map_h2_error(&e, &handle.shared, &pool.origin));
-                }
+                send_held(stream, b);
             }
             Body::Stream(s) => {
                 upload = UploadGuard::spawn(
@@ -322,6 +319,26 @@ pub(crate) async fn send(pool: &Arc<H2Pool>, mut req: Request) -> Result<StreamR
             }
         }
     }
+}
+
+/// Hands a body the caller already holds to h2, which sends it as the window allows. A frame's
+/// payload is capped at 2^31-1 bytes, so larger bodies go in pieces.
+///
+/// A send can fail only once the stream is closed: the server may answer and end the stream
+/// before it has read the body (RFC 9113 §8.1), or reset it. Either way the response future
+/// says what happened, so the error is left for it and the stream is not reset here (a local
+/// reset would turn an already received response into an error).
+fn send_held(mut stream: SendStream<Bytes>, mut body: Bytes) {
+    const MAX_FRAME_PAYLOAD: usize = (1 << 31) - 1;
+    while body.len() > MAX_FRAME_PAYLOAD {
+        if stream
+            .send_data(body.split_to(MAX_FRAME_PAYLOAD), false)
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = stream.send_data(body, true);
 }
 
 /// Pulls the caller's body only as send capacity is granted: at most one chunk is held here,
