@@ -56,7 +56,9 @@ if [ "$(cat "$stamp_build" 2>/dev/null)" = "$hash_build" ] \
 else
   say "napi build ($PROFILE): $PKG/quiver.<platform>.node"
   rm -f "$stamp_build"
-  (cd "$PKG" && QUIVER_NODE_PROFILE="$PROFILE" QUIVER_NODE_REBUILD=1 node install.js)
+  # CARGO: napi's host build shares target/<profile>/ with the rest of the workspace.
+  (cd "$PKG" && CARGO="$ROOT/scripts/napi-cargo.sh" QUIVER_NODE_PROFILE="$PROFILE" \
+    QUIVER_NODE_REBUILD=1 node install.js)
   node -e "require('./$PKG')" >/dev/null
   # Hashed again: the build has just rewritten the generated files.
   build_inputs | sha256sum | cut -d' ' -f1 >"$stamp_build"
