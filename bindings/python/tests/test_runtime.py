@@ -71,9 +71,12 @@ def test_threads_share_a_client(target: Target) -> None:
         assert stats["connections_opened"] > 1, "the threads' requests overlapped"
 
 
+# The child installs Python's own SIGINT handler: a shell without job control starts background
+# jobs with SIGINT ignored, and the child would inherit that (and never see the Ctrl-C).
 CTRL_C_CHILD = textwrap.dedent(
     """
-    import sys, time, quiver
+    import signal, sys, time, quiver
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     client = quiver.Client()
     print("ready", flush=True)
     started = time.monotonic()
