@@ -36,40 +36,80 @@ pub struct quiver_channel {
     _private: [u8; 0],
 }
 
-/// The Rust value behind a `quiver_channel`, shared by the handle and the channel's task.
+/// What a datagram handle (`quiver_channel`, `quiver_udp_tunnel`) shares with its task.
 ///
-/// The task owns the [`DatagramChannel`] (it receives, and closes it); senders go through its
-/// [`DatagramSender`], so no lock is shared between them.
-pub(crate) struct ChannelShared {
-    /// Set once the channel is open.
-    sender: OnceLock<DatagramSender>,
-    /// Set by `quiver_channel_close`: sends fail from then on.
+/// The task owns the core object (it receives, and closes it); senders go through its send
+/// handle `S`, published once it is open, so no lock is shared between them.
+pub(crate) struct Endpoint<S> {
+    /// Set once open.
+    sender: OnceLock<S>,
+    /// Set by the C close function: sends fail from then on.
     closed: AtomicBool,
     /// Fired with `closed`: the task finishes our side of the stream.
-    close: Signal,
-    /// Set when the channel has ended (its `on_end` is on its way).
-    ended: AtomicBool,
-    cancel: Signal,
-    pause: Pause,
-    head: OnceLock<Response>,
+    pub(crate) close: Signal,
+    /// Set when the task has ended (its `on_end` is on its way).
+    pub(crate) ended: AtomicBool,
+    pub(crate) cancel: Signal,
+    pub(crate) pause: Pause,
+    pub(crate) head: OnceLock<Response>,
 }
+
+impl<S> Default for Endpoint<S> {
+    fn default() -> Self {
+        Endpoint {
+            sender: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            close: Signal::default(),
+            ended: AtomicBool::new(false),
+            cancel: Signal::default(),
+            pause: Pause::default(),
+            head: OnceLock::new(),
+        }
+    }
+}
+
+impl<S> Endpoint<S> {
+    /// Publishes the head and the send handle once open; sending works from here on.
+    pub(crate) fn opened(&self, head: &quiver_core::ResponseHead, sender: S) -> &Response {
+        let head = self
+            .head
+            .get_or_init(|| Response::from_response_head(head));
+        let _ = self.sender.set(sender);
+        head
+    }
+
+    /// The send handle while open: after `on_open`, before close and the end. `what` names
+    /// the handle in errors, `close_fn` the C function that closes it.
+    pub(crate) fn open_sender(&self, what: &str, close_fn: &str) -> Result<&S, Error> {
+        let failed = |message: String| Err(Error::new(ErrorKind::DatagramError, message));
+        if self.closed.load(Ordering::SeqCst) {
+            return failed(format!("{what} is closed ({close_fn})"));
+        }
+        if self.ended.load(Ordering::SeqCst) {
+            return failed(format!("{what} has ended"));
+        }
+        match self.sender.get() {
+            Some(sender) => Ok(sender),
+            None => failed(format!("{what} is not open yet (wait for on_open)")),
+        }
+    }
+
+    /// Closes our side: sends fail from now on and the task finishes the stream.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.close.fire();
+    }
+}
+
+/// The Rust value behind a `quiver_channel`.
+pub(crate) struct ChannelShared(Endpoint<DatagramSender>);
 
 arc_castable!(quiver_channel => ChannelShared);
 
 impl ChannelShared {
-    /// The sender while the channel is open: after `on_open`, before close and the end.
     fn open_sender(&self) -> Result<&DatagramSender, Error> {
-        let failed = |message: &str| Err(Error::new(ErrorKind::DatagramError, message));
-        if self.closed.load(Ordering::SeqCst) {
-            return failed("the datagram channel is closed (quiver_channel_close)");
-        }
-        if self.ended.load(Ordering::SeqCst) {
-            return failed("the datagram channel has ended");
-        }
-        match self.sender.get() {
-            Some(sender) => Ok(sender),
-            None => failed("the datagram channel is not open yet (wait for on_open)"),
-        }
+        self.0
+            .open_sender("the datagram channel", "quiver_channel_close")
     }
 
     fn send(&self, payload: &[u8]) -> Result<(), Error> {
@@ -193,7 +233,7 @@ async fn drive(
     let interrupted = async {
         tokio::select! {
             biased;
-            _ = shared.cancel.fired() => cancelled_error(),
+            _ = shared.0.cancel.fired() => cancelled_error(),
             e = client.interrupted(token) => e,
         }
     };
@@ -224,11 +264,8 @@ async fn drive(
         r = open => r?,
     };
     let mut channel = channel;
-    let head = shared
-        .head
-        .get_or_init(|| Response::from_response_head(channel.head()));
     // Published before `on_open` runs: sending works from there on.
-    let _ = shared.sender.set(channel.sender());
+    let head = shared.0.opened(channel.head(), channel.sender());
     if let Some(e) = interrupted.as_mut().now_or_never() {
         return Err(e);
     }
@@ -238,7 +275,7 @@ async fn drive(
     if let Some(on_open) = callbacks.on_open {
         let handle = shared.clone();
         let job = move || {
-            if let Some(head) = handle.head.get() {
+            if let Some(head) = handle.0.head.get() {
                 // SAFETY: a C function pointer of this type; `head` lives as long as `handle`.
                 unsafe { on_open(userdata.get(), borrowed_ptr(&*handle), borrowed_ptr(head)) }
             }
@@ -250,11 +287,11 @@ async fn drive(
     loop {
         // While paused nothing is read: datagrams beyond the channel's queue are dropped (they
         // are unreliable), stream data is held back by flow control.
-        shared.pause.wait(interrupted.as_mut()).await?;
+        shared.0.pause.wait(interrupted.as_mut()).await?;
         let event = tokio::select! {
             biased;
             e = &mut interrupted => return Err(e),
-            () = shared.close.fired(), if !closing => {
+            () = shared.0.close.fired(), if !closing => {
                 closing = true;
                 tokio::select! {
                     biased;
@@ -341,15 +378,7 @@ pub extern "C" fn quiver_client_open_channel(
             Ok(r) => r,
             Err(code) => return code,
         };
-        let shared = Arc::new(ChannelShared {
-            sender: OnceLock::new(),
-            closed: AtomicBool::new(false),
-            close: Signal::default(),
-            ended: AtomicBool::new(false),
-            cancel: Signal::default(),
-            pause: Pause::default(),
-            head: OnceLock::new(),
-        });
+        let shared = Arc::new(ChannelShared(Endpoint::default()));
         let callbacks = Callbacks { on_open, on_datagram, on_data, userdata: UserData(userdata) };
         let end = End::<quiver_channel> {
             on_end: Some(on_end),
@@ -368,7 +397,7 @@ pub extern "C" fn quiver_client_open_channel(
                     .unwrap_or_else(|_| Err(panic_error()));
             // Sends fail from here on (the task dropped the channel, which resets its stream
             // if it was still open).
-            shared.ended.store(true, Ordering::SeqCst);
+            shared.0.ended.store(true, Ordering::SeqCst);
             end.finish(outcome);
             drop(guard);
         });
@@ -420,9 +449,7 @@ pub extern "C" fn quiver_channel_max_datagram_size(channel: *const quiver_channe
 #[no_mangle]
 pub extern "C" fn quiver_channel_close(channel: *const quiver_channel) -> quiver_result {
     ffi_panic_boundary! {
-        let channel = try_ref_from_ptr!(channel);
-        channel.closed.store(true, Ordering::SeqCst);
-        channel.close.fire();
+        try_ref_from_ptr!(channel).0.close();
         quiver_result::Ok
     }
 }
@@ -435,7 +462,7 @@ pub extern "C" fn quiver_channel_close(channel: *const quiver_channel) -> quiver
 #[no_mangle]
 pub extern "C" fn quiver_channel_pause(channel: *const quiver_channel) -> quiver_result {
     ffi_panic_boundary! {
-        try_ref_from_ptr!(channel).pause.pause();
+        try_ref_from_ptr!(channel).0.pause.pause();
         quiver_result::Ok
     }
 }
@@ -444,7 +471,7 @@ pub extern "C" fn quiver_channel_pause(channel: *const quiver_channel) -> quiver
 #[no_mangle]
 pub extern "C" fn quiver_channel_resume(channel: *const quiver_channel) -> quiver_result {
     ffi_panic_boundary! {
-        try_ref_from_ptr!(channel).pause.resume();
+        try_ref_from_ptr!(channel).0.pause.resume();
         quiver_result::Ok
     }
 }
@@ -455,7 +482,7 @@ pub extern "C" fn quiver_channel_resume(channel: *const quiver_channel) -> quive
 #[no_mangle]
 pub extern "C" fn quiver_channel_cancel(channel: *const quiver_channel) -> quiver_result {
     ffi_panic_boundary! {
-        try_ref_from_ptr!(channel).cancel.fire();
+        try_ref_from_ptr!(channel).0.cancel.fire();
         quiver_result::Ok
     }
 }
@@ -467,7 +494,7 @@ pub extern "C" fn quiver_channel_response(
     channel: *const quiver_channel,
 ) -> *const quiver_response {
     ffi_panic_boundary! {
-        match try_ref_from_ptr!(channel).head.get() {
+        match try_ref_from_ptr!(channel).0.head.get() {
             Some(head) => borrowed_ptr(head),
             None => std::ptr::null(),
         }
@@ -482,7 +509,7 @@ pub extern "C" fn quiver_channel_response(
 pub extern "C" fn quiver_channel_free(channel: *const quiver_channel) {
     ffi_panic_boundary! {
         if let Some(c) = crate::ffi::try_from(channel) {
-            c.cancel.fire();
+            c.0.cancel.fire();
         }
         free_arc(channel)
     }

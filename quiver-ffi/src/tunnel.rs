@@ -5,18 +5,16 @@
 //! cancellation, in the shape of `quiver_channel`.
 
 use std::ffi::{c_char, c_void, CString};
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::Poll;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::FutureExt;
-use quiver_core::{Error, ErrorKind, Protocol, UdpTunnel, UdpTunnelOptions};
+use quiver_core::{Error, ErrorKind, Protocol, UdpTunnelOptions, UdpTunnelSender};
 
 use crate::cancel::Signal;
+use crate::channel::Endpoint;
 use crate::client::{
     cancelled_error, panic_error, quiver_client, tunnels_closed_error, ClientShared,
 };
@@ -27,8 +25,8 @@ use crate::ffi::{
 };
 use crate::panic::ffi_panic_boundary;
 use crate::request::{quiver_request, RequestParts};
-use crate::response::{quiver_response, Response};
-use crate::stream::{End, Pause};
+use crate::response::quiver_response;
+use crate::stream::End;
 
 /// A UDP tunnel through a proxy (MASQUE CONNECT-UDP): UDP payloads both ways between this
 /// program and one target.
@@ -40,21 +38,9 @@ pub struct quiver_udp_tunnel {
     _private: [u8; 0],
 }
 
-/// The Rust value behind a `quiver_udp_tunnel`, shared by the handle and the tunnel's task.
+/// The Rust value behind a `quiver_udp_tunnel`.
 pub(crate) struct TunnelShared {
-    /// The open tunnel, shared by the task (which receives, polling under the lock, never
-    /// across an await) and `quiver_udp_tunnel_send`: `None` before it opened, once it ended,
-    /// and once the task took it over to close it.
-    open: Mutex<Option<UdpTunnel>>,
-    /// Set by `quiver_udp_tunnel_close`: sends fail from then on.
-    closed: AtomicBool,
-    /// Fired with `closed`: the task ends our side of the tunnel.
-    close: Signal,
-    /// Set when the tunnel has ended (its `on_end` is on its way).
-    ended: AtomicBool,
-    cancel: Signal,
-    pause: Pause,
-    head: OnceLock<Response>,
+    endpoint: Endpoint<UdpTunnelSender>,
     /// `host:port` of the target.
     target: CString,
 }
@@ -62,27 +48,18 @@ pub(crate) struct TunnelShared {
 arc_castable!(quiver_udp_tunnel => TunnelShared);
 
 impl TunnelShared {
-    fn lock(&self) -> MutexGuard<'_, Option<UdpTunnel>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    fn open_sender(&self) -> Result<&UdpTunnelSender, Error> {
+        self.endpoint
+            .open_sender("the UDP tunnel", "quiver_udp_tunnel_close")
     }
 
     fn send(&self, payload: &[u8]) -> Result<(), Error> {
-        let failed = |message: &str| Err(Error::new(ErrorKind::DatagramError, message));
-        if self.closed.load(Ordering::SeqCst) {
-            return failed("the UDP tunnel is closed (quiver_udp_tunnel_close)");
-        }
-        match self.lock().as_ref() {
-            Some(tunnel) => tunnel.send(payload),
-            None if self.ended.load(Ordering::SeqCst) => failed("the UDP tunnel has ended"),
-            None => failed("the UDP tunnel is not open yet (wait for on_open)"),
-        }
+        self.open_sender()?.send(payload)
     }
 
     fn max_payload(&self) -> usize {
-        if self.closed.load(Ordering::SeqCst) {
-            return 0;
-        }
-        self.lock().as_ref().map_or(0, UdpTunnel::max_payload)
+        self.open_sender()
+            .map_or(0, UdpTunnelSender::max_payload)
     }
 }
 
@@ -137,28 +114,6 @@ struct Target {
     protocol: Protocol,
 }
 
-/// The next payload of the tunnel: shared with senders (polled under the lock, on a fresh
-/// future each time: `UdpTunnel::recv` is cancel-safe, its only awaits being the channel's
-/// event receiver or the HTTP/2 stream's data) or, once closing, owned by the task.
-async fn next_payload(
-    shared: &TunnelShared,
-    owned: Option<&mut UdpTunnel>,
-) -> Result<Option<Bytes>, Error> {
-    match owned {
-        Some(tunnel) => tunnel.recv().await,
-        None => {
-            std::future::poll_fn(|cx| match shared.lock().as_mut() {
-                Some(tunnel) => pin!(tunnel.recv()).poll(cx),
-                None => Poll::Ready(Err(Error::new(
-                    ErrorKind::Internal,
-                    "the UDP tunnel went missing",
-                ))),
-            })
-            .await
-        }
-    }
-}
-
 /// Opens the tunnel and delivers its payloads until it ends, fails, is cancelled, its proxy
 /// connections are closed or the client is closed or freed.
 async fn drive(
@@ -174,7 +129,7 @@ async fn drive(
     let interrupted = async {
         tokio::select! {
             biased;
-            _ = shared.cancel.fired() => cancelled_error(),
+            _ = shared.endpoint.cancel.fired() => cancelled_error(),
             e = client.interrupted(token) => e,
             _ = tunnels_closed.fired() => tunnels_closed_error(),
         }
@@ -214,15 +169,13 @@ async fn drive(
             }),
         }
     };
-    let tunnel = tokio::select! {
+    let mut tunnel = tokio::select! {
         biased;
         e = &mut interrupted => return Err(e),
         r = open => r?,
     };
-    shared
-        .head
-        .get_or_init(|| Response::from_response_head(tunnel.head()));
-    *shared.lock() = Some(tunnel);
+    // Published before `on_open` runs: sending works from there on.
+    shared.endpoint.opened(tunnel.head(), tunnel.sender());
     if let Some(e) = interrupted.as_mut().now_or_never() {
         return Err(e);
     }
@@ -232,7 +185,7 @@ async fn drive(
     if let Some(on_open) = callbacks.on_open {
         let handle = shared.clone();
         let job = move || {
-            if let Some(head) = handle.head.get() {
+            if let Some(head) = handle.endpoint.head.get() {
                 // SAFETY: a C function pointer of this type; `head` lives as long as `handle`.
                 unsafe { on_open(userdata.get(), borrowed_ptr(&*handle), borrowed_ptr(head)) }
             }
@@ -240,29 +193,25 @@ async fn drive(
         runner.next(job, interrupted.as_mut()).await?;
     }
 
-    // Once closing, the task owns the tunnel: `close` awaits, which a lock cannot span.
-    let mut owned: Option<UdpTunnel> = None;
+    let mut closing = false;
     loop {
         // While paused nothing is read: on HTTP/3 payloads beyond the channel's queue are
         // dropped (UDP is unreliable), on HTTP/2 flow control holds the proxy back.
-        shared.pause.wait(interrupted.as_mut()).await?;
+        shared.endpoint.pause.wait(interrupted.as_mut()).await?;
         let payload = tokio::select! {
             biased;
             e = &mut interrupted => return Err(e),
-            () = shared.close.fired(), if owned.is_none() => {
-                let taken = shared.lock().take();
-                let Some(mut tunnel) = taken else {
-                    return Err(Error::new(ErrorKind::Internal, "the UDP tunnel went missing"));
-                };
+            () = shared.endpoint.close.fired(), if !closing => {
+                closing = true;
                 tokio::select! {
                     biased;
                     e = &mut interrupted => return Err(e),
                     r = tunnel.close() => r?,
                 }
-                owned = Some(tunnel);
                 continue;
             }
-            r = next_payload(shared, owned.as_mut()) => r?,
+            // Cancel-safe: what `recv` has read stays in the tunnel.
+            r = tunnel.recv() => r?,
         };
         let Some(payload) = payload else {
             return Ok(());
@@ -358,13 +307,7 @@ pub extern "C" fn quiver_client_open_udp_tunnel(
             Err(code) => return code,
         };
         let shared = Arc::new(TunnelShared {
-            open: Mutex::new(None),
-            closed: AtomicBool::new(false),
-            close: Signal::default(),
-            ended: AtomicBool::new(false),
-            cancel: Signal::default(),
-            pause: Pause::default(),
-            head: OnceLock::new(),
+            endpoint: Endpoint::default(),
             target: c_string(&format!("{host}:{target_port}")),
         });
         let target = Target { host, port: target_port, protocol };
@@ -393,10 +336,9 @@ pub extern "C" fn quiver_client_open_udp_tunnel(
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|_| Err(panic_error()));
-            // Sends fail from here on; dropping the tunnel resets its stream if still open.
-            shared.ended.store(true, Ordering::SeqCst);
-            let tunnel = shared.lock().take();
-            drop(tunnel);
+            // Sends fail from here on (the task dropped the tunnel, which resets its stream if
+            // it was still open).
+            shared.endpoint.ended.store(true, Ordering::SeqCst);
             end.finish(outcome);
             drop(guard);
         });
@@ -458,9 +400,7 @@ pub extern "C" fn quiver_udp_tunnel_target(tunnel: *const quiver_udp_tunnel) -> 
 #[no_mangle]
 pub extern "C" fn quiver_udp_tunnel_close(tunnel: *const quiver_udp_tunnel) -> quiver_result {
     ffi_panic_boundary! {
-        let tunnel = try_ref_from_ptr!(tunnel);
-        tunnel.closed.store(true, Ordering::SeqCst);
-        tunnel.close.fire();
+        try_ref_from_ptr!(tunnel).endpoint.close();
         quiver_result::Ok
     }
 }
@@ -473,7 +413,7 @@ pub extern "C" fn quiver_udp_tunnel_close(tunnel: *const quiver_udp_tunnel) -> q
 #[no_mangle]
 pub extern "C" fn quiver_udp_tunnel_pause(tunnel: *const quiver_udp_tunnel) -> quiver_result {
     ffi_panic_boundary! {
-        try_ref_from_ptr!(tunnel).pause.pause();
+        try_ref_from_ptr!(tunnel).endpoint.pause.pause();
         quiver_result::Ok
     }
 }
@@ -482,7 +422,7 @@ pub extern "C" fn quiver_udp_tunnel_pause(tunnel: *const quiver_udp_tunnel) -> q
 #[no_mangle]
 pub extern "C" fn quiver_udp_tunnel_resume(tunnel: *const quiver_udp_tunnel) -> quiver_result {
     ffi_panic_boundary! {
-        try_ref_from_ptr!(tunnel).pause.resume();
+        try_ref_from_ptr!(tunnel).endpoint.pause.resume();
         quiver_result::Ok
     }
 }
@@ -493,7 +433,7 @@ pub extern "C" fn quiver_udp_tunnel_resume(tunnel: *const quiver_udp_tunnel) -> 
 #[no_mangle]
 pub extern "C" fn quiver_udp_tunnel_cancel(tunnel: *const quiver_udp_tunnel) -> quiver_result {
     ffi_panic_boundary! {
-        try_ref_from_ptr!(tunnel).cancel.fire();
+        try_ref_from_ptr!(tunnel).endpoint.cancel.fire();
         quiver_result::Ok
     }
 }
@@ -505,7 +445,7 @@ pub extern "C" fn quiver_udp_tunnel_response(
     tunnel: *const quiver_udp_tunnel,
 ) -> *const quiver_response {
     ffi_panic_boundary! {
-        match try_ref_from_ptr!(tunnel).head.get() {
+        match try_ref_from_ptr!(tunnel).endpoint.head.get() {
             Some(head) => borrowed_ptr(head),
             None => std::ptr::null(),
         }
@@ -520,7 +460,7 @@ pub extern "C" fn quiver_udp_tunnel_response(
 pub extern "C" fn quiver_udp_tunnel_free(tunnel: *const quiver_udp_tunnel) {
     ffi_panic_boundary! {
         if let Some(t) = crate::ffi::try_from(tunnel) {
-            t.cancel.fire();
+            t.endpoint.cancel.fire();
         }
         free_arc(tunnel)
     }
