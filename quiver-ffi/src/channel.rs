@@ -71,9 +71,7 @@ impl<S> Default for Endpoint<S> {
 impl<S> Endpoint<S> {
     /// Publishes the head and the send handle once open; sending works from here on.
     pub(crate) fn opened(&self, head: &quiver_core::ResponseHead, sender: S) -> &Response {
-        let head = self
-            .head
-            .get_or_init(|| Response::from_response_head(head));
+        let head = self.head.get_or_init(|| Response::from_response_head(head));
         let _ = self.sender.set(sender);
         head
     }

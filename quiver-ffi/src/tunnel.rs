@@ -58,8 +58,7 @@ impl TunnelShared {
     }
 
     fn max_payload(&self) -> usize {
-        self.open_sender()
-            .map_or(0, UdpTunnelSender::max_payload)
+        self.open_sender().map_or(0, UdpTunnelSender::max_payload)
     }
 }
 
