@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::bridge::{LoopBridge, Pending};
 use crate::errors;
-use crate::mailbox::{to_bytes, Mailbox, Receives, Reply};
+use crate::mailbox::{to_bytes, Mailbox, Receives, Reply, Sends};
 use crate::response::{header_list, version_str};
 use crate::wait::ForkGuard;
 
@@ -103,8 +103,7 @@ fn publish(ch: &DatagramChannel, shared: &Mutex<Shared>) {
 pub struct NativeChannel {
     head: ResponseHead,
     mailbox: Mailbox<Command>,
-    /// Taken by `abort()`: a released channel sends nothing.
-    sender: Mutex<Option<DatagramSender>>,
+    sender: Sends<DatagramSender>,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -123,15 +122,9 @@ impl NativeChannel {
             mailbox: Mailbox::start(handle, fork, "the datagram channel", |commands| {
                 run(ch, commands, owned)
             }),
-            sender: Mutex::new(Some(sender)),
+            sender: Sends::new(sender),
             shared,
         }
-    }
-
-    fn sender(&self, py: Python<'_>) -> PyResult<DatagramSender> {
-        self.mailbox.fork().check(py)?;
-        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        sender.clone().ok_or_else(|| self.mailbox.closed(py))
     }
 }
 
@@ -172,14 +165,15 @@ impl NativeChannel {
     /// The largest datagram payload the path takes now, if datagrams are available.
     #[getter]
     fn max_datagram_size(&self) -> Option<usize> {
-        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        sender.as_ref().and_then(DatagramSender::max_datagram_size)
+        self.sender
+            .with(DatagramSender::max_datagram_size)
+            .flatten()
     }
 
     /// Sends one datagram (unreliable). Never waits: a datagram the path cannot take now is
     /// dropped, as UDP would.
     fn send(&self, py: Python<'_>, payload: PyBackedBytes) -> PyResult<()> {
-        let sender = self.sender(py)?;
+        let sender = self.sender.get(py, &self.mailbox)?;
         let payload = Bytes::from_owner(payload);
         py.detach(|| sender.send(payload))
             .map_err(|e| errors::to_py(py, &e))
@@ -239,7 +233,7 @@ impl NativeChannel {
 
     /// Releases the channel now: core resets its stream if it has not ended.
     fn abort(&self) {
-        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.sender.release();
         self.mailbox.close();
     }
 }

@@ -150,6 +150,40 @@ impl<C: Send + 'static> Mailbox<C> {
     }
 }
 
+/// The object's send handle, beside its mailbox: sends go straight to core without a round trip
+/// to the task. `release()` (on `abort()`) drops it, so a released object sends nothing.
+pub(crate) struct Sends<S>(Mutex<Option<S>>);
+
+impl<S: Clone> Sends<S> {
+    pub(crate) fn new(sender: S) -> Sends<S> {
+        Sends(Mutex::new(Some(sender)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<S>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The handle, unless the object was released (or this is a forked child).
+    pub(crate) fn get<C: Send + 'static>(
+        &self,
+        py: Python<'_>,
+        mailbox: &Mailbox<C>,
+    ) -> PyResult<S> {
+        mailbox.fork().check(py)?;
+        self.lock().clone().ok_or_else(|| mailbox.closed(py))
+    }
+
+    /// Reads from the handle, while there is one.
+    pub(crate) fn with<R>(&self, read: impl FnOnce(&S) -> R) -> Option<R> {
+        self.lock().as_ref().map(read)
+    }
+
+    /// Drops the handle.
+    pub(crate) fn release(&self) {
+        self.lock().take();
+    }
+}
+
 fn flatten<T>(
     py: Python<'_>,
     answer: Result<Result<T, Error>, oneshot::error::RecvError>,

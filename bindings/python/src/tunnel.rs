@@ -1,39 +1,30 @@
-//! MASQUE CONNECT-UDP tunnels for Python. Core's [`UdpTunnel`] sends through `&self` and
-//! receives through `&mut self`; a task owns it ([`Mailbox`]) and Python's sends, receives and
-//! `close()` are commands to that task, so one thread (or task) can send while another waits in
-//! `recv()`.
+//! MASQUE CONNECT-UDP tunnels for Python. Core's [`UdpTunnel`] receives through `&mut self`,
+//! so a task owns it ([`Mailbox`]) and Python's receives and `close()` are commands to that
+//! task; sends go straight through the tunnel's [`UdpTunnelSender`], without a round trip, so
+//! one thread (or task) can send while another waits in `recv()`.
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::Poll;
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyList;
-use quiver_core::{Bytes, Error, ResponseHead, UdpTunnel};
+use quiver_core::{Bytes, Error, ResponseHead, UdpTunnel, UdpTunnelSender};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::bridge::{LoopBridge, Pending};
-use crate::mailbox::{to_bytes, Mailbox, Receives, Reply};
+use crate::errors;
+use crate::mailbox::{to_bytes, Mailbox, Receives, Reply, Sends};
 use crate::response::{header_list, version_str};
 use crate::wait::ForkGuard;
 
 enum Command {
-    Send(Bytes, Reply<()>),
     Recv(Reply<Option<Bytes>>),
     Close(Reply<()>),
-}
-
-/// What Python reads without a round trip to the task.
-struct Shared {
-    ended: bool,
-    max_payload: usize,
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 enum Event {
@@ -45,7 +36,7 @@ enum Event {
 async fn run(
     mut tunnel: UdpTunnel,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    shared: Arc<Mutex<Shared>>,
+    ended: Arc<AtomicBool>,
 ) {
     let mut payloads = Receives::default();
     loop {
@@ -66,9 +57,6 @@ async fn run(
         .await;
         match event {
             Event::Command(None) => return,
-            Event::Command(Some(Command::Send(payload, reply))) => {
-                let _ = reply.send(tunnel.send(&payload));
-            }
             Event::Command(Some(Command::Recv(reply))) => payloads.want(reply),
             Event::Command(Some(Command::Close(reply))) => {
                 let _ = reply.send(tunnel.close().await);
@@ -76,12 +64,11 @@ async fn run(
             Event::Payload(r) => {
                 // Before the answer goes out: a caller told "ended" must see `is_ended` true.
                 if matches!(r, Ok(None) | Err(_)) {
-                    lock(&shared).ended = true;
+                    ended.store(true, Ordering::Release);
                 }
                 payloads.deliver(r);
             }
         }
-        lock(&shared).max_payload = tunnel.max_payload();
     }
 }
 
@@ -91,7 +78,9 @@ pub struct NativeUdpTunnel {
     head: ResponseHead,
     target: String,
     mailbox: Mailbox<Command>,
-    shared: Arc<Mutex<Shared>>,
+    sender: Sends<UdpTunnelSender>,
+    /// Set (before the answer goes out) once a receive saw the end or failed.
+    ended: Arc<AtomicBool>,
 }
 
 impl NativeUdpTunnel {
@@ -99,18 +88,17 @@ impl NativeUdpTunnel {
     pub(crate) fn start(tunnel: UdpTunnel, handle: Handle, fork: ForkGuard) -> NativeUdpTunnel {
         let head = tunnel.head().clone();
         let target = tunnel.target().to_owned();
-        let shared = Arc::new(Mutex::new(Shared {
-            ended: false,
-            max_payload: tunnel.max_payload(),
-        }));
-        let owned = shared.clone();
+        let sender = Sends::new(tunnel.sender());
+        let ended = Arc::new(AtomicBool::new(false));
+        let owned = ended.clone();
         NativeUdpTunnel {
             head,
             target,
             mailbox: Mailbox::start(handle, fork, "the UDP tunnel", |commands| {
                 run(tunnel, commands, owned)
             }),
-            shared,
+            sender,
+            ended,
         }
     }
 }
@@ -140,24 +128,23 @@ impl NativeUdpTunnel {
         &self.target
     }
 
-    /// The largest UDP payload the tunnel carries (as last seen).
+    /// The largest UDP payload the tunnel carries now (0 once released).
     #[getter]
     fn max_payload(&self) -> usize {
-        lock(&self.shared).max_payload
+        self.sender.with(UdpTunnelSender::max_payload).unwrap_or(0)
     }
 
     /// True once the tunnel has ended (a receive returned `None` or failed).
     #[getter]
     fn is_ended(&self) -> bool {
-        lock(&self.shared).ended
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Sends one UDP payload to the target (unreliable, like UDP).
     fn send(&self, py: Python<'_>, payload: PyBackedBytes) -> PyResult<()> {
-        let rx = self
-            .mailbox
-            .command(py, |r| Command::Send(Bytes::from_owner(payload), r))?;
-        self.mailbox.wait(py, rx, None)
+        let sender = self.sender.get(py, &self.mailbox)?;
+        py.detach(|| sender.send(&payload))
+            .map_err(|e| errors::to_py(py, &e))
     }
 
     /// The next UDP payload from the target; `None` once the tunnel has ended.
@@ -172,22 +159,6 @@ impl NativeUdpTunnel {
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let rx = self.mailbox.command(py, Command::Close)?;
         self.mailbox.wait(py, rx, None)
-    }
-
-    /// Like `send`, completing the asyncio future `fut`.
-    fn send_async(
-        &self,
-        py: Python<'_>,
-        bridge: &LoopBridge,
-        fut: Py<PyAny>,
-        payload: PyBackedBytes,
-    ) -> PyResult<Pending> {
-        let rx = self
-            .mailbox
-            .command(py, |r| Command::Send(Bytes::from_owner(payload), r))?;
-        Ok(self
-            .mailbox
-            .answer_async(bridge, fut, rx, |py, ()| py.None()))
     }
 
     /// Like `recv`, completing the asyncio future `fut`.
@@ -211,6 +182,7 @@ impl NativeUdpTunnel {
 
     /// Releases the tunnel now: core resets its stream.
     fn abort(&self) {
+        self.sender.release();
         self.mailbox.close();
     }
 }

@@ -645,8 +645,8 @@ class AsyncUdpTunnel(_Tunnel):
     __slots__ = ()
 
     async def send(self, payload: bytes) -> None:
-        """Sends one UDP payload to the target (unreliable, like UDP)."""
-        await _call(self._native.send_async, payload)
+        """Sends one UDP payload to the target (unreliable, like UDP). Never waits."""
+        self._native.send(payload)
 
     async def recv(self, timeout: Optional[float] = None) -> Optional[bytes]:
         """The next UDP payload from the target; ``None`` once the tunnel has ended. Raises the
