@@ -67,9 +67,70 @@ impl Shared {
 
 enum Event {
     Command(Option<Command>),
-    Datagrams(Vec<Bytes>),
-    DatagramsEnd(Result<(), Error>),
+    Datagrams(Batch),
     Data(Result<Option<Bytes>, Error>),
+}
+
+/// What a poll for received payloads found.
+pub(crate) enum Batch {
+    /// At least one payload.
+    Payloads(Vec<Bytes>),
+    /// The end (`Ok`) or the error that ended receiving, with nothing before it.
+    End(Result<(), Error>),
+}
+
+/// Polls `recv` for the payloads already there, at most `max`. An error behind a batch is kept
+/// in `stashed` for the next receive. `recv` must lose nothing when its future is dropped after
+/// one poll (core's channel and tunnel receives keep their state in the object).
+pub(crate) fn poll_batch(
+    cx: &mut std::task::Context<'_>,
+    max: usize,
+    stashed: &mut Option<Error>,
+    mut recv: impl FnMut(&mut std::task::Context<'_>) -> Poll<Result<Option<Bytes>, Error>>,
+) -> Poll<Batch> {
+    let mut batch = Vec::new();
+    while batch.len() < max {
+        match recv(cx) {
+            Poll::Ready(Ok(Some(d))) => batch.push(d),
+            Poll::Ready(Ok(None)) if batch.is_empty() => return Poll::Ready(Batch::End(Ok(()))),
+            Poll::Ready(Err(e)) if batch.is_empty() => return Poll::Ready(Batch::End(Err(e))),
+            Poll::Ready(Err(e)) => {
+                *stashed = Some(e);
+                break;
+            }
+            Poll::Ready(Ok(None)) | Poll::Pending => break,
+        }
+    }
+    if batch.is_empty() {
+        Poll::Pending
+    } else {
+        Poll::Ready(Batch::Payloads(batch))
+    }
+}
+
+/// Receives waiting for payloads, each with its limit, answered in order.
+pub(crate) type Waiters = VecDeque<(Pending<Datagrams>, usize)>;
+
+/// Answers the first waiting receive with what `poll_batch` found; at the end, every other
+/// waiting receive gets `null`.
+pub(crate) fn answer(waiters: &mut Waiters, batch: Batch) {
+    match batch {
+        Batch::Payloads(payloads) => {
+            if let Some((p, _)) = waiters.pop_front() {
+                p.resolve(Some(to_buffers(payloads)));
+            }
+        }
+        Batch::End(result) => {
+            if let Err(e) = &result {
+                if let Some((p, _)) = waiters.pop_front() {
+                    p.reject(e);
+                }
+            }
+            for (p, _) in waiters.drain(..) {
+                p.resolve(None);
+            }
+        }
+    }
 }
 
 /// Payloads as JavaScript Buffers.
@@ -85,7 +146,7 @@ async fn run(
     shared: Arc<Shared>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let mut datagram_waiters: VecDeque<(Pending<Datagrams>, usize)> = VecDeque::new();
+    let mut datagram_waiters = Waiters::new();
     let mut data_waiters: VecDeque<Pending<Option<Buffer>>> = VecDeque::new();
     // An error that arrived behind a batch of datagrams: the next receive gets it.
     let mut stashed: Option<Error> = None;
@@ -101,24 +162,9 @@ async fn run(
             // `recv` and `recv_data` only await core's event queue, so a future dropped after
             // one poll loses nothing; each poll registers this task's waker there.
             if let Some(max) = want_datagrams {
-                let mut batch = Vec::new();
-                while batch.len() < max {
-                    match pin!(ch.recv()).poll(cx) {
-                        Poll::Ready(Ok(Some(d))) => batch.push(d),
-                        Poll::Ready(Ok(None)) if batch.is_empty() => {
-                            return Poll::Ready(Event::DatagramsEnd(Ok(())))
-                        }
-                        Poll::Ready(Err(e)) if batch.is_empty() => {
-                            return Poll::Ready(Event::DatagramsEnd(Err(e)))
-                        }
-                        Poll::Ready(Err(e)) => {
-                            stashed = Some(e);
-                            break;
-                        }
-                        Poll::Ready(Ok(None)) | Poll::Pending => break,
-                    }
-                }
-                if !batch.is_empty() {
+                if let Poll::Ready(batch) =
+                    poll_batch(cx, max, &mut stashed, |cx| pin!(ch.recv()).poll(cx))
+                {
                     return Poll::Ready(Event::Datagrams(batch));
                 }
             }
@@ -146,21 +192,7 @@ async fn run(
                     Err(e) => p.reject(&e),
                 }
             }
-            Event::Datagrams(batch) => {
-                if let Some((p, _)) = datagram_waiters.pop_front() {
-                    p.resolve(Some(to_buffers(batch)));
-                }
-            }
-            Event::DatagramsEnd(result) => {
-                if let Err(e) = &result {
-                    if let Some((p, _)) = datagram_waiters.pop_front() {
-                        p.reject(e);
-                    }
-                }
-                for (p, _) in datagram_waiters.drain(..) {
-                    p.resolve(None);
-                }
-            }
+            Event::Datagrams(batch) => answer(&mut datagram_waiters, batch),
             Event::Data(result) => {
                 let ended = !matches!(result, Ok(Some(_)));
                 if let Some(p) = data_waiters.pop_front() {

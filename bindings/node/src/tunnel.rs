@@ -1,28 +1,25 @@
 //! MASQUE UDP tunnels (RFC 9298) for Node.
 //!
-//! Core's [`UdpTunnel`] sends through `&self` and receives through `&mut self`, and has no
-//! separate send handle. A task on quiver's runtime does the receiving: it polls `recv` under
-//! a lock held for one poll, and only while JavaScript has a receive waiting, so `send()` stays
-//! synchronous on the JavaScript thread (it takes the same lock for the instant of the send).
-//! Received payloads cross in batches: one Promise carries every payload already queued, up to
-//! the caller's limit.
+//! Core's [`UdpTunnel`] receives through `&mut self`; sending goes through its
+//! [`UdpTunnelSender`], a cloneable handle. A task on quiver's runtime owns the tunnel and polls
+//! `recv` only while JavaScript has a receive waiting; `send()` stays synchronous on the
+//! JavaScript thread through the sender, with no lock shared with the task. Received payloads
+//! cross in batches, as a channel's datagrams do.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::Poll;
 
-use bytes::Bytes;
 use napi::bindgen_prelude::{BufferSlice, Object};
 use napi::Env;
 use napi_derive::napi;
-use quiver_core::{Error, ErrorKind, ResponseHead, UdpTunnel};
+use quiver_core::{ErrorKind, ResponseHead, UdpTunnel, UdpTunnelSender};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use crate::channel::{lock, to_buffers, Datagrams};
+use crate::channel::{answer, poll_batch, Batch, Datagrams, Waiters};
 use crate::errors;
 use crate::headers;
 use crate::pending::Pending;
@@ -34,24 +31,25 @@ enum Command {
 }
 
 struct Shared {
-    /// `None` while the task closes our side (it owns the tunnel then) and once destroyed.
-    tunnel: Mutex<Option<UdpTunnel>>,
     /// True once `recv` saw the end (or an error), or the tunnel was dropped.
     ended: AtomicBool,
-    /// The last `max_payload` seen, for when the tunnel is busy or gone.
-    max_payload: AtomicUsize,
+    /// Set (before the tunnel is dropped) once the task has ended: sends fail from then on.
+    gone: AtomicBool,
 }
 
 enum Event {
     Command(Option<Command>),
-    Payloads(Vec<Bytes>),
-    End(Result<(), Error>),
+    Payloads(Batch),
 }
 
-async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut waiters: VecDeque<(Pending<Datagrams>, usize)> = VecDeque::new();
+async fn run(
+    mut tunnel: UdpTunnel,
+    shared: Arc<Shared>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut waiters = Waiters::new();
     // An error that arrived behind a batch of payloads: the next receive gets it.
-    let mut stashed: Option<Error> = None;
+    let mut stashed = None;
     loop {
         // A plain value: the closure below must not borrow the waiters (their Promises are
         // `Send` but not `Sync`).
@@ -60,37 +58,10 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
             if let Poll::Ready(c) = commands.poll_recv(cx) {
                 return Poll::Ready(Event::Command(c));
             }
-            let Some(max) = want else {
-                return Poll::Pending;
-            };
-            let mut guard = lock(&shared.tunnel);
-            let Some(tunnel) = guard.as_mut() else {
-                return Poll::Pending;
-            };
-            // `recv` keeps its state in the tunnel (buffered capsule bytes, core's datagram
-            // queue), so a future dropped after one poll loses nothing; each poll registers
-            // this task's waker.
-            let mut batch = Vec::new();
-            while batch.len() < max {
-                match pin!(tunnel.recv()).poll(cx) {
-                    Poll::Ready(Ok(Some(d))) => batch.push(d),
-                    Poll::Ready(Ok(None)) if batch.is_empty() => {
-                        return Poll::Ready(Event::End(Ok(())))
-                    }
-                    Poll::Ready(Err(e)) if batch.is_empty() => {
-                        return Poll::Ready(Event::End(Err(e)))
-                    }
-                    Poll::Ready(Err(e)) => {
-                        stashed = Some(e);
-                        break;
-                    }
-                    Poll::Ready(Ok(None)) | Poll::Pending => break,
-                }
-            }
-            if batch.is_empty() {
-                Poll::Pending
-            } else {
-                Poll::Ready(Event::Payloads(batch))
+            match want {
+                Some(max) => poll_batch(cx, max, &mut stashed, |cx| pin!(tunnel.recv()).poll(cx))
+                    .map(Event::Payloads),
+                None => Poll::Pending,
             }
         })
         .await;
@@ -101,48 +72,23 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                 None if shared.ended.load(Ordering::Acquire) => p.resolve(None),
                 None => waiters.push_back((p, max.max(1))),
             },
-            Event::Command(Some(Command::Close(p))) => {
-                let taken = lock(&shared.tunnel).take();
-                match taken {
-                    Some(mut tunnel) => {
-                        let result = tunnel.close().await;
-                        shared
-                            .max_payload
-                            .store(tunnel.max_payload(), Ordering::Relaxed);
-                        *lock(&shared.tunnel) = Some(tunnel);
-                        match result {
-                            Ok(()) => p.resolve(()),
-                            Err(e) => p.reject(&e),
-                        }
-                    }
-                    None => p.resolve(()),
-                }
-            }
+            Event::Command(Some(Command::Close(p))) => match tunnel.close().await {
+                Ok(()) => p.resolve(()),
+                Err(e) => p.reject(&e),
+            },
             Event::Payloads(batch) => {
-                if let Some((p, _)) = waiters.pop_front() {
-                    p.resolve(Some(to_buffers(batch)));
+                if matches!(batch, Batch::End(_)) {
+                    shared.ended.store(true, Ordering::Release);
                 }
-            }
-            Event::End(result) => {
-                shared.ended.store(true, Ordering::Release);
-                if let Err(e) = &result {
-                    if let Some((p, _)) = waiters.pop_front() {
-                        p.reject(e);
-                    }
-                }
-                for (p, _) in waiters.drain(..) {
-                    p.resolve(None);
-                }
+                answer(&mut waiters, batch);
             }
         }
     }
     // Dropping the tunnel resets its stream and frees its stream slot.
-    let tunnel = lock(&shared.tunnel).take();
+    shared.gone.store(true, Ordering::Release);
     shared.ended.store(true, Ordering::Release);
     drop(tunnel);
-    for (p, _) in waiters.drain(..) {
-        p.resolve(None);
-    }
+    answer(&mut waiters, Batch::End(Ok(())));
 }
 
 /// An open UDP tunnel to one target through a MASQUE proxy.
@@ -150,6 +96,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
 pub struct NativeUdpTunnel {
     head: ResponseHead,
     target: String,
+    sender: UdpTunnelSender,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -159,16 +106,17 @@ impl NativeUdpTunnel {
     pub(crate) fn start(tunnel: UdpTunnel, handle: &Handle) -> NativeUdpTunnel {
         let head = tunnel.head().clone();
         let target = tunnel.target().to_owned();
+        let sender = tunnel.sender();
         let shared = Arc::new(Shared {
-            max_payload: AtomicUsize::new(tunnel.max_payload()),
-            tunnel: Mutex::new(Some(tunnel)),
             ended: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
         });
         let (commands, rx) = mpsc::unbounded_channel();
-        handle.spawn(run(shared.clone(), rx));
+        handle.spawn(run(tunnel, shared.clone(), rx));
         NativeUdpTunnel {
             head,
             target,
+            sender,
             shared,
             commands,
         }
@@ -216,14 +164,13 @@ impl NativeUdpTunnel {
     /// the tunnel (`datagram_too_large`) or once the tunnel is closed.
     #[napi]
     pub fn send(&self, payload: BufferSlice) -> napi::Result<()> {
-        let guard = lock(&self.shared.tunnel);
-        match guard.as_ref() {
-            Some(tunnel) => tunnel.send(&payload).map_err(|e| errors::to_js(&e)),
-            None => Err(errors::encode(
+        if self.shared.gone.load(Ordering::Acquire) {
+            return Err(errors::encode(
                 ErrorKind::DatagramError,
                 "the UDP tunnel is closed",
-            )),
+            ));
         }
+        self.sender.send(&payload).map_err(|e| errors::to_js(&e))
     }
 
     /// Resolves with the payloads received (at least one, at most `max`), or `null` once the
@@ -254,15 +201,7 @@ impl NativeUdpTunnel {
     /// The largest UDP payload the tunnel carries now.
     #[napi(getter)]
     pub fn max_payload(&self) -> u32 {
-        let size = match lock(&self.shared.tunnel).as_ref() {
-            Some(tunnel) => {
-                let size = tunnel.max_payload();
-                self.shared.max_payload.store(size, Ordering::Relaxed);
-                size
-            }
-            None => self.shared.max_payload.load(Ordering::Relaxed),
-        };
-        u32::try_from(size).unwrap_or(u32::MAX)
+        u32::try_from(self.sender.max_payload()).unwrap_or(u32::MAX)
     }
 
     /// True once the tunnel has ended (its end was received, it failed, or it was destroyed).
