@@ -998,8 +998,6 @@ size_t quiver_queue_pending(const quiver_queue *queue);
  */
 void quiver_queue_free(const quiver_queue *queue);
 
-extern int eventfd(unsigned int initval, int flags);
-
 /**
  * Starts a request: `method` (`"GET"`, `"POST"`, any token) and absolute `url`, both
  * NUL-terminated UTF-8, copied. NULL when either is NULL or not UTF-8 (or on a panic). Free it

@@ -283,31 +283,11 @@ mod wakeup {
     use std::ffi::c_int;
     use std::io::{Read, Write};
 
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86",
-            target_arch = "x86_64",
-            target_arch = "arm",
-            target_arch = "aarch64",
-            target_arch = "riscv64",
-            target_arch = "powerpc64",
-            target_arch = "s390x",
-            target_arch = "loongarch64"
-        )
-    ))]
+    #[cfg(target_os = "linux")]
     mod imp {
-        use std::ffi::{c_int, c_uint};
+        use std::ffi::c_int;
         use std::fs::File;
         use std::os::fd::{AsRawFd, FromRawFd};
-
-        // The generic Linux values (O_CLOEXEC, O_NONBLOCK) on the architectures listed above.
-        const EFD_CLOEXEC: c_int = 0o2_000_000;
-        const EFD_NONBLOCK: c_int = 0o4_000;
-
-        extern "C" {
-            fn eventfd(initval: c_uint, flags: c_int) -> c_int;
-        }
 
         pub(super) struct Fd {
             file: File,
@@ -317,7 +297,7 @@ mod wakeup {
             pub(super) fn new() -> std::io::Result<Fd> {
                 // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor
                 // that nothing else owns.
-                let fd = unsafe { eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+                let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
                 if fd < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -344,22 +324,7 @@ mod wakeup {
         pub(super) const TOKEN: &[u8] = &1u64.to_ne_bytes();
     }
 
-    #[cfg(all(
-        unix,
-        not(all(
-            target_os = "linux",
-            any(
-                target_arch = "x86",
-                target_arch = "x86_64",
-                target_arch = "arm",
-                target_arch = "aarch64",
-                target_arch = "riscv64",
-                target_arch = "powerpc64",
-                target_arch = "s390x",
-                target_arch = "loongarch64"
-            )
-        ))
-    ))]
+    #[cfg(all(unix, not(target_os = "linux")))]
     mod imp {
         use std::ffi::c_int;
         use std::io::{PipeReader, PipeWriter};

@@ -63,6 +63,21 @@ fn names(pools: &[OriginStats]) -> Vec<(CString, CString)> {
 
 box_castable!(quiver_stats => Stats);
 
+/// Writes a pool's streams per connection (pointer and length) for the `_connection_streams`
+/// getters; `NOT_FOUND` without a pool.
+fn write_connection_streams(
+    pool: Option<&OriginStats>,
+    counts_out: *mut *const usize,
+    len_out: *mut usize,
+) -> quiver_result {
+    let Some(pool) = pool else {
+        return quiver_result::NotFound;
+    };
+    set_optional_out(counts_out, pool.connection_streams.as_ptr());
+    set_optional_out(len_out, pool.connection_streams.len());
+    quiver_result::Ok
+}
+
 fn origin_value(o: &OriginStats, stat: u32) -> Option<u64> {
     let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     Some(match stat {
@@ -171,13 +186,8 @@ pub extern "C" fn quiver_stats_origin_connection_streams(
     len_out: *mut usize,
 ) -> quiver_result {
     ffi_panic_boundary! {
-        let stats = try_ref_from_ptr!(stats);
-        let Some(o) = stats.core.origins.get(index) else {
-            return quiver_result::NotFound;
-        };
-        set_optional_out(counts_out, o.connection_streams.as_ptr());
-        set_optional_out(len_out, o.connection_streams.len());
-        quiver_result::Ok
+        let pool = try_ref_from_ptr!(stats).core.origins.get(index);
+        write_connection_streams(pool, counts_out, len_out)
     }
 }
 
@@ -239,13 +249,8 @@ pub extern "C" fn quiver_stats_proxy_connection_streams(
     len_out: *mut usize,
 ) -> quiver_result {
     ffi_panic_boundary! {
-        let stats = try_ref_from_ptr!(stats);
-        let Some(o) = stats.core.proxies.get(index) else {
-            return quiver_result::NotFound;
-        };
-        set_optional_out(counts_out, o.connection_streams.as_ptr());
-        set_optional_out(len_out, o.connection_streams.len());
-        quiver_result::Ok
+        let pool = try_ref_from_ptr!(stats).core.proxies.get(index);
+        write_connection_streams(pool, counts_out, len_out)
     }
 }
 
