@@ -134,13 +134,17 @@ class _AsyncStream:
 
 # -- datagram channels ----------------------------------------------------------------------------
 
-class _Channel:
+class _Connected:
+    """What a datagram channel and a UDP tunnel share: the 2xx answer to their CONNECT."""
+
     @property
     def status_code(self) -> int: ...
     @property
     def http_version(self) -> str: ...
     @property
     def headers(self) -> Headers: ...
+
+class _Channel(_Connected):
     @property
     def trailers(self) -> Optional[Headers]: ...
     @property
@@ -173,13 +177,7 @@ class AsyncDatagramChannel(_Channel):
 
 # -- UDP tunnels ---------------------------------------------------------------------------------
 
-class _Tunnel:
-    @property
-    def status_code(self) -> int: ...
-    @property
-    def http_version(self) -> str: ...
-    @property
-    def headers(self) -> Headers: ...
+class _Tunnel(_Connected):
     @property
     def target(self) -> str: ...
     @property

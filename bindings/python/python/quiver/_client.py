@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import typing
 import weakref
 from types import TracebackType
 from typing import (
@@ -10,12 +11,14 @@ from typing import (
     AsyncIterator,
     Callable,
     Dict,
+    Generic,
     Iterator,
     List,
     Mapping,
     Optional,
     Tuple,
     Type,
+    TypeVar,
 )
 
 from . import _quiver
@@ -430,28 +433,46 @@ class _AsyncStream:
 # -- datagram channels ------------------------------------------------------------------------
 
 
-class _Channel:
+class _NativeHead(typing.Protocol):
+    @property
+    def status(self) -> int: ...
+    @property
+    def http_version(self) -> str: ...
+    def headers(self) -> List[Tuple[str, str]]: ...
+
+
+_N = TypeVar("_N", bound=_NativeHead)
+
+
+class _Connected(Generic[_N]):
+    """What a datagram channel and a UDP tunnel share: the 2xx answer to their CONNECT."""
+
     __slots__ = ("_native", "_headers")
 
-    def __init__(self, native: _quiver.NativeChannel) -> None:
+    def __init__(self, native: _N) -> None:
         self._native = native
         self._headers: Optional[Headers] = None
 
     @property
     def status_code(self) -> int:
-        """The status of the extended CONNECT (2xx: the channel is open)."""
+        """The status of the answer to the CONNECT (2xx: open)."""
         return self._native.status
 
     @property
     def http_version(self) -> str:
+        """The HTTP version of the connection the CONNECT went on (``"HTTP/3"``, ``"HTTP/2"``)."""
         return self._native.http_version
 
     @property
     def headers(self) -> Headers:
-        """The response headers of the extended CONNECT."""
+        """The headers of the answer to the CONNECT."""
         if self._headers is None:
             self._headers = Headers._from_pairs(self._native.headers())
         return self._headers
+
+
+class _Channel(_Connected[_quiver.NativeChannel]):
+    __slots__ = ()
 
     @property
     def trailers(self) -> Optional[Headers]:
@@ -561,29 +582,8 @@ class AsyncDatagramChannel(_Channel):
 # -- UDP tunnels ------------------------------------------------------------------------------
 
 
-class _Tunnel:
-    __slots__ = ("_native", "_headers")
-
-    def __init__(self, native: _quiver.NativeUdpTunnel) -> None:
-        self._native = native
-        self._headers: Optional[Headers] = None
-
-    @property
-    def status_code(self) -> int:
-        """The status of the proxy's answer to the CONNECT-UDP (2xx: the tunnel is open)."""
-        return self._native.status
-
-    @property
-    def http_version(self) -> str:
-        """How the tunnel reaches the proxy: ``"HTTP/3"`` or ``"HTTP/2"``."""
-        return self._native.http_version
-
-    @property
-    def headers(self) -> Headers:
-        """The proxy's response headers."""
-        if self._headers is None:
-            self._headers = Headers._from_pairs(self._native.headers())
-        return self._headers
+class _Tunnel(_Connected[_quiver.NativeUdpTunnel]):
+    __slots__ = ()
 
     @property
     def target(self) -> str:
@@ -592,7 +592,7 @@ class _Tunnel:
 
     @property
     def max_payload(self) -> int:
-        """The largest UDP payload the tunnel carries (as last seen)."""
+        """The largest UDP payload the tunnel carries now."""
         return self._native.max_payload
 
     @property
