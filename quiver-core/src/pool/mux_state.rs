@@ -96,6 +96,18 @@ impl<H: Clone, L: SlotLease<H>, C: Clone> MuxState<H, L, C> {
         self.slots.iter().position(|s| s.id == id)
     }
 
+    /// Counts one more stream on the ready connection at `i` (from `pick`) and hands out its
+    /// handle.
+    fn take_stream(&mut self, i: usize) -> (ConnId, H) {
+        let slot = &mut self.slots[i];
+        slot.in_flight += 1;
+        let handle = slot
+            .handle
+            .clone()
+            .expect("a ready connection has a handle");
+        (slot.id, handle)
+    }
+
     /// The least-loaded ready connection with a free slot, avoiding `avoid` unless nothing else
     /// can ever serve the caller.
     fn pick(&self, avoid: Option<ConnId>) -> Option<usize> {
@@ -130,13 +142,8 @@ impl<H: Clone, L: SlotLease<H>, C: Clone> MuxState<H, L, C> {
     ) -> MuxCheckout<H, L> {
         if self.waiters.is_empty() {
             if let Some(i) = self.pick(avoid) {
-                let slot = &mut self.slots[i];
-                slot.in_flight += 1;
-                let handle = slot
-                    .handle
-                    .clone()
-                    .expect("a ready connection has a handle");
-                return MuxCheckout::Ready(slot.id, handle);
+                let (id, handle) = self.take_stream(i);
+                return MuxCheckout::Ready(id, handle);
             }
         }
         let (tx, rx) = oneshot::channel();
@@ -198,16 +205,11 @@ impl<H: Clone, L: SlotLease<H>, C: Clone> MuxState<H, L, C> {
                 break;
             };
             let waiter = self.waiters.pop_front().expect("front exists");
-            let slot = &mut self.slots[i];
-            slot.in_flight += 1;
-            let handle = slot
-                .handle
-                .clone()
-                .expect("a ready connection has a handle");
-            if let Err(Ok(lease)) = waiter.tx.send(Ok(wrap(slot.id, handle))) {
+            let (id, handle) = self.take_stream(i);
+            if let Err(Ok(lease)) = waiter.tx.send(Ok(wrap(id, handle))) {
                 // The caller gave up meanwhile: take the slot back.
                 let _ = lease.into_parts();
-                slot.in_flight -= 1;
+                self.slots[i].in_flight -= 1;
             }
         }
     }
