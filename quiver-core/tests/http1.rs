@@ -6,11 +6,7 @@ use std::time::Duration;
 
 use futures_util::stream;
 use quiver_core::{Body, Bytes, Client, ErrorClass, ErrorKind, Request, Version};
-use quiver_testserver::{Options, TestServer};
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
+use quiver_testserver::{pattern, Options, TestServer};
 
 async fn server() -> TestServer {
     TestServer::start(Options::default())

@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream;
 use quiver_core::{Body, Bytes, Client, ErrorClass, ErrorKind, Request, Version};
-use quiver_testserver::{H2Options, Options, TestServer};
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
+use quiver_testserver::{pattern, H2Options, Options, TestServer};
 
 async fn server_with(h2: H2Options) -> TestServer {
     TestServer::start(Options {

@@ -6,11 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quiver_core::{Bytes, Client, DatagramOptions, ErrorClass, ErrorKind, Request, Version};
-use quiver_testserver::{H3Options, Options, TestServer};
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
+use quiver_testserver::{pattern, H3Options, Options, TestServer};
 
 async fn server_with(h3: H3Options) -> TestServer {
     TestServer::start(Options {

@@ -5,11 +5,7 @@ use std::time::Duration;
 use quiver_core::{Client, Request, Version};
 use quiver_testserver::h2o::{h2o_binary, H2o};
 use quiver_testserver::nginx::FILES;
-use quiver_testserver::{Options, TestServer};
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
+use quiver_testserver::{pattern, Options, TestServer};
 
 /// h2o is a Debian package that `make setup` installs; without it this suite cannot run.
 fn require_h2o() -> bool {

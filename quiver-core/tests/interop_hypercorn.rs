@@ -4,11 +4,7 @@ use std::time::Duration;
 
 use quiver_core::{Bytes, Client, Request, Version};
 use quiver_testserver::hypercorn::{hypercorn_binary, Hypercorn};
-use quiver_testserver::{Options, TestServer};
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
+use quiver_testserver::{pattern, Options, TestServer};
 
 /// Hypercorn is installed into the project's venv by `make setup`.
 fn require_hypercorn() -> bool {

@@ -5,11 +5,7 @@ use std::time::Duration;
 use futures_util::stream;
 use quiver_core::{Body, Bytes, Client, Request, Version};
 use quiver_testserver::nginx::{nginx_binary, Nginx};
-use quiver_testserver::{Options, TestServer};
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
+use quiver_testserver::{pattern, Options, TestServer};
 
 /// nginx is a Debian package that `make setup` installs; without it this suite cannot run.
 fn require_nginx() -> bool {

@@ -54,6 +54,13 @@ use tokio_rustls::TlsAcceptor;
 pub use proxy::PROXY_AUTHORIZATION;
 pub use stats::Stats;
 
+/// The first `len` bytes of the pattern every generated body (`/bytes/{n}`, the static files of
+/// the nginx and h2o launchers) is made of: `b'a' + (i % 26)` at offset `i`. For checking
+/// what a client received.
+pub fn pattern(len: usize) -> Vec<u8> {
+    body::pattern_chunk(0, len).to_vec()
+}
+
 use certs::Pki;
 use endpoints::ConnCtx;
 use proxy::ProxyCtx;

@@ -36,8 +36,7 @@ pub(crate) fn scratch_dir(name: &str, subdirs: &[&str]) -> io::Result<PathBuf> {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     for (file, size) in FILES {
-        let bytes: Vec<u8> = (0..*size).map(|i| b'a' + (i % 26) as u8).collect();
-        std::fs::write(dir.join("www").join(file), bytes)?;
+        std::fs::write(dir.join("www").join(file), crate::pattern(*size))?;
     }
     Ok(dir)
 }

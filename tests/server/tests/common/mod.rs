@@ -13,6 +13,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+pub use quiver_testserver::pattern;
 use quiver_testserver::{Options, TestServer};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
@@ -124,10 +125,6 @@ pub async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> RawResponse 
     }
     assert_eq!(response.body.len(), len, "no bytes beyond the body");
     response
-}
-
-pub fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
