@@ -807,9 +807,7 @@ static ptrdiff_t source_read(void *userdata, uint8_t *buf, size_t capacity) {
     if (n > 10000) {
         n = 10000;
     }
-    for (size_t i = 0; i < n; i++) {
-        buf[i] = (uint8_t)('a' + (s->sent + i) % 26);
-    }
+    fill_pattern(buf, n, s->sent);
     s->sent += n;
     pthread_mutex_unlock(&s->mu);
     return (ptrdiff_t)n;
@@ -926,9 +924,7 @@ static void test_body_source(void) {
 static uint8_t lent[200000];
 
 static void test_body_borrowed(void) {
-    for (size_t i = 0; i < sizeof lent; i++) {
-        lent[i] = (uint8_t)('a' + i % 26);
-    }
+    fill_pattern(lent, sizeof lent, 0);
     char *url = format("%s/echo", HTTPS);
     source_state s = {0};
     pthread_mutex_init(&s.mu, NULL);
@@ -1381,9 +1377,7 @@ static void big_on_end(void *userdata, const quiver_stream *stream, quiver_error
 }
 
 static void test_upload_64mib(void) {
-    for (size_t i = 0; i < sizeof pattern_table; i++) {
-        pattern_table[i] = (uint8_t)('a' + i % 26);
-    }
+    fill_pattern(pattern_table, sizeof pattern_table, 0);
     big_upload u = {.total = 64u << 20, .intact = 1};
     pthread_mutex_init(&u.mu, NULL);
     char *url = format("%s/echo", HTTP);

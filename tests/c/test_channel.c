@@ -46,9 +46,7 @@ static void chan_destroy(chan_state *s) {
 /* Datagram i: "dgram NNN " then PAYLOAD - 10 pattern bytes. */
 static void make_datagram(uint8_t *buf, int i) {
     snprintf((char *)buf, 11, "dgram %03d ", i);
-    for (size_t k = 10; k < PAYLOAD; k++) {
-        buf[k] = (uint8_t)('a' + (k + (size_t)i) % 26);
-    }
+    fill_pattern(buf + 10, PAYLOAD - 10, 10 + (size_t)i);
 }
 
 static int datagram_index(const uint8_t *data, size_t len) {

@@ -410,9 +410,7 @@ static void tun_destroy(tun_state *s) {
 static size_t make_payload(uint8_t *buf, int i) {
     size_t len = 16 + ((size_t)i * 47) % 880;
     snprintf((char *)buf, 8, "udp %02d ", i);
-    for (size_t k = 7; k < len; k++) {
-        buf[k] = (uint8_t)('a' + (k + (size_t)i) % 26);
-    }
+    fill_pattern(buf + 7, len - 7, 7 + (size_t)i);
     return len;
 }
 

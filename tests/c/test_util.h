@@ -103,6 +103,13 @@ static inline int is_pattern(const uint8_t *data, size_t len, size_t start) {
     return 1;
 }
 
+/* Writes `len` bytes of that pattern, from offset `start`. */
+static inline void fill_pattern(uint8_t *buf, size_t len, size_t start) {
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)('a' + (start + i) % 26);
+    }
+}
+
 /* ---- a one-shot completion: filled by quiver_response_cb, awaited by the test ---- */
 
 typedef struct {
