@@ -62,7 +62,8 @@ build() {
   return 0
 }
 
-if [ ! -x "$WORK/bin/curl_multi" ] || [ bench/c/curl_multi.c -nt "$WORK/bin/curl_multi" ]; then
+if [ ! -x "$WORK/bin/curl_multi" ] || [ bench/c/curl_multi.c -nt "$WORK/bin/curl_multi" ] \
+  || [ bench/c/bench_common.h -nt "$WORK/bin/curl_multi" ]; then
   say "gcc bench/c/curl_multi.c"
   gcc -O2 -Wall -o "$WORK/bin/curl_multi" bench/c/curl_multi.c $(pkg-config --cflags --libs libcurl)
 fi

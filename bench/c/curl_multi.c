@@ -20,22 +20,9 @@
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
-struct args {
-    const char *client, *url, *ca, *protocol, *method;
-    long long requests, expect_len; /* expect_len < 0: not checked */
-    long concurrency, pool_size, warmup; /* pool_size/warmup < 0: default */
-    size_t body_len;
-    double duration; /* <= 0: none */
-    int stream;
-};
+#include "bench_common.h"
 
 struct xfer {
     CURL *easy;
@@ -45,7 +32,6 @@ struct xfer {
     int stream;
 };
 
-static struct args A;
 static char *body;
 static struct curl_slist *headers;
 static long long failures, bytes_total;
@@ -60,69 +46,6 @@ static void record(double v) {
         if (!lat) { fprintf(stderr, "out of memory\n"); exit(1); }
     }
     lat[lat_n++] = v;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void usage(const char *msg) {
-    fprintf(stderr, "curl_multi: %s\n", msg);
-    fprintf(stderr, "usage: curl_multi --url URL [--requests N] [--concurrency C] [--ca FILE] "
-                    "[--protocol auto|http1|http2] [--expect-len B] [--method M] [--body-len B] "
-                    "[--duration S] [--pool-size P] [--warmup W] [--stream]\n");
-    exit(2);
-}
-
-static long long num(const char *flag, const char *v) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || *end || n < 0) {
-        char m[256];
-        snprintf(m, sizeof m, "%s: not a number: %s", flag, v);
-        usage(m);
-    }
-    return n;
-}
-
-static void parse(int argc, char **argv) {
-    A = (struct args){.client = "curl-multi", .url = NULL, .ca = NULL, .protocol = "auto",
-                      .method = "GET", .requests = 10000, .expect_len = -1, .concurrency = 32,
-                      .pool_size = -1, .warmup = -1, .body_len = 0, .duration = 0, .stream = 0};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (!strcmp(f, "--stream")) { A.stream = 1; continue; }
-        if (i + 1 >= argc) { char m[128]; snprintf(m, sizeof m, "%s needs a value", f); usage(m); }
-        const char *v = argv[++i];
-        if (!strcmp(f, "--client")) A.client = v;
-        else if (!strcmp(f, "--url")) A.url = v;
-        else if (!strcmp(f, "--ca")) A.ca = v;
-        else if (!strcmp(f, "--protocol")) A.protocol = v;
-        else if (!strcmp(f, "--method")) A.method = v;
-        else if (!strcmp(f, "--requests")) A.requests = num(f, v);
-        else if (!strcmp(f, "--expect-len")) A.expect_len = num(f, v);
-        else if (!strcmp(f, "--concurrency")) A.concurrency = (long)num(f, v);
-        else if (!strcmp(f, "--pool-size")) A.pool_size = (long)num(f, v);
-        else if (!strcmp(f, "--warmup")) A.warmup = (long)num(f, v);
-        else if (!strcmp(f, "--body-len")) A.body_len = (size_t)num(f, v);
-        else if (!strcmp(f, "--duration")) A.duration = atof(v);
-        else { char m[256]; snprintf(m, sizeof m, "unknown flag %s", f); usage(m); }
-    }
-    if (!A.url) usage("--url is required");
-    if (A.concurrency < 1) usage("--concurrency must be at least 1");
-    if (A.pool_size < 0) A.pool_size = A.concurrency;
-    if (A.pool_size < 1) usage("--pool-size must be at least 1");
-    if (A.warmup < 0) A.warmup = A.stream ? 0 : (A.pool_size < A.concurrency ? A.pool_size : A.concurrency);
-    if (!strcmp(A.protocol, "http3")) {
-        if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP3)) {
-            fprintf(stderr, "libcurl %s has no HTTP/3\n", curl_version_info(CURLVERSION_NOW)->version);
-            exit(3); /* "cannot do that": reported as n/a */
-        }
-    } else if (strcmp(A.protocol, "auto") && strcmp(A.protocol, "http1") && strcmp(A.protocol, "http2"))
-        usage("--protocol must be auto, http1, http2 or http3");
 }
 
 static size_t on_data(char *p, size_t size, size_t n, void *ud) {
@@ -187,11 +110,6 @@ static void setup_easy(struct xfer *x) {
     }
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Checks a finished transfer; returns 1 when it is a success. */
 static int verify(struct xfer *x, CURLcode rc) {
     long status = 0, ver = 0;
@@ -251,15 +169,13 @@ static long long run(CURLM *m, struct xfer *xs, long inflight, long long total, 
     return done;
 }
 
-static double cpu_seconds(long *maxrss_kb) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    if (maxrss_kb) *maxrss_kb = ru.ru_maxrss;
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 int main(int argc, char **argv) {
-    parse(argc, argv);
+    parse_args(argc, argv, "curl_multi", "curl-multi");
+    if (!strcmp(A.protocol, "http3") &&
+        !(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP3)) {
+        fprintf(stderr, "libcurl %s has no HTTP/3\n", curl_version_info(CURLVERSION_NOW)->version);
+        return 3; /* "cannot do that": reported as n/a */
+    }
     if (curl_global_init(CURL_GLOBAL_ALL)) { fprintf(stderr, "curl_global_init failed\n"); return 1; }
     body = malloc(A.body_len + 1);
     memset(body, 'x', A.body_len);
@@ -286,16 +202,10 @@ int main(int argc, char **argv) {
     long maxrss_kb;
     double cpu = cpu_seconds(&maxrss_kb) - cpu0;
 
-    qsort(lat, (size_t)n, sizeof(double), cmp_double);
-    double p50 = n ? lat[(long long)(n * 0.50) < n ? (long long)(n * 0.50) : n - 1] * 1e3 : 0;
-    double p99 = n ? lat[(long long)(n * 0.99) < n ? (long long)(n * 0.99) : n - 1] * 1e3 : 0;
-    char proto[32] = "";
-    const char *names[] = {"h1", "h2", "h3"};
-    for (int b = 0; b < 3; b++)
-        if (versions_seen & (1u << b)) {
-            if (proto[0]) strcat(proto, "+");
-            strcat(proto, names[b]);
-        }
+    double p50, p99;
+    percentiles_ms(lat, (size_t)n, &p50, &p99);
+    char proto[32];
+    proto_names(versions_seen, proto);
     printf("{\"client\": \"%s\", \"requests\": %lld, \"failures\": %lld, \"seconds\": %.6f, \"rps\": %.3f, "
            "\"p50_ms\": %.4f, \"p99_ms\": %.4f, \"cpu_s_per_10k\": %.5f, \"peak_rss_bytes\": %ld, "
            "\"warmup\": %ld, \"bytes\": %lld, \"mb_per_s\": %.3f, \"proto\": \"%s\", \"note\": %s, "

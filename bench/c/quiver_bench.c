@@ -22,25 +22,11 @@
  *                            -lpthread -ldl -lm
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
+#include "bench_common.h"
 #include "quiver.h"
-
-struct args {
-    const char *client, *url, *ca, *protocol, *method;
-    long long requests, expect_len; /* expect_len < 0: not checked */
-    long concurrency, pool_size, warmup; /* pool_size/warmup < 0: default */
-    size_t body_len;
-    double duration; /* <= 0: none */
-    int stream;
-};
 
 /* One worker: at most one request in flight, so its fields are touched by one callback at a
  * time. Everything a callback writes is written before it sends the worker's next request. */
@@ -54,7 +40,6 @@ struct worker {
     size_t lat_n, lat_cap;
 };
 
-static struct args A;
 static const quiver_client *client;
 static uint8_t *body;
 static double deadline;     /* 0: none */
@@ -64,65 +49,6 @@ static atomic_int first_failure_reported;
 static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;
 static long running; /* workers with a request in flight, under done_mu */
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void usage(const char *msg) {
-    fprintf(stderr, "quiver_bench_c: %s\n", msg);
-    fprintf(stderr, "usage: quiver_bench_c --url URL [--requests N] [--concurrency C] [--ca FILE] "
-                    "[--protocol auto|http1|http2|http3] [--expect-len B] [--method M] [--body-len B] "
-                    "[--duration S] [--pool-size P] [--warmup W] [--stream]\n");
-    exit(2);
-}
-
-static long long num(const char *flag, const char *v) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || *end || n < 0) {
-        char m[256];
-        snprintf(m, sizeof m, "%s: not a number: %s", flag, v);
-        usage(m);
-    }
-    return n;
-}
-
-static void parse(int argc, char **argv) {
-    A = (struct args){.client = "quiver-c", .url = NULL, .ca = NULL, .protocol = "auto",
-                      .method = "GET", .requests = 10000, .expect_len = -1, .concurrency = 32,
-                      .pool_size = -1, .warmup = -1, .body_len = 0, .duration = 0, .stream = 0};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (!strcmp(f, "--stream")) { A.stream = 1; continue; }
-        if (i + 1 >= argc) { char m[128]; snprintf(m, sizeof m, "%s needs a value", f); usage(m); }
-        const char *v = argv[++i];
-        if (!strcmp(f, "--client")) A.client = v;
-        else if (!strcmp(f, "--url")) A.url = v;
-        else if (!strcmp(f, "--ca")) A.ca = v;
-        else if (!strcmp(f, "--protocol")) A.protocol = v;
-        else if (!strcmp(f, "--method")) A.method = v;
-        else if (!strcmp(f, "--requests")) A.requests = num(f, v);
-        else if (!strcmp(f, "--expect-len")) A.expect_len = num(f, v);
-        else if (!strcmp(f, "--concurrency")) A.concurrency = (long)num(f, v);
-        else if (!strcmp(f, "--pool-size")) A.pool_size = (long)num(f, v);
-        else if (!strcmp(f, "--warmup")) A.warmup = (long)num(f, v);
-        else if (!strcmp(f, "--body-len")) A.body_len = (size_t)num(f, v);
-        else if (!strcmp(f, "--duration")) A.duration = atof(v);
-        else { char m[256]; snprintf(m, sizeof m, "unknown flag %s", f); usage(m); }
-    }
-    if (!A.url) usage("--url is required");
-    if (A.concurrency < 1) usage("--concurrency must be at least 1");
-    if (A.pool_size < 0) A.pool_size = A.concurrency;
-    if (A.pool_size < 1) usage("--pool-size must be at least 1");
-    if (A.warmup < 0) A.warmup = A.stream ? 0 : (A.pool_size < A.concurrency ? A.pool_size : A.concurrency);
-    if (strcmp(A.protocol, "auto") && strcmp(A.protocol, "http1") && strcmp(A.protocol, "http2") &&
-        strcmp(A.protocol, "http3"))
-        usage("--protocol must be auto, http1, http2 or http3");
-}
 
 static unsigned version_bit(quiver_http_version v) {
     switch (v) {
@@ -255,18 +181,6 @@ static void run(struct worker *ws, long n, int timed) {
     pthread_mutex_unlock(&done_mu);
 }
 
-static double cpu_seconds(long *maxrss_kb) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    if (maxrss_kb) *maxrss_kb = ru.ru_maxrss;
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void config_or_die(quiver_result rc, const char *what) {
     if (rc != QUIVER_RESULT_OK) {
         fprintf(stderr, "quiver_config_set %s: %s\n", what, quiver_result_str(rc));
@@ -275,7 +189,7 @@ static void config_or_die(quiver_result rc, const char *what) {
 }
 
 int main(int argc, char **argv) {
-    parse(argc, argv);
+    parse_args(argc, argv, "quiver_bench_c", "quiver-c");
     body = malloc(A.body_len + 1);
     memset(body, 'x', A.body_len);
 
@@ -316,17 +230,10 @@ int main(int argc, char **argv) {
         memcpy(lat + k, ws[i].lat, ws[i].lat_n * sizeof *lat);
         k += ws[i].lat_n;
     }
-    qsort(lat, n, sizeof *lat, cmp_double);
-    double p50 = n ? lat[(size_t)(n * 0.50) < n ? (size_t)(n * 0.50) : n - 1] * 1e3 : 0;
-    double p99 = n ? lat[(size_t)(n * 0.99) < n ? (size_t)(n * 0.99) : n - 1] * 1e3 : 0;
-    char proto[32] = "";
-    const char *names[] = {"h1", "h2", "h3", "other"};
-    unsigned seen = atomic_load(&versions_seen);
-    for (int b = 0; b < 4; b++)
-        if (seen & (1u << b)) {
-            if (proto[0]) strcat(proto, "+");
-            strcat(proto, names[b]);
-        }
+    double p50, p99;
+    percentiles_ms(lat, n, &p50, &p99);
+    char proto[32];
+    proto_names(atomic_load(&versions_seen), proto);
     long long bytes = atomic_load(&bytes_total);
     printf("{\"client\": \"%s\", \"requests\": %zu, \"failures\": %lld, \"seconds\": %.6f, \"rps\": %.3f, "
            "\"p50_ms\": %.4f, \"p99_ms\": %.4f, \"cpu_s_per_10k\": %.5f, \"peak_rss_bytes\": %ld, "
