@@ -419,59 +419,52 @@ async function receive(source, queue) {
   return queue.length > 0 ? queue.shift() : null
 }
 
-/** An RFC 9297 datagram channel; see index.d.ts. */
-class DatagramChannel {
-  #ch
+/** Reads a DatagramEndpoint's native object (for its subclasses). */
+let nativeOf
+
+/**
+ * What a datagram channel and a UDP tunnel share: the 2xx answer to their CONNECT, payloads
+ * both ways (received ones in batches, queued here), close, destroy and async iteration.
+ */
+class DatagramEndpoint {
+  #native
   #queue = []
 
+  static {
+    nativeOf = (endpoint) => endpoint.#native
+  }
+
   /** @internal */
-  constructor(ch) {
-    this.#ch = ch
-    this.statusCode = ch.status
-    this.httpVersion = ch.version
-    this.headers = headersObject(ch.headers())
+  constructor(native) {
+    this.#native = native
+    this.statusCode = native.status
+    this.httpVersion = native.version
+    this.headers = headersObject(native.headers())
   }
 
   send(payload) {
     const buf = toBuffer(payload)
-    callNative(() => this.#ch.send(buf))
+    callNative(() => this.#native.send(buf))
   }
 
   recv() {
-    return receive(this.#ch, this.#queue)
-  }
-
-  async recvData() {
-    try {
-      return await this.#ch.recvData()
-    } catch (e) {
-      throw convert(e)
-    }
+    return receive(this.#native, this.#queue)
   }
 
   async close() {
     try {
-      await this.#ch.close()
+      await this.#native.close()
     } catch (e) {
       throw convert(e)
     }
   }
 
   destroy() {
-    this.#ch.destroy()
-  }
-
-  get maxDatagramSize() {
-    return this.#ch.maxDatagramSize
+    this.#native.destroy()
   }
 
   get ended() {
-    return this.#queue.length === 0 && this.#ch.ended
-  }
-
-  get trailers() {
-    const t = this.#ch.trailers()
-    return t === null ? null : headersObject(t)
+    return this.#queue.length === 0 && this.#native.ended
   }
 
   async * [Symbol.asyncIterator]() {
@@ -483,55 +476,36 @@ class DatagramChannel {
   }
 }
 
-/** A MASQUE UDP tunnel (RFC 9298) through a proxy; see index.d.ts. */
-class UdpTunnel {
-  #t
-  #queue = []
-
-  /** @internal */
-  constructor(t) {
-    this.#t = t
-    this.statusCode = t.status
-    this.httpVersion = t.version
-    this.headers = headersObject(t.headers())
-    this.target = t.target
-  }
-
-  send(payload) {
-    const buf = toBuffer(payload)
-    callNative(() => this.#t.send(buf))
-  }
-
-  recv() {
-    return receive(this.#t, this.#queue)
-  }
-
-  async close() {
+/** An RFC 9297 datagram channel; see index.d.ts. */
+class DatagramChannel extends DatagramEndpoint {
+  async recvData() {
     try {
-      await this.#t.close()
+      return await nativeOf(this).recvData()
     } catch (e) {
       throw convert(e)
     }
   }
 
-  destroy() {
-    this.#t.destroy()
+  get maxDatagramSize() {
+    return nativeOf(this).maxDatagramSize
+  }
+
+  get trailers() {
+    const t = nativeOf(this).trailers()
+    return t === null ? null : headersObject(t)
+  }
+}
+
+/** A MASQUE UDP tunnel (RFC 9298) through a proxy; see index.d.ts. */
+class UdpTunnel extends DatagramEndpoint {
+  /** @internal */
+  constructor(t) {
+    super(t)
+    this.target = t.target
   }
 
   get maxPayload() {
-    return this.#t.maxPayload
-  }
-
-  get ended() {
-    return this.#queue.length === 0 && this.#t.ended
-  }
-
-  async * [Symbol.asyncIterator]() {
-    for (;;) {
-      const d = await this.recv()
-      if (d === null) return
-      yield d
-    }
+    return nativeOf(this).maxPayload
   }
 }
 
