@@ -4,9 +4,9 @@
 # napi always passes `--target <triple>`, even for the host. An explicit target puts every crate
 # in a second tree (target/<triple>/), so the Node module would compile the whole dependency
 # graph a second time next to the workspace's own build (minutes on 2 cores). For the host
-# triple this drops `--target`, builds into the shared target/<profile>/, and copies the
-# library (libquiver_node.so) to where napi looks for it (target/<triple>/<profile>/). Any other target is passed
-# through untouched.
+# triple this drops `--target`, builds into the shared target/<profile>/, and links the
+# library (libquiver_node.so) to where napi looks for it (target/<triple>/<profile>/). Any
+# other target is passed through untouched.
 set -euo pipefail
 
 host=$(rustc -vV | sed -n 's/^host: //p')
@@ -31,5 +31,8 @@ done
 cargo "${args[@]}"
 if [ "${args[0]:-}" = build ]; then
   mkdir -p "$target_dir/$host/$profile"
-  cp -f "$target_dir/$profile/libquiver_node.so" "$target_dir/$host/$profile/"
+  # A hard link, as cargo makes its own outputs (the debug library is ~100 MB); a copy where
+  # linking is refused.
+  ln -f "$target_dir/$profile/libquiver_node.so" "$target_dir/$host/$profile/" 2>/dev/null \
+    || cp -f "$target_dir/$profile/libquiver_node.so" "$target_dir/$host/$profile/"
 fi
