@@ -100,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let stats = client.stats();
     for o in &stats.origins {
-        let usage = if o.protocol == "http1" {
+        let usage = if o.protocol == quiver_core::Protocol::Http1 {
             format!("{} idle, {} in use", o.idle, o.active)
         } else {
             format!(

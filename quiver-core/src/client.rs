@@ -6,15 +6,18 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 
 use crate::config::{OptionValue, PoolSettings, RuleTable};
+#[cfg(feature = "http3")]
 use crate::datagram::{DatagramChannel, DatagramOptions};
-use crate::proxy::udp::{UdpTunnel, UdpTunnelOptions};
-
+use crate::embed::runtime;
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::{Manager, Pool};
-
+use crate::manager::Manager;
+#[cfg(feature = "http3")]
+use crate::pool::Pool;
+#[cfg(feature = "masque")]
+use crate::proxy::masque::{UdpTunnel, UdpTunnelOptions};
 use crate::request::Request;
 use crate::response::{Response, StreamResponse};
-use crate::runtime;
+use crate::signal::Signal;
 use crate::stats::ClientStats;
 
 /// An HTTP client with a connection pool per origin. `Send + Sync`, cheap to clone.
@@ -27,6 +30,8 @@ struct Inner {
     manager: Manager,
     runtime: Handle,
     fork_generation: u64,
+    /// Fired by `close()`.
+    closed: Arc<Signal>,
 }
 
 impl std::fmt::Debug for Client {
@@ -110,6 +115,7 @@ impl Client {
     /// Opens an RFC 9297 datagram channel: an extended CONNECT (`options.protocol`, such as
     /// `connect-udp`) to `url` on a pooled HTTP/3 connection with datagrams enabled. The
     /// origin's pool must use protocol `http3`.
+    #[cfg(feature = "http3")]
     pub async fn open_datagram_channel<K, V>(
         &self,
         url: &str,
@@ -129,7 +135,14 @@ impl Client {
         let client = self.clone();
         let run = async move {
             match client.inner.manager.pool(&req.target.origin)? {
-                Pool::Http3(pool) => crate::pool::h3::open_channel(&pool, req, options).await,
+                Pool::Http3(pool) => {
+                    let kind = crate::pool::h3::ChannelKind {
+                        prefix: b"",
+                        max_payload: usize::MAX,
+                        keep_stream_data: true,
+                    };
+                    crate::pool::h3::open_channel(&pool, req, &options, kind).await
+                }
                 _ => Err(Error::new(
                     ErrorKind::PoolUnsupportedForTransport,
                     format!(
@@ -146,6 +159,7 @@ impl Client {
     /// proxy at `proxy` (`https://host:port`), over a pooled HTTP/3 connection (datagrams) or
     /// HTTP/2 connection (capsules) to it. Trust settings for the proxy come from the rule
     /// matching the proxy's origin.
+    #[cfg(feature = "masque")]
     pub async fn open_udp_tunnel(
         &self,
         proxy: &str,
@@ -154,29 +168,36 @@ impl Client {
         options: UdpTunnelOptions,
     ) -> Result<UdpTunnel> {
         self.check_fork()?;
-        let opener = self.inner.manager.tunnel_opener(proxy, options.protocol)?;
+        let route = self.inner.manager.proxy_route(proxy, options.protocol)?;
         let host = target_host.to_owned();
-        self.in_runtime(async move { UdpTunnel::open(&opener, &host, target_port, &options).await })
+        self.in_runtime(async move { UdpTunnel::open(&route, &host, target_port, &options).await })
             .await
     }
 
-    /// Closes every pool: idle connections close, waiting callers and HTTP/2 and HTTP/3
-    /// streams in flight get a `shutdown` error (HTTP/1.1 requests already on a connection
-    /// finish), and later requests on this client (and its clones) fail with `shutdown`.
+    /// Closes the client, now: every connection closes, and everything in flight on it — a
+    /// request waiting for a connection or for its response head, a body being read, a
+    /// datagram channel, a UDP tunnel — ends with a `shutdown` error; later calls on this
+    /// client (and its clones) fail with `shutdown`. Idempotent. The same in every binding.
     pub fn close(&self) {
+        self.inner.closed.fire();
         self.inner.manager.close();
+    }
+
+    /// Fired when [`Client::close`] is called, for embedders that wait on things of their own.
+    pub fn closed_signal(&self) -> Arc<Signal> {
+        self.inner.closed.clone()
     }
 
     /// Tears down every pooled connection to proxies; tunnels and callers in flight on them
     /// get a `shutdown` error.
     pub fn close_all_tunnels(&self) {
-        self.inner.manager.proxy.upstreams.close_all();
+        self.inner.manager.upstreams.close_all();
     }
 
     /// Statistics per origin and in total (pooled proxy connections under `proxies`).
     pub fn stats(&self) -> ClientStats {
         let mut stats = ClientStats::from_origins(self.inner.manager.stats());
-        stats.proxies = self.inner.manager.proxy.upstreams.stats();
+        stats.proxies = self.inner.manager.upstreams.stats();
         stats
     }
 }
@@ -200,7 +221,7 @@ impl Clone for ClientBuilder {
             defaults: self.defaults.clone(),
             rules: self.rules.clone(),
             runtime: self.runtime.clone(),
-            error: self.error.as_ref().map(Error::duplicate),
+            error: self.error.clone(),
         }
     }
 }
@@ -271,6 +292,7 @@ impl ClientBuilder {
                 manager,
                 runtime,
                 fork_generation: runtime::fork_generation(),
+                closed: Arc::new(Signal::new()),
             }),
         })
     }

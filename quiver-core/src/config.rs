@@ -41,6 +41,29 @@ impl Protocol {
     }
 }
 
+impl std::str::FromStr for Protocol {
+    type Err = Error;
+
+    /// `auto`, `http1` (or `http/1.1`, `h1`), `http2` (`h2`), `http3` (`h3`), any case.
+    fn from_str(s: &str) -> Result<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Protocol::Auto),
+            "http1" | "http/1.1" | "h1" => Ok(Protocol::Http1),
+            "http2" | "h2" => Ok(Protocol::Http2),
+            "http3" | "h3" => Ok(Protocol::Http3),
+            _ => Err(Error::invalid_config(format!(
+                "`{s}` is not a protocol (expected one of auto, http1, http2, http3)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which trust anchors verify servers when no `ca_file` is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum TlsRoots {
@@ -58,6 +81,27 @@ impl TlsRoots {
             TlsRoots::Webpki => "webpki",
             TlsRoots::System => "system",
         }
+    }
+}
+
+impl std::str::FromStr for TlsRoots {
+    type Err = Error;
+
+    /// `webpki` or `system`, any case.
+    fn from_str(s: &str) -> Result<TlsRoots> {
+        match s.to_ascii_lowercase().as_str() {
+            "webpki" => Ok(TlsRoots::Webpki),
+            "system" => Ok(TlsRoots::System),
+            _ => Err(Error::invalid_config(format!(
+                "`{s}` is not a trust store (expected webpki or system)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for TlsRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -238,13 +282,7 @@ impl FromOption for Protocol {
     const KIND: OptionKind = OptionKind::Choice;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
-            OptionValue::Str(s) => match s.to_ascii_lowercase().as_str() {
-                "auto" => Some(Protocol::Auto),
-                "http1" | "http/1.1" | "h1" => Some(Protocol::Http1),
-                "http2" | "h2" => Some(Protocol::Http2),
-                "http3" | "h3" => Some(Protocol::Http3),
-                _ => None,
-            },
+            OptionValue::Str(s) => s.parse().ok(),
             _ => None,
         }
     }
@@ -255,11 +293,7 @@ impl FromOption for TlsRoots {
     const KIND: OptionKind = OptionKind::Choice;
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
-            OptionValue::Str(s) => match s.to_ascii_lowercase().as_str() {
-                "webpki" => Some(TlsRoots::Webpki),
-                "system" => Some(TlsRoots::System),
-                _ => None,
-            },
+            OptionValue::Str(s) => s.parse().ok(),
             _ => None,
         }
     }
@@ -453,7 +487,7 @@ impl PoolOptions {
         }
         if let Some(url) = &self.proxy {
             if !url.is_empty() && !url.eq_ignore_ascii_case("none") {
-                crate::proxy::parse_proxy_url(url).map_err(|e| {
+                crate::origin::parse_proxy_url(url).map_err(|e| {
                     Error::invalid_config(format!("option `proxy`: {}", e.message()))
                 })?;
             }

@@ -1,28 +1,74 @@
-//! RFC 9297 datagram channels: an extended CONNECT (such as `connect-udp`) on a pooled HTTP/3
-//! connection with HTTP/3 datagrams, tied to that request stream. The channel carries the
-//! response head, datagrams both ways, the stream's data and trailers; it ends when its
-//! stream ends.
+//! Datagram endpoints: RFC 9297 datagram channels (an extended CONNECT on a pooled HTTP/3
+//! connection) and, sharing their two halves, MASQUE UDP tunnels (`proxy`). A
+//! [`DatagramSender`] sends (cheap to clone, any thread); a [`DatagramReceiver`] receives with
+//! `&self` methods that are cancel-safe, so any task may wait on it and a receive given up on
+//! loses nothing.
 
-use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-
 use http::HeaderMap;
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::h3::{map_stream_error, ChannelEvent, H3Conn, H3Handle, H3SendHalf};
-use crate::pool::mux::StreamLease;
+use crate::proto::endpoint::{Outcome, Queues, StreamEvent};
+use crate::proto::Hold;
 use crate::response::ResponseHead;
+
+/// The extended CONNECT protocol of a datagram channel (`:protocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ConnectProtocol {
+    /// `connect-udp` (RFC 9298).
+    #[default]
+    ConnectUdp,
+    /// `webtransport`.
+    WebTransport,
+}
+
+impl ConnectProtocol {
+    /// The protocol's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectProtocol::ConnectUdp => "connect-udp",
+            ConnectProtocol::WebTransport => "webtransport",
+        }
+    }
+}
+
+impl FromStr for ConnectProtocol {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ConnectProtocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "connect-udp" => Ok(ConnectProtocol::ConnectUdp),
+            "webtransport" => Ok(ConnectProtocol::WebTransport),
+            _ => Err(Error::new(
+                ErrorKind::InvalidHeader,
+                format!(
+                    "extended CONNECT protocol `{s}` is not supported over HTTP/3 (connect-udp, webtransport)"
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ConnectProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How to open a datagram channel.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct DatagramOptions {
-    /// The extended CONNECT `:protocol`. Default `connect-udp` (the one h3 supports besides
-    /// `webtransport`).
-    pub protocol: String,
+    /// The extended CONNECT `:protocol`. Default `connect-udp`.
+    pub protocol: ConnectProtocol,
     /// Datagrams received and not yet taken that the channel keeps; more are dropped
     /// (datagrams are unreliable). Default 1024.
     pub queue: usize,
@@ -31,34 +77,327 @@ pub struct DatagramOptions {
 impl Default for DatagramOptions {
     fn default() -> Self {
         DatagramOptions {
-            protocol: "connect-udp".into(),
+            protocol: ConnectProtocol::ConnectUdp,
             queue: 1024,
         }
     }
 }
 
-/// An open datagram channel. Dropping it resets its stream and frees its stream slot.
-pub struct DatagramChannel {
-    head: ResponseHead,
-    conn: Arc<H3Conn>,
-    stream_id: u64,
-    send: Option<H3SendHalf>,
-    sender: DatagramSender,
-    events: mpsc::Receiver<ChannelEvent>,
-    datagrams: VecDeque<Bytes>,
-    data: VecDeque<Bytes>,
-    queue: usize,
-    trailers: Option<HeaderMap>,
-    ended: bool,
-    _lease: StreamLease<H3Handle>,
+impl DatagramOptions {
+    /// Sets the extended CONNECT protocol.
+    pub fn protocol(mut self, protocol: ConnectProtocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets how many received datagrams are kept for the caller.
+    pub fn queue(mut self, queue: usize) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// The datagram queue's capacity as the channel uses it.
+    pub(crate) fn queue_capacity(&self) -> usize {
+        self.queue.clamp(1, 65_536)
+    }
 }
 
-impl std::fmt::Debug for DatagramChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// How a sender's datagrams travel.
+pub(crate) enum Path {
+    /// HTTP/3 datagrams on a request stream, each payload after `prefix` (CONNECT-UDP's
+    /// context id 0 for tunnels, nothing for channels).
+    #[cfg(feature = "http3")]
+    Http3 {
+        conn: Arc<crate::proto::h3::H3Conn>,
+        stream_id: u64,
+        prefix: &'static [u8],
+        finish: tokio::sync::Mutex<Option<crate::proto::h3::H3SendHalf>>,
+    },
+    /// DATAGRAM capsules on an HTTP/2 stream (MASQUE over HTTP/2).
+    Capsules(Mutex<h2::SendStream<Bytes>>),
+}
+
+struct SendInner {
+    path: Path,
+    /// Cleared by `close()`.
+    open: AtomicBool,
+    outcome: Arc<Outcome>,
+    /// The largest payload accepted regardless of the path (UDP's limit for tunnels).
+    max_payload: usize,
+    _hold: Arc<Hold>,
+}
+
+/// Sends on a datagram channel or UDP tunnel; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct DatagramSender(Arc<SendInner>);
+
+impl fmt::Debug for DatagramSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramSender")
+            .field("open", &self.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatagramSender {
+    pub(crate) fn new(
+        path: Path,
+        outcome: Arc<Outcome>,
+        max_payload: usize,
+        hold: Arc<Hold>,
+    ) -> DatagramSender {
+        DatagramSender(Arc::new(SendInner {
+            path,
+            open: AtomicBool::new(true),
+            outcome,
+            max_payload,
+            _hold: hold,
+        }))
+    }
+
+    fn is_open(&self) -> bool {
+        self.0.open.load(Ordering::Acquire) && self.0.outcome.get().is_none()
+    }
+
+    /// The largest payload the path takes now, if datagrams are available.
+    pub fn max_payload(&self) -> Option<usize> {
+        match &self.0.path {
+            #[cfg(feature = "http3")]
+            Path::Http3 {
+                conn,
+                stream_id,
+                prefix,
+                ..
+            } => crate::proto::h3::channel::max_datagram_size(conn, *stream_id)
+                .map(|n| n.saturating_sub(prefix.len()).min(self.0.max_payload)),
+            Path::Capsules(_) => Some(self.0.max_payload),
+        }
+    }
+
+    /// Sends one datagram. Unreliable: it may be lost. A payload larger than the path allows is
+    /// a `datagram_too_large` (invalid) error; after `close()` or the end of the stream, a
+    /// `datagram_error`.
+    pub fn send(&self, payload: impl AsRef<[u8]>) -> Result<()> {
+        let payload = payload.as_ref();
+        if !self.is_open() {
+            return Err(Error::new(ErrorKind::DatagramError, "the endpoint is closed"));
+        }
+        if payload.len() > self.0.max_payload {
+            return Err(Error::new(
+                ErrorKind::DatagramTooLarge,
+                format!(
+                    "a {}-byte payload is larger than the endpoint carries ({} bytes)",
+                    payload.len(),
+                    self.0.max_payload
+                ),
+            ));
+        }
+        match &self.0.path {
+            #[cfg(feature = "http3")]
+            Path::Http3 {
+                conn,
+                stream_id,
+                prefix,
+                ..
+            } => crate::proto::h3::channel::send_datagram(conn, *stream_id, prefix, payload),
+            Path::Capsules(stream) => stream
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send_data(crate::proto::codec::udp_datagram_capsule(payload), false)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::DatagramError,
+                        format!("the tunnel stream failed: {e}"),
+                    )
+                }),
+        }
+    }
+
+    /// Ends our side of the stream: nothing more can be sent; what the peer still sends can
+    /// be received until its side ends. Idempotent.
+    pub async fn close(&self) -> Result<()> {
+        self.0.open.store(false, Ordering::Release);
+        match &self.0.path {
+            #[cfg(feature = "http3")]
+            Path::Http3 { finish, conn, .. } => {
+                let taken = finish.lock().await.take();
+                if let Some(mut send) = taken {
+                    send.finish()
+                        .await
+                        .map_err(|e| crate::proto::h3::errors::map_stream_error(&e, conn))?;
+                }
+                Ok(())
+            }
+            Path::Capsules(stream) => {
+                let _ = stream
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .send_data(Bytes::new(), true);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Receives from a datagram channel or UDP tunnel. Every method takes `&self` and is
+/// cancel-safe: receives may wait from several tasks, and one given up on loses nothing.
+pub struct DatagramReceiver {
+    datagrams: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
+    stream: tokio::sync::Mutex<mpsc::Receiver<StreamEvent>>,
+    outcome: Arc<Outcome>,
+    /// Set once a failure was returned (it is returned once, then the end).
+    failure_reported: AtomicBool,
+    trailers: Mutex<Option<HeaderMap>>,
+    /// Stops the task reading the stream when the receiver goes away.
+    reader: Option<AbortHandle>,
+    /// Datagrams carry a CONNECT-UDP context id: keep context 0 (UDP payloads), stripped.
+    udp: bool,
+    _hold: Arc<Hold>,
+}
+
+impl fmt::Debug for DatagramReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramReceiver")
+            .field("ended", &self.is_ended())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatagramReceiver {
+    pub(crate) fn new(
+        queues: Queues,
+        reader: Option<AbortHandle>,
+        udp: bool,
+        hold: Arc<Hold>,
+    ) -> Self {
+        DatagramReceiver {
+            datagrams: tokio::sync::Mutex::new(queues.datagrams),
+            stream: tokio::sync::Mutex::new(queues.stream),
+            outcome: queues.outcome,
+            failure_reported: AtomicBool::new(false),
+            trailers: Mutex::new(None),
+            reader,
+            udp,
+            _hold: hold,
+        }
+    }
+
+    /// At the end of a queue: the failure (once), else `None`.
+    fn ended<T>(&self) -> Result<Option<T>> {
+        match self.outcome.get() {
+            Some(Err(e)) if !self.failure_reported.swap(true, Ordering::AcqRel) => Err(e.clone()),
+            _ => Ok(None),
+        }
+    }
+
+    /// What the caller gets of a received datagram (`None`: skip it).
+    fn accept(&self, datagram: Bytes) -> Option<Bytes> {
+        if self.udp {
+            crate::proto::codec::udp_payload(datagram)
+        } else {
+            Some(datagram)
+        }
+    }
+
+    /// The next datagram; `None` once the stream has ended and every datagram was taken.
+    pub async fn recv(&self) -> Result<Option<Bytes>> {
+        let mut queue = self.datagrams.lock().await;
+        loop {
+            match queue.recv().await {
+                Some(d) => {
+                    if let Some(d) = self.accept(d) {
+                        return Ok(Some(d));
+                    }
+                }
+                None => return self.ended(),
+            }
+        }
+    }
+
+    /// Up to `max` datagrams: waits for the first, then takes what is already queued. Empty
+    /// once the stream has ended and every datagram was taken.
+    pub async fn recv_batch(&self, max: usize) -> Result<Vec<Bytes>> {
+        let mut queue = self.datagrams.lock().await;
+        let mut batch = Vec::new();
+        while batch.is_empty() {
+            let Some(first) = queue.recv().await else {
+                return self.ended().map(|_: Option<()>| Vec::new());
+            };
+            batch.extend(self.accept(first));
+        }
+        while batch.len() < max {
+            match queue.try_recv() {
+                Ok(d) => batch.extend(self.accept(d)),
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The next piece of the stream's own data (capsules, for protocols that use them); `None`
+    /// at the end of the stream.
+    pub async fn recv_data(&self) -> Result<Option<Bytes>> {
+        let mut queue = self.stream.lock().await;
+        loop {
+            match queue.recv().await {
+                Some(StreamEvent::Data(d)) => return Ok(Some(d)),
+                Some(StreamEvent::Trailers(t)) => {
+                    *self.trailers.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+                }
+                None => return self.ended(),
+            }
+        }
+    }
+
+    /// The stream's trailers, once they were received (by `recv_data`, or at the end).
+    pub fn trailers(&self) -> Option<HeaderMap> {
+        let kept = self
+            .trailers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if kept.is_some() {
+            return kept;
+        }
+        // The stream ended with its trailers still queued behind data nobody read.
+        let mut queue = self.stream.try_lock().ok()?;
+        let mut found = None;
+        while let Ok(event) = queue.try_recv() {
+            if let StreamEvent::Trailers(t) = event {
+                found = Some(t);
+            }
+        }
+        *self.trailers.lock().unwrap_or_else(|p| p.into_inner()) = found.clone();
+        found
+    }
+
+    /// True once the stream has ended (queued datagrams may still be taken).
+    pub fn is_ended(&self) -> bool {
+        self.outcome.get().is_some()
+    }
+}
+
+impl Drop for DatagramReceiver {
+    fn drop(&mut self) {
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
+    }
+}
+
+/// An open datagram channel: the response head and its two halves. Dropping it (both halves)
+/// ends its stream and frees its stream slot.
+pub struct DatagramChannel {
+    head: ResponseHead,
+    sender: DatagramSender,
+    receiver: DatagramReceiver,
+}
+
+impl fmt::Debug for DatagramChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatagramChannel")
             .field("status", &self.head.status)
-            .field("stream_id", &self.stream_id)
-            .field("ended", &self.ended)
+            .field("ended", &self.receiver.is_ended())
             .finish_non_exhaustive()
     }
 }
@@ -66,31 +405,13 @@ impl std::fmt::Debug for DatagramChannel {
 impl DatagramChannel {
     pub(crate) fn new(
         head: ResponseHead,
-        conn: Arc<H3Conn>,
-        stream_id: u64,
-        send: H3SendHalf,
-        events: mpsc::Receiver<ChannelEvent>,
-        queue: usize,
-        lease: StreamLease<H3Handle>,
+        sender: DatagramSender,
+        receiver: DatagramReceiver,
     ) -> DatagramChannel {
-        let sender = DatagramSender {
-            conn: conn.clone(),
-            stream_id,
-            open: Arc::new(AtomicBool::new(true)),
-        };
         DatagramChannel {
             head,
-            conn,
-            stream_id,
-            send: Some(send),
             sender,
-            events,
-            datagrams: VecDeque::new(),
-            data: VecDeque::new(),
-            queue,
-            trailers: None,
-            ended: false,
-            _lease: lease,
+            receiver,
         }
     }
 
@@ -101,211 +422,46 @@ impl DatagramChannel {
 
     /// The largest datagram payload the path takes now, if datagrams are available.
     pub fn max_datagram_size(&self) -> Option<usize> {
-        self.sender.max_datagram_size()
+        self.sender.max_payload()
     }
 
-    /// Sends one datagram on this channel. Unreliable: it may be lost. A payload larger than
-    /// the path allows is a `datagram_too_large` (invalid) error.
-    pub fn send(&self, payload: Bytes) -> Result<()> {
+    /// Sends one datagram (see [`DatagramSender::send`]).
+    pub fn send(&self, payload: impl AsRef<[u8]>) -> Result<()> {
         self.sender.send(payload)
     }
 
-    /// A handle that sends on this channel from elsewhere (it fails once the channel closed).
+    /// A handle that sends on this channel from elsewhere.
     pub fn sender(&self) -> DatagramSender {
         self.sender.clone()
     }
 
     /// The next datagram; `None` once the channel's stream has ended.
-    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
-        loop {
-            if let Some(d) = self.datagrams.pop_front() {
-                return Ok(Some(d));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            self.next_event().await?;
-        }
+    pub async fn recv(&self) -> Result<Option<Bytes>> {
+        self.receiver.recv().await
     }
 
-    /// The next piece of the stream's data (capsules, for protocols that use them); `None` at
-    /// the end of the stream.
-    pub async fn recv_data(&mut self) -> Result<Option<Bytes>> {
-        loop {
-            if let Some(d) = self.data.pop_front() {
-                return Ok(Some(d));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            self.next_event().await?;
-        }
-    }
-
-    async fn next_event(&mut self) -> Result<()> {
-        match self.events.recv().await {
-            Some(ChannelEvent::Datagram(d)) => {
-                if self.datagrams.len() < self.queue {
-                    self.datagrams.push_back(d);
-                }
-            }
-            Some(ChannelEvent::Data(d)) => self.data.push_back(d),
-            Some(ChannelEvent::Trailers(t)) => self.trailers = Some(t),
-            Some(ChannelEvent::End) | None => {
-                self.ended = true;
-                self.sender.open.store(false, Ordering::Release);
-            }
-            Some(ChannelEvent::Failed(e)) => {
-                self.ended = true;
-                self.sender.open.store(false, Ordering::Release);
-                return Err(e);
-            }
-        }
-        Ok(())
+    /// The next piece of the stream's data; `None` at the end of the stream.
+    pub async fn recv_data(&self) -> Result<Option<Bytes>> {
+        self.receiver.recv_data().await
     }
 
     /// The stream's trailers, once it has ended.
-    pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
+    pub fn trailers(&self) -> Option<HeaderMap> {
+        self.receiver.trailers()
     }
 
     /// True once the channel's stream has ended.
     pub fn is_ended(&self) -> bool {
-        self.ended
+        self.receiver.is_ended()
     }
 
-    /// Ends our side of the stream (no more datagrams can be sent); what the peer still sends
-    /// can be received until its side ends.
-    pub async fn close(&mut self) -> Result<()> {
-        self.sender.open.store(false, Ordering::Release);
-        if let Some(mut send) = self.send.take() {
-            send.finish()
-                .await
-                .map_err(|e| map_stream_error(&e, &self.conn, &self.conn.origin))?;
-        }
-        Ok(())
-    }
-}
-
-/// Sends datagrams on a channel; cheap to clone, usable from any thread.
-#[derive(Clone)]
-pub struct DatagramSender {
-    conn: Arc<H3Conn>,
-    stream_id: u64,
-    open: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for DatagramSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatagramSender")
-            .field("stream_id", &self.stream_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DatagramSender {
-    /// The largest datagram payload the path takes now, if datagrams are available.
-    pub fn max_datagram_size(&self) -> Option<usize> {
-        self.conn
-            .quic
-            .max_datagram_size()
-            .map(|n| n.saturating_sub(varint_len(self.stream_id / 4)))
+    /// Ends our side of the stream (see [`DatagramSender::close`]).
+    pub async fn close(&self) -> Result<()> {
+        self.sender.close().await
     }
 
-    /// Sends one datagram on this channel. Unreliable: it may be lost. A payload larger than
-    /// the path allows is a `datagram_too_large` (invalid) error.
-    pub fn send(&self, payload: Bytes) -> Result<()> {
-        if !self.open.load(Ordering::Acquire) {
-            return Err(Error::new(
-                ErrorKind::DatagramError,
-                "the datagram channel is closed",
-            ));
-        }
-        let Some(max) = self.max_datagram_size() else {
-            return Err(Error::new(
-                ErrorKind::DatagramsDisabled,
-                "the peer does not accept datagrams on this connection",
-            ));
-        };
-        if payload.len() > max {
-            return Err(Error::new(
-                ErrorKind::DatagramTooLarge,
-                format!(
-                    "a {}-byte datagram does not fit the path (at most {max} bytes)",
-                    payload.len()
-                ),
-            ));
-        }
-        // RFC 9297 §2.1: quarter stream id (varint), then the payload. Encoded here because
-        // h3-datagram 0.0.2's encoder writes the id wrongly (hyperium/h3#345).
-        let mut bytes = bytes::BytesMut::with_capacity(8 + payload.len());
-        put_varint(&mut bytes, self.stream_id / 4);
-        bytes.extend_from_slice(&payload);
-        self.conn
-            .quic
-            .send_datagram(bytes.freeze())
-            .map_err(|e| match e {
-                quinn::SendDatagramError::TooLarge => Error::new(
-                    ErrorKind::DatagramTooLarge,
-                    "the datagram does not fit the path",
-                ),
-                quinn::SendDatagramError::UnsupportedByPeer
-                | quinn::SendDatagramError::Disabled => Error::new(
-                    ErrorKind::DatagramsDisabled,
-                    "the peer does not accept datagrams",
-                ),
-                quinn::SendDatagramError::ConnectionLost(e) => Error::new(
-                    ErrorKind::DatagramError,
-                    format!("the connection is gone: {e}"),
-                ),
-            })
-    }
-}
-
-impl Drop for DatagramChannel {
-    fn drop(&mut self) {
-        self.conn
-            .channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.stream_id);
-    }
-}
-
-/// Appends a QUIC variable-length integer (RFC 9000 §16).
-fn put_varint(buf: &mut bytes::BytesMut, v: u64) {
-    use bytes::BufMut;
-    match v {
-        0..=63 => buf.put_u8(v as u8),
-        64..=16_383 => buf.put_u16(0x4000 | v as u16),
-        16_384..=1_073_741_823 => buf.put_u32(0x8000_0000 | v as u32),
-        _ => buf.put_u64(0xc000_0000_0000_0000 | v),
-    }
-}
-
-fn varint_len(v: u64) -> usize {
-    match v {
-        0..=63 => 1,
-        64..=16_383 => 2,
-        16_384..=1_073_741_823 => 4,
-        _ => 8,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varints_round_trip_through_h3_datagram_decode() {
-        for stream_id in [0u64, 4, 252, 256, 65_536, 4_000_000_000] {
-            let mut buf = bytes::BytesMut::new();
-            put_varint(&mut buf, stream_id / 4);
-            assert_eq!(buf.len(), varint_len(stream_id / 4));
-            buf.extend_from_slice(b"payload");
-            let d = h3_datagram::datagram::Datagram::decode(buf.freeze()).unwrap();
-            assert_eq!(d.stream_id().into_inner(), stream_id);
-            assert_eq!(&d.into_payload()[..], b"payload");
-        }
+    /// Splits into the head, the send half and the receive half.
+    pub fn split(self) -> (ResponseHead, DatagramSender, DatagramReceiver) {
+        (self.head, self.sender, self.receiver)
     }
 }

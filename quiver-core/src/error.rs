@@ -2,6 +2,7 @@
 //! (what happened, machine-readable) and a human message.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Boxed error used as an [`Error`]'s underlying cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -109,6 +110,8 @@ kinds! {
     DatagramsDisabled = "datagrams_disabled", Transient;
     /// A datagram channel failed or was used after close.
     DatagramError = "datagram_error", Transient;
+    /// A proxy sent a capsule longer than quiver accepts; the tunnel was closed.
+    CapsuleTooLarge = "capsule_too_large", Unrecoverable;
     /// The URL could not be parsed or lacks a host.
     InvalidUrl = "invalid_url", Invalid;
     /// The URL's scheme is not `http` or `https`.
@@ -145,15 +148,18 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A quiver error: [`class`](Error::class), [`kind`](Error::kind) and a message.
+/// A quiver error: [`class`](Error::class), [`kind`](Error::kind) and a message. Cheap to
+/// clone (one failure can be delivered to several waiting callers), its cause included.
+#[derive(Clone)]
 pub struct Error {
     inner: Box<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     message: String,
-    source: Option<BoxError>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -175,7 +181,7 @@ impl Error {
         source: impl Into<BoxError>,
     ) -> Error {
         let mut e = Error::new(kind, message);
-        e.inner.source = Some(source.into());
+        e.inner.source = Some(Arc::from(source.into()));
         e
     }
 
@@ -204,12 +210,6 @@ impl Error {
                 | ErrorKind::ReadTimeout
                 | ErrorKind::PingTimeout
         )
-    }
-
-    /// A copy with the same kind and message (the source is not kept), for delivering one
-    /// failure to several waiting callers.
-    pub(crate) fn duplicate(&self) -> Error {
-        Error::new(self.inner.kind, self.inner.message.clone())
     }
 
     pub(crate) fn invalid_config(message: impl Into<String>) -> Error {

@@ -1,5 +1,5 @@
-//! Quiver's HTTP client engine: HTTP/1.1 (and, as they land, HTTP/2 and HTTP/3) with a
-//! connection pool per origin, streamed bodies with backpressure, and one error model.
+//! Quiver's HTTP client engine: HTTP/1.1, HTTP/2 and HTTP/3 with a connection pool per origin,
+//! streamed bodies with backpressure, datagram channels, proxies, and one error model.
 //!
 //! ```no_run
 //! # async fn demo() -> quiver_core::Result<()> {
@@ -11,27 +11,41 @@
 //! println!("{} {:?}", response.status(), response.body());
 //! # Ok(()) }
 //! ```
+//!
+//! Inside, one dependency direction, each layer naming only those below it: the client
+//! (`client`) asks the manager (`manager`) for the origin's pool (`pool`), pools run protocol
+//! connections (`proto`), and connections reach their origin through the dialing layer
+//! (`conn`). Proxies (`proxy`) are dialers: they implement the dialing layer's traits with
+//! pools and protocols of their own. `config`, `error`, `origin`, `request`, `response` and
+//! `timeout` are the vocabulary every layer shares; `embed` is the toolkit for bindings.
 #![deny(missing_docs)]
 
 mod client;
-pub mod config;
+mod config;
+mod conn;
+#[cfg(feature = "http3")]
 mod datagram;
+pub mod embed;
 mod error;
+mod manager;
 mod origin;
 mod pool;
+mod proto;
 mod proxy;
-
 mod request;
 mod response;
-pub mod runtime;
+mod signal;
 mod stats;
 mod timeout;
-mod transport;
 
 pub use client::{Client, ClientBuilder};
 pub use config::{OptionKind, OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots};
-pub use datagram::{DatagramChannel, DatagramOptions, DatagramSender};
-pub use proxy::udp::{UdpTunnel, UdpTunnelOptions, UdpTunnelSender};
+#[cfg(feature = "http3")]
+pub use datagram::{
+    ConnectProtocol, DatagramChannel, DatagramOptions, DatagramReceiver, DatagramSender,
+};
+#[cfg(feature = "masque")]
+pub use proxy::masque::{UdpTunnel, UdpTunnelOptions, UdpTunnelSender};
 
 pub use error::{BoxError, Error, ErrorClass, ErrorKind, Result};
 pub use origin::{Host, Origin, Scheme, Target};

@@ -10,9 +10,11 @@ use futures_util::stream::Stream;
 use http::{HeaderMap, StatusCode, Version};
 
 use crate::error::Result;
-use crate::pool::h1::H1Body;
-use crate::pool::h2::H2Body;
-use crate::pool::h3::H3Body;
+use crate::proto::body::MuxBody;
+use crate::proto::h1::H1Body;
+use crate::proto::h2::body::H2Recv;
+#[cfg(feature = "http3")]
+use crate::proto::h3::body::H3Recv;
 use crate::timeout::Watchdog;
 
 /// The status line and headers of a response.
@@ -185,8 +187,9 @@ impl fmt::Debug for StreamResponse {
 
 enum Source {
     Http1(H1Body),
-    Http2(H2Body),
-    Http3(H3Body),
+    Http2(MuxBody<H2Recv>),
+    #[cfg(feature = "http3")]
+    Http3(MuxBody<H3Recv>),
     Done,
 }
 
@@ -206,7 +209,7 @@ impl ResponseBody {
         }
     }
 
-    pub(crate) fn http2(body: H2Body, watchdog: Watchdog) -> ResponseBody {
+    pub(crate) fn http2(body: MuxBody<H2Recv>, watchdog: Watchdog) -> ResponseBody {
         ResponseBody {
             source: Source::Http2(body),
             watchdog: Some(watchdog),
@@ -214,7 +217,8 @@ impl ResponseBody {
         }
     }
 
-    pub(crate) fn http3(body: H3Body, watchdog: Watchdog) -> ResponseBody {
+    #[cfg(feature = "http3")]
+    pub(crate) fn http3(body: MuxBody<H3Recv>, watchdog: Watchdog) -> ResponseBody {
         ResponseBody {
             source: Source::Http3(body),
             watchdog: Some(watchdog),
@@ -253,6 +257,7 @@ impl ResponseBody {
                 Source::Done => return Poll::Ready(Ok(None)),
                 Source::Http1(b) => b.poll_frame(cx),
                 Source::Http2(b) => b.poll_frame(cx),
+                #[cfg(feature = "http3")]
                 Source::Http3(b) => b.poll_frame(cx),
             };
             match polled {
@@ -294,6 +299,7 @@ impl ResponseBody {
                     let activity = match &self.source {
                         Source::Http1(b) => b.activity(),
                         Source::Http2(b) => b.activity(),
+                        #[cfg(feature = "http3")]
                         Source::Http3(b) => b.activity(),
                         Source::Done => return Poll::Pending,
                     };
@@ -322,6 +328,7 @@ impl ResponseBody {
         match std::mem::replace(&mut self.source, Source::Done) {
             Source::Http1(b) => b.finish(clean),
             Source::Http2(mut b) => b.finish(),
+            #[cfg(feature = "http3")]
             Source::Http3(mut b) => b.finish(),
             Source::Done => {}
         }

@@ -5,8 +5,8 @@
 pub struct OriginStats {
     /// The origin, as `scheme://host:port`.
     pub origin: String,
-    /// The protocol the pool speaks (`http1`, `http2`, `http3`).
-    pub protocol: &'static str,
+    /// The protocol the pool speaks (`Auto` until ALPN decided an `auto` pool's protocol).
+    pub protocol: crate::Protocol,
     /// Idle connections (HTTP/1) or free stream slots (HTTP/2, HTTP/3).
     pub idle: usize,
     /// Connections leased or being set up (HTTP/1), streams in flight (HTTP/2, HTTP/3).

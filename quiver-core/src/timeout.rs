@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
 use crate::error::{Error, ErrorKind};
-use crate::transport::Activity;
+use crate::conn::Activity;
 
 /// Watches one request. The timer is re-armed lazily: only when it fires early because bytes
 /// moved meanwhile, so a busy stream costs no timer work per chunk.

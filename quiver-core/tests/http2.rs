@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream;
-use quiver_core::{Body, Bytes, Client, ErrorClass, ErrorKind, Request, Version};
+use quiver_core::{Protocol, Body, Bytes, Client, ErrorClass, ErrorKind, Request, Version};
 use quiver_testserver::{pattern, H2Options, Options, TestServer};
 
 async fn server_with(h2: H2Options) -> TestServer {
@@ -32,7 +32,7 @@ async fn auto_picks_h2_by_alpn_and_h2c_works_with_prior_knowledge() {
     let resp = client.get(&server.https_url("/bytes/5000")).await.unwrap();
     assert_eq!(resp.version(), Version::HTTP_2);
     assert_eq!(&resp.body()[..], &pattern(5000)[..]);
-    assert_eq!(client.stats().origins[0].protocol, "http2");
+    assert_eq!(client.stats().origins[0].protocol, Protocol::Http2);
 
     let h2c = h2_client(&server).set("protocol", "http2").build().unwrap();
     let resp = h2c.get(&server.h2c_url("/headers")).await.unwrap();

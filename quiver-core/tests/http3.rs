@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quiver_core::{Bytes, Client, DatagramOptions, ErrorClass, ErrorKind, Request, Version};
+use quiver_core::{Protocol, Bytes, Client, DatagramOptions, ErrorClass, ErrorKind, Request, Version};
 use quiver_testserver::{pattern, H3Options, Options, TestServer};
 
 async fn server_with(h3: H3Options) -> TestServer {
@@ -85,7 +85,7 @@ async fn requests_bodies_trailers_over_http3() {
         n += c.len();
     }
     assert_eq!(n, 3_000_000);
-    assert_eq!(client.stats().origins[0].protocol, "http3");
+    assert_eq!(client.stats().origins[0].protocol, Protocol::Http3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +266,7 @@ async fn zero_rtt_sends_idempotent_requests_early_and_replays_rejections() {
 async fn datagram_channel_echoes_intact_datagrams() {
     let server = server_with(H3Options::default()).await;
     let client = h3_client(&server).build().unwrap();
-    let mut channel = client
+    let channel = client
         .open_datagram_channel(
             &server.h3_url("/datagram-echo"),
             Vec::<(String, String)>::new(),

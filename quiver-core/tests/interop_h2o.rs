@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use quiver_core::{Client, Request, Version};
+use quiver_core::{Protocol, Client, Request, Version};
 use quiver_testserver::h2o::{h2o_binary, H2o};
 use quiver_testserver::nginx::FILES;
 use quiver_testserver::{pattern, Options, TestServer};
@@ -72,7 +72,7 @@ async fn http2_suite_against_h2o() {
         .build()
         .unwrap();
     suite(&tls, &|p| h2o.https_url(p)).await;
-    assert_eq!(tls.stats().origins[0].protocol, "http2");
+    assert_eq!(tls.stats().origins[0].protocol, Protocol::Http2);
     let h2c = Client::builder()
         .set("protocol", "http2")
         .set("max_connections", 2)

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::stream;
-use quiver_core::{Body, Bytes, Client, Request, Version};
+use quiver_core::{Protocol, Body, Bytes, Client, Request, Version};
 use quiver_testserver::nginx::{nginx_binary, Nginx};
 use quiver_testserver::{pattern, Options, TestServer};
 
@@ -164,7 +164,7 @@ async fn http2_suite_against_nginx_over_tls_and_h2c() {
         .unwrap();
     suite(&auto, &|p| nginx.https_url(p), Version::HTTP_2).await;
     let stats = auto.stats();
-    assert_eq!(stats.origins[0].protocol, "http2", "{stats:?}");
+    assert_eq!(stats.origins[0].protocol, Protocol::Http2, "{stats:?}");
     assert!(stats.connections_opened <= 4, "{stats:?}");
     // h2c with prior knowledge.
     let h2c = Client::builder().set("protocol", "http2").build().unwrap();

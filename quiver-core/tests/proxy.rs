@@ -180,10 +180,7 @@ async fn udp_tunnels_over_http3_and_http2_echo_intact() {
         let before = server.stats();
         let mut opened = Vec::new();
         for _ in 0..tunnels {
-            let options = UdpTunnelOptions {
-                protocol,
-                headers: Vec::new(),
-            };
+            let options = UdpTunnelOptions::default().protocol(protocol);
             opened.push(
                 client
                     .open_udp_tunnel(&proxy, "127.0.0.1", echo.port(), options)
@@ -217,15 +214,12 @@ async fn udp_tunnels_over_http3_and_http2_echo_intact() {
                 "tunnel {i} echoes intact"
             );
         }
-        for mut tunnel in opened {
+        for tunnel in opened {
             tunnel.close().await.unwrap();
         }
     }
     // HTTP/1.1 is not pooled for tunnels.
-    let options = UdpTunnelOptions {
-        protocol: Protocol::Http1,
-        headers: Vec::new(),
-    };
+    let options = UdpTunnelOptions::default().protocol(Protocol::Http1);
     let err = client
         .open_udp_tunnel(&server.proxy_url(), "127.0.0.1", echo.port(), options)
         .await
@@ -322,7 +316,7 @@ async fn upstream_pool_single_flight_and_keys() {
     // close_all: tunnels in flight each get one `shutdown` error; nothing hangs.
     let waiters: Vec<_> = tunnels
         .into_iter()
-        .map(|mut t| tokio::spawn(async move { t.recv().await }))
+        .map(|t| tokio::spawn(async move { t.recv().await }))
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     client.close_all_tunnels();

@@ -10,12 +10,12 @@ use tokio::sync::oneshot;
 
 use super::h1::H1Pool;
 use super::{h2, Counters, Pool};
-use crate::config::PoolOptions;
+use crate::config::{PoolOptions, Protocol};
+use crate::conn::tls::{RuleTls, ALPN_H2};
+use crate::conn::{Connector, Dial};
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
 use crate::stats::OriginStats;
-use crate::transport::tls::{RuleTls, ALPN_H2};
-use crate::transport::{Connector, Route};
 
 type Waiters = Vec<oneshot::Sender<Result<Pool>>>;
 
@@ -24,7 +24,7 @@ pub(crate) struct AutoPool {
     origin: Origin,
     options: Arc<PoolOptions>,
     tls: RuleTls,
-    route: Route,
+    dial: Arc<dyn Dial>,
     runtime: Handle,
     decided: OnceLock<Pool>,
     /// `Some` while a decision is in flight: the callers waiting for it.
@@ -38,16 +38,15 @@ impl AutoPool {
         origin: Origin,
         options: Arc<PoolOptions>,
         tls: RuleTls,
-        route: Route,
+        dial: Arc<dyn Dial>,
         runtime: Handle,
     ) -> Arc<AutoPool> {
         Arc::new(AutoPool {
             origin,
             options,
             tls,
-            route,
+            dial,
             runtime,
-
             decided: OnceLock::new(),
             deciding: Mutex::new(None),
             counters: Counters::default(),
@@ -98,7 +97,7 @@ impl AutoPool {
                     }
                     Err(e) => {
                         for w in waiters {
-                            let _ = w.send(Err(e.duplicate()));
+                            let _ = w.send(Err(e.clone()));
                         }
                     }
                 }
@@ -117,9 +116,9 @@ impl AutoPool {
 
     fn connector(&self, tls: &Arc<rustls::ClientConfig>) -> Connector {
         Connector {
+            dial: self.dial.clone(),
             tls: Some(tls.clone()),
             connect_timeout: self.options.connect_timeout,
-            route: self.route.clone(),
         }
     }
 
@@ -138,7 +137,7 @@ impl AutoPool {
             );
             let (origin, options, stream) =
                 (self.origin.clone(), self.options.clone(), connected.stream);
-            pool.adopt(move |link| h2::setup(link, stream, origin, options));
+            pool.adopt(move |link| crate::proto::h2::setup(link, stream, origin, options));
             Ok(Pool::Http2(pool))
         } else {
             let connector = self.connector(&self.tls.http1);
@@ -146,6 +145,7 @@ impl AutoPool {
                 self.origin.clone(),
                 self.options.clone(),
                 connector,
+                None,
                 runtime,
             );
             pool.adopt(connected.stream).await?;
@@ -163,10 +163,10 @@ impl AutoPool {
     pub(crate) fn stats(&self) -> OriginStats {
         let mut stats = match self.decided.get() {
             Some(pool) => pool.stats(),
-            None => self.counters.snapshot(&self.origin, "auto"),
+            None => self.counters.snapshot(&self.origin, Protocol::Auto),
         };
         if self.decided.get().is_some() {
-            let before = self.counters.snapshot(&self.origin, "auto");
+            let before = self.counters.snapshot(&self.origin, Protocol::Auto);
             stats.requests += before.requests;
             stats.errors += before.errors;
         }

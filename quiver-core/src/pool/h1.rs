@@ -1,27 +1,27 @@
-//! The HTTP/1.1 pool for one origin: connections over hyper's client connection API, leased
-//! to one request at a time, with the decisions in [`super::h1_state`].
+//! The HTTP/1.1 pool for one origin: connections from `proto::h1`, leased to one request at a
+//! time, with the decisions in [`super::h1_state`].
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::runtime::Handle;
 
 use super::h1_state::{Checkout, H1State, Lease, PooledConn};
 use super::Counters;
-use crate::config::PoolOptions;
+use crate::config::{PoolOptions, Protocol};
+use crate::conn::{Activity, Connector, Stream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
-use crate::request::{ProxyForm, Request, WireBody};
+use crate::proto::h1::{self, ConnReturn, H1Body, H1Sender};
+use crate::request::{ProxyForm, Request};
 use crate::response::{ResponseBody, StreamResponse};
+use crate::signal::Signal;
 use crate::stats::OriginStats;
 use crate::timeout::Watchdog;
-use crate::transport::{self, Activity, Connector, Route, Stream, Tracked};
 
 /// One HTTP/1.1 connection as the pool holds it.
 pub(crate) struct H1Conn {
-    sender: http1::SendRequest<WireBody>,
+    sender: H1Sender,
     activity: Activity,
     /// Requests this connection has completed.
     served: u32,
@@ -73,6 +73,16 @@ impl H1Lease {
     }
 }
 
+impl ConnReturn for H1Lease {
+    fn give_back(self: Box<Self>, reusable: bool) {
+        if reusable {
+            self.release();
+        } else {
+            self.discard();
+        }
+    }
+}
+
 impl Drop for H1Lease {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
@@ -96,24 +106,23 @@ pub(crate) struct H1Pool {
     connector: Connector,
     runtime: Handle,
     state: Mutex<H1State<H1Conn, H1Lease>>,
+    /// Fired by `close_all`: every connection's task stops, so requests in flight end.
+    closing: Arc<Signal>,
     pub(crate) counters: Counters,
 }
 
 impl H1Pool {
+    /// `proxy_form` is set when `connector` leads to a forward proxy taking absolute-form
+    /// requests.
     pub(crate) fn new(
         origin: Origin,
         options: Arc<PoolOptions>,
         connector: Connector,
+        proxy_form: Option<ProxyForm>,
         runtime: Handle,
     ) -> Arc<H1Pool> {
         let host = http::HeaderValue::from_str(&origin.authority())
             .expect("an origin's authority is a valid header value");
-        let proxy_form = match &connector.route {
-            Route::AbsoluteForm(opener) => Some(ProxyForm {
-                authorization: opener.proxy.authorization.clone(),
-            }),
-            Route::Direct | Route::Tunnel(_) => None,
-        };
         let pool = Arc::new(H1Pool {
             host,
             proxy_form,
@@ -122,6 +131,7 @@ impl H1Pool {
             options,
             connector,
             runtime,
+            closing: Arc::new(Signal::new()),
             counters: Counters::default(),
         });
         pool.spawn_reaper();
@@ -199,16 +209,8 @@ impl H1Pool {
     }
 
     async fn handshake(&self, stream: Stream) -> Result<H1Conn> {
-        let activity = Activity::new();
-        let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-        let (sender, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| map_hyper_error(e, &self.origin))?;
-        self.runtime.spawn(async move {
-            // Ends when the peer or quiver closes the connection; errors surface on requests.
-            let _ = conn.await;
-        });
+        let (sender, activity) =
+            h1::handshake(stream, &self.origin, &self.runtime, self.closing.clone()).await?;
         self.counters.connection_opened();
         Ok(H1Conn {
             sender,
@@ -296,7 +298,13 @@ impl H1Pool {
             match watchdog.guard(&activity, response).await {
                 Ok(Ok(response)) => {
                     let (head, incoming) = response.into_parts();
-                    let body = H1Body::new(incoming, lease, activity, self.origin.clone());
+                    let body = H1Body::new(
+                        incoming,
+                        Box::new(lease),
+                        activity,
+                        self.origin.clone(),
+                        self.closing.clone(),
+                    );
                     return Ok(StreamResponse::new(
                         head,
                         ResponseBody::http1(body, watchdog),
@@ -304,12 +312,12 @@ impl H1Pool {
                 }
                 Ok(Err(e)) => {
                     lease.discard();
-                    if reused && !fresh && replayable && is_stale_connection(&e) {
+                    if reused && !fresh && replayable && h1::is_stale_connection(&e) {
                         self.counters.retried();
                         fresh = true;
                         continue;
                     }
-                    return Err(map_hyper_error(e, &self.origin));
+                    return Err(h1::map_hyper_error(e, &self.origin, &self.closing));
                 }
                 Err(timeout) => {
                     lease.discard();
@@ -319,9 +327,10 @@ impl H1Pool {
         }
     }
 
-    /// Closes idle connections and fails waiting callers with `shutdown`; requests already on a
-    /// connection finish.
+    /// Closes every connection: idle ones, and those carrying a request (which then fails
+    /// with `shutdown`); waiting callers get `shutdown` too.
     pub(crate) fn close_all(&self) {
+        self.closing.fire();
         let idle = self
             .lock()
             .close_all(&Error::new(ErrorKind::Shutdown, "the client was closed"));
@@ -330,114 +339,11 @@ impl H1Pool {
 
     pub(crate) fn stats(&self) -> OriginStats {
         let state = self.lock();
-        let mut stats = self.counters.snapshot(&self.origin, "http1");
+        let mut stats = self.counters.snapshot(&self.origin, Protocol::Http1);
         stats.idle = state.idle_count();
         stats.active = state.active_count();
         stats.queued = state.queued_count();
         stats.connections = stats.idle + stats.active;
         stats
-    }
-}
-
-/// True when the error shows the connection died before the response started: the classic
-/// race with a server closing an idle keep-alive connection.
-fn is_stale_connection(e: &hyper::Error) -> bool {
-    if e.is_canceled() || e.is_incomplete_message() {
-        return true;
-    }
-    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
-    matches!(
-        io.map(|e| e.kind()),
-        Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
-    )
-}
-
-/// Maps a hyper error to a quiver error, unwrapping errors that came from the caller's body.
-pub(crate) fn map_hyper_error(e: hyper::Error, origin: &Origin) -> Error {
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        if let Some(ours) = s.downcast_ref::<Error>() {
-            return Error::new(ours.kind(), ours.message().to_owned());
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return transport::io_error(io, &format!("connection to {origin}"));
-        }
-        source = s.source();
-    }
-    if e.is_parse() || e.is_parse_status() {
-        return Error::with_source(
-            ErrorKind::Protocol,
-            format!("malformed response from {origin}: {e}"),
-            e,
-        );
-    }
-    if e.is_timeout() {
-        return Error::with_source(ErrorKind::ReadTimeout, format!("{origin}: {e}"), e);
-    }
-    Error::with_source(
-        ErrorKind::ConnectionClosed,
-        format!("connection to {origin} closed before the response was complete"),
-        e,
-    )
-}
-
-/// An HTTP/1.1 response body: hyper's body plus the lease on its connection, given back when
-/// the body ends cleanly and closed otherwise.
-pub(crate) struct H1Body {
-    incoming: hyper::body::Incoming,
-    lease: Option<H1Lease>,
-    activity: Activity,
-    origin: Origin,
-}
-
-impl H1Body {
-    fn new(
-        incoming: hyper::body::Incoming,
-        lease: H1Lease,
-        activity: Activity,
-        origin: Origin,
-    ) -> H1Body {
-        let mut body = H1Body {
-            incoming,
-            lease: Some(lease),
-            activity,
-            origin,
-        };
-        body.release_if_ended();
-        body
-    }
-
-    pub(crate) fn activity(&self) -> &Activity {
-        &self.activity
-    }
-
-    /// When hyper already knows the body has ended, give the connection back right away.
-    pub(crate) fn release_if_ended(&mut self) {
-        use http_body::Body as _;
-        if self.incoming.is_end_stream() {
-            if let Some(lease) = self.lease.take() {
-                lease.release();
-            }
-        }
-    }
-
-    pub(crate) fn poll_frame(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>>>> {
-        use http_body::Body as _;
-        std::pin::Pin::new(&mut self.incoming)
-            .poll_frame(cx)
-            .map(|f| f.map(|r| r.map_err(|e| map_hyper_error(e, &self.origin))))
-    }
-
-    pub(crate) fn finish(mut self, clean: bool) {
-        if let Some(lease) = self.lease.take() {
-            if clean {
-                lease.release();
-            } else {
-                lease.discard();
-            }
-        }
     }
 }

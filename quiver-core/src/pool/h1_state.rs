@@ -194,7 +194,7 @@ impl<C: PooledConn, L: Lease<C>> H1State<C, L> {
     /// closed), and nothing new is handed out; leased connections finish their requests.
     pub(crate) fn close_all(&mut self, err: &Error) -> Vec<C> {
         for w in self.waiters.drain(..) {
-            let _ = w.send(Err(err.duplicate()));
+            let _ = w.send(Err(err.clone()));
         }
         let idle: Vec<C> = self.idle.drain(..).map(|i| i.conn).collect();
         self.open -= idle.len();

@@ -3,51 +3,24 @@
 //! closes them. Never in the data path: a caller gets a [`StreamLease`] and talks to the
 //! connection directly. The decisions live in [`super::mux_state`]; this is the async shell.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
 
 use super::mux_state::{ConnId, MuxCheckout, MuxState, Phase, SlotLease};
 use super::{Buffered, Counters};
-use crate::config::PoolOptions;
+use crate::config::{PoolOptions, Protocol};
+use crate::conn::BoxFuture;
+use crate::proto::{ConnControl, WorkerLink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
 use crate::stats::OriginStats;
 
-/// A boxed, sendable future.
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
 /// How the coordinator asks for a new connection: given the link the connection's worker
 /// reports through, establish it and return its handle and stream limit.
 pub(crate) type ConnectFn<H> =
-    Box<dyn Fn(ConnLink<H>) -> BoxFuture<Result<(H, usize)>> + Send + Sync>;
-
-/// Lets the coordinator tell a connection's worker to close.
-#[derive(Debug, Default)]
-pub(crate) struct ConnControl {
-    closing: AtomicBool,
-    notify: Notify,
-}
-
-impl ConnControl {
-    /// Asks the worker to close the connection.
-    pub(crate) fn close(&self) {
-        self.closing.store(true, Ordering::Release);
-        self.notify.notify_one();
-    }
-
-    /// Resolves once `close` was called.
-    pub(crate) async fn closed(&self) {
-        while !self.closing.load(Ordering::Acquire) {
-            self.notify.notified().await;
-        }
-    }
-}
+    Box<dyn Fn(ConnLink<H>) -> BoxFuture<'static, Result<(H, usize)>> + Send + Sync>;
 
 /// A connection worker's way back to its coordinator.
 pub(crate) struct ConnLink<H: Clone + Send + Sync + 'static> {
@@ -56,28 +29,24 @@ pub(crate) struct ConnLink<H: Clone + Send + Sync + 'static> {
     control: Arc<ConnControl>,
 }
 
-impl<H: Clone + Send + Sync + 'static> ConnLink<H> {
-    /// The signal the worker waits on to close.
-    pub(crate) fn control(&self) -> &Arc<ConnControl> {
+impl<H: Clone + Send + Sync + 'static> WorkerLink for ConnLink<H> {
+    fn control(&self) -> &ConnControl {
         &self.control
     }
 
-    /// The peer sent GOAWAY: route nothing new here.
-    pub(crate) fn draining(&self) {
+    fn draining(&self) {
         if let Some(c) = self.coordinator.upgrade() {
             c.draining(self.id);
         }
     }
 
-    /// The connection is gone.
-    pub(crate) fn closed(&self) {
+    fn closed(&self) {
         if let Some(c) = self.coordinator.upgrade() {
             c.closed(self.id);
         }
     }
 
-    /// The peer changed its concurrent stream limit.
-    pub(crate) fn set_max_streams(&self, n: usize) {
+    fn set_max_streams(&self, n: usize) {
         if let Some(c) = self.coordinator.upgrade() {
             let wrap = c.wrap();
             c.lock().set_max_streams(self.id, n, &wrap);
@@ -103,11 +72,6 @@ impl<H: Clone + Send + Sync + 'static> StreamLease<H> {
     /// The connection this slot is on.
     pub(crate) fn conn_id(&self) -> ConnId {
         self.id
-    }
-
-    /// The coordinator this slot belongs to.
-    pub(crate) fn coordinator(&self) -> &Arc<Coordinator<H>> {
-        &self.coordinator
     }
 }
 
@@ -136,7 +100,7 @@ type State<H> = MuxState<H, StreamLease<H>, Arc<ConnControl>>;
 pub(crate) struct Coordinator<H: Clone + Send + Sync + 'static> {
     pub(crate) origin: Origin,
     pub(crate) options: Arc<PoolOptions>,
-    protocol: &'static str,
+    protocol: Protocol,
     runtime: Handle,
     state: Mutex<State<H>>,
     connect: ConnectFn<H>,
@@ -148,7 +112,7 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
     pub(crate) fn new(
         origin: Origin,
         options: Arc<PoolOptions>,
-        protocol: &'static str,
+        protocol: Protocol,
         runtime: Handle,
         connect: ConnectFn<H>,
     ) -> Arc<Self> {
@@ -216,7 +180,7 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
                         ErrorKind::CheckoutTimeout,
                         format!(
                             "no {} stream slot to {} became free within {} ms",
-                            self.protocol,
+                            self.protocol.as_str(),
                             self.origin,
                             self.options.checkout_timeout.as_millis()
                         ),
@@ -230,7 +194,7 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
     /// pool's protocol): `make` finishes setting it up.
     pub(crate) fn adopt(
         self: &Arc<Self>,
-        make: impl FnOnce(ConnLink<H>) -> BoxFuture<Result<(H, usize)>> + Send + 'static,
+        make: impl FnOnce(ConnLink<H>) -> BoxFuture<'static, Result<(H, usize)>> + Send + 'static,
     ) {
         let control = Arc::new(ConnControl::default());
         let id = self.lock().open_slot(control.clone());
@@ -242,7 +206,7 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
         self: &Arc<Self>,
         id: ConnId,
         control: Arc<ConnControl>,
-        make: Option<Box<dyn FnOnce(ConnLink<H>) -> BoxFuture<Result<(H, usize)>> + Send>>,
+        make: Option<Box<dyn FnOnce(ConnLink<H>) -> BoxFuture<'static, Result<(H, usize)>> + Send>>,
     ) {
         let link = ConnLink {
             coordinator: Arc::downgrade(self),

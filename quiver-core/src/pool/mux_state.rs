@@ -241,7 +241,7 @@ impl<H: Clone, L: SlotLease<H>, C: Clone> MuxState<H, L, C> {
         }
         if !self.slots.iter().any(|s| s.phase != Phase::Draining) {
             for w in self.waiters.drain(..) {
-                let _ = w.tx.send(Err(err.duplicate()));
+                let _ = w.tx.send(Err(err.clone()));
             }
         }
     }

@@ -1,17 +1,25 @@
-//! Proxies: which origins go through which proxy (options, then the conventional environment
-//! variables), CONNECT tunnels over HTTP/1.1 (one connection each) or pooled HTTP/2
-//! connections, absolute-form HTTP/1.1 for `http://` targets, and MASQUE CONNECT-UDP tunnels
-//! over pooled HTTP/3 (datagrams) or HTTP/2 (capsules) connections.
+//! Proxies, as dialers: which origins go through which proxy (options, then the conventional
+//! environment variables), CONNECT tunnels over HTTP/1.1 (one connection each) or pooled
+//! HTTP/2 connections and connections to a forward proxy for absolute-form HTTP/1.1
+//! (`connect`), MASQUE CONNECT-UDP tunnels over pooled HTTP/3 (datagrams) or HTTP/2 (capsules)
+//! connections (`masque`), QUIC to an origin through such a tunnel (`socket`), and the pool of
+//! connections to proxies (`upstream`).
+//!
+//! This module implements the dialing layer's traits (`conn::Dial`, `conn::udp::QuicPath`) and
+//! uses pools and protocols to do so; nothing below it names a proxy type.
 
-pub(crate) mod tunnel;
-pub(crate) mod udp;
+pub(crate) mod connect;
+#[cfg(feature = "masque")]
+pub(crate) mod masque;
+#[cfg(feature = "masque")]
+pub(crate) mod socket;
 pub(crate) mod upstream;
 
 use http::HeaderValue;
 
 use crate::config::{PoolOptions, Protocol};
 use crate::error::{Error, Result};
-use crate::origin::{Host, Origin};
+use crate::origin::{parse_proxy_url, Host, Origin};
 
 /// A proxy a pool goes through.
 #[derive(Clone, Debug)]
@@ -59,77 +67,6 @@ impl Proxy {
             protocol: options.proxy_protocol,
         }))
     }
-}
-
-/// Parses `http://[user:password@]host:port` (or https); credentials become a Basic
-/// Proxy-Authorization value.
-pub(crate) fn parse_proxy_url(url: &str) -> Result<(Origin, Option<HeaderValue>)> {
-    let bad = |why: &str| Error::invalid_config(format!("proxy `{}`: {why}", redact(url)));
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| bad("not a URL (expected http://host:port)"))?;
-    let rest = rest.trim_end_matches('/');
-    let (credentials, hostport) = match rest.rsplit_once('@') {
-        Some((userinfo, hostport)) => (Some(userinfo), hostport),
-        None => (None, rest),
-    };
-    let origin = Origin::parse(&format!("{scheme}://{hostport}")).map_err(|e| bad(e.message()))?;
-    let authorization = match credentials {
-        Some(userinfo) => {
-            let decoded = percent_decode(userinfo)
-                .ok_or_else(|| bad("bad percent-encoding in the credentials"))?;
-            let value = format!("Basic {}", base64(decoded.as_bytes()));
-            Some(HeaderValue::from_str(&value).map_err(|_| bad("bad credentials"))?)
-        }
-        None => None,
-    };
-    Ok((origin, authorization))
-}
-
-fn redact(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Standard base64 (RFC 4648, padded), for Basic credentials.
-pub(crate) fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (k, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if k <= chunk.len() {
-                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The proxy settings of the environment, read once when a client is built: `https_proxy`,
@@ -203,36 +140,10 @@ impl EnvProxies {
     }
 }
 
-/// Everything a client needs to route through proxies: the environment snapshot and the
-/// registry of pooled proxy connections.
-pub(crate) struct ProxyContext {
-    pub env: EnvProxies,
-    pub upstreams: std::sync::Arc<upstream::Upstreams>,
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_credentials_and_urls() {
-        assert_eq!(base64(b"quiver:secret"), "cXVpdmVyOnNlY3JldA==");
-        assert_eq!(base64(b"a"), "YQ==");
-        assert_eq!(base64(b"ab"), "YWI=");
-        assert_eq!(base64(b""), "");
-        let (origin, auth) = parse_proxy_url("http://quiver:secret@127.0.0.1:3128").unwrap();
-        assert_eq!(origin.to_string(), "http://127.0.0.1:3128");
-        assert_eq!(auth.unwrap(), "Basic cXVpdmVyOnNlY3JldA==");
-        let (origin, auth) = parse_proxy_url("https://proxy.example/").unwrap();
-        assert_eq!(origin.port(), 443);
-        assert!(auth.is_none());
-        let err = parse_proxy_url("ftp://user:pw@proxy").unwrap_err();
-        assert!(
-            !err.message().contains("pw"),
-            "credentials are not echoed: {err}"
-        );
-        assert!(parse_proxy_url("proxy:3128").is_err());
-    }
 
     #[test]
     fn no_proxy_matching() {

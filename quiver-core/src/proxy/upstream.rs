@@ -18,11 +18,13 @@ use super::Proxy;
 use crate::config::{PoolOptions, Protocol};
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
+use crate::conn::tcp::DirectDial;
+use crate::conn::tls::RuleTls;
+use crate::conn::Connector;
 use crate::pool::h2::{self, H2Pool};
+#[cfg(feature = "masque")]
 use crate::pool::h3::{self as h3pool, H3Pool};
 use crate::stats::OriginStats;
-use crate::transport::tls::RuleTls;
-use crate::transport::{Connector, Route};
 
 /// Which protocol a pooled proxy connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +72,7 @@ impl Fingerprint {
 #[derive(Clone)]
 enum Upstream {
     Http2(Arc<H2Pool>),
+    #[cfg(feature = "masque")]
     Http3(Arc<H3Pool>),
 }
 
@@ -106,7 +109,7 @@ impl Upstreams {
             &proxy.origin,
             Transport::Http2,
             options,
-            &[crate::transport::tls::ALPN_H2],
+            &[crate::conn::tls::ALPN_H2],
         );
         let mut pools = self.lock();
         if let Some(Upstream::Http2(p)) = pools.get(&key) {
@@ -114,10 +117,10 @@ impl Upstreams {
         }
         let options = Self::options_for(options, Protocol::Http2);
         let connector = Connector {
+            dial: Arc::new(DirectDial),
             tls: matches!(proxy.origin.scheme(), crate::origin::Scheme::Https)
                 .then(|| tls.http2.clone()),
             connect_timeout: options.connect_timeout,
-            route: Route::Direct,
         };
         let pool = h2::new_pool(
             proxy.origin.clone(),
@@ -130,6 +133,7 @@ impl Upstreams {
     }
 
     /// The pooled HTTP/3 connections to `proxy` (datagrams on, MTU sized to carry QUIC).
+    #[cfg(feature = "masque")]
     pub(crate) fn http3(
         &self,
         proxy: &Proxy,
@@ -140,7 +144,7 @@ impl Upstreams {
             &proxy.origin,
             Transport::Http3,
             options,
-            &[crate::transport::tls::ALPN_H3],
+            &[crate::conn::tls::ALPN_H3],
         );
         let mut pools = self.lock();
         if let Some(Upstream::Http3(p)) = pools.get(&key) {
@@ -152,7 +156,8 @@ impl Upstreams {
             options,
             tls.http3.clone(),
             self.runtime.clone(),
-            h3pool::Path::Masque,
+            // Room for a tunnelled QUIC packet (at least 1200 bytes) plus the framing.
+            Arc::new(crate::conn::udp::DirectUdp::with_initial_mtu(1452)),
         )?;
         pools.insert(key, Upstream::Http3(pool.clone()));
         Ok(pool)
@@ -175,6 +180,7 @@ impl Upstreams {
         for pool in pools {
             match pool {
                 Upstream::Http2(p) => p.close_all(),
+                #[cfg(feature = "masque")]
                 Upstream::Http3(p) => p.close_all(),
             }
         }
@@ -187,6 +193,7 @@ impl Upstreams {
             .iter()
             .map(|p| match p {
                 Upstream::Http2(p) => p.stats(),
+                #[cfg(feature = "masque")]
                 Upstream::Http3(p) => p.stats(),
             })
             .collect()

@@ -1,5 +1,5 @@
-//! The process-wide background runtime that owns every pool task and connection, and
-//! fork detection.
+//! The process-wide background runtime that owns every pool task and connection, and fork
+//! detection.
 //!
 //! C, Python and Node callers never see this runtime. After `fork()` only the forking thread
 //! survives in the child, so the parent's runtime is unusable there: the child gets a fresh
@@ -17,8 +17,9 @@ extern "C" fn on_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 
-/// A number that changes in a child process after every `fork()`.
-pub(crate) fn fork_generation() -> u64 {
+/// A number that changes in a child process after every `fork()`: compare it with the value
+/// seen when something was made to tell whether this is a forked child.
+pub fn fork_generation() -> u64 {
     ATFORK.call_once(|| {
         // SAFETY: registering a handler that only touches an atomic is async-signal-safe.
         unsafe {

@@ -12,8 +12,10 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
+use super::{io_error, Connected, Stream};
 use crate::config::{PoolOptions, TlsRoots};
 use crate::error::{Error, ErrorKind, Result};
+use crate::origin::Origin;
 
 /// ALPN protocol id for HTTP/1.1.
 pub(crate) const ALPN_HTTP1: &[u8] = b"http/1.1";
@@ -157,6 +159,51 @@ fn client_config(options: &PoolOptions) -> Result<ClientConfig> {
         _ => builder.with_no_client_auth(),
     };
     Ok(config)
+}
+
+/// Runs the TLS handshake with `origin` over `raw` and reports the protocol ALPN chose.
+pub(crate) async fn handshake(
+    raw: Stream,
+    origin: &Origin,
+    config: &Arc<ClientConfig>,
+) -> Result<Connected> {
+    let name = server_name(origin.host())?;
+    let connector = tokio_rustls::TlsConnector::from(config.clone());
+    let tls = connector
+        .connect(name, raw)
+        .await
+        .map_err(|e| handshake_error(e, origin, config))?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+    Ok(Connected {
+        stream: Stream::Tls(Box::new(tls)),
+        alpn,
+    })
+}
+
+fn handshake_error(e: std::io::Error, origin: &Origin, config: &ClientConfig) -> Error {
+    let alert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) =
+        alert
+    {
+        let offered: Vec<String> = config
+            .alpn_protocols
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        return Error::new(
+            ErrorKind::Tls,
+            format!(
+                "{origin} accepts none of the protocols offered by ALPN ({}); check the pool's `protocol` option",
+                offered.join(", ")
+            ),
+        );
+    }
+    io_error(
+        &e,
+        &format!("TLS handshake with {}", origin.host().to_authority_string()),
+    )
 }
 
 /// Maps a TLS failure seen during the handshake or on the wire to a quiver error.

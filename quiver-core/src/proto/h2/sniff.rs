@@ -153,6 +153,12 @@ impl FrameSniffer {
     }
 }
 
+impl crate::conn::ReadObserver for FrameSniffer {
+    fn feed(&mut self, bytes: &[u8]) {
+        FrameSniffer::feed(self, bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

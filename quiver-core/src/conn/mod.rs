@@ -1,12 +1,15 @@
-//! Transports: name resolution, TCP (nodelay) and TLS, with per-connection activity tracking
-//! for the idle-between-bytes timeout.
+//! The dialing layer: how a connection reaches its origin. [`Dial`] yields a byte stream (direct
+//! TCP here; CONNECT tunnels and proxies implement it in `proxy`), [`Connector`] adds TLS and the
+//! connect timeout on top, and [`udp::QuicPath`] yields the UDP endpoints QUIC runs over. Nothing
+//! here knows which protocol runs over the stream or whether a proxy is involved.
 
-pub(crate) mod sniff;
+pub(crate) mod tcp;
 pub(crate) mod tls;
+#[cfg(feature = "http3")]
+pub(crate) mod udp;
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -17,7 +20,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::origin::{Host, Origin, Scheme};
+use crate::origin::{Origin, Scheme};
+
+/// A boxed, sendable future.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -48,15 +54,15 @@ impl Activity {
     }
 }
 
-/// Anything a connection can run over: byte streams the proxy tunnels hand out.
+/// Anything a connection can run over (the byte streams dialers hand out).
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// A connection's byte stream: TCP, TLS over any stream, or a tunnel through a proxy.
+/// A connection's byte stream: TCP, TLS over any stream, or a stream a dialer built (a tunnel).
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<Stream>>),
-    Tunnel(Box<dyn Io>),
+    Boxed(Box<dyn Io>),
 }
 
 macro_rules! dispatch {
@@ -70,7 +76,7 @@ macro_rules! dispatch {
                 let $s = Pin::new($s.as_mut());
                 $e
             }
-            Stream::Tunnel($s) => {
+            Stream::Boxed($s) => {
                 let $s = Pin::new($s.as_mut());
                 $e
             }
@@ -109,7 +115,7 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Tcp(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
-            Stream::Tunnel(s) => s.is_write_vectored(),
+            Stream::Boxed(s) => s.is_write_vectored(),
         }
     }
 
@@ -122,12 +128,18 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// A stream that records each successful read and write in an [`Activity`] and, for HTTP/2,
-/// lets a [`sniff::FrameSniffer`] see the bytes read.
+/// Sees the bytes read from a connection as they pass (the HTTP/2 frame sniffer).
+pub(crate) trait ReadObserver: Send + 'static {
+    /// Called with every run of bytes just read from the peer.
+    fn feed(&mut self, bytes: &[u8]);
+}
+
+/// A stream that records each successful read and write in an [`Activity`] and, optionally,
+/// shows the bytes read to a [`ReadObserver`].
 pub(crate) struct Tracked {
     inner: Stream,
     activity: Activity,
-    sniffer: Option<Box<sniff::FrameSniffer>>,
+    observer: Option<Box<dyn ReadObserver>>,
 }
 
 impl Tracked {
@@ -135,19 +147,19 @@ impl Tracked {
         Tracked {
             inner,
             activity,
-            sniffer: None,
+            observer: None,
         }
     }
 
-    pub(crate) fn with_sniffer(
+    pub(crate) fn observed(
         inner: Stream,
         activity: Activity,
-        sniffer: sniff::FrameSniffer,
+        observer: Box<dyn ReadObserver>,
     ) -> Tracked {
         Tracked {
             inner,
             activity,
-            sniffer: Some(Box::new(sniffer)),
+            observer: Some(observer),
         }
     }
 }
@@ -163,8 +175,8 @@ impl AsyncRead for Tracked {
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.activity.touch();
-            if let Some(sniffer) = &mut this.sniffer {
-                sniffer.feed(&buf.filled()[before..]);
+            if let Some(observer) = &mut this.observer {
+                observer.feed(&buf.filled()[before..]);
             }
         }
         res
@@ -211,72 +223,35 @@ impl AsyncWrite for Tracked {
     }
 }
 
+/// Yields a byte stream to an origin: straight over TCP, or through whatever a dialer wraps
+/// (a CONNECT tunnel, a connection to a forward proxy). TLS to the origin is not its job.
+pub(crate) trait Dial: Send + Sync + 'static {
+    /// Opens a stream towards `origin`; bounded by the [`Connector`]'s connect timeout.
+    fn dial<'a>(&'a self, origin: &'a Origin) -> BoxFuture<'a, Result<Stream>>;
+}
+
 /// What connecting produced: the stream and the protocol the server chose by ALPN.
 pub(crate) struct Connected {
     pub stream: Stream,
-    #[allow(dead_code)] // read by the protocol choice (auto) once HTTP/2 lands
     pub alpn: Option<Vec<u8>>,
 }
 
-/// How to reach an origin: its TLS config (https) and the connect timeout.
+/// How a pool reaches its origin: a dialer, TLS for https origins, the connect timeout.
 #[derive(Clone)]
 pub(crate) struct Connector {
+    pub dial: Arc<dyn Dial>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub connect_timeout: Duration,
-    pub route: Route,
-}
-
-/// How a pool's connections reach its origin.
-#[derive(Clone)]
-pub(crate) enum Route {
-    /// Straight to the origin.
-    Direct,
-    /// Through a CONNECT tunnel (TLS to the origin inside it, for https origins).
-    Tunnel(Arc<crate::proxy::tunnel::TunnelOpener>),
-    /// To the proxy itself, which takes HTTP/1.1 requests in absolute form (`http://` origins).
-    AbsoluteForm(Arc<crate::proxy::tunnel::TunnelOpener>),
 }
 
 impl Connector {
-    /// Resolves, connects (each address in turn) and, for https, runs the TLS handshake,
-    /// all within `connect_timeout`.
-    pub(crate) fn connect<'a>(
-        &'a self,
-        origin: &'a Origin,
-    ) -> Pin<Box<dyn Future<Output = Result<Connected>> + Send + 'a>> {
-        // Boxed as a Send future by name: a tunnel connects to its proxy through a (direct)
-        // Connector again, a cycle the compiler cannot see through otherwise.
-        Box::pin(self.connect_inner(origin))
-    }
-
-    async fn connect_inner(&self, origin: &Origin) -> Result<Connected> {
+    /// Dials and, for https, runs the TLS handshake, all within `connect_timeout`.
+    pub(crate) async fn connect(&self, origin: &Origin) -> Result<Connected> {
         let fut = async {
-            let raw = match &self.route {
-                Route::Direct => {
-                    let addrs = resolve(origin).await?;
-                    Stream::Tcp(connect_any(origin, &addrs).await?)
-                }
-                Route::Tunnel(opener) => opener.open(origin).await?,
-                Route::AbsoluteForm(opener) => {
-                    return Ok(Connected {
-                        stream: opener.connect_proxy(true).await?,
-                        alpn: None,
-                    });
-                }
-            };
+            let raw = self.dial.dial(origin).await?;
             match (origin.scheme(), &self.tls) {
                 (Scheme::Https, Some(config)) => {
-                    let name = tls::server_name(origin.host())?;
-                    let connector = tokio_rustls::TlsConnector::from(config.clone());
-                    let tls = connector
-                        .connect(name, raw)
-                        .await
-                        .map_err(|e| handshake_error(e, origin, config))?;
-                    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
-                    Ok(Connected {
-                        stream: Stream::Tls(Box::new(tls)),
-                        alpn,
-                    })
+                    tls::handshake(raw, origin, config).await
                 }
                 _ => Ok(Connected {
                     stream: raw,
@@ -297,92 +272,13 @@ impl Connector {
     }
 }
 
-/// Resolves the origin's host (an IP literal resolves to itself).
-pub(crate) async fn resolve(origin: &Origin) -> Result<Vec<SocketAddr>> {
-    match origin.host() {
-        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, origin.port())]),
-        Host::Name(name) => {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), origin.port()))
-                .await
-                .map_err(|e| {
-                    Error::with_source(ErrorKind::Dns, format!("cannot resolve `{name}`"), e)
-                })?
-                .collect();
-            if addrs.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::Dns,
-                    format!("`{name}` has no address"),
-                ));
-            }
-            Ok(addrs)
-        }
-    }
-}
-
-async fn connect_any(origin: &Origin, addrs: &[SocketAddr]) -> Result<TcpStream> {
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => {
-                // Nagle only delays small requests; quiver writes whole frames.
-                tcp.set_nodelay(true)
-                    .map_err(|e| io_error(&e, "cannot set TCP_NODELAY"))?;
-                return Ok(tcp);
-            }
-            Err(e) => last = Some((addr, e)),
-        }
-    }
-    let Some((addr, e)) = last else {
-        return Err(Error::new(
-            ErrorKind::Dns,
-            format!("{origin} has no address"),
-        ));
-    };
-    let kind = match e.kind() {
-        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
-        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
-        _ => ErrorKind::ConnectFailed,
-    };
-    Err(Error::with_source(
-        kind,
-        format!("cannot connect to {origin} ({addr}): {e}"),
-        e,
-    ))
-}
-
-fn handshake_error(e: io::Error, origin: &Origin, config: &rustls::ClientConfig) -> Error {
-    let alert = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    if let Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) =
-        alert
-    {
-        let offered: Vec<String> = config
-            .alpn_protocols
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect();
-        return Error::new(
-            ErrorKind::Tls,
-            format!(
-                "{origin} accepts none of the protocols offered by ALPN ({}); check the pool's `protocol` option",
-                offered.join(", ")
-            ),
-        );
-    }
-    io_error(
-        &e,
-        &format!("TLS handshake with {}", origin.host().to_authority_string()),
-    )
-}
-
 /// Maps an I/O error (a TLS error inside one included) to a quiver error.
 pub(crate) fn io_error(e: &io::Error, context: &str) -> Error {
-    if let Some(tls) = e
+    if let Some(err) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        return tls::tls_error(tls, context);
+        return tls::tls_error(err, context);
     }
     let kind = match e.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => ErrorKind::ConnectionReset,

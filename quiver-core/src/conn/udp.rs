@@ -1,0 +1,83 @@
+//! UDP paths for QUIC: where a pool's QUIC connections send their packets. [`DirectUdp`] uses
+//! the pool's own UDP sockets; the proxy module provides a path through a CONNECT-UDP tunnel.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use super::tcp::resolve;
+use super::BoxFuture;
+use crate::error::{Error, ErrorKind, Result};
+use crate::origin::Origin;
+
+/// Where QUIC for an origin goes: UDP endpoints and the peer addresses to try, in turn.
+pub(crate) trait QuicPath: Send + Sync + 'static {
+    /// The endpoints and peer addresses to try for `origin`, in order.
+    fn candidates<'a>(
+        &'a self,
+        origin: &'a Origin,
+    ) -> BoxFuture<'a, Result<Vec<(quinn::Endpoint, SocketAddr)>>>;
+
+    /// Adjusts the QUIC transport settings of connections over this path.
+    fn tune(&self, _config: &mut quinn::TransportConfig) {}
+}
+
+/// The pool's own UDP sockets: one endpoint per address family, created on first use.
+#[derive(Default)]
+pub(crate) struct DirectUdp {
+    v4: Mutex<Option<quinn::Endpoint>>,
+    v6: Mutex<Option<quinn::Endpoint>>,
+    initial_mtu: Option<u16>,
+}
+
+impl DirectUdp {
+    /// A path whose connections start with a larger MTU than QUIC's 1200 bytes (a proxy
+    /// connection that must carry tunnelled QUIC packets of at least 1200 bytes each).
+    pub(crate) fn with_initial_mtu(mtu: u16) -> DirectUdp {
+        DirectUdp {
+            initial_mtu: Some(mtu),
+            ..DirectUdp::default()
+        }
+    }
+
+    fn for_addr(&self, addr: SocketAddr) -> Result<quinn::Endpoint> {
+        let (slot, bind): (&Mutex<Option<quinn::Endpoint>>, SocketAddr) = if addr.is_ipv4() {
+            (&self.v4, SocketAddr::from(([0, 0, 0, 0], 0)))
+        } else {
+            (&self.v6, SocketAddr::from(([0u16; 8], 0)))
+        };
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = slot.as_ref() {
+            return Ok(e.clone());
+        }
+        let endpoint = quinn::Endpoint::client(bind).map_err(|e| {
+            Error::with_source(
+                ErrorKind::ConnectFailed,
+                format!("cannot open a UDP socket: {e}"),
+                e,
+            )
+        })?;
+        *slot = Some(endpoint.clone());
+        Ok(endpoint)
+    }
+}
+
+impl QuicPath for DirectUdp {
+    fn candidates<'a>(
+        &'a self,
+        origin: &'a Origin,
+    ) -> BoxFuture<'a, Result<Vec<(quinn::Endpoint, SocketAddr)>>> {
+        Box::pin(async move {
+            resolve(origin)
+                .await?
+                .into_iter()
+                .map(|a| Ok((self.for_addr(a)?, a)))
+                .collect()
+        })
+    }
+
+    fn tune(&self, config: &mut quinn::TransportConfig) {
+        if let Some(mtu) = self.initial_mtu {
+            config.initial_mtu(mtu);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The toolkit for embedders: what the C, Python and Node bindings (and any other code that
+//! runs quiver inside another language's runtime) need beyond the client API, kept here so that
+//! no binding carries engine behaviour of its own.
+//!
+//! - [`background`]: the process-wide runtime quiver's connections run on, fork-safe.
+//! - [`Signal`]: a one-shot signal (cancel tokens, close); [`crate::Client::closed_signal`].
+//! - [`Prefetch`]: a response body pulled ahead into a bounded buffer, taken in batches.
+//! - Names: [`crate::Protocol`], [`crate::TlsRoots`], [`crate::ConnectProtocol`] and
+//!   [`crate::ErrorKind`] parse from the strings every binding accepts (`FromStr`).
+//! - Datagram channels and UDP tunnels split into one [`crate::DatagramSender`] and one
+//!   [`crate::DatagramReceiver`] type, whose receives are cancel-safe and batched.
+
+mod prefetch;
+pub(crate) mod runtime;
+
+pub use self::prefetch::{Prefetch, Taken};
+pub use self::runtime::{background, fork_generation};
+pub use crate::signal::Signal;

@@ -1,0 +1,204 @@
+//! A response body pulled ahead into a bounded buffer by a task of its own, and taken from it
+//! in batches: what a binding needs to cross into another language once per batch of chunks
+//! instead of once per chunk, without reading further ahead than `high_water` bytes (so a slow
+//! consumer still slows the server).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::error::Error;
+use crate::response::ResponseBody;
+
+/// What a take found.
+#[derive(Debug)]
+pub enum Taken {
+    /// Every chunk buffered so far, in order (never empty).
+    Data(Vec<Bytes>),
+    /// Nothing buffered yet; the body goes on.
+    Empty,
+    /// The body ended; its trailers, if any.
+    End(Option<HeaderMap>),
+    /// The body failed (after every chunk before the failure was taken).
+    Failed(Error),
+}
+
+#[derive(Default)]
+struct State {
+    chunks: VecDeque<Bytes>,
+    buffered: usize,
+    end: Option<Result<(), Error>>,
+    trailers: Option<HeaderMap>,
+    /// Read to the end regardless of `high_water` (someone collects the whole body).
+    unlimited: bool,
+    cancelled: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when data, the end or an error arrives.
+    arrived: Notify,
+    /// Signalled when a take made room.
+    room: Notify,
+    high_water: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A response body read ahead, up to a bound, by a task on quiver's runtime. Dropping it (or
+/// [`Prefetch::cancel`]) stops the task and drops the body, which cancels the request.
+pub struct Prefetch {
+    shared: Arc<Shared>,
+    task: AbortHandle,
+}
+
+impl std::fmt::Debug for Prefetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetch")
+            .field("high_water", &self.shared.high_water)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prefetch {
+    /// Starts reading `body` on `runtime`; reading pauses while `high_water` bytes (at least
+    /// one chunk) wait to be taken.
+    pub fn start(body: ResponseBody, runtime: &Handle, high_water: usize) -> Prefetch {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            arrived: Notify::new(),
+            room: Notify::new(),
+            high_water: high_water.max(1),
+        });
+        let task = runtime.spawn(pump(body, shared.clone())).abort_handle();
+        Prefetch { shared, task }
+    }
+
+    /// Takes what is buffered now, without waiting.
+    pub fn try_take(&self) -> Taken {
+        let taken = {
+            let mut st = self.shared.lock();
+            if !st.chunks.is_empty() {
+                st.buffered = 0;
+                Taken::Data(st.chunks.drain(..).collect())
+            } else {
+                match &st.end {
+                    None => Taken::Empty,
+                    Some(Ok(())) => Taken::End(st.trailers.clone()),
+                    Some(Err(e)) => Taken::Failed(e.clone()),
+                }
+            }
+        };
+        if matches!(taken, Taken::Data(_)) {
+            self.shared.room.notify_one();
+        }
+        taken
+    }
+
+    /// Takes what is buffered, waiting until there is something (data, the end or an error).
+    /// Cancel-safe: nothing is lost if the wait is given up.
+    pub async fn take(&self) -> Taken {
+        loop {
+            let arrived = self.shared.arrived.notified();
+            match self.try_take() {
+                Taken::Empty => arrived.await,
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads the rest of the body, without the bound, into one buffer; returns it with the
+    /// trailers.
+    pub async fn take_all(&self) -> Result<(Bytes, Option<HeaderMap>), Error> {
+        self.shared.lock().unlimited = true;
+        self.shared.room.notify_one();
+        let mut all = bytes::BytesMut::new();
+        loop {
+            match self.take().await {
+                Taken::Data(chunks) => {
+                    for c in chunks {
+                        all.extend_from_slice(&c);
+                    }
+                }
+                Taken::End(trailers) => return Ok((all.freeze(), trailers)),
+                Taken::Failed(e) => return Err(e),
+                Taken::Empty => {}
+            }
+        }
+    }
+
+    /// True once the body has ended (or failed) and every chunk was taken.
+    pub fn is_done(&self) -> bool {
+        let st = self.shared.lock();
+        st.end.is_some() && st.chunks.is_empty()
+    }
+
+    /// Stops reading and drops the body (the request is cancelled); later takes find the end.
+    pub fn cancel(&self) {
+        {
+            let mut st = self.shared.lock();
+            st.cancelled = true;
+            st.chunks.clear();
+            st.buffered = 0;
+            st.end.get_or_insert(Ok(()));
+        }
+        self.task.abort();
+        self.shared.arrived.notify_waiters();
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(mut body: ResponseBody, shared: Arc<Shared>) {
+    loop {
+        loop {
+            // Created before the check, so a take in between still wakes it.
+            let room = shared.room.notified();
+            {
+                let st = shared.lock();
+                if st.cancelled {
+                    return;
+                }
+                if st.buffered < shared.high_water || st.unlimited {
+                    break;
+                }
+            }
+            room.await;
+        }
+        let next = body.chunk().await;
+        {
+            let mut st = shared.lock();
+            if st.cancelled {
+                return;
+            }
+            match next {
+                Ok(Some(chunk)) => {
+                    st.buffered += chunk.len();
+                    st.chunks.push_back(chunk);
+                }
+                Ok(None) => {
+                    st.trailers = body.trailers().cloned();
+                    st.end = Some(Ok(()));
+                }
+                Err(e) => st.end = Some(Err(e)),
+            }
+        }
+        shared.arrived.notify_waiters();
+        if shared.lock().end.is_some() {
+            return;
+        }
+    }
+}

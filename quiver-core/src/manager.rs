@@ -1,0 +1,224 @@
+//! The pool manager: origin → pool, each pool built once from the rule that matches its
+//! origin, with the dialer (direct, or a proxy's) its connections use.
+//!
+//! The hot path takes a read lock only; a pool is created once per origin under the write lock
+//! (racing first requests end up on the same pool).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::runtime::Handle;
+
+use crate::config::{Protocol, ResolvedRule, RuleTable};
+use crate::conn::tcp::DirectDial;
+use crate::conn::tls::RuleTls;
+use crate::conn::{Connector, Dial};
+use crate::error::{Error, ErrorKind, Result};
+use crate::origin::{Origin, Scheme};
+use crate::pool::auto::AutoPool;
+use crate::pool::h1::H1Pool;
+use crate::pool::{h2, Pool};
+use crate::proxy::connect::ProxyRoute;
+use crate::proxy::upstream::Upstreams;
+use crate::proxy::{EnvProxies, Proxy};
+use crate::request::ProxyForm;
+use crate::stats::OriginStats;
+
+/// The origin → pool registry of one client, and what steers it.
+pub(crate) struct Manager {
+    rules: RuleTable,
+    tls: HashMap<String, RuleTls>,
+    runtime: Handle,
+    pools: RwLock<HashMap<Origin, Pool>>,
+    /// The proxy environment variables, read when the client was built.
+    env: EnvProxies,
+    /// Pooled connections to proxies.
+    pub(crate) upstreams: Arc<Upstreams>,
+    closed: AtomicBool,
+}
+
+impl Manager {
+    pub(crate) fn new(rules: RuleTable, runtime: Handle) -> Result<Manager> {
+        let mut tls = HashMap::new();
+        for rule in rules.all() {
+            let configs = RuleTls::new(&rule.options).map_err(|e| {
+                Error::invalid_config(format!("pool rule `{}`: {}", rule.name, e.message()))
+            })?;
+            tls.insert(rule.name.clone(), configs);
+        }
+        Ok(Manager {
+            rules,
+            tls,
+            env: EnvProxies::from_env(),
+            upstreams: Arc::new(Upstreams::new(runtime.clone())),
+            runtime,
+            pools: RwLock::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Shuts every pool and pooled proxy connection down; later requests fail with `shutdown`.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let pools: Vec<Pool> = self
+            .pools
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for pool in pools {
+            pool.close_all();
+        }
+        self.upstreams.close_all();
+    }
+
+    /// The pool for `origin`, created on first use.
+    pub(crate) fn pool(&self, origin: &Origin) -> Result<Pool> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Shutdown, "the client was closed"));
+        }
+        if let Some(pool) = self
+            .pools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(origin)
+        {
+            return Ok(pool.clone());
+        }
+        let mut pools = self.pools.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = pools.get(origin) {
+            return Ok(pool.clone());
+        }
+        let pool = self.build_pool(origin)?;
+        pools.insert(origin.clone(), pool.clone());
+        Ok(pool)
+    }
+
+    fn rule_tls(&self, rule: &ResolvedRule) -> Result<RuleTls> {
+        self.tls
+            .get(&rule.name)
+            .cloned()
+            .ok_or_else(|| Error::internal("no TLS config for a rule"))
+    }
+
+    fn build_pool(&self, origin: &Origin) -> Result<Pool> {
+        let rule: &Arc<ResolvedRule> = self.rules.lookup(origin);
+        let options = rule.options.clone();
+        let tls = self.rule_tls(rule)?;
+        let https = origin.scheme() == Scheme::Https;
+        let runtime = self.runtime.clone();
+        // Cleartext origins speak HTTP/1.1 unless asked for h2c (http3 from a client-wide
+        // default cannot apply to them).
+        let protocol = match (options.protocol, https) {
+            (Protocol::Auto | Protocol::Http3, false) => Protocol::Http1,
+            (p, _) => p,
+        };
+        let route = Proxy::for_origin(&options, &self.env, origin)?.map(|proxy| {
+            Arc::new(ProxyRoute {
+                proxy,
+                tls: tls.clone(),
+                options: options.clone(),
+                upstreams: self.upstreams.clone(),
+            })
+        });
+        // http targets through a proxy go to it in absolute form; everything else tunnels.
+        let (dial, proxy_form): (Arc<dyn Dial>, Option<ProxyForm>) = match (&route, protocol) {
+            (None, _) => (Arc::new(DirectDial), None),
+            (Some(r), Protocol::Http1) if !https => (
+                r.forward_dial(),
+                Some(ProxyForm {
+                    authorization: r.proxy.authorization.clone(),
+                }),
+            ),
+            (Some(r), _) => (r.tunnel_dial(), None),
+        };
+        let connector = |config: &Arc<rustls::ClientConfig>| Connector {
+            dial: dial.clone(),
+            tls: https.then(|| config.clone()),
+            connect_timeout: options.connect_timeout,
+        };
+        Ok(match protocol {
+            #[cfg(feature = "http3")]
+            Protocol::Http3 => {
+                let path: Arc<dyn crate::conn::udp::QuicPath> = match route {
+                    #[cfg(feature = "masque")]
+                    Some(r) => Arc::new(crate::proxy::socket::TunneledQuic::new(r)),
+                    #[cfg(not(feature = "masque"))]
+                    Some(_) => {
+                        return Err(Error::invalid_config(
+                            "HTTP/3 through a proxy needs quiver's `masque` feature",
+                        ))
+                    }
+                    None => Arc::new(crate::conn::udp::DirectUdp::default()),
+                };
+                Pool::Http3(crate::pool::h3::new_pool(
+                    origin.clone(),
+                    options.clone(),
+                    tls.http3.clone(),
+                    runtime,
+                    path,
+                )?)
+            }
+            #[cfg(not(feature = "http3"))]
+            Protocol::Http3 => {
+                return Err(Error::invalid_config(
+                    "protocol `http3` needs quiver's `http3` feature",
+                ))
+            }
+            Protocol::Http2 => Pool::Http2(h2::new_pool(
+                origin.clone(),
+                options.clone(),
+                connector(&tls.http2),
+                runtime,
+            )),
+            Protocol::Auto => Pool::Auto(AutoPool::new(
+                origin.clone(),
+                options.clone(),
+                tls,
+                dial,
+                runtime,
+            )),
+            Protocol::Http1 => Pool::Http1(H1Pool::new(
+                origin.clone(),
+                options.clone(),
+                connector(&tls.http1),
+                proxy_form,
+                runtime,
+            )),
+        })
+    }
+
+    /// A route through `proxy_url` for UDP tunnels, with the TLS settings and limits of the rule
+    /// that matches the proxy's own origin.
+    pub(crate) fn proxy_route(&self, proxy_url: &str, protocol: Protocol) -> Result<ProxyRoute> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Shutdown, "the client was closed"));
+        }
+        let (origin, authorization) = crate::origin::parse_proxy_url(proxy_url)?;
+        let rule = self.rules.lookup(&origin);
+        Ok(ProxyRoute {
+            proxy: Proxy {
+                origin,
+                authorization,
+                protocol,
+            },
+            tls: self.rule_tls(rule)?,
+            options: rule.options.clone(),
+            upstreams: self.upstreams.clone(),
+        })
+    }
+
+    /// Stats of every pool.
+    pub(crate) fn stats(&self) -> Vec<OriginStats> {
+        let pools: Vec<Pool> = self
+            .pools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        pools.iter().map(Pool::stats).collect()
+    }
+}

@@ -1,0 +1,80 @@
+//! HTTP/3 request streams: the upload (QUIC flow control paces it) and the receive half of a
+//! response (h3 reads from QUIC only as the caller pulls, so MAX_STREAM_DATA follows the
+//! consumer).
+
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_util::StreamExt;
+use h3::error::Code;
+use http::HeaderMap;
+
+use super::errors::map_stream_error;
+use super::{H3Conn, H3RecvStream, H3SendHalf};
+use crate::conn::Activity;
+use crate::error::{Error, Result};
+use crate::proto::body::RecvHalf;
+use crate::request::{Body, BodyStream};
+
+/// Sends the request body (QUIC flow control paces `send_data`), then finishes the stream.
+pub(crate) async fn upload(
+    body: Body,
+    mut send: H3SendHalf,
+    activity: Activity,
+    error: Arc<OnceLock<Error>>,
+) {
+    let result: std::result::Result<(), Option<Error>> = async {
+        match body {
+            Body::Empty => {}
+            Body::Bytes(b) => {
+                if !b.is_empty() {
+                    send.send_data(b).await.map_err(|_| None)?;
+                    activity.touch();
+                }
+            }
+            Body::Stream(mut s) => {
+                let s: &mut BodyStream = &mut s;
+                while let Some(chunk) = s.next().await {
+                    let chunk = chunk.map_err(Some)?;
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    send.send_data(chunk).await.map_err(|_| None)?;
+                    activity.touch();
+                }
+            }
+        }
+        send.finish().await.map_err(|_| None)
+    }
+    .await;
+    if let Err(Some(e)) = result {
+        let _ = error.set(e);
+        send.stop_stream(Code::H3_REQUEST_CANCELLED);
+    }
+}
+
+/// The receiving half of an HTTP/3 request stream.
+pub(crate) struct H3Recv {
+    pub(crate) recv: H3RecvStream,
+    pub(crate) conn: Arc<H3Conn>,
+}
+
+impl RecvHalf for H3Recv {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+        match self.recv.poll_recv_data(cx) {
+            Poll::Ready(Ok(Some(mut buf))) => {
+                Poll::Ready(Some(Ok(buf.copy_to_bytes(buf.remaining()))))
+            }
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(map_stream_error(&e, &self.conn)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_trailers(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<HeaderMap>>> {
+        self.recv
+            .poll_recv_trailers(cx)
+            .map(|r| r.map_err(|e| map_stream_error(&e, &self.conn)))
+    }
+}
