@@ -234,6 +234,10 @@ enum quiver_result
      * Unrecoverable: a bug in quiver (a caught panic, a broken invariant).
      */
     QUIVER_RESULT_INTERNAL = 3003,
+    /**
+     * Unrecoverable: a proxy sent a capsule longer than quiver accepts.
+     */
+    QUIVER_RESULT_CAPSULE_TOO_LARGE = 3004,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

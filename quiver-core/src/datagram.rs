@@ -375,6 +375,15 @@ impl DatagramReceiver {
     pub fn is_ended(&self) -> bool {
         self.outcome.get().is_some()
     }
+
+    /// Completes if the stream fails (never, while it lives or once it ended cleanly): for a
+    /// caller that stopped receiving for a while but must still learn of a failure.
+    pub async fn failed(&self) -> Error {
+        match self.outcome.settled().await {
+            Err(e) => e.clone(),
+            Ok(()) => std::future::pending().await,
+        }
+    }
 }
 
 impl Drop for DatagramReceiver {

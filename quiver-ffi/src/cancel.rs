@@ -1,50 +1,13 @@
 //! Cancellation: the one-shot [`Signal`] that stops in-flight work, and the
 //! `quiver_cancel_token` handle that lets C fire one for any number of requests.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use tokio::sync::Notify;
 
 use crate::error::quiver_result;
 use crate::ffi::{arc_castable, free_arc, to_arc_const_ptr, try_ref_from_ptr};
 use crate::panic::ffi_panic_boundary;
 
-/// A one-shot signal: fired once, awaited by any number of tasks.
-#[derive(Debug, Default)]
-pub(crate) struct Signal {
-    fired: AtomicBool,
-    notify: Notify,
-}
-
-impl Signal {
-    /// Fires the signal; true the first time. Wakes tasks, never runs a callback itself.
-    pub(crate) fn fire(&self) -> bool {
-        let first = !self.fired.swap(true, Ordering::SeqCst);
-        if first {
-            self.notify.notify_waiters();
-        }
-        first
-    }
-
-    /// Whether the signal has fired.
-    pub(crate) fn is_fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
-    }
-
-    /// Completes once the signal has fired.
-    pub(crate) async fn fired(&self) {
-        loop {
-            // Created before the check, so a `fire` between the check and the await still
-            // wakes it.
-            let notified = self.notify.notified();
-            if self.is_fired() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
+pub(crate) use quiver_core::embed::Signal;
 
 /// Completes once `signal` fires; never, when there is no signal.
 pub(crate) async fn fired(signal: Option<&Signal>) {
@@ -68,7 +31,7 @@ arc_castable!(quiver_cancel_token => Signal);
 #[no_mangle]
 pub extern "C" fn quiver_cancel_token_new() -> *const quiver_cancel_token {
     ffi_panic_boundary! {
-        to_arc_const_ptr::<quiver_cancel_token>(Arc::new(Signal::default()))
+        to_arc_const_ptr::<quiver_cancel_token>(Arc::new(Signal::new()))
     }
 }
 

@@ -4,19 +4,16 @@
 //! datagrams, close, pause / resume and cancellation.
 
 use std::ffi::{c_char, c_void};
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::FutureExt;
-use quiver_core::{DatagramChannel, DatagramOptions, DatagramSender, Error, ErrorKind, HeaderMap};
+use quiver_core::{ConnectProtocol, DatagramOptions, Error, ErrorKind};
 
-use crate::cancel::Signal;
 use crate::client::{cancelled_error, panic_error, quiver_client, ClientShared};
+use crate::endpoint::{deliver, Delivery, Endpoint};
 use crate::error::{quiver_error, quiver_result, set_error_out};
 use crate::ffi::{
     arc_castable, borrowed_ptr, free_arc, set_optional_out, to_arc_const_ptr, try_box_from_ptr,
@@ -24,8 +21,8 @@ use crate::ffi::{
 };
 use crate::panic::ffi_panic_boundary;
 use crate::request::{quiver_request, RequestParts};
-use crate::response::{quiver_response, Response};
-use crate::stream::{End, Pause};
+use crate::response::quiver_response;
+use crate::stream::End;
 
 /// An HTTP/3 datagram channel: datagrams both ways on one extended CONNECT request stream.
 ///
@@ -36,89 +33,21 @@ pub struct quiver_channel {
     _private: [u8; 0],
 }
 
-/// What a datagram handle (`quiver_channel`, `quiver_udp_tunnel`) shares with its task.
-///
-/// The task owns the core object (it receives, and closes it); senders go through its send
-/// handle `S`, published once it is open, so no lock is shared between them.
-pub(crate) struct Endpoint<S> {
-    /// Set once open.
-    sender: OnceLock<S>,
-    /// Set by the C close function: sends fail from then on.
-    closed: AtomicBool,
-    /// Fired with `closed`: the task finishes our side of the stream.
-    pub(crate) close: Signal,
-    /// Set when the task has ended (its `on_end` is on its way).
-    pub(crate) ended: AtomicBool,
-    pub(crate) cancel: Signal,
-    pub(crate) pause: Pause,
-    pub(crate) head: OnceLock<Response>,
-}
-
-impl<S> Default for Endpoint<S> {
-    fn default() -> Self {
-        Endpoint {
-            sender: OnceLock::new(),
-            closed: AtomicBool::new(false),
-            close: Signal::default(),
-            ended: AtomicBool::new(false),
-            cancel: Signal::default(),
-            pause: Pause::default(),
-            head: OnceLock::new(),
-        }
-    }
-}
-
-impl<S> Endpoint<S> {
-    /// Publishes the head and the send handle once open; sending works from here on.
-    pub(crate) fn opened(&self, head: &quiver_core::ResponseHead, sender: S) -> &Response {
-        let head = self.head.get_or_init(|| Response::from_response_head(head));
-        let _ = self.sender.set(sender);
-        head
-    }
-
-    /// The send handle while open: after `on_open`, before close and the end. `what` names
-    /// the handle in errors, `close_fn` the C function that closes it.
-    pub(crate) fn open_sender(&self, what: &str, close_fn: &str) -> Result<&S, Error> {
-        let failed = |message: String| Err(Error::new(ErrorKind::DatagramError, message));
-        if self.closed.load(Ordering::SeqCst) {
-            return failed(format!("{what} is closed ({close_fn})"));
-        }
-        if self.ended.load(Ordering::SeqCst) {
-            return failed(format!("{what} has ended"));
-        }
-        match self.sender.get() {
-            Some(sender) => Ok(sender),
-            None => failed(format!("{what} is not open yet (wait for on_open)")),
-        }
-    }
-
-    /// Closes our side: sends fail from now on and the task finishes the stream.
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.close.fire();
-    }
-}
-
 /// The Rust value behind a `quiver_channel`.
-pub(crate) struct ChannelShared(Endpoint<DatagramSender>);
+pub(crate) struct ChannelShared(Endpoint);
 
 arc_castable!(quiver_channel => ChannelShared);
 
 impl ChannelShared {
-    fn open_sender(&self) -> Result<&DatagramSender, Error> {
-        self.0
-            .open_sender("the datagram channel", "quiver_channel_close")
-    }
-
     fn send(&self, payload: &[u8]) -> Result<(), Error> {
-        self.open_sender()?.send(Bytes::copy_from_slice(payload))
+        self.0
+            .open_sender("the datagram channel", "quiver_channel_close")?
+            .send(payload)
     }
 
     fn max_datagram_size(&self) -> usize {
-        self.open_sender()
-            .ok()
-            .and_then(DatagramSender::max_datagram_size)
-            .unwrap_or(0)
+        self.0
+            .max_payload("the datagram channel", "quiver_channel_close")
     }
 }
 
@@ -177,52 +106,12 @@ struct Callbacks {
     userdata: UserData,
 }
 
-/// What happened on a channel.
-enum Event {
-    Datagram(Bytes),
-    Data(Bytes),
-    /// The peer ended its side of the stream, with these trailers.
-    End(Option<HeaderMap>),
-    Failed(Error),
-}
-
-/// Polls an open channel for its next event, datagrams first.
-///
-/// Core offers `recv` (datagrams) and `recv_data` (stream data), each taking `&mut` and each
-/// filing the other kind's events into the channel's own queues as it reads them; both are
-/// cancel-safe (their only await is the channel's event receiver). So each is polled once per
-/// step, on a fresh future, and the step ends with `recv` pending: no datagram waits unseen
-/// (a piece of stream data that arrived between the last two polls waits for the next event,
-/// at the latest the end; a combined `recv_event` in core would close that gap).
-fn poll_event(channel: &mut DatagramChannel, cx: &mut Context<'_>) -> Poll<Event> {
-    for _ in 0..3 {
-        let data = pin!(channel.recv_data()).poll(cx);
-        let data_ended = match data {
-            Poll::Ready(Ok(Some(d))) => return Poll::Ready(Event::Data(d)),
-            Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(e)),
-            Poll::Ready(Ok(None)) => true,
-            Poll::Pending => false,
-        };
-        let datagram = pin!(channel.recv()).poll(cx);
-        match datagram {
-            Poll::Ready(Ok(Some(d))) => return Poll::Ready(Event::Datagram(d)),
-            Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(e)),
-            Poll::Ready(Ok(None)) if data_ended => {
-                return Poll::Ready(Event::End(channel.trailers().cloned()))
-            }
-            // Ended since `recv_data` looked: its queued data comes first.
-            Poll::Ready(Ok(None)) | Poll::Pending => {}
-        }
-    }
-    Poll::Pending
-}
-
 /// Opens the channel and delivers its events until it ends, fails, is cancelled or the client
 /// is freed.
 async fn drive(
     client: &ClientShared,
     request: RequestParts,
-    protocol: String,
+    protocol: Result<ConnectProtocol, Error>,
     shared: &Arc<ChannelShared>,
     callbacks: Callbacks,
 ) -> Result<(), Error> {
@@ -238,10 +127,7 @@ async fn drive(
     let mut interrupted = pin!(interrupted);
     let request = request?;
 
-    let options = DatagramOptions {
-        protocol,
-        ..DatagramOptions::default()
-    };
+    let options = DatagramOptions::default().protocol(protocol?);
     let open = client
         .core()
         .open_datagram_channel(&request.url, request.headers, options);
@@ -261,9 +147,9 @@ async fn drive(
         e = &mut interrupted => return Err(e),
         r = open => r?,
     };
-    let mut channel = channel;
+    let (head, sender, receiver) = channel.split();
     // Published before `on_open` runs: sending works from there on.
-    let head = shared.0.opened(channel.head(), channel.sender());
+    let head = shared.0.opened(&head, sender);
     if let Some(e) = interrupted.as_mut().now_or_never() {
         return Err(e);
     }
@@ -280,51 +166,27 @@ async fn drive(
         };
         runner.next(job, interrupted.as_mut()).await?;
     }
-
-    let mut closing = false;
-    loop {
-        // While paused nothing is read: datagrams beyond the channel's queue are dropped (they
-        // are unreliable), stream data is held back by flow control.
-        shared.0.pause.wait(interrupted.as_mut()).await?;
-        let event = tokio::select! {
-            biased;
-            e = &mut interrupted => return Err(e),
-            () = shared.0.close.fired(), if !closing => {
-                closing = true;
-                tokio::select! {
-                    biased;
-                    e = &mut interrupted => return Err(e),
-                    r = channel.close() => r?,
-                }
-                continue;
-            }
-            event = std::future::poll_fn(|cx| poll_event(&mut channel, cx)) => event,
+    let trailers = deliver(&shared.0, &receiver, true, runner, interrupted, |delivery| {
+        let (callback, bytes) = match delivery {
+            Delivery::Datagram(d) => (callbacks.on_datagram?, d),
+            Delivery::Data(d) => (callbacks.on_data?, d),
         };
-        let (callback, bytes) = match event {
-            Event::Datagram(d) => (callbacks.on_datagram, d),
-            Event::Data(d) => (callbacks.on_data, d),
-            Event::End(trailers) => {
-                head.set_trailers(trailers.as_ref());
-                return Ok(());
+        let handle = shared.clone();
+        Some(move || {
+            // SAFETY: a C function pointer of this type; `bytes` outlives the call.
+            unsafe {
+                callback(
+                    userdata.get(),
+                    borrowed_ptr(&*handle),
+                    bytes.as_ptr(),
+                    bytes.len(),
+                )
             }
-            Event::Failed(e) => return Err(e),
-        };
-        if let Some(callback) = callback {
-            let handle = shared.clone();
-            let job = move || {
-                // SAFETY: a C function pointer of this type; `bytes` outlives the call.
-                unsafe {
-                    callback(
-                        userdata.get(),
-                        borrowed_ptr(&*handle),
-                        bytes.as_ptr(),
-                        bytes.len(),
-                    )
-                }
-            };
-            runner.next(job, interrupted.as_mut()).await?;
-        }
-    }
+        })
+    })
+    .await?;
+    head.set_trailers(trailers.as_ref());
+    Ok(())
 }
 
 /// Opens an HTTP/3 datagram channel (RFC 9297) and delivers its events to callbacks:
@@ -367,9 +229,10 @@ pub extern "C" fn quiver_client_open_channel(
         let request = try_box_from_ptr!(request);
         let client = try_clone_arc!(client);
         let on_end = try_callback!(on_end);
+        // An unknown protocol comes to `on_end`, as core reports it.
         let protocol = match try_cstr(protocol).map(|p| p.to_str()) {
-            None => DatagramOptions::default().protocol,
-            Some(Ok(p)) => p.to_owned(),
+            None => Ok(ConnectProtocol::default()),
+            Some(Ok(p)) => p.parse::<ConnectProtocol>(),
             Some(Err(_)) => return quiver_result::InvalidArgument,
         };
         let runtime = match client.call_runtime() {

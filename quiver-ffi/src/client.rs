@@ -35,15 +35,9 @@ pub struct quiver_client {
 /// The Rust value behind a `quiver_client`.
 pub(crate) struct ClientShared {
     core: quiver_core::Client,
-    /// The process that built the client: in a forked child it must not touch the parent's
-    /// runtime (see [`ClientShared::forked`]).
-    pid: u32,
-    /// Fired by `quiver_client_close` and `quiver_client_free`: every call still in flight ends
-    /// with `shutdown`, and later ones fail with it.
-    closing: Signal,
-    /// Fired (and replaced) by `quiver_client_close_all_tunnels`: the UDP tunnels opened
-    /// before end with `shutdown`.
-    tunnels_closed: Mutex<Arc<Signal>>,
+    /// Core's close signal (fired by `quiver_client_close` and `quiver_client_free`): a call
+    /// waiting on this side (for its turn on the completion queue) ends with `shutdown` too.
+    closing: Arc<Signal>,
     /// Calls whose callback has not returned yet.
     in_flight: Mutex<usize>,
     /// Signalled when `in_flight` drops to zero.
@@ -69,7 +63,7 @@ impl ClientShared {
     /// with `forked`; this side must also keep away from the parent's runtime (its threads do
     /// not exist here) and from locks a vanished thread may hold.
     fn forked(&self) -> bool {
-        std::process::id() != self.pid
+        self.core.is_forked()
     }
 
     fn lock_in_flight(&self) -> MutexGuard<'_, usize> {
@@ -81,7 +75,7 @@ impl ClientShared {
     /// runtime thread like any other completion.
     pub(crate) fn call_runtime(&self) -> Result<Handle, quiver_result> {
         if self.forked() {
-            quiver_core::runtime::background().map_err(|_| quiver_result::Internal)
+            quiver_core::embed::background().map_err(|_| quiver_result::Internal)
         } else {
             Ok(self.core.runtime().clone())
         }
@@ -111,15 +105,6 @@ impl ClientShared {
     /// The error that ends a call because the client is being freed, if it is.
     pub(crate) fn closing_error(&self) -> Option<Error> {
         self.closing.is_fired().then(shutdown_error)
-    }
-
-    /// The signal `quiver_client_close_all_tunnels` fires next: a UDP tunnel opened now ends
-    /// when it fires.
-    pub(crate) fn tunnels_closed(&self) -> Arc<Signal> {
-        self.tunnels_closed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Completes with the error that interrupts a call: the client being freed, or `cancel`.
@@ -162,14 +147,6 @@ pub(crate) fn shutdown_error() -> Error {
     Error::new(
         ErrorKind::Shutdown,
         "the client was closed or freed (quiver_client_close, quiver_client_free)",
-    )
-}
-
-/// `shutdown`: `quiver_client_close_all_tunnels` ended the tunnel.
-pub(crate) fn tunnels_closed_error() -> Error {
-    Error::new(
-        ErrorKind::Shutdown,
-        "the client's proxy connections were closed (quiver_client_close_all_tunnels)",
     )
 }
 
@@ -322,10 +299,8 @@ pub extern "C" fn quiver_client_new(
         match builder.build() {
             Ok(core) => {
                 *client_out = to_arc_const_ptr::<quiver_client>(Arc::new(ClientShared {
+                    closing: core.closed_signal(),
                     core,
-                    pid: std::process::id(),
-                    closing: Signal::default(),
-                    tunnels_closed: Mutex::new(Arc::new(Signal::default())),
                     in_flight: Mutex::new(0),
                     idle: Condvar::new(),
                     runner: Runner::new(queue),
@@ -363,8 +338,8 @@ pub extern "C" fn quiver_client_free(client: *const quiver_client) {
             std::mem::forget(shared);
             return;
         }
-        shared.closing.fire();
-        if Handle::try_current().is_err() && !in_dispatched_callback() {
+        shared.core.close();
+        if !quiver_core::embed::is_runtime_thread() && !in_dispatched_callback() {
             let mut n = shared.lock_in_flight();
             while *n > 0 {
                 n = shared.idle.wait(n).unwrap_or_else(|p| p.into_inner());
@@ -389,7 +364,6 @@ pub extern "C" fn quiver_client_close(client: *const quiver_client) -> quiver_re
     ffi_panic_boundary! {
         let shared = try_ref_from_ptr!(client);
         if !shared.forked() {
-            shared.closing.fire();
             shared.core.close();
         }
         quiver_result::Ok
@@ -408,11 +382,6 @@ pub extern "C" fn quiver_client_close_all_tunnels(client: *const quiver_client) 
     ffi_panic_boundary! {
         let shared = try_ref_from_ptr!(client);
         if !shared.forked() {
-            let fired = std::mem::replace(
-                &mut *shared.tunnels_closed.lock().unwrap_or_else(|p| p.into_inner()),
-                Arc::new(Signal::default()),
-            );
-            fired.fire();
             shared.core.close_all_tunnels();
         }
         quiver_result::Ok
@@ -425,7 +394,7 @@ pub extern "C" fn quiver_client_close_all_tunnels(client: *const quiver_client) 
 pub extern "C" fn quiver_client_is_forked(client: *const quiver_client) -> bool {
     ffi_panic_boundary! {
         let shared = try_ref_from_ptr!(client);
-        shared.forked() || shared.core.is_forked()
+        shared.forked()
     }
 }
 
@@ -476,7 +445,7 @@ pub extern "C" fn quiver_client_send_blocking(
         let response_out = try_out_ptr!(response_out);
         *response_out = null_mut();
         set_optional_out(error_out, null_mut());
-        if Handle::try_current().is_ok() {
+        if quiver_core::embed::is_runtime_thread() {
             return quiver_result::WouldDeadlock;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);

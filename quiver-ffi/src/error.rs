@@ -104,6 +104,8 @@ pub enum quiver_result {
     QuicTransport = 3002,
     /// Unrecoverable: a bug in quiver (a caught panic, a broken invariant).
     Internal = 3003,
+    /// Unrecoverable: a proxy sent a capsule longer than quiver accepts.
+    CapsuleTooLarge = 3004,
 }
 
 /// One row per result code: the code, the kind it stands for (codes from 1000) and its text.
@@ -154,6 +156,7 @@ const RESULTS: &[Row] = {
         (Protocol, Some(c"protocol"), c"the peer violated the protocol"),
         (QuicTransport, Some(c"quic_transport"), c"a QUIC transport error"),
         (Internal, Some(c"internal"), c"a bug in quiver (a caught panic, a broken invariant)"),
+        (CapsuleTooLarge, Some(c"capsule_too_large"), c"a proxy sent a capsule longer than quiver accepts; the tunnel was closed"),
     ]
 };
 

@@ -17,6 +17,7 @@ pub mod cancel;
 pub mod channel;
 pub mod client;
 pub mod config;
+mod endpoint;
 pub mod error;
 mod ffi;
 mod panic;

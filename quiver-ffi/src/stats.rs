@@ -57,7 +57,7 @@ pub(crate) struct Stats {
 fn names(pools: &[OriginStats]) -> Vec<(CString, CString)> {
     pools
         .iter()
-        .map(|o| (c_string(&o.origin), c_string(o.protocol)))
+        .map(|o| (c_string(&o.origin), c_string(o.protocol.as_str())))
         .collect()
 }
 

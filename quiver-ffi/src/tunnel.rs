@@ -11,13 +11,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use quiver_core::{Error, ErrorKind, Protocol, UdpTunnelOptions, UdpTunnelSender};
+use quiver_core::{Error, ErrorKind, Protocol, UdpTunnelOptions};
 
-use crate::cancel::Signal;
-use crate::channel::Endpoint;
-use crate::client::{
-    cancelled_error, panic_error, quiver_client, tunnels_closed_error, ClientShared,
-};
+use crate::client::{cancelled_error, panic_error, quiver_client, ClientShared};
+use crate::endpoint::{deliver, Delivery, Endpoint};
 use crate::error::{c_string, quiver_error, quiver_result, set_error_out};
 use crate::ffi::{
     arc_castable, borrowed_ptr, free_arc, set_optional_out, to_arc_const_ptr, try_box_from_ptr,
@@ -40,7 +37,7 @@ pub struct quiver_udp_tunnel {
 
 /// The Rust value behind a `quiver_udp_tunnel`.
 pub(crate) struct TunnelShared {
-    endpoint: Endpoint<UdpTunnelSender>,
+    endpoint: Endpoint,
     /// `host:port` of the target.
     target: CString,
 }
@@ -48,17 +45,15 @@ pub(crate) struct TunnelShared {
 arc_castable!(quiver_udp_tunnel => TunnelShared);
 
 impl TunnelShared {
-    fn open_sender(&self) -> Result<&UdpTunnelSender, Error> {
-        self.endpoint
-            .open_sender("the UDP tunnel", "quiver_udp_tunnel_close")
-    }
-
     fn send(&self, payload: &[u8]) -> Result<(), Error> {
-        self.open_sender()?.send(payload)
+        self.endpoint
+            .open_sender("the UDP tunnel", "quiver_udp_tunnel_close")?
+            .send(payload)
     }
 
     fn max_payload(&self) -> usize {
-        self.open_sender().map_or(0, UdpTunnelSender::max_payload)
+        self.endpoint
+            .max_payload("the UDP tunnel", "quiver_udp_tunnel_close")
     }
 }
 
@@ -121,7 +116,6 @@ async fn drive(
     target: Target,
     shared: &Arc<TunnelShared>,
     callbacks: Callbacks,
-    tunnels_closed: Arc<Signal>,
 ) -> Result<(), Error> {
     let (request, token) = request.into_connect("a UDP tunnel");
     let token = token.as_deref();
@@ -130,7 +124,6 @@ async fn drive(
             biased;
             _ = shared.endpoint.cancel.fired() => cancelled_error(),
             e = client.interrupted(token) => e,
-            _ = tunnels_closed.fired() => tunnels_closed_error(),
         }
     };
     let mut interrupted = pin!(interrupted);
@@ -150,10 +143,8 @@ async fn drive(
             }
         }
     }
-    let options = UdpTunnelOptions {
-        protocol: target.protocol,
-        headers,
-    };
+    let mut options = UdpTunnelOptions::default().protocol(target.protocol);
+    options.headers = headers;
     let open = client
         .core()
         .open_udp_tunnel(&request.url, &target.host, target.port, options);
@@ -168,13 +159,14 @@ async fn drive(
             }),
         }
     };
-    let mut tunnel = tokio::select! {
+    let tunnel = tokio::select! {
         biased;
         e = &mut interrupted => return Err(e),
         r = open => r?,
     };
+    let (head, sender, receiver) = tunnel.split();
     // Published before `on_open` runs: sending works from there on.
-    shared.endpoint.opened(tunnel.head(), tunnel.sender());
+    shared.endpoint.opened(&head, sender);
     if let Some(e) = interrupted.as_mut().now_or_never() {
         return Err(e);
     }
@@ -191,58 +183,26 @@ async fn drive(
         };
         runner.next(job, interrupted.as_mut()).await?;
     }
-
-    let mut closing = false;
-    loop {
-        // While paused nothing is read: on HTTP/3 payloads beyond the channel's queue are
-        // dropped (UDP is unreliable), on HTTP/2 flow control holds the proxy back.
-        shared.endpoint.pause.wait(interrupted.as_mut()).await?;
-        let payload = tokio::select! {
-            biased;
-            e = &mut interrupted => return Err(e),
-            () = shared.endpoint.close.fired(), if !closing => {
-                closing = true;
-                tokio::select! {
-                    biased;
-                    e = &mut interrupted => return Err(e),
-                    r = tunnel.close() => r?,
-                }
-                continue;
+    deliver(&shared.endpoint, &receiver, false, runner, interrupted, |delivery| {
+        let Delivery::Datagram(payload) = delivery else {
+            return None;
+        };
+        let on_datagram = callbacks.on_datagram?;
+        let handle = shared.clone();
+        Some(move || {
+            // SAFETY: a C function pointer of this type; `payload` outlives the call.
+            unsafe {
+                on_datagram(
+                    userdata.get(),
+                    borrowed_ptr(&*handle),
+                    payload.as_ptr(),
+                    payload.len(),
+                )
             }
-            // Cancel-safe: what `recv` has read stays in the tunnel.
-            r = tunnel.recv() => r?,
-        };
-        let Some(payload) = payload else {
-            return Ok(());
-        };
-        if let Some(on_datagram) = callbacks.on_datagram {
-            let handle = shared.clone();
-            let job = move || {
-                // SAFETY: a C function pointer of this type; `payload` outlives the call.
-                unsafe {
-                    on_datagram(
-                        userdata.get(),
-                        borrowed_ptr(&*handle),
-                        payload.as_ptr(),
-                        payload.len(),
-                    )
-                }
-            };
-            runner.next(job, interrupted.as_mut()).await?;
-        }
-    }
-}
-
-/// The proxy protocol of a tunnel, by its option name.
-fn parse_protocol(name: &str) -> Option<Protocol> {
-    [
-        Protocol::Auto,
-        Protocol::Http1,
-        Protocol::Http2,
-        Protocol::Http3,
-    ]
-    .into_iter()
-    .find(|p| p.as_str() == name)
+        })
+    })
+    .await?;
+    Ok(())
 }
 
 /// Opens a UDP tunnel (MASQUE CONNECT-UDP, RFC 9298) to `target_host:target_port` through a
@@ -295,9 +255,9 @@ pub extern "C" fn quiver_client_open_udp_tunnel(
         let host = try_str!(target_host).to_owned();
         let protocol = match try_cstr(proxy_protocol).map(|p| p.to_str()) {
             None => Protocol::Http3,
-            Some(Ok(p)) => match parse_protocol(p) {
-                Some(p) => p,
-                None => return quiver_result::InvalidArgument,
+            Some(Ok(p)) => match p.parse::<Protocol>() {
+                Ok(p) => p,
+                Err(_) => return quiver_result::InvalidArgument,
             },
             Some(Err(_)) => return quiver_result::InvalidArgument,
         };
@@ -310,8 +270,6 @@ pub extern "C" fn quiver_client_open_udp_tunnel(
             target: c_string(&format!("{host}:{target_port}")),
         });
         let target = Target { host, port: target_port, protocol };
-        // Taken now: `quiver_client_close_all_tunnels` from here on ends this tunnel.
-        let tunnels_closed = client.tunnels_closed();
         let callbacks = Callbacks { on_open, on_datagram, userdata: UserData(userdata) };
         let end = End::<quiver_udp_tunnel> {
             on_end: Some(on_end),
@@ -330,7 +288,6 @@ pub extern "C" fn quiver_client_open_udp_tunnel(
                 target,
                 &shared,
                 callbacks,
-                tunnels_closed,
             ))
                     .catch_unwind()
                     .await

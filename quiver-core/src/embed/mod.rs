@@ -14,5 +14,5 @@ mod prefetch;
 pub(crate) mod runtime;
 
 pub use self::prefetch::{Prefetch, Taken};
-pub use self::runtime::{background, fork_generation};
+pub use self::runtime::{background, fork_generation, is_runtime_thread};
 pub use crate::signal::Signal;

@@ -29,6 +29,16 @@ pub fn fork_generation() -> u64 {
     FORK_GENERATION.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    static ON_RUNTIME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True on a thread of quiver's background runtime (where blocking on quiver would deadlock);
+/// false on any other thread, those of other tokio runtimes included.
+pub fn is_runtime_thread() -> bool {
+    ON_RUNTIME.with(|c| c.get())
+}
+
 struct Shared {
     generation: u64,
     runtime: Runtime,
@@ -66,6 +76,7 @@ pub fn background() -> crate::Result<Handle> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads())
         .thread_name("quiver-worker")
+        .on_thread_start(|| ON_RUNTIME.with(|c| c.set(true)))
         .enable_all()
         .build()
         .map_err(|e| {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::error::{Error, Result};
 
@@ -23,22 +23,42 @@ pub(crate) enum StreamEvent {
 
 /// How an endpoint's stream ended, set once by whoever sees the end first.
 #[derive(Debug, Default)]
-pub(crate) struct Outcome(OnceLock<Result<(), Error>>);
+pub(crate) struct Outcome {
+    cell: OnceLock<Result<(), Error>>,
+    set: Notify,
+}
 
 impl Outcome {
     /// The stream ended cleanly.
     pub(crate) fn end(&self) {
-        let _ = self.0.set(Ok(()));
+        self.settle(Ok(()));
     }
 
     /// The stream (or its connection) failed.
     pub(crate) fn fail(&self, e: Error) {
-        let _ = self.0.set(Err(e));
+        self.settle(Err(e));
+    }
+
+    fn settle(&self, outcome: Result<(), Error>) {
+        if self.cell.set(outcome).is_ok() {
+            self.set.notify_waiters();
+        }
     }
 
     /// How it ended, once it has.
     pub(crate) fn get(&self) -> Option<&Result<(), Error>> {
-        self.0.get()
+        self.cell.get()
+    }
+
+    /// Completes once the stream has ended, with how it ended.
+    pub(crate) async fn settled(&self) -> &Result<(), Error> {
+        loop {
+            let set = self.set.notified();
+            if let Some(outcome) = self.cell.get() {
+                return outcome;
+            }
+            set.await;
+        }
     }
 }
 
