@@ -180,7 +180,10 @@ impl DatagramSender {
     pub fn send(&self, payload: impl AsRef<[u8]>) -> Result<()> {
         let payload = payload.as_ref();
         if !self.is_open() {
-            return Err(Error::new(ErrorKind::DatagramError, "the endpoint is closed"));
+            return Err(Error::new(
+                ErrorKind::DatagramError,
+                "the endpoint is closed",
+            ));
         }
         if payload.len() > self.0.max_payload {
             return Err(Error::new(

@@ -248,7 +248,12 @@ impl Target {
 /// Parses `http://[user:password@]host:port` (or https); credentials become a Basic
 /// Proxy-Authorization value.
 pub(crate) fn parse_proxy_url(url: &str) -> Result<(Origin, Option<http::HeaderValue>)> {
-    let bad = |why: &str| Error::new(ErrorKind::InvalidConfig, format!("proxy `{}`: {why}", redact(url)));
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!("proxy `{}`: {why}", redact(url)),
+        )
+    };
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| bad("not a URL (expected http://host:port)"))?;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::time::Sleep;
 
-use crate::error::{Error, ErrorKind};
 use crate::conn::Activity;
+use crate::error::{Error, ErrorKind};
 
 /// Watches one request. The timer is re-armed lazily: only when it fires early because bytes
 /// moved meanwhile, so a busy stream costs no timer work per chunk.

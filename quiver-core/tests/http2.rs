@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream;
-use quiver_core::{Protocol, Body, Bytes, Client, ErrorClass, ErrorKind, Request, Version};
+use quiver_core::{Body, Bytes, Client, ErrorClass, ErrorKind, Protocol, Request, Version};
 use quiver_testserver::{pattern, H2Options, Options, TestServer};
 
 async fn server_with(h2: H2Options) -> TestServer {

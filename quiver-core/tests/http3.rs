@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quiver_core::{Protocol, Bytes, Client, DatagramOptions, ErrorClass, ErrorKind, Request, Version};
+use quiver_core::{
+    Bytes, Client, DatagramOptions, ErrorClass, ErrorKind, Protocol, Request, Version,
+};
 use quiver_testserver::{pattern, H3Options, Options, TestServer};
 
 async fn server_with(h3: H3Options) -> TestServer {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use quiver_core::{Protocol, Client, Request, Version};
+use quiver_core::{Client, Protocol, Request, Version};
 use quiver_testserver::h2o::{h2o_binary, H2o};
 use quiver_testserver::nginx::FILES;
 use quiver_testserver::{pattern, Options, TestServer};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::stream;
-use quiver_core::{Protocol, Body, Bytes, Client, Request, Version};
+use quiver_core::{Body, Bytes, Client, Protocol, Request, Version};
 use quiver_testserver::nginx::{nginx_binary, Nginx};
 use quiver_testserver::{pattern, Options, TestServer};
 

@@ -166,24 +166,31 @@ async fn drive(
         };
         runner.next(job, interrupted.as_mut()).await?;
     }
-    let trailers = deliver(&shared.0, &receiver, true, runner, interrupted, |delivery| {
-        let (callback, bytes) = match delivery {
-            Delivery::Datagram(d) => (callbacks.on_datagram?, d),
-            Delivery::Data(d) => (callbacks.on_data?, d),
-        };
-        let handle = shared.clone();
-        Some(move || {
-            // SAFETY: a C function pointer of this type; `bytes` outlives the call.
-            unsafe {
-                callback(
-                    userdata.get(),
-                    borrowed_ptr(&*handle),
-                    bytes.as_ptr(),
-                    bytes.len(),
-                )
-            }
-        })
-    })
+    let trailers = deliver(
+        &shared.0,
+        &receiver,
+        true,
+        runner,
+        interrupted,
+        |delivery| {
+            let (callback, bytes) = match delivery {
+                Delivery::Datagram(d) => (callbacks.on_datagram?, d),
+                Delivery::Data(d) => (callbacks.on_data?, d),
+            };
+            let handle = shared.clone();
+            Some(move || {
+                // SAFETY: a C function pointer of this type; `bytes` outlives the call.
+                unsafe {
+                    callback(
+                        userdata.get(),
+                        borrowed_ptr(&*handle),
+                        bytes.as_ptr(),
+                        bytes.len(),
+                    )
+                }
+            })
+        },
+    )
     .await?;
     head.set_trailers(trailers.as_ref());
     Ok(())

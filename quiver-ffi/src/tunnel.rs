@@ -183,24 +183,31 @@ async fn drive(
         };
         runner.next(job, interrupted.as_mut()).await?;
     }
-    deliver(&shared.endpoint, &receiver, false, runner, interrupted, |delivery| {
-        let Delivery::Datagram(payload) = delivery else {
-            return None;
-        };
-        let on_datagram = callbacks.on_datagram?;
-        let handle = shared.clone();
-        Some(move || {
-            // SAFETY: a C function pointer of this type; `payload` outlives the call.
-            unsafe {
-                on_datagram(
-                    userdata.get(),
-                    borrowed_ptr(&*handle),
-                    payload.as_ptr(),
-                    payload.len(),
-                )
-            }
-        })
-    })
+    deliver(
+        &shared.endpoint,
+        &receiver,
+        false,
+        runner,
+        interrupted,
+        |delivery| {
+            let Delivery::Datagram(payload) = delivery else {
+                return None;
+            };
+            let on_datagram = callbacks.on_datagram?;
+            let handle = shared.clone();
+            Some(move || {
+                // SAFETY: a C function pointer of this type; `payload` outlives the call.
+                unsafe {
+                    on_datagram(
+                        userdata.get(),
+                        borrowed_ptr(&*handle),
+                        payload.as_ptr(),
+                        payload.len(),
+                    )
+                }
+            })
+        },
+    )
     .await?;
     Ok(())
 }

@@ -9,8 +9,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use quiver_core::{
-    Client, DatagramOptions, Error, ErrorKind, OptionValue, PoolSettings, Protocol, Request,
-    UdpTunnelOptions,
+    Client, ConnectProtocol, DatagramOptions, Error, ErrorKind, Protocol, Request, UdpTunnelOptions,
 };
 use tokio::runtime::Handle;
 
@@ -133,7 +132,7 @@ impl NativeClient {
     /// instead of hanging.
     fn runtime(&self, client: &Client) -> Handle {
         if client.is_forked() {
-            if let Ok(handle) = quiver_core::runtime::background() {
+            if let Ok(handle) = quiver_core::embed::background() {
                 return handle;
             }
         }
@@ -150,17 +149,13 @@ fn tunnel_options(
 ) -> PyResult<UdpTunnelOptions> {
     let mut options = UdpTunnelOptions::default();
     if let Some(name) = protocol {
-        let mut parsed = PoolSettings::default();
-        parsed
-            .set("protocol", OptionValue::Str(name.to_owned()))
-            .map_err(|_| {
-                errors::new_py(
-                    py,
-                    ErrorKind::InvalidConfig,
-                    format!("a UDP tunnel's protocol is http3 or http2, got {name:?}"),
-                )
-            })?;
-        options.protocol = parsed.protocol.unwrap_or(Protocol::Http3);
+        options.protocol = name.parse::<Protocol>().map_err(|_| {
+            errors::new_py(
+                py,
+                ErrorKind::InvalidConfig,
+                format!("a UDP tunnel's protocol is http3 or http2, got {name:?}"),
+            )
+        })?;
     }
     for (name, value) in fields(headers)? {
         let (Ok(name), Ok(value)) = (String::from_utf8(name), String::from_utf8(value)) else {
@@ -175,13 +170,20 @@ fn tunnel_options(
     Ok(options)
 }
 
-/// Core's defaults, with what Python gave.
-fn channel_options(protocol: Option<String>, queue: usize) -> DatagramOptions {
-    let defaults = DatagramOptions::default();
-    DatagramOptions {
-        protocol: protocol.unwrap_or(defaults.protocol),
-        queue,
+/// Core's defaults, with what Python gave (an unknown protocol: `invalid_header`, as core
+/// names it).
+fn channel_options(
+    py: Python<'_>,
+    protocol: Option<String>,
+    queue: usize,
+) -> PyResult<DatagramOptions> {
+    let mut options = DatagramOptions::default().queue(queue);
+    if let Some(p) = protocol {
+        options.protocol = p
+            .parse::<ConnectProtocol>()
+            .map_err(|e| errors::to_py(py, &e))?;
     }
+    Ok(options)
 }
 
 #[pymethods]
@@ -309,7 +311,7 @@ impl NativeClient {
         let handle = self.runtime(&client);
         let fields = fields(headers)?;
         let url = url.to_string();
-        let options = channel_options(protocol, queue);
+        let options = channel_options(py, protocol, queue)?;
         let fork = ForkGuard::new(&client);
         let out = wait::block_on(py, &handle, async move {
             client.open_datagram_channel(&url, fields, options).await
@@ -335,7 +337,7 @@ impl NativeClient {
         let handle = self.runtime(&client);
         let fields = fields(headers)?;
         let url = url.to_string();
-        let options = channel_options(protocol, queue);
+        let options = channel_options(py, protocol, queue)?;
         let runs_on = handle.clone();
         let fork = ForkGuard::new(&client);
         Ok(bridge::spawn(
@@ -420,10 +422,10 @@ impl NativeClient {
         stats::to_dict(py, &self.client.stats())
     }
 
-    /// Shuts every pool down (core's `Client::close`): idle connections close, HTTP/2 and
-    /// HTTP/3 streams in flight and callers waiting for a connection get `shutdown`, and later
-    /// requests raise (kind `shutdown`). In a forked child it only marks the client closed
-    /// (its pools belong to the parent).
+    /// Closes the client (core's `Client::close`): every connection closes and everything in
+    /// flight on it (requests, bodies being read, channels, tunnels) ends with `shutdown`;
+    /// later requests raise (kind `shutdown`). In a forked child it only marks the client
+    /// closed (its pools belong to the parent).
     fn close(&self, py: Python<'_>) {
         if !self.closed.swap(true, Ordering::AcqRel) && !self.client.is_forked() {
             py.detach(|| self.client.close());

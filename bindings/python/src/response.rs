@@ -1,24 +1,19 @@
 //! Responses handed to Python: [`RawResponse`] (read to its end) and [`ResponseStream`] (the
 //! body pulled chunk by chunk). Headers and the body become Python objects only when asked for.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use quiver_core::{
-    Bytes, Error, HeaderMap, Response, ResponseBody, ResponseHead, StatusCode, Version,
-};
+use quiver_core::embed::{Prefetch, Taken};
+use quiver_core::{Bytes, Error, HeaderMap, Response, ResponseHead, StatusCode, Version};
 use tokio::runtime::Handle;
 
 use crate::bridge::{self, LoopBridge, Pending};
 use crate::errors;
 use crate::wait::{self, ForkGuard};
-
-/// Most bytes one read of a stream returns: chunks already received are joined up to this, so a
-/// fast body costs fewer round trips through Python.
-const READ_LIMIT: usize = 256 * 1024;
 
 /// The HTTP version as Python shows it (`HTTP/1.1`, `HTTP/2`, `HTTP/3`).
 pub(crate) fn version_str(version: Version) -> &'static str {
@@ -102,87 +97,6 @@ impl RawResponse {
     }
 }
 
-/// What a stream's body is doing; the body leaves the slot while a read is in flight, so a
-/// waiting reader never holds a lock.
-#[derive(Default)]
-struct Slot {
-    body: Option<ResponseBody>,
-    reading: bool,
-    closed: bool,
-    /// An error that arrived after data a read already returned: raised by the next read.
-    error: Option<Error>,
-    trailers: Option<HeaderMap>,
-}
-
-fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
-    slot.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// What one read produced.
-struct Read {
-    chunks: Vec<Bytes>,
-    ended: bool,
-    error: Option<Error>,
-}
-
-/// Reads the next chunk and whatever else has already arrived, up to [`READ_LIMIT`].
-async fn read_some(body: &mut ResponseBody) -> Read {
-    let mut read = Read {
-        chunks: Vec::new(),
-        ended: false,
-        error: None,
-    };
-    let mut total = 0;
-    std::future::poll_fn(|cx| loop {
-        match body.poll_chunk(cx) {
-            Poll::Ready(Ok(Some(chunk))) => {
-                total += chunk.len();
-                read.chunks.push(chunk);
-                if total >= READ_LIMIT {
-                    return Poll::Ready(());
-                }
-            }
-            Poll::Ready(Ok(None)) => {
-                read.ended = true;
-                return Poll::Ready(());
-            }
-            Poll::Ready(Err(e)) => {
-                read.error = Some(e);
-                return Poll::Ready(());
-            }
-            Poll::Pending if read.chunks.is_empty() => return Poll::Pending,
-            Poll::Pending => return Poll::Ready(()),
-        }
-    })
-    .await;
-    read
-}
-
-/// Gives the body back after a read (or drops it when the read ended it or `close()` came in
-/// meanwhile), and turns the read into chunks or an error.
-fn finish_read(
-    slot: &Mutex<Slot>,
-    body: ResponseBody,
-    read: Read,
-) -> Result<Option<Vec<Bytes>>, Error> {
-    let mut s = lock(slot);
-    s.reading = false;
-    if read.ended {
-        s.trailers = body.trailers().cloned();
-    } else if read.error.is_none() && !s.closed {
-        s.body = Some(body);
-    }
-    match read.error {
-        Some(e) if read.chunks.is_empty() => Err(e),
-        Some(e) => {
-            s.error = Some(e);
-            Ok(Some(read.chunks))
-        }
-        None if read.chunks.is_empty() => Ok(None),
-        None => Ok(Some(read.chunks)),
-    }
-}
-
 /// Joins chunks into one `bytes` object (one copy).
 fn join<'py>(py: Python<'py>, chunks: &[Bytes]) -> PyResult<Bound<'py, PyBytes>> {
     if let [one] = chunks {
@@ -199,22 +113,9 @@ fn join<'py>(py: Python<'py>, chunks: &[Bytes]) -> PyResult<Bound<'py, PyBytes>>
     })
 }
 
-/// Puts the stream back into a consistent state if a read's task is dropped (cancelled)
-/// before it returned the body: the body went with the task, so the stream is closed.
-struct ReadGuard {
-    slot: Arc<Mutex<Slot>>,
-    armed: bool,
-}
-
-impl Drop for ReadGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut s = lock(&self.slot);
-            s.reading = false;
-            s.closed = true;
-        }
-    }
-}
+/// Bytes a stream reads ahead of Python (core's [`Prefetch`] bound): one read returns what
+/// arrived meanwhile, joined, so a fast body costs fewer round trips through Python.
+const READ_AHEAD: usize = 256 * 1024;
 
 /// A response whose body is read chunk by chunk; it holds its connection (or stream slot)
 /// until the body ends or it is closed.
@@ -223,54 +124,83 @@ pub struct ResponseStream {
     status: StatusCode,
     version: Version,
     headers: HeaderMap,
-    slot: Arc<Mutex<Slot>>,
+    /// The body, read ahead; `None` once it ended, failed or was closed.
+    body: Mutex<Option<Arc<Prefetch>>>,
+    /// Set by `close()` (reads then fail) rather than by the end of the body.
+    closed: AtomicBool,
+    /// A read is in progress.
+    reading: AtomicBool,
+    trailers: Mutex<Option<HeaderMap>>,
     handle: Handle,
     fork: ForkGuard,
 }
 
+/// Clears `reading` when a read ends, however it ends (a cancelled asyncio read included:
+/// what it would have taken stays in the prefetch for the next read).
+struct Reading<'a>(&'a AtomicBool);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 impl ResponseStream {
-    /// Wraps a core streamed response; reads run on `handle`.
+    /// Wraps a core streamed response; its body is read ahead on `handle`.
     pub(crate) fn new(
         resp: quiver_core::StreamResponse,
         handle: Handle,
         fork: ForkGuard,
     ) -> ResponseStream {
         let (head, body) = resp.into_parts();
-        let slot = Slot {
-            body: Some(body),
-            ..Slot::default()
-        };
+        let prefetch = Prefetch::start(body, &handle, READ_AHEAD);
         ResponseStream {
             status: head.status,
             version: head.version,
             headers: head.headers,
-            slot: Arc::new(Mutex::new(slot)),
+            body: Mutex::new(Some(Arc::new(prefetch))),
+            closed: AtomicBool::new(false),
+            reading: AtomicBool::new(false),
+            trailers: Mutex::new(None),
             handle,
             fork,
         }
     }
 
-    /// Takes the body out for a read: `Ok(None)` when the body has ended.
-    fn take(&self, py: Python<'_>) -> PyResult<Option<ResponseBody>> {
+    /// The body for a read: `Ok(None)` when it has ended.
+    fn body(&self, py: Python<'_>) -> PyResult<Option<Arc<Prefetch>>> {
         self.fork.check(py)?;
-        let mut s = lock(&self.slot);
-        if let Some(e) = s.error.take() {
-            return Err(errors::to_py(py, &e));
-        }
-        if s.reading {
-            return Err(PyRuntimeError::new_err(
-                "another read of this response is in progress",
-            ));
-        }
-        match s.body.take() {
+        let body = self.body.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match body {
             Some(body) => {
-                s.reading = true;
+                if self.reading.swap(true, Ordering::AcqRel) {
+                    return Err(PyRuntimeError::new_err(
+                        "another read of this response is in progress",
+                    ));
+                }
                 Ok(Some(body))
             }
-            None if s.closed => Err(PyRuntimeError::new_err(
+            None if self.closed.load(Ordering::Acquire) => Err(PyRuntimeError::new_err(
                 "the response is closed; read it inside its `stream()` block",
             )),
             None => Ok(None),
+        }
+    }
+
+    /// What a take means for Python: chunks, or the end (the body is let go), or the error.
+    fn taken(&self, taken: Taken) -> Result<Option<Vec<Bytes>>, Error> {
+        match taken {
+            Taken::Data(chunks) => Ok(Some(chunks)),
+            Taken::Empty => Ok(Some(Vec::new())),
+            Taken::End(trailers) => {
+                *self.trailers.lock().unwrap_or_else(|p| p.into_inner()) = trailers;
+                self.body.lock().unwrap_or_else(|p| p.into_inner()).take();
+                Ok(None)
+            }
+            Taken::Failed(e) => {
+                self.body.lock().unwrap_or_else(|p| p.into_inner()).take();
+                Err(e)
+            }
         }
     }
 }
@@ -296,29 +226,27 @@ impl ResponseStream {
 
     /// The trailer fields, once the body has ended (if it had any).
     fn trailers<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        let s = lock(&self.slot);
-        s.trailers.as_ref().map(|t| header_list(py, t)).transpose()
+        let trailers = self.trailers.lock().unwrap_or_else(|p| p.into_inner());
+        trailers.as_ref().map(|t| header_list(py, t)).transpose()
     }
 
     /// True once the body has ended or the stream was closed.
     #[getter]
     fn is_closed(&self) -> bool {
-        let s = lock(&self.slot);
-        s.body.is_none() && !s.reading
+        self.body
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
-    /// Blocks for the next chunks of the body (joined, at most 256 KiB); `None` at the end.
+    /// Blocks for the next chunks of the body (what arrived, joined); `None` at the end.
     fn read<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let Some(mut body) = self.take(py)? else {
+        let Some(body) = self.body(py)? else {
             return Ok(None);
         };
-        let mut guard = ReadGuard {
-            slot: self.slot.clone(),
-            armed: true,
-        };
-        let read = wait::block_on(py, &self.handle, read_some(&mut body))?;
-        guard.armed = false;
-        match finish_read(&self.slot, body, read) {
+        let _reading = Reading(&self.reading);
+        let taken = wait::block_on(py, &self.handle, body.take())?;
+        match self.taken(taken) {
             Ok(Some(chunks)) => join(py, &chunks).map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(errors::to_py(py, &e)),
@@ -326,23 +254,25 @@ impl ResponseStream {
     }
 
     /// Starts reading the next chunks; completes the asyncio future `fut` with `bytes` or `None`.
-    fn read_async(&self, py: Python<'_>, bridge: &LoopBridge, fut: Py<PyAny>) -> PyResult<Pending> {
-        let Some(mut body) = self.take(py)? else {
+    fn read_async(
+        slf: Py<Self>,
+        py: Python<'_>,
+        bridge: &LoopBridge,
+        fut: Py<PyAny>,
+    ) -> PyResult<Pending> {
+        let this = slf.get();
+        let Some(body) = this.body(py)? else {
             bridge::resolve(py, &fut, Ok(py.None()));
             return Ok(Pending::done());
         };
-        let slot = self.slot.clone();
+        let stream = slf.clone_ref(py);
         let work = async move {
-            let mut guard = ReadGuard {
-                slot: slot.clone(),
-                armed: true,
-            };
-            let read = read_some(&mut body).await;
-            guard.armed = false;
-            finish_read(&slot, body, read)
+            let _reading = Reading(&stream.get().reading);
+            let taken = body.take().await;
+            stream.get().taken(taken)
         };
         Ok(bridge::spawn(
-            &self.handle,
+            &this.handle,
             bridge.shared(),
             fut,
             work,
@@ -357,11 +287,10 @@ impl ResponseStream {
     /// Closes the stream: the rest of the body is discarded (an HTTP/1.1 connection that has not
     /// finished its body is closed, an HTTP/2 or HTTP/3 stream is reset).
     fn close(&self) {
-        let body = {
-            let mut s = lock(&self.slot);
-            s.closed = true;
-            s.body.take()
-        };
-        drop(body);
+        self.closed.store(true, Ordering::Release);
+        let body = self.body.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(body) = body {
+            body.cancel();
+        }
     }
 }

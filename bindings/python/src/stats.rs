@@ -7,7 +7,7 @@ use quiver_core::{ClientStats, OriginStats};
 fn origin_dict<'py>(py: Python<'py>, o: &OriginStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("origin", &o.origin)?;
-    d.set_item("protocol", o.protocol)?;
+    d.set_item("protocol", o.protocol.as_str())?;
     d.set_item("idle", o.idle)?;
     d.set_item("active", o.active)?;
     d.set_item("queued", o.queued)?;

@@ -250,9 +250,7 @@ impl Connector {
         let fut = async {
             let raw = self.dial.dial(origin).await?;
             match (origin.scheme(), &self.tls) {
-                (Scheme::Https, Some(config)) => {
-                    tls::handshake(raw, origin, config).await
-                }
+                (Scheme::Https, Some(config)) => tls::handshake(raw, origin, config).await,
                 _ => Ok(Connected {
                     stream: raw,
                     alpn: None,

@@ -30,6 +30,8 @@ pub enum Taken {
 
 #[derive(Default)]
 struct State {
+    /// The body, while it is being read (taken out, and dropped, by `cancel`).
+    body: Option<ResponseBody>,
     chunks: VecDeque<Bytes>,
     buffered: usize,
     end: Option<Result<(), Error>>,
@@ -74,12 +76,15 @@ impl Prefetch {
     /// one chunk) wait to be taken.
     pub fn start(body: ResponseBody, runtime: &Handle, high_water: usize) -> Prefetch {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                body: Some(body),
+                ..State::default()
+            }),
             arrived: Notify::new(),
             room: Notify::new(),
             high_water: high_water.max(1),
         });
-        let task = runtime.spawn(pump(body, shared.clone())).abort_handle();
+        let task = runtime.spawn(pump(shared.clone())).abort_handle();
         Prefetch { shared, task }
     }
 
@@ -142,15 +147,18 @@ impl Prefetch {
         st.end.is_some() && st.chunks.is_empty()
     }
 
-    /// Stops reading and drops the body (the request is cancelled); later takes find the end.
+    /// Stops reading and drops the body now (the request is cancelled: an HTTP/1.1
+    /// connection closes, an HTTP/2 or HTTP/3 stream is reset); later takes find the end.
     pub fn cancel(&self) {
-        {
+        let body = {
             let mut st = self.shared.lock();
             st.cancelled = true;
             st.chunks.clear();
             st.buffered = 0;
             st.end.get_or_insert(Ok(()));
-        }
+            st.body.take()
+        };
+        drop(body);
         self.task.abort();
         self.shared.arrived.notify_waiters();
     }
@@ -162,7 +170,7 @@ impl Drop for Prefetch {
     }
 }
 
-async fn pump(mut body: ResponseBody, shared: Arc<Shared>) {
+async fn pump(shared: Arc<Shared>) {
     loop {
         loop {
             // Created before the check, so a take in between still wakes it.
@@ -178,22 +186,34 @@ async fn pump(mut body: ResponseBody, shared: Arc<Shared>) {
             }
             room.await;
         }
-        let next = body.chunk().await;
+        // The body stays in the shared state, polled under the lock (never held across a
+        // wait), so that `cancel` can drop it at once.
+        let next = std::future::poll_fn(|cx| {
+            let mut st = shared.lock();
+            match st.body.as_mut() {
+                Some(body) => body.poll_chunk(cx).map(Some),
+                None => std::task::Poll::Ready(None),
+            }
+        })
+        .await;
         {
             let mut st = shared.lock();
-            if st.cancelled {
+            let Some(next) = next.filter(|_| !st.cancelled) else {
                 return;
-            }
+            };
             match next {
                 Ok(Some(chunk)) => {
                     st.buffered += chunk.len();
                     st.chunks.push_back(chunk);
                 }
                 Ok(None) => {
-                    st.trailers = body.trailers().cloned();
+                    st.trailers = st.body.take().and_then(|b| b.trailers().cloned());
                     st.end = Some(Ok(()));
                 }
-                Err(e) => st.end = Some(Err(e)),
+                Err(e) => {
+                    st.body = None;
+                    st.end = Some(Err(e));
+                }
             }
         }
         shared.arrived.notify_waiters();

@@ -52,7 +52,13 @@ pub(crate) fn new_pool(
             Box::pin(crate::proto::h3::connect(link, origin, options, quic, path))
         },
     );
-    Ok(Coordinator::new(origin, options, Protocol::Http3, runtime, connect))
+    Ok(Coordinator::new(
+        origin,
+        options,
+        Protocol::Http3,
+        runtime,
+        connect,
+    ))
 }
 
 fn stream_failure(e: &StreamError, handle: &H3Handle, early: bool) -> Failure {

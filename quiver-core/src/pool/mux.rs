@@ -12,9 +12,9 @@ use super::mux_state::{ConnId, MuxCheckout, MuxState, Phase, SlotLease};
 use super::{Buffered, Counters};
 use crate::config::{PoolOptions, Protocol};
 use crate::conn::BoxFuture;
-use crate::proto::{ConnControl, WorkerLink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
+use crate::proto::{ConnControl, WorkerLink};
 use crate::stats::OriginStats;
 
 /// How the coordinator asks for a new connection: given the link the connection's worker

@@ -92,9 +92,7 @@ pub(crate) trait Multiplexed: Clone + Send + Sync + 'static {
     fn response(
         &self,
         waiting: Self::Waiting,
-    ) -> impl Future<
-        Output = std::result::Result<(http::response::Parts, Self::Recv), Failure>,
-    > + Send;
+    ) -> impl Future<Output = std::result::Result<(http::response::Parts, Self::Recv), Failure>> + Send;
 
     /// The body's buffered-bytes gauge for the pool's stats, if the protocol keeps one.
     fn gauge(_recv: &Self::Recv) -> Option<Arc<dyn BufferedBytes>> {
@@ -166,7 +164,8 @@ pub(crate) async fn send<H: Multiplexed>(
         let upload_error = Arc::new(OnceLock::new());
         let early = opened.early;
         let handle = lease.handle();
-        let (waiting, upload) = handle.start(opened, body, &activity, pool.runtime(), &upload_error);
+        let (waiting, upload) =
+            handle.start(opened, body, &activity, pool.runtime(), &upload_error);
         let failure = match watchdog.guard(&activity, handle.response(waiting)).await? {
             Ok((parts, _))
                 if parts.status == http::StatusCode::TOO_EARLY

@@ -140,7 +140,6 @@ impl EnvProxies {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,11 +16,11 @@ use tokio::runtime::Handle;
 
 use super::Proxy;
 use crate::config::{PoolOptions, Protocol};
-use crate::error::{Error, ErrorKind, Result};
-use crate::origin::Origin;
 use crate::conn::tcp::DirectDial;
 use crate::conn::tls::RuleTls;
 use crate::conn::Connector;
+use crate::error::{Error, ErrorKind, Result};
+use crate::origin::Origin;
 use crate::pool::h2::{self, H2Pool};
 #[cfg(feature = "masque")]
 use crate::pool::h3::{self as h3pool, H3Pool};

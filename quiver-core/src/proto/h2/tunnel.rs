@@ -22,7 +22,8 @@ pub(crate) async fn open_connect_stream(
     {
         // SETTINGS_ENABLE_CONNECT_PROTOCOL may arrive after the first SETTINGS frame.
         let mut changes = shared.signals.changed.subscribe();
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), changes.changed()).await;
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_millis(200), changes.changed()).await;
         if !handle.send.is_extended_connect_protocol_enabled() {
             return Err(Error::new(
                 ErrorKind::Protocol,

@@ -22,7 +22,11 @@ pub(crate) fn connect_timeout(origin: &Origin, addr: SocketAddr, options: &PoolO
     )
 }
 
-pub(crate) fn connect_error(e: &quinn::ConnectionError, origin: &Origin, addr: SocketAddr) -> Error {
+pub(crate) fn connect_error(
+    e: &quinn::ConnectionError,
+    origin: &Origin,
+    addr: SocketAddr,
+) -> Error {
     let mut err = map_quinn_error(e, origin);
     if err.kind() == ErrorKind::ConnectionClosed {
         err = Error::new(
@@ -142,4 +146,3 @@ fn transport_error(code: u64, reason: &str, origin: &Origin) -> Error {
         format!("QUIC transport error 0x{code:x} with {origin}: {reason}"),
     )
 }
-
