@@ -274,10 +274,10 @@ export declare class Client {
   /** Pool statistics per origin and in total; `proxies` lists the pooled proxy connections. */
   stats(): native.ClientStats
   /**
-   * Waits for requests in flight to get their response head, then closes every pool: idle
-   * connections close; HTTP/2 and HTTP/3 bodies still being read, datagram channels and UDP
-   * tunnels fail with `shutdown` (an HTTP/1.1 body in flight finishes). New calls reject with
-   * `shutdown`.
+   * Closes the client now, the same in every binding: every connection closes, and whatever
+   * is in flight on it (requests waiting for their head, bodies being read, datagram channels,
+   * UDP tunnels) ends with `shutdown`. Resolves once the requests in flight have settled. New
+   * calls reject with `shutdown`.
    */
   close(): Promise<void>
   readonly closed: boolean

@@ -274,10 +274,10 @@ export declare class Client {
   /** Pool statistics per origin and in total; `proxies` lists the pooled proxy connections. */
   stats(): native.ClientStats
   /**
-   * Waits for requests in flight to get their response head, then closes every pool: idle
-   * connections close; HTTP/2 and HTTP/3 bodies still being read, datagram channels and UDP
-   * tunnels fail with `shutdown` (an HTTP/1.1 body in flight finishes). New calls reject with
-   * `shutdown`.
+   * Closes the client now, the same in every binding: every connection closes, and whatever
+   * is in flight on it (requests waiting for their head, bodies being read, datagram channels,
+   * UDP tunnels) ends with `shutdown`. Resolves once the requests in flight have settled. New
+   * calls reject with `shutdown`.
    */
   close(): Promise<void>
   readonly closed: boolean
@@ -381,11 +381,11 @@ export declare namespace native {
     /** Resolves when `tryRead()` has something to return (data, the end or an error). */
     wait(): Promise<void>
     /**
-     * The whole body (the rest of it) as one Buffer, without the pump's limit; `null` when
-     * it is already complete and was taken.
+     * The whole body (the rest of it) as one Buffer when it has already ended; `null` while
+     * it goes on (then `readAll()`).
      */
     takeAll(): Buffer | null
-    /** Reads the rest of the body into one Buffer. */
+    /** Reads the rest of the body into one Buffer, without the read-ahead bound. */
     readAll(): Promise<Buffer>
     /** The trailers as a flat list, once the body has ended; `null` when there were none. */
     trailers(): Array<string> | null
@@ -399,7 +399,7 @@ export declare namespace native {
   export class NativeUdpTunnel {
     /** The status code of the proxy's answer to the CONNECT-UDP. */
     get status(): number
-    /** The HTTP version spoken to the proxy (`2.0` or `3.0`). */
+    /** The HTTP version (`3.0` or `2.0`): how the tunnel reaches the proxy. */
     get version(): string
     /** The proxy's response headers as a flat `[name, value, ...]` list. */
     headers(): Array<string>

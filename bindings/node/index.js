@@ -619,11 +619,16 @@ class Client {
     return callNative(() => this.#native.stats())
   }
 
+  /**
+   * Closes the client now (core's close, the same in every binding): every connection closes
+   * and whatever is in flight on it ends with `shutdown`; resolves once those requests have
+   * settled.
+   */
   close() {
     if (this.#closing === null) {
+      this.#native.close()
       this.#closing = (async () => {
         if (this.#inflight > 0) await new Promise((resolve) => this.#drained.push(resolve))
-        this.#native.close()
       })()
     }
     return this.#closing

@@ -292,12 +292,17 @@ describe('closed clients and channels', () => {
     assert.throws(() => client.stats(), (e) => e.code === 'shutdown')
   })
 
-  test('close() waits for requests in flight', async () => {
+  test('close() ends requests in flight with shutdown, resolving once they settled', async () => {
     const client = new Client()
-    const pending = client.request(`http://127.0.0.1:${info.http}/slow/300`)
+    let settled = false
+    const pending = client.request(`http://127.0.0.1:${info.http}/slow/3000`)
+      .finally(() => { settled = true })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const started = Date.now()
     await client.close()
-    const res = await pending
-    assert.equal(await res.body.text(), 'slow')
+    assert.ok(settled, 'close() resolves after the request in flight settled')
+    assert.ok(Date.now() - started < 2000, 'close() does not wait for the slow response')
+    await rejectsWith(pending, 'shutdown', 'transient')
   })
 
   test('datagram channels need an HTTP/3 pool', async () => {

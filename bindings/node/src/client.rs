@@ -8,7 +8,7 @@ use napi::bindgen_prelude::{BufferSlice, Object};
 use napi::Env;
 use napi_derive::napi;
 use quiver_core::{
-    Client, DatagramOptions, Error, ErrorKind, PoolSettings, Protocol, Request, UdpTunnelOptions,
+    Client, ConnectProtocol, DatagramOptions, Error, ErrorKind, Protocol, Request, UdpTunnelOptions,
 };
 
 use crate::body::{self, RequestCall};
@@ -102,9 +102,7 @@ impl NativeClient {
     ) -> napi::Result<Object<'env>> {
         let client = self.client()?.clone();
         let mut options = DatagramOptions::default();
-        if let Some(p) = protocol {
-            options.protocol = p;
-        }
+        let protocol = protocol.map(|p| p.parse::<ConnectProtocol>()).transpose();
         if let Some(q) = queue {
             options.queue = usize::try_from(q).unwrap_or(usize::MAX);
         }
@@ -113,6 +111,10 @@ impl NativeClient {
             .collect();
         let runtime = client.runtime().clone();
         pending::spawn_promise(env, &runtime, async move {
+            // An unknown protocol rejects the Promise, as core names it (`invalid_header`).
+            if let Some(p) = protocol? {
+                options.protocol = p;
+            }
             let ch = client.open_datagram_channel(&url, pairs, options).await?;
             channel::NativeDatagramChannel::start(ch, client.runtime())
         })
@@ -140,15 +142,13 @@ impl NativeClient {
                     &format!("the target port must be from 1 to 65535, got {port}"),
                 )
             })?;
-        let options = UdpTunnelOptions {
-            protocol: match protocol {
-                Some(p) => tunnel_protocol(&p).map_err(|e| errors::to_js(&e))?,
-                None => Protocol::Http3,
-            },
-            headers: headers::pairs(&headers)
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect(),
-        };
+        let mut options = UdpTunnelOptions::default().protocol(match protocol {
+            Some(p) => tunnel_protocol(&p).map_err(|e| errors::to_js(&e))?,
+            None => Protocol::Http3,
+        });
+        options.headers = headers::pairs(&headers)
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
         let runtime = client.runtime().clone();
         pending::spawn_promise(env, &runtime, async move {
             let tunnel = client.open_udp_tunnel(&proxy, &host, port, options).await?;
@@ -189,14 +189,12 @@ impl NativeClient {
 
 /// The protocol of a UDP tunnel, by core's own parsing of protocol names.
 fn tunnel_protocol(name: &str) -> Result<Protocol, Error> {
-    let mut settings = PoolSettings::default();
-    match settings.set("protocol", name) {
-        Ok(_) => Ok(settings.protocol.unwrap_or(Protocol::Http3)),
-        Err(_) => Err(Error::new(
+    name.parse().map_err(|_| {
+        Error::new(
             ErrorKind::InvalidConfig,
             format!("the tunnel `protocol` must be http3, http2 or http1, got `{name}`"),
-        )),
-    }
+        )
+    })
 }
 
 /// A non-negative number of milliseconds as a duration.

@@ -18,11 +18,6 @@ pub(crate) fn encode(kind: ErrorKind, message: &str) -> napi::Error {
     ))
 }
 
-/// A copy of `e` (same kind and message) for a second delivery.
-pub(crate) fn duplicate(e: &Error) -> Error {
-    Error::new(e.kind(), e.message())
-}
-
 /// The error a cancelled operation settles with.
 pub(crate) fn cancelled() -> Error {
     Error::new(ErrorKind::Cancelled, "the request was aborted")

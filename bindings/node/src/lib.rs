@@ -21,6 +21,7 @@
 mod body;
 mod channel;
 mod client;
+mod endpoint;
 mod errors;
 mod headers;
 mod options;

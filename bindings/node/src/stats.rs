@@ -72,7 +72,7 @@ impl From<quiver_core::OriginStats> for OriginStats {
     fn from(o: quiver_core::OriginStats) -> Self {
         OriginStats {
             origin: o.origin,
-            protocol: o.protocol.to_owned(),
+            protocol: o.protocol.as_str().to_owned(),
             idle: count(o.idle),
             active: count(o.active),
             queued: count(o.queued),

@@ -113,10 +113,6 @@ fn join<'py>(py: Python<'py>, chunks: &[Bytes]) -> PyResult<Bound<'py, PyBytes>>
     })
 }
 
-/// Bytes a stream reads ahead of Python (core's [`Prefetch`] bound): one read returns what
-/// arrived meanwhile, joined, so a fast body costs fewer round trips through Python.
-const READ_AHEAD: usize = 256 * 1024;
-
 /// A response whose body is read chunk by chunk; it holds its connection (or stream slot)
 /// until the body ends or it is closed.
 #[pyclass(frozen, module = "quiver._quiver")]
@@ -153,7 +149,8 @@ impl ResponseStream {
         fork: ForkGuard,
     ) -> ResponseStream {
         let (head, body) = resp.into_parts();
-        let prefetch = Prefetch::start(body, &handle, READ_AHEAD);
+        // One read returns what arrived meanwhile, joined: fewer round trips through Python.
+        let prefetch = Prefetch::start(body, &handle, Prefetch::DEFAULT_HIGH_WATER);
         ResponseStream {
             status: head.status,
             version: head.version,

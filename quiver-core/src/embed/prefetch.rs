@@ -57,10 +57,10 @@ impl Shared {
 }
 
 /// A response body read ahead, up to a bound, by a task on quiver's runtime. Dropping it (or
-/// [`Prefetch::cancel`]) stops the task and drops the body, which cancels the request.
+/// [`Prefetch::cancel`]) stops the reading and drops the body, which cancels the request.
 pub struct Prefetch {
     shared: Arc<Shared>,
-    task: AbortHandle,
+    task: Option<AbortHandle>,
 }
 
 impl std::fmt::Debug for Prefetch {
@@ -72,9 +72,27 @@ impl std::fmt::Debug for Prefetch {
 }
 
 impl Prefetch {
+    /// The read-ahead bound the bindings use: enough to cross into another language in big
+    /// batches, small enough that a stalled consumer holds little.
+    pub const DEFAULT_HIGH_WATER: usize = 256 * 1024;
+
     /// Starts reading `body` on `runtime`; reading pauses while `high_water` bytes (at least
     /// one chunk) wait to be taken.
     pub fn start(body: ResponseBody, runtime: &Handle, high_water: usize) -> Prefetch {
+        let (mut prefetch, pump) = Prefetch::new(body, high_water);
+        prefetch.task = Some(runtime.spawn(pump).abort_handle());
+        prefetch
+    }
+
+    /// Like [`Prefetch::start`], for a caller that drives the reading itself: the returned
+    /// future reads the body (it ends at the body's end, or soon after a cancel or a drop).
+    pub fn new(
+        body: ResponseBody,
+        high_water: usize,
+    ) -> (
+        Prefetch,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 body: Some(body),
@@ -84,8 +102,8 @@ impl Prefetch {
             room: Notify::new(),
             high_water: high_water.max(1),
         });
-        let task = runtime.spawn(pump(shared.clone())).abort_handle();
-        Prefetch { shared, task }
+        let pump = pump(shared.clone());
+        (Prefetch { shared, task: None }, pump)
     }
 
     /// Takes what is buffered now, without waiting.
@@ -141,10 +159,40 @@ impl Prefetch {
         }
     }
 
+    /// Waits until a take would find something (data, the end or an error), taking nothing.
+    pub async fn ready(&self) {
+        loop {
+            let arrived = self.shared.arrived.notified();
+            {
+                let st = self.shared.lock();
+                if !st.chunks.is_empty() || st.end.is_some() {
+                    return;
+                }
+            }
+            arrived.await;
+        }
+    }
+
     /// True once the body has ended (or failed) and every chunk was taken.
     pub fn is_done(&self) -> bool {
         let st = self.shared.lock();
         st.end.is_some() && st.chunks.is_empty()
+    }
+
+    /// True once the body has ended (or failed), whether or not its chunks were taken.
+    pub fn has_ended(&self) -> bool {
+        self.shared.lock().end.is_some()
+    }
+
+    /// True once the body ended cleanly and every chunk was taken.
+    pub fn is_complete(&self) -> bool {
+        let st = self.shared.lock();
+        matches!(st.end, Some(Ok(()))) && st.chunks.is_empty()
+    }
+
+    /// The trailers, once the body has ended cleanly with some.
+    pub fn trailers(&self) -> Option<HeaderMap> {
+        self.shared.lock().trailers.clone()
     }
 
     /// Stops reading and drops the body now (the request is cancelled: an HTTP/1.1
@@ -159,14 +207,17 @@ impl Prefetch {
             st.body.take()
         };
         drop(body);
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
         self.shared.arrived.notify_waiters();
+        self.shared.room.notify_one();
     }
 }
 
 impl Drop for Prefetch {
     fn drop(&mut self) {
-        self.task.abort();
+        self.cancel();
     }
 }
 
