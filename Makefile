@@ -1,5 +1,5 @@
 # Entry points: `make demo` and `make test` (each does the set-up it needs).
-.PHONY: setup demo test bench clean header install c-examples
+.PHONY: setup demo test bench clean header docs install c-examples
 
 setup:
 	./scripts/setup.sh
@@ -19,6 +19,10 @@ clean:
 # Regenerates the checked-in C header from quiver-ffi (cbindgen); tests fail while it is stale.
 header:
 	QUIVER_UPDATE_HEADER=1 cargo build -p quiver-ffi
+
+# Regenerates docs/options.md from the options table in quiver-core; tests fail while it is stale.
+docs:
+	QUIVER_UPDATE_DOCS=1 cargo test -q -p quiver-core --test docs
 
 # `make install PREFIX=/usr/local` (also DESTDIR, LIBDIR, INCLUDEDIR; PROFILE=dev installs the
 # debug build): libquiver.so with its SONAME links, libquiver.a, quiver.h and quiver.pc.

@@ -10,6 +10,9 @@ cargo fmt --all --check
 
 say "cargo clippy (-D warnings)"
 cargo clippy --locked --workspace --all-targets -q -- -D warnings
+# The Cargo features: HTTP/1 + HTTP/2 only, and HTTP/3 without MASQUE, build and lint clean too.
+cargo clippy --locked -p quiver-core --no-default-features --all-targets -q -- -D warnings
+cargo clippy --locked -p quiver-core --no-default-features --features http3 --all-targets -q -- -D warnings
 
 say "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then

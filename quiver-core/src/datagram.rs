@@ -111,9 +111,10 @@ pub(crate) enum Path {
         conn: Arc<crate::proto::h3::H3Conn>,
         stream_id: u64,
         prefix: &'static [u8],
-        finish: tokio::sync::Mutex<Option<crate::proto::h3::H3SendHalf>>,
+        finish: Box<tokio::sync::Mutex<Option<crate::proto::h3::H3SendHalf>>>,
     },
     /// DATAGRAM capsules on an HTTP/2 stream (MASQUE over HTTP/2).
+    #[cfg(feature = "masque")]
     Capsules(Mutex<h2::SendStream<Bytes>>),
 }
 
@@ -170,6 +171,7 @@ impl DatagramSender {
                 ..
             } => crate::proto::h3::channel::max_datagram_size(conn, *stream_id)
                 .map(|n| n.saturating_sub(prefix.len()).min(self.0.max_payload)),
+            #[cfg(feature = "masque")]
             Path::Capsules(_) => Some(self.0.max_payload),
         }
     }
@@ -203,6 +205,7 @@ impl DatagramSender {
                 prefix,
                 ..
             } => crate::proto::h3::channel::send_datagram(conn, *stream_id, prefix, payload),
+            #[cfg(feature = "masque")]
             Path::Capsules(stream) => stream
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -231,6 +234,7 @@ impl DatagramSender {
                 }
                 Ok(())
             }
+            #[cfg(feature = "masque")]
             Path::Capsules(stream) => {
                 let _ = stream
                     .lock()

@@ -39,7 +39,11 @@ mod stats;
 mod timeout;
 
 pub use client::{Client, ClientBuilder};
-pub use config::{OptionKind, OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots};
+#[doc(hidden)]
+pub use config::options_markdown;
+pub use config::{
+    OptionInfo, OptionKind, OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots,
+};
 #[cfg(feature = "http3")]
 pub use datagram::{
     ConnectProtocol, DatagramChannel, DatagramOptions, DatagramReceiver, DatagramSender,

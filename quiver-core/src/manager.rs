@@ -192,6 +192,7 @@ impl Manager {
 
     /// A route through `proxy_url` for UDP tunnels, with the TLS settings and limits of the rule
     /// that matches the proxy's own origin.
+    #[cfg(feature = "masque")]
     pub(crate) fn proxy_route(&self, proxy_url: &str, protocol: Protocol) -> Result<ProxyRoute> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Shutdown, "the client was closed"));

@@ -2,11 +2,12 @@
 
 /// Statistics of one origin's pool.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OriginStats {
     /// The origin, as `scheme://host:port`.
     pub origin: String,
     /// The protocol the pool speaks (`Auto` until ALPN decided an `auto` pool's protocol).
-    pub protocol: crate::Protocol,
+    pub protocol: crate::config::Protocol,
     /// Idle connections (HTTP/1) or free stream slots (HTTP/2, HTTP/3).
     pub idle: usize,
     /// Connections leased or being set up (HTTP/1), streams in flight (HTTP/2, HTTP/3).
@@ -31,6 +32,7 @@ pub struct OriginStats {
 
 /// Statistics of a whole client: every origin's pool plus totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientStats {
     /// One entry per origin that has a pool, sorted by origin.
     pub origins: Vec<OriginStats>,

@@ -1,5 +1,6 @@
 //! HTTP/3 end to end against the test server's QUIC side: pooling and the asynchronous
 //! handshake, GOAWAY, 0-RTT, datagram channels, flow control.
+#![cfg(feature = "http3")]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! HTTP/3 against Hypercorn + aioquic (a server nobody here wrote).
+#![cfg(feature = "http3")]
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Proxies end to end against the test server's forward proxy: CONNECT tunnels over HTTP/1.1
 //! and pooled HTTP/2, absolute-form HTTP/1.1, MASQUE CONNECT-UDP over HTTP/3 and HTTP/2, HTTP/3
 //! origins through MASQUE, and the upstream pool.
+#![cfg(feature = "masque")]
 
 use std::time::{Duration, Instant};
 

@@ -101,6 +101,7 @@ pub(crate) struct RuleTls {
     /// ALPN `h2`, `http/1.1`: the server's choice decides an `auto` pool.
     pub auto: Arc<ClientConfig>,
     /// ALPN `h3`, early data enabled when the rule asks for 0-RTT.
+    #[cfg(feature = "http3")]
     pub http3: Arc<ClientConfig>,
 }
 
@@ -113,13 +114,16 @@ impl RuleTls {
             c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
             Arc::new(c)
         };
-        let mut http3 = (*with(&[ALPN_H3])).clone();
-        http3.enable_early_data = options.early_data;
         Ok(RuleTls {
             http1: with(&[ALPN_HTTP1]),
             http2: with(&[ALPN_H2]),
             auto: with(&[ALPN_H2, ALPN_HTTP1]),
-            http3: Arc::new(http3),
+            #[cfg(feature = "http3")]
+            http3: {
+                let mut http3 = (*with(&[ALPN_H3])).clone();
+                http3.enable_early_data = options.early_data;
+                Arc::new(http3)
+            },
         })
     }
 }
@@ -128,6 +132,7 @@ impl RuleTls {
 pub(crate) const ALPN_H2: &[u8] = b"h2";
 
 /// ALPN protocol id for HTTP/3.
+#[cfg_attr(not(feature = "http3"), allow(dead_code))]
 pub(crate) const ALPN_H3: &[u8] = b"h3";
 
 /// Builds the rustls client config (without ALPN) for a pool with these options.

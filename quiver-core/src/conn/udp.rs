@@ -32,6 +32,7 @@ pub(crate) struct DirectUdp {
 impl DirectUdp {
     /// A path whose connections start with a larger MTU than QUIC's 1200 bytes (a proxy
     /// connection that must carry tunnelled QUIC packets of at least 1200 bytes each).
+    #[cfg(feature = "masque")]
     pub(crate) fn with_initial_mtu(mtu: u16) -> DirectUdp {
         DirectUdp {
             initial_mtu: Some(mtu),

@@ -60,7 +60,7 @@ fn worker_threads() -> usize {
 }
 
 /// A handle to the background runtime, started on first use (and again in a forked child).
-pub fn background() -> crate::Result<Handle> {
+pub fn background() -> crate::error::Result<Handle> {
     let generation = fork_generation();
     let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = shared.as_ref() {
@@ -80,8 +80,8 @@ pub fn background() -> crate::Result<Handle> {
         .enable_all()
         .build()
         .map_err(|e| {
-            crate::Error::with_source(
-                crate::ErrorKind::Internal,
+            crate::error::Error::with_source(
+                crate::error::ErrorKind::Internal,
                 "cannot start the background runtime",
                 e,
             )

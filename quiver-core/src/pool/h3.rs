@@ -195,7 +195,7 @@ pub(crate) async fn open_channel(
             conn: opened.conn.clone(),
             stream_id: opened.stream_id,
             prefix: kind.prefix,
-            finish: tokio::sync::Mutex::new(Some(opened.send)),
+            finish: Box::new(tokio::sync::Mutex::new(Some(opened.send))),
         },
         outcome,
         kind.max_payload,

@@ -148,7 +148,11 @@ impl Pool {
             Pool::Http2(p) => &p.counters,
             #[cfg(feature = "http3")]
             Pool::Http3(p) => &p.counters,
-            Pool::Auto(_) => return Err(crate::Error::internal("an auto pool decided on auto")),
+            Pool::Auto(_) => {
+                return Err(crate::error::Error::internal(
+                    "an auto pool decided on auto",
+                ))
+            }
         };
         counters.request();
         let res = match pool {
@@ -156,7 +160,9 @@ impl Pool {
             Pool::Http2(p) => send::send(p, req).await,
             #[cfg(feature = "http3")]
             Pool::Http3(p) => send::send(p, req).await,
-            Pool::Auto(_) => Err(crate::Error::internal("an auto pool decided on auto")),
+            Pool::Auto(_) => Err(crate::error::Error::internal(
+                "an auto pool decided on auto",
+            )),
         };
         if res.is_err() {
             counters.error();

@@ -56,6 +56,7 @@ pub(crate) struct Opened<S> {
 /// What a request may do on this attempt.
 pub(crate) struct Attempt {
     /// The request may go in a 0-RTT flight.
+    #[cfg_attr(not(feature = "http3"), allow(dead_code))]
     pub early_ok: bool,
     /// The request was already replayed once after its early flight failed.
     pub early_replayed: bool,
@@ -193,7 +194,7 @@ pub(crate) async fn send<H: Multiplexed>(
             attempt.early_replayed = true;
             continue;
         }
-        if failure.draining || failure.error.kind() == crate::ErrorKind::Goaway {
+        if failure.draining || failure.error.kind() == crate::error::ErrorKind::Goaway {
             pool.draining(conn);
         }
         match retries.after_send(failure.error.kind(), replayable, &pool.counters) {

@@ -1,6 +1,9 @@
 //! QUIC variable-length integers (RFC 9000 §16) and HTTP capsules (RFC 9297 §3), the one
 //! encoder and decoder of both.
 
+// Capsules are MASQUE's (over HTTP/2); an HTTP/3-only build uses the varints alone.
+#![cfg_attr(not(feature = "masque"), allow(dead_code))]
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// The capsule type of HTTP datagrams (RFC 9297 §3.5).

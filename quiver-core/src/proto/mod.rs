@@ -79,6 +79,7 @@ impl CloseReason {
     }
 
     /// The recorded reason, or `fallback`.
+    #[cfg(feature = "http3")]
     pub(crate) fn or(&self, fallback: (ErrorKind, String)) -> (ErrorKind, String) {
         self.0.get().cloned().unwrap_or(fallback)
     }

@@ -27,6 +27,7 @@ use crate::pool::h3::{self as h3pool, H3Pool};
 use crate::stats::OriginStats;
 
 /// Which protocol a pooled proxy connection speaks.
+#[cfg_attr(not(feature = "masque"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Transport {
     Http1,
@@ -164,6 +165,7 @@ impl Upstreams {
     }
 
     /// Pooled connections of the given transport; HTTP/1.1 is not pooled.
+    #[cfg_attr(not(feature = "masque"), allow(dead_code))]
     pub(crate) fn check_transport(transport: Transport) -> Result<()> {
         match transport {
             Transport::Http1 => Err(Error::new(

@@ -1,0 +1,368 @@
+//! Pool options, their defaults and validation, and the rules that pick options per origin.
+//!
+//! Every option is declared once in the `options!` table below: its name (the same string in
+//! Rust, C, Python and Node), its type, its default (as a value and as documentation), its
+//! range and its documentation. `docs/options.md` is generated from the table (a test fails
+//! while it is stale). [`PoolSettings`] holds what a caller set (every field optional);
+//! [`PoolOptions`] is the resolved, validated result for one origin: built-in defaults,
+//! overlaid by the client-wide settings, overlaid by the most specific matching rule
+//! (exact > wildcard > default).
+
+mod rules;
+mod value;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::origin::Scheme;
+
+pub(crate) use self::rules::{ResolvedRule, RuleTable};
+use self::value::FromOption;
+pub use self::value::{OptionKind, OptionValue, Protocol, TlsRoots};
+
+/// The longest duration any option takes.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(86_400 * 365);
+
+/// One option as documentation and bindings see it: the row of the options table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OptionInfo {
+    /// The option's name, the same in every language.
+    pub name: &'static str,
+    /// The kind of value it takes.
+    pub kind: OptionKind,
+    /// Its default, as documentation shows it.
+    pub default: &'static str,
+    /// The values it accepts, as documentation shows them (empty when the kind says it all).
+    pub range: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+macro_rules! options {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $shown:literal, $range:literal; )*) => {
+        /// Options a caller set for a pool rule (or client-wide); unset fields fall through.
+        ///
+        /// Each field's documentation is on the same-named field of [`PoolOptions`].
+        #[derive(Clone, Debug, Default, PartialEq)]
+        #[non_exhaustive]
+        pub struct PoolSettings {
+            $( #[allow(missing_docs)] pub $name: Option<$ty>, )*
+        }
+
+        /// Resolved options for one origin's pool. Defaults are documented per field.
+        #[derive(Clone, Debug, PartialEq)]
+        #[non_exhaustive]
+        pub struct PoolOptions {
+            $( $(#[doc = $doc])* #[doc = concat!("\n\nDefault: ", $shown, ".")] pub $name: $ty, )*
+        }
+
+        impl Default for PoolOptions {
+            fn default() -> Self {
+                PoolOptions { $( $name: $default, )* }
+            }
+        }
+
+        impl PoolSettings {
+            /// Every option name, as accepted by [`PoolSettings::set`].
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// Every option: name, kind, default, range and documentation, in table order.
+            pub const OPTIONS: &'static [OptionInfo] = &[$(OptionInfo {
+                name: stringify!($name),
+                kind: <$ty as FromOption>::KIND,
+                default: $shown,
+                range: $range,
+                doc: concat!($($doc, "\n"),*),
+            }),*];
+
+            $(
+                $(#[doc = $doc])*
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = Some(value);
+                    self
+                }
+            )*
+
+            /// The kind of value an option takes, or `None` for an unknown name.
+            pub fn kind(name: &str) -> Option<OptionKind> {
+                match name {
+                    $( stringify!($name) => Some(<$ty as FromOption>::KIND), )*
+                    _ => None,
+                }
+            }
+
+            /// Sets an option by name; the error names the option and what it expects.
+            pub fn set(&mut self, name: &str, value: impl Into<OptionValue>) -> Result<&mut Self> {
+                let value = value.into();
+                match name {
+                    $( stringify!($name) => {
+                        let shown = format!("{value:?}");
+                        self.$name = Some(<$ty as FromOption>::from_option(value).ok_or_else(|| {
+                            Error::invalid_config(format!(
+                                "option `{}` expects {}, got {}", name, <$ty as FromOption>::EXPECTED, shown
+                            ))
+                        })?);
+                    } )*
+                    _ => return Err(Error::invalid_config(format!("unknown option `{name}`"))),
+                }
+                Ok(self)
+            }
+
+            /// Overlays `self` on `base`: fields set here win.
+            fn apply_to(&self, base: &mut PoolOptions) {
+                $( if let Some(v) = &self.$name { base.$name = v.clone(); } )*
+            }
+        }
+    };
+}
+
+options! {
+    /// Which HTTP version the pool speaks: `auto` (https: ALPN decides h2 or http/1.1 on the
+    /// pool's first connection; http: HTTP/1.1), `http1`, `http2` (https: ALPN h2 only; http:
+    /// h2c prior knowledge), `http3` (QUIC; https only: an `http://` rule asking for it is
+    /// invalid, and a client-wide `http3` leaves `http://` origins on HTTP/1.1).
+    protocol: Protocol = Protocol::Auto, "`auto`", "`auto`, `http1`, `http2`, `http3` (also `h1`, `http/1.1`, `h2`, `h3`)";
+    /// HTTP/1: most connections to one origin; callers beyond wait in a FIFO queue.
+    size: usize = 10, "10", "1–100000";
+    /// HTTP/2 and HTTP/3: most connections to one origin. Each connection carries as many
+    /// streams as the peer allows (typically 100–128), so 4 connections serve bursts of several
+    /// hundred concurrent requests while keeping handshakes and server memory low; another
+    /// connection opens only when every stream slot in sight (on open connections and ones
+    /// still handshaking) is taken.
+    max_connections: usize = 4, "4", "1–1000";
+    /// HTTP/2 and HTTP/3: stream slots assumed on a connection until the peer states its limit
+    /// (callers arriving during a handshake are counted against it rather than opening more
+    /// connections).
+    initial_max_streams: usize = 100, "100", "1–1000000";
+    /// HTTP/2 and HTTP/3: receive window per stream, in bytes; a consumer that stops reading
+    /// holds at most this much (plus one chunk) for that stream. On HTTP/3 quinn may reassemble
+    /// buffered data into one chunk that h3 holds while QUIC credit is reopened, so the worst
+    /// case there is two windows.
+    stream_window: u32 = 2 << 20, "2 MiB", "1024–2147483647";
+    /// HTTP/2 and HTTP/3: receive window per connection, in bytes.
+    connection_window: u32 = 8 << 20, "8 MiB", "65535–2147483647";
+    /// HTTP/2 and HTTP/3: credit is returned to the peer only as the caller takes bytes, never
+    /// on arrival; it is batched until the caller has taken this fraction of the stream window,
+    /// or has taken everything received so far and waits for more (holding it back then would
+    /// only stall the sender and, on a shared connection window, the other streams).
+    window_update_threshold: f64 = 0.5, "0.5", "greater than 0, at most 1";
+    /// HTTP/2: keep-alive PING interval (0 or none disables); HTTP/3: QUIC keep-alive interval.
+    ping_interval: Option<Duration> = Some(Duration::from_secs(30)), "30 s", "at most a year; 0 or none: off";
+    /// HTTP/2: a PING unanswered this long closes the connection; its requests fail with
+    /// `ping_timeout`.
+    ping_timeout: Duration = Duration::from_secs(10), "10 s", "";
+    /// HTTP/3: a QUIC connection with no packets for this long is closed (keep-alive packets
+    /// every `ping_interval` keep a live one open).
+    quic_idle_timeout: Duration = Duration::from_secs(30), "30 s", "";
+    /// HTTP/3 only: on a resumed connection (a session ticket from an earlier connection to the
+    /// same server name), idempotent requests (GET, HEAD, OPTIONS, TRACE; per request:
+    /// `early_data(bool)`) go in the 0-RTT flight; a rejected flight or a `425 Too Early` is
+    /// replayed after the handshake, transparently.
+    early_data: bool = false, "false", "needs `protocol` `http3`";
+    /// Proxy URL `http://[user:pass@]host:port` or `https://...` (TLS to the proxy itself,
+    /// verified with this rule's trust settings), or `none`. https targets go through a CONNECT
+    /// tunnel (TLS to the origin inside it); http targets over HTTP/1.1 go in absolute form to
+    /// the proxy; `http3` origins go through MASQUE CONNECT-UDP (QUIC inside the tunnel).
+    /// Without the option (and with `proxy_from_env`), `HTTPS_PROXY` / `HTTP_PROXY` /
+    /// `ALL_PROXY` apply (lower-case first), except for hosts in `NO_PROXY` (`*`, hosts,
+    /// domain suffixes, `host:port`).
+    proxy: Option<String> = None, "from the environment", "";
+    /// Proxy-Authorization value sent to the proxy only, never to the origin (credentials in
+    /// the proxy URL become a Basic value otherwise).
+    proxy_authorization: Option<String> = None, "none", "";
+    /// How to speak to the proxy: `auto`/`http1` (CONNECT over HTTP/1.1, a connection per
+    /// tunnel; HTTP/1.1 is never pooled for tunnels), `http2` (CONNECT streams on pooled HTTP/2
+    /// connections; MASQUE over capsules), `http3` (MASQUE over pooled HTTP/3 connections with
+    /// datagrams; `http3` origins only). Pooled proxy connections are shared per proxy and trust
+    /// settings.
+    proxy_protocol: Protocol = Protocol::Auto, "`auto`", "`auto`, `http1`, `http2`, `http3`";
+    /// Use the proxy environment variables when `proxy` is not set.
+    proxy_from_env: bool = true, "true", "";
+    /// Longest a caller waits for a connection or stream slot (`checkout_timeout` error).
+    checkout_timeout: Duration = Duration::from_secs(5), "5 s", "";
+    /// An idle connection is closed after this long unused.
+    idle_timeout: Duration = Duration::from_secs(30), "30 s", "";
+    /// Longest a TCP connect plus TLS handshake (or a QUIC handshake) may take.
+    connect_timeout: Duration = Duration::from_secs(5), "5 s", "";
+    /// Longest the connection may go without moving a byte while a request waits on it (idle
+    /// between bytes).
+    read_timeout: Duration = Duration::from_secs(30), "30 s", "";
+    /// Longest a whole request may take, body included; per-request override available.
+    request_timeout: Option<Duration> = None, "none", "at most a year; 0 or none: no limit";
+    /// PEM file of CA certificates trusted instead of the default roots.
+    ca_file: Option<PathBuf> = None, "none", "";
+    /// PEM certificate chain for mutual TLS (with `client_key`).
+    client_cert: Option<PathBuf> = None, "none", "";
+    /// PEM private key of `client_cert`.
+    client_key: Option<PathBuf> = None, "none", "";
+    /// Roots used without `ca_file`: `webpki` (Mozilla's, bundled) or `system` (the OS store).
+    tls_roots: TlsRoots = TlsRoots::Webpki, "`webpki`", "`webpki`, `system`";
+    /// Accept any server certificate, unverified: for tests only.
+    danger_accept_invalid_certs: bool = false, "false", "";
+}
+
+/// The integer options' ranges, checked by `validate` and shown by the table (a unit test
+/// keeps the two in step).
+const INT_RANGES: &[(&str, u64, u64)] = &[
+    ("size", 1, 100_000),
+    ("max_connections", 1, 1_000),
+    ("initial_max_streams", 1, 1_000_000),
+    ("stream_window", 1024, 0x7fff_ffff),
+    ("connection_window", 65_535, 0x7fff_ffff),
+];
+
+impl PoolOptions {
+    fn int_value(&self, name: &str) -> Option<u64> {
+        Some(match name {
+            "size" => self.size as u64,
+            "max_connections" => self.max_connections as u64,
+            "initial_max_streams" => self.initial_max_streams as u64,
+            "stream_window" => u64::from(self.stream_window),
+            "connection_window" => u64::from(self.connection_window),
+            _ => return None,
+        })
+    }
+
+    /// Checks ranges and cross-field rules for a pool serving `scheme` (when known).
+    pub(crate) fn validate(&self, scheme: Option<Scheme>) -> Result<()> {
+        let bad =
+            |opt: &str, why: &str| Err(Error::invalid_config(format!("option `{opt}` {why}")));
+        for (name, lo, hi) in INT_RANGES {
+            let v = self.int_value(name).unwrap_or_default();
+            if !(*lo..=*hi).contains(&v) {
+                return bad(name, &format!("must be between {lo} and {hi}, got {v}"));
+            }
+        }
+        if !(self.window_update_threshold > 0.0 && self.window_update_threshold <= 1.0) {
+            return bad(
+                "window_update_threshold",
+                "must be greater than 0 and at most 1",
+            );
+        }
+        if self.early_data && self.protocol != Protocol::Http3 {
+            return bad("early_data", "needs protocol `http3`");
+        }
+        for (name, d) in [
+            ("quic_idle_timeout", self.quic_idle_timeout),
+            ("ping_timeout", self.ping_timeout),
+            ("checkout_timeout", self.checkout_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("read_timeout", self.read_timeout),
+        ] {
+            if d.is_zero() {
+                return bad(name, "must be greater than zero");
+            }
+            if d > MAX_DURATION {
+                return bad(name, "must be at most a year");
+            }
+        }
+        for (name, d) in [
+            ("ping_interval", self.ping_interval),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if d.is_some_and(|d| d > MAX_DURATION) {
+                return bad(name, "must be at most a year");
+            }
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return bad("client_cert", "and `client_key` must be given together");
+        }
+        if self.protocol == Protocol::Http3 && scheme == Some(Scheme::Http) {
+            return bad("protocol", "http3 needs an https origin");
+        }
+        if let Some(url) = &self.proxy {
+            if !url.is_empty() && !url.eq_ignore_ascii_case("none") {
+                crate::origin::parse_proxy_url(url).map_err(|e| {
+                    Error::invalid_config(format!("option `proxy`: {}", e.message()))
+                })?;
+            }
+        }
+        if self.proxy_protocol == Protocol::Http3 && self.protocol != Protocol::Http3 {
+            return bad(
+                "proxy_protocol",
+                "http3 (MASQUE) carries HTTP/3 origins only; TCP tunnels use http1 or http2",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What a kind of value accepts, for the options table.
+fn kind_text(kind: OptionKind) -> &'static str {
+    match kind {
+        OptionKind::Bool => "boolean",
+        OptionKind::Int => "integer",
+        OptionKind::Float => "number",
+        OptionKind::Duration => "duration (greater than 0, at most a year)",
+        OptionKind::OptionalDuration => "duration or none",
+        OptionKind::Path => "file path or none",
+        OptionKind::OptionalString => "string or none",
+        OptionKind::Choice => "name",
+    }
+}
+
+/// `docs/options.md`, generated from the options table.
+#[doc(hidden)]
+pub fn options_markdown() -> String {
+    let mut out = String::from(
+        "# Pool options\n\n\
+         <!-- Generated from the options table in quiver-core/src/config/mod.rs; edit it there and run \
+         `make docs`. A test fails while this file is stale. -->\n\n\
+         Options are set client-wide or per origin rule, by the same names in every language\n\
+         (Rust `ClientBuilder::set` / `set_for`, C `quiver_config_set_*`, Python keyword arguments and\n\
+         `pools={...}`, Node camelCase keys). The whole configuration is validated when the client is built;\n\
+         a bad value is an `invalid_config` error naming the rule and the option.\n\n\
+         **Rules** are keyed by origin pattern and the most specific one wins:\n\n\
+         1. exact: `https://api.example.com` (the port defaults from the scheme: 443 / 80);\n\
+         2. wildcard: `https://*.example.com` — the `*` matches exactly one leftmost label\n   \
+         (`a.example.com`, not `example.com` nor `a.b.example.com`); scheme and port must match;\n\
+         3. `default`: the client-wide options.\n\n\
+         A rule's options overlay the client-wide ones, which overlay the built-in defaults below.\n\n\
+         Durations are given as `Duration` in Rust, seconds (float) in Python, milliseconds in Node and C.\n\n\
+         | option | kind | default | accepts | meaning |\n|---|---|---|---|---|\n",
+    );
+    for o in PoolSettings::OPTIONS {
+        let doc: Vec<&str> = o.doc.split_whitespace().collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            o.name,
+            kind_text(o.kind),
+            o.default,
+            if o.range.is_empty() { "—" } else { o.range },
+            doc.join(" ").replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_ranges_in_the_table_are_the_ones_validated() {
+        for (name, lo, hi) in INT_RANGES {
+            let info = PoolSettings::OPTIONS
+                .iter()
+                .find(|o| o.name == *name)
+                .unwrap();
+            assert_eq!(info.range, format!("{lo}–{hi}"), "{name}");
+            let check = |v: u64| {
+                let mut s = PoolSettings::default();
+                s.set(name, OptionValue::Int(v as i64)).unwrap();
+                RuleTable::build(&s, &[]).map(|_| ())
+            };
+            assert!(check(*lo).is_ok() && check(*hi).is_ok(), "{name}");
+            assert!(check(lo - 1).is_err() && check(hi + 1).is_err(), "{name}");
+        }
+        for o in PoolSettings::OPTIONS {
+            if o.kind == OptionKind::Int {
+                assert!(INT_RANGES.iter().any(|(n, ..)| *n == o.name), "{}", o.name);
+            }
+            assert!(!o.doc.trim().is_empty(), "{} has no documentation", o.name);
+        }
+    }
+}
