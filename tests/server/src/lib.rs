@@ -36,6 +36,7 @@ pub mod nginx;
 mod peer;
 mod proxy;
 mod raw;
+pub mod scenarios;
 mod stats;
 
 use std::io;
