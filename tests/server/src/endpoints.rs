@@ -32,6 +32,8 @@ pub(crate) enum ConnControl {
     Freeze(Instant),
     /// Start a GOAWAY shutdown (`/close`, `goaway_after`).
     GoAway,
+    /// Close the connection at once, under every stream (`/chaos`).
+    Kill,
 }
 
 /// Per-connection state shared by the requests of one connection.
@@ -107,6 +109,102 @@ impl fmt::Display for DropConnection {
 
 impl StdError for DropConnection {}
 
+/// What `/chaos` does to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chaos {
+    /// A normal answer.
+    Answer,
+    /// A normal answer after 100 ms.
+    Slow,
+    /// GOAWAY on the connection, then a normal answer.
+    GoAway,
+    /// The stream reset (the connection closed on HTTP/1.1) before the request is processed.
+    ResetUnprocessed,
+    /// The connection closed under every stream before the request is processed.
+    KillUnprocessed,
+    /// Processed, then the body cut off half way.
+    CutMidBody,
+    /// Processed, then the connection stalls for 2 s (past the soak's timeouts).
+    Stall,
+}
+
+/// A per-attempt pseudo-random draw (splitmix64 over a counter: no crate needed).
+fn chaos_draw() -> Chaos {
+    static NEXT: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let mut z = NEXT.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    match z % 100 {
+        0..=63 => Chaos::Answer,
+        64..=71 => Chaos::Slow,
+        72..=77 => Chaos::GoAway,
+        78..=85 => Chaos::ResetUnprocessed,
+        86..=89 => Chaos::KillUnprocessed,
+        90..=96 => Chaos::CutMidBody,
+        _ => Chaos::Stall,
+    }
+}
+
+/// `/chaos`: misbehaves at random (see [`Chaos`]). A request with `x-request-id` is recorded
+/// when processed (the endpoint went past the point of no return), so a test can check that no
+/// request was processed twice and that every success was processed once.
+async fn chaos<B>(
+    req: Request<B>,
+    conn: &ConnCtx,
+    counters: &Counters,
+) -> Result<Response<BoxBody>, DropConnection>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let draw = chaos_draw();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let size = query_num(req.uri().query().unwrap_or(""), "size")
+        .ok()
+        .flatten()
+        .unwrap_or(2048) as usize;
+    match draw {
+        Chaos::ResetUnprocessed => return Err(DropConnection),
+        Chaos::KillUnprocessed => {
+            if req.version() == Version::HTTP_11 {
+                return Err(DropConnection);
+            }
+            conn.control(ConnControl::Kill);
+            // Never answered: the connection goes away under the stream.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            return Err(DropConnection);
+        }
+        _ => {}
+    }
+    // Past this point the request counts as processed (its body read, its id recorded).
+    let _ = sink(req.into_body()).await;
+    if let Some(id) = &id {
+        counters.on_chaos_processed(
+            id,
+            !matches!(draw, Chaos::Answer | Chaos::Slow | Chaos::GoAway),
+        );
+    }
+    match draw {
+        Chaos::Slow => tokio::time::sleep(Duration::from_millis(100)).await,
+        Chaos::GoAway => conn.control(ConnControl::GoAway),
+        Chaos::Stall => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        Chaos::CutMidBody => return Ok(close_mid_body(size.max(2) as u64)),
+        _ => {}
+    }
+    Ok(respond(
+        StatusCode::OK,
+        None,
+        body::full(crate::pattern(size)),
+    ))
+}
+
 /// Serves one request: counts it, applies `/drop-next`, routes it, and adds the `x-conn-id`
 /// and `x-conn-requests` headers.
 pub(crate) async fn handle<B>(
@@ -122,6 +220,20 @@ where
     let served = conn.requests.fetch_add(1, Ordering::SeqCst) + 1;
     if conn.drop_next.swap(false, Ordering::SeqCst) {
         return Err(DropConnection);
+    }
+    match req.uri().path() {
+        "/count-and-drop" => {
+            // Reads the whole request, counts it as processed, then closes without an answer.
+            let _ = sink(req.into_body()).await;
+            counters.on_processed_then_dropped();
+            return Err(DropConnection);
+        }
+        "/chaos" => {
+            let mut resp = chaos(req, conn, counters).await?;
+            resp.headers_mut().insert("x-conn-id", conn.id.into());
+            return Ok(resp);
+        }
+        _ => {}
     }
     let is_head = req.method() == Method::HEAD;
     let mut resp = route(req, conn, served, counters).await;
@@ -222,6 +334,7 @@ where
             requests: served,
         })),
         ["trailers"] => Ok(trailers()),
+        ["big-headers", n] => path_num(n).map(big_headers),
         ["drop-next"] => {
             conn.drop_next.store(true, Ordering::SeqCst);
             Ok(text(StatusCode::OK, "armed"))
@@ -373,6 +486,16 @@ async fn slow(ms: &str, query: &str) -> Result<Response<BoxBody>, BadRequest> {
             resp
         }
     })
+}
+
+/// `/big-headers/{n}`: a response whose `x-big` header holds `n` bytes.
+fn big_headers(n: u64) -> Response<BoxBody> {
+    let value = "a".repeat(usize::try_from(n).unwrap_or(0).min(16 << 20));
+    let mut resp = text(StatusCode::OK, "big");
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        resp.headers_mut().insert("x-big", v);
+    }
+    resp
 }
 
 fn close_mid_body(n: u64) -> Response<BoxBody> {

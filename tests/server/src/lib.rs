@@ -27,6 +27,7 @@ mod certs;
 mod endpoints;
 mod h1;
 pub mod h2o;
+pub mod hostile;
 pub mod hypercorn;
 
 mod http2;
@@ -52,6 +53,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+pub use proxy::h2::HOSTILE_CAPSULE_PORT;
 pub use proxy::PROXY_AUTHORIZATION;
 pub use stats::Stats;
 
@@ -198,6 +200,9 @@ pub struct TestServer {
     proxy_tls: u16,
     proxy_h3: u16,
     udp_echo: u16,
+    /// The hostile listeners' ports, by mode.
+    hostile_h2: Vec<(hostile::H2Mode, u16)>,
+    hostile_h3: Vec<(hostile::H3Mode, u16)>,
     has_ipv6: bool,
     dir: PathBuf,
     owns_dir: bool,
@@ -233,6 +238,8 @@ enum Transport {
     Proxy,
     /// The forward proxy over TLS: HTTP/2 if ALPN chose `h2`, HTTP/1.1 otherwise.
     ProxyTls(TlsAcceptor),
+    /// A hostile HTTP/2 peer (h2c prior knowledge).
+    Hostile(hostile::H2Mode),
 }
 
 impl Transport {
@@ -342,6 +349,7 @@ async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shar
             http2::serve(stream, next_conn_id(), peer, counters, shared.h2.clone()).await;
         }
         Transport::Proxy => proxy::h1::serve(stream, Arc::clone(&shared.proxy)).await,
+        Transport::Hostile(mode) => hostile::serve_h2(stream, mode).await,
         Transport::ProxyTls(acceptor) => {
             let Some(tls) = tls_handshake(acceptor, stream).await else {
                 return;
@@ -486,6 +494,16 @@ impl TestServer {
             bound.push((listen::bind_dual(has_ipv6).await?, transport));
         }
         let ports: Vec<u16> = bound.iter().map(|(l, _)| l.port).collect();
+        let mut hostile_h2 = Vec::new();
+        for mode in [
+            hostile::H2Mode::HeaderFlood,
+            hostile::H2Mode::UppercaseHeader,
+            hostile::H2Mode::OversizedFrame,
+        ] {
+            let listener = listen::bind_dual(false).await?;
+            hostile_h2.push((mode, listener.port));
+            bound.push((listener, Transport::Hostile(mode)));
+        }
 
         let h3_tls = pki.h3_configs()?;
         let h3_sockets = listen::bind_dual_udp(has_ipv6)?;
@@ -493,7 +511,7 @@ impl TestServer {
         let (h3_port, h3_reject_port) = (h3_sockets.port, h3_reject_sockets.port);
         let mut endpoints = quic_endpoints(
             h3_sockets,
-            &http3::server_config(h3_tls.early, &options.h3)?,
+            &http3::server_config(h3_tls.early.clone(), &options.h3)?,
             options.h3.latency,
         )?;
         endpoints.extend(quic_endpoints(
@@ -510,6 +528,21 @@ impl TestServer {
         )?;
         let udp_echo = listen::bind_dual_udp(has_ipv6)?;
         let udp_echo_port = udp_echo.port;
+        let mut hostile_h3 = Vec::new();
+        let mut hostile_endpoints = Vec::new();
+        for mode in [
+            hostile::H3Mode::RequestStreamUnknownFrame,
+            hostile::H3Mode::ControlStreamUnknownFrame,
+            hostile::H3Mode::HugeHeadersFrame,
+            hostile::H3Mode::FewUniStreams,
+        ] {
+            let sockets = listen::bind_dual_udp(false)?;
+            hostile_h3.push((mode, sockets.port));
+            let config = hostile::h3_server_config(h3_tls.early.clone(), mode)?;
+            for endpoint in quic_endpoints(sockets, &config, Duration::ZERO)? {
+                hostile_endpoints.push((endpoint, mode));
+            }
+        }
 
         let counters = Arc::new(Counters::default());
         let proxy = Arc::new(ProxyCtx {
@@ -550,6 +583,22 @@ impl TestServer {
             )));
         }
         endpoints.extend(proxy_endpoints);
+        for (endpoint, mode) in hostile_endpoints {
+            let mut shutdown = shutdown_rx.clone();
+            let accept = endpoint.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        incoming = accept.accept() => match incoming {
+                            Some(incoming) => drop(tokio::spawn(hostile::serve_h3(incoming, mode))),
+                            None => break,
+                        },
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                    }
+                }
+            }));
+            endpoints.push(endpoint);
+        }
         for socket in udp_echo.into_sockets() {
             tasks.push(tokio::spawn(proxy::udp::echo(
                 socket,
@@ -570,6 +619,8 @@ impl TestServer {
             proxy_tls: ports[7],
             proxy_h3: proxy_h3_port,
             udp_echo: udp_echo_port,
+            hostile_h2,
+            hostile_h3,
             has_ipv6,
             ca_file: pki.dir.join(certs::CA_FILE),
             wrong_ca_file: pki.dir.join(certs::WRONG_CA_FILE),
@@ -588,6 +639,26 @@ impl TestServer {
     fn url(scheme: &str, host: &str, port: u16, path: &str) -> String {
         let slash = if path.starts_with('/') { "" } else { "/" };
         format!("{scheme}://{host}:{port}{slash}{path}")
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the hostile HTTP/2 listener of `mode` (h2c).
+    pub fn hostile_h2_url(&self, mode: hostile::H2Mode, path: &str) -> String {
+        let port = self
+            .hostile_h2
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .map_or(0, |(_, p)| *p);
+        Self::url("http", "127.0.0.1", port, path)
+    }
+
+    /// `https://localhost:PORT{path}` on the hostile HTTP/3 listener of `mode`.
+    pub fn hostile_h3_url(&self, mode: hostile::H3Mode, path: &str) -> String {
+        let port = self
+            .hostile_h3
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .map_or(0, |(_, p)| *p);
+        Self::url("https", "localhost", port, path)
     }
 
     /// `http://127.0.0.1:PORT{path}` on the `http` listener.
@@ -757,6 +828,12 @@ impl TestServer {
     /// The counters, over every listener together.
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
+    }
+
+    /// Whether `/chaos` processed the request with this `x-request-id`, and if so whether it
+    /// then failed to answer it in full.
+    pub fn chaos_outcome(&self, id: &str) -> Option<bool> {
+        self.counters.chaos_outcome(id)
     }
 
     /// Sets the counters back to zero (`open` keeps its live value).

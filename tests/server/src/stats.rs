@@ -68,6 +68,14 @@ pub struct Stats {
     pub proxy_auth_seen: u64,
     /// Datagrams the `udp_echo` listener sent back.
     pub udp_echoed: u64,
+    /// Requests `/count-and-drop` read in full, then answered by closing the connection.
+    pub processed_then_dropped: u64,
+    /// `/chaos` requests with an `x-request-id` that were processed (each id once or more).
+    pub chaos_processed: u64,
+    /// Of those, requests processed but then not answered in full (cut off, stalled).
+    pub chaos_processed_failed: u64,
+    /// `/chaos` request ids processed more than once (a request sent twice).
+    pub chaos_duplicates: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -94,6 +102,12 @@ pub(crate) struct Counters {
     proxy_forwarded: AtomicU64,
     proxy_auth_seen: AtomicU64,
     udp_echoed: AtomicU64,
+    processed_then_dropped: AtomicU64,
+    chaos_processed: AtomicU64,
+    chaos_processed_failed: AtomicU64,
+    chaos_duplicates: AtomicU64,
+    /// The `/chaos` request ids seen, and whether each was processed but failed.
+    chaos_ids: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl Counters {
@@ -105,6 +119,38 @@ impl Counters {
         OpenGuard {
             counters: Arc::clone(self),
         }
+    }
+
+    /// Counts a request `/count-and-drop` processed, then dropped.
+    pub(crate) fn on_processed_then_dropped(&self) {
+        self.processed_then_dropped.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records that `/chaos` processed request `id`; `failed`: it then will not answer in full.
+    pub(crate) fn on_chaos_processed(&self, id: &str, failed: bool) {
+        let first = self
+            .chaos_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), failed)
+            .is_none();
+        if first {
+            self.chaos_processed.fetch_add(1, Ordering::SeqCst);
+            if failed {
+                self.chaos_processed_failed.fetch_add(1, Ordering::SeqCst);
+            }
+        } else {
+            self.chaos_duplicates.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether `/chaos` processed request `id`, and if so whether it then failed.
+    pub(crate) fn chaos_outcome(&self, id: &str) -> Option<bool> {
+        self.chaos_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
     }
 
     /// Counts one request.
@@ -224,6 +270,10 @@ impl Counters {
             proxy_forwarded: get(&self.proxy_forwarded),
             proxy_auth_seen: get(&self.proxy_auth_seen),
             udp_echoed: get(&self.udp_echoed),
+            processed_then_dropped: get(&self.processed_then_dropped),
+            chaos_processed: get(&self.chaos_processed),
+            chaos_processed_failed: get(&self.chaos_processed_failed),
+            chaos_duplicates: get(&self.chaos_duplicates),
         }
     }
 
@@ -249,6 +299,10 @@ impl Counters {
             &self.proxy_forwarded,
             &self.proxy_auth_seen,
             &self.udp_echoed,
+            &self.processed_then_dropped,
+            &self.chaos_processed,
+            &self.chaos_processed_failed,
+            &self.chaos_duplicates,
         ] {
             counter.store(0, Ordering::SeqCst);
         }
@@ -305,6 +359,12 @@ mod tests {
         c.on_udp_echoed();
         c.on_udp_echoed();
         c.on_udp_echoed();
+        c.on_processed_then_dropped();
+        c.on_chaos_processed("a", false);
+        c.on_chaos_processed("b", true);
+        c.on_chaos_processed("a", false);
+        assert_eq!(c.chaos_outcome("b"), Some(true));
+        assert_eq!(c.chaos_outcome("c"), None);
         drop(a);
         assert_eq!(
             c.snapshot(),
@@ -330,6 +390,10 @@ mod tests {
                 proxy_forwarded: 1,
                 proxy_auth_seen: 1,
                 udp_echoed: 3,
+                processed_then_dropped: 1,
+                chaos_processed: 2,
+                chaos_processed_failed: 1,
+                chaos_duplicates: 1,
             }
         );
         c.reset();

@@ -163,6 +163,8 @@ async fn run<I>(
                     frozen_until = Some(frozen_until.map_or(until, |f| f.max(until)));
                 }
                 ConnControl::GoAway => task.go_away(&mut connection),
+                // Dropping the connection: the socket closes under every stream.
+                ConnControl::Kill => break,
             },
             Some(_) = streams.join_next(), if !streams.is_empty() => {}
             next = connection.accept() => {

@@ -252,6 +252,7 @@ impl ConnTask {
                         frozen_until = Some(frozen_until.map_or(until, |f| f.max(until)));
                     }
                     ConnControl::GoAway => self.go_away().await,
+                    ConnControl::Kill => break,
                 },
                 Some(_) = streams.join_next(), if !streams.is_empty() => {}
                 () = async { linger.as_mut().expect("guarded").await }, if linger.is_some() => break,

@@ -189,12 +189,39 @@ async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> io::Result<(
     Ok(())
 }
 
+/// The target port that makes the proxy hostile: it answers a CONNECT-UDP to port 1 with 200,
+/// then a DATAGRAM capsule announcing 2^40 bytes, followed by junk (for clients' capsule limit).
+pub const HOSTILE_CAPSULE_PORT: u16 = 1;
+
 /// An extended CONNECT `connect-udp`: a UDP socket to the target, answer 200, relay capsules.
 async fn udp_tunnel(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     ctx: &ProxyCtx,
 ) {
+    if request
+        .uri()
+        .path()
+        .ends_with(&format!("/{HOSTILE_CAPSULE_PORT}/"))
+    {
+        let head = udp_tunnel_head(None);
+        let Ok(mut send) = respond.send_response(head, false) else {
+            return;
+        };
+        // Type 0 (DATAGRAM), length 2^40 (an 8-byte varint), then 4 MiB of junk.
+        let mut announce = vec![0x00];
+        announce.extend_from_slice(&(0xc000_0000_0000_0000u64 | (1 << 40)).to_be_bytes());
+        if send_all(&mut send, Bytes::from(announce)).await.is_ok() {
+            let junk = Bytes::from(vec![b'x'; 64 * 1024]);
+            for _ in 0..64 {
+                if send_all(&mut send, junk.clone()).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = request.into_body().data().await;
+        return;
+    }
     let socket = match ctx.open_udp(request.uri().path()).await {
         Ok(socket) => socket,
         Err(refusal) => return refuse(&mut respond, &refusal),
