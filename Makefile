@@ -1,5 +1,5 @@
 # Entry points: `make demo` and `make test` (each does the set-up it needs).
-.PHONY: setup demo test bench clean header docs install c-examples
+.PHONY: setup demo test bench soak proptest clean header docs install c-examples
 
 setup:
 	./scripts/setup.sh
@@ -12,6 +12,18 @@ test: setup
 
 bench:
 	./bench/run.sh
+
+# The chaos soak at full length: a million requests over HTTP/1.1, HTTP/2 and HTTP/3 against the
+# test server's /chaos (make test runs a 60 s version). SOAK_REQUESTS to change the count.
+SOAK_REQUESTS ?= 1000000
+soak:
+	QUIVER_SOAK_REQUESTS=$(SOAK_REQUESTS) cargo test --release -p quiver-core --test soak -- --nocapture
+
+# The property tests with many more cases than make test runs (PROPTEST_CASES).
+PROPTEST_CASES ?= 100000
+proptest:
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --release -p quiver-core --test properties
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --release -p quiver-core --lib -- any_
 
 clean:
 	cargo clean

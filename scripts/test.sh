@@ -15,6 +15,8 @@ cargo clippy --locked -p quiver-core --no-default-features --all-targets -q -- -
 cargo clippy --locked -p quiver-core --no-default-features --features http3 --all-targets -q -- -D warnings
 
 say "Rust tests"
+# The chaos soak's short version (quiver-core/tests/soak.rs; `make soak` runs a million requests).
+export QUIVER_SOAK_SECS=${QUIVER_SOAK_SECS:-60}
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast --failure-output final --status-level fail
 else

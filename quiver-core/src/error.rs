@@ -112,6 +112,12 @@ kinds! {
     DatagramError = "datagram_error", Transient;
     /// A proxy sent a capsule longer than quiver accepts; the tunnel was closed.
     CapsuleTooLarge = "capsule_too_large", Unrecoverable;
+    /// The response's header section is larger than `max_response_headers`.
+    ResponseHeadersTooLarge = "response_headers_too_large", Unrecoverable;
+    /// The response body is larger than `max_response_body`.
+    ResponseBodyTooLarge = "response_body_too_large", Unrecoverable;
+    /// The peer sent an HTTP/3 frame longer than quiver buffers; the connection was closed.
+    FrameTooLarge = "frame_too_large", Unrecoverable;
     /// The URL could not be parsed or lacks a host.
     InvalidUrl = "invalid_url", Invalid;
     /// The URL's scheme is not `http` or `https`.

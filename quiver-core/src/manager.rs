@@ -115,14 +115,21 @@ impl Manager {
             (Protocol::Auto | Protocol::Http3, false) => Protocol::Http1,
             (p, _) => p,
         };
-        let route = Proxy::for_origin(&options, &self.env, origin)?.map(|proxy| {
-            Arc::new(ProxyRoute {
-                proxy,
-                tls: tls.clone(),
-                options: options.clone(),
-                upstreams: self.upstreams.clone(),
-            })
-        });
+        // TLS to the proxy is verified with the proxy's own rule: an origin's trust settings
+        // (`danger_accept_invalid_certs`, its client certificate) never reach the proxy.
+        let route = match Proxy::for_origin(&options, &self.env, origin)? {
+            Some(proxy) => {
+                let proxy_rule = self.rules.lookup(&proxy.origin);
+                Some(Arc::new(ProxyRoute {
+                    tls: self.rule_tls(proxy_rule)?,
+                    proxy_options: proxy_rule.options.clone(),
+                    proxy,
+                    options: options.clone(),
+                    upstreams: self.upstreams.clone(),
+                }))
+            }
+            None => None,
+        };
         // http targets through a proxy go to it in absolute form; everything else tunnels.
         let (dial, proxy_form): (Arc<dyn Dial>, Option<ProxyForm>) = match (&route, protocol) {
             (None, _) => (Arc::new(DirectDial), None),
@@ -206,6 +213,7 @@ impl Manager {
                 protocol,
             },
             tls: self.rule_tls(rule)?,
+            proxy_options: rule.options.clone(),
             options: rule.options.clone(),
             upstreams: self.upstreams.clone(),
         })

@@ -78,6 +78,20 @@ impl Host {
             return Ok(Host::Ip(IpAddr::V4(ip)));
         }
         let name = raw.trim_end_matches('.').to_ascii_lowercase();
+        // Numeric forms (`127.1`, `2130706433`, `0x7f.1`) are IPv4 addresses, as browsers and
+        // the WHATWG URL standard read them: rules and NO_PROXY see what is connected to.
+        if let Some(last) = name.rsplit('.').next() {
+            if looks_numeric(last) {
+                return parse_ipv4_numbers(&name)
+                    .map(|ip| Host::Ip(IpAddr::V4(ip)))
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::InvalidUrl,
+                            format!("`{raw}` is not a valid IPv4 address"),
+                        )
+                    });
+            }
+        }
         let valid = !name.is_empty()
             && name.len() <= 253
             && name.split('.').all(|label| {
@@ -104,6 +118,55 @@ impl Host {
             Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
         }
     }
+}
+
+/// Whether a host's last label makes it an IPv4 address (WHATWG URL: "ends in a number").
+fn looks_numeric(label: &str) -> bool {
+    !label.is_empty()
+        && (label.bytes().all(|b| b.is_ascii_digit())
+            || ((label.starts_with("0x") || label.starts_with("0X"))
+                && label[2..].bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+/// One part of a numeric IPv4 host: decimal, hex (`0x`) or octal (a leading `0`).
+fn ipv4_number(part: &str) -> Option<u64> {
+    if part.is_empty() {
+        return None;
+    }
+    let (digits, radix) = if let Some(hex) = part.strip_prefix("0x").or(part.strip_prefix("0X")) {
+        (hex, 16)
+    } else if part.len() > 1 && part.starts_with('0') {
+        (&part[1..], 8)
+    } else {
+        (part, 10)
+    };
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(digits, radix)
+        .ok()
+        .filter(|n| *n <= u64::from(u32::MAX))
+}
+
+/// The WHATWG IPv4 parser: up to four parts, the last one filling the remaining bytes.
+fn parse_ipv4_numbers(host: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let numbers: Vec<u64> = parts
+        .iter()
+        .map(|p| ipv4_number(p))
+        .collect::<Option<_>>()?;
+    let (last, init) = numbers.split_last()?;
+    if init.iter().any(|n| *n > 255) || *last >= 1u64 << (8 * (5 - numbers.len())) {
+        return None;
+    }
+    let mut ip = *last;
+    for (i, n) in init.iter().enumerate() {
+        ip += n << (8 * (3 - i));
+    }
+    Some(std::net::Ipv4Addr::from(u32::try_from(ip).ok()?))
 }
 
 impl Origin {
@@ -358,6 +421,39 @@ mod tests {
             let err = Target::parse(url).unwrap_err();
             assert_eq!(err.kind(), kind, "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn numeric_hosts_are_ipv4_addresses() {
+        for (host, ip) in [
+            ("127.1", "127.0.0.1"),
+            ("2130706433", "127.0.0.1"),
+            ("0x7f.1", "127.0.0.1"),
+            ("0x7F.0.0.1", "127.0.0.1"),
+            ("017700000001", "127.0.0.1"),
+            ("10.0.258", "10.0.1.2"),
+        ] {
+            let t = Target::parse(&format!("http://{host}/")).unwrap();
+            assert_eq!(t.origin.host(), &Host::Ip(ip.parse().unwrap()), "{host}");
+        }
+        for bad in [
+            "256.1.1.1",
+            "1.2.3.4.5",
+            "4294967296",
+            "0x100000000",
+            "1..2",
+        ] {
+            let err = Target::parse(&format!("http://{bad}/")).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidUrl, "{bad}");
+        }
+        // Names that merely contain digits stay names.
+        assert!(matches!(
+            Target::parse("http://1password.com/")
+                .unwrap()
+                .origin
+                .host(),
+            Host::Name(_)
+        ));
     }
 
     #[test]

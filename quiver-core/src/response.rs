@@ -198,6 +198,9 @@ pub struct ResponseBody {
     source: Source,
     watchdog: Option<Watchdog>,
     trailers: Option<HeaderMap>,
+    /// `max_response_body` (0: none) and the bytes received so far.
+    limit: u64,
+    received: u64,
 }
 
 impl ResponseBody {
@@ -206,6 +209,8 @@ impl ResponseBody {
             source: Source::Http1(body),
             watchdog: Some(watchdog),
             trailers: None,
+            limit: 0,
+            received: 0,
         }
     }
 
@@ -214,6 +219,8 @@ impl ResponseBody {
             source: Source::Http2(body),
             watchdog: Some(watchdog),
             trailers: None,
+            limit: 0,
+            received: 0,
         }
     }
 
@@ -223,6 +230,8 @@ impl ResponseBody {
             source: Source::Http3(body),
             watchdog: Some(watchdog),
             trailers: None,
+            limit: 0,
+            received: 0,
         }
     }
 
@@ -232,7 +241,15 @@ impl ResponseBody {
             source: Source::Done,
             watchdog: None,
             trailers: None,
+            limit: 0,
+            received: 0,
         }
+    }
+
+    /// Caps the body at `limit` bytes (`max_response_body`; 0: no cap).
+    pub(crate) fn limited(mut self, limit: u64) -> ResponseBody {
+        self.limit = limit;
+        self
     }
 
     /// True once the body has been read to its end.
@@ -263,6 +280,17 @@ impl ResponseBody {
             match polled {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => {
+                        self.received = self.received.saturating_add(data.len() as u64);
+                        if self.limit > 0 && self.received > self.limit {
+                            self.finish(false);
+                            return Poll::Ready(Err(crate::error::Error::new(
+                                crate::error::ErrorKind::ResponseBodyTooLarge,
+                                format!(
+                                    "the response body is longer than max_response_body ({} bytes)",
+                                    self.limit
+                                ),
+                            )));
+                        }
                         if let Some(w) = &mut self.watchdog {
                             w.end_wait();
                         }
@@ -344,7 +372,8 @@ impl ResponseBody {
         let Some(second) = self.chunk().await? else {
             return Ok(first);
         };
-        let mut buf = BytesMut::with_capacity(hint.clamp(first.len() + second.len(), 64 << 20));
+        // The length announced by the server is a hint only: never more than 64 MiB up front.
+        let mut buf = BytesMut::with_capacity(hint.min(64 << 20).max(first.len() + second.len()));
         buf.extend_from_slice(&first);
         buf.extend_from_slice(&second);
         while let Some(chunk) = self.chunk().await? {

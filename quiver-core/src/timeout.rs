@@ -26,8 +26,14 @@ impl Watchdog {
     /// Must be called inside a tokio runtime.
     pub(crate) fn new(read_timeout: Duration, request_timeout: Option<Duration>) -> Watchdog {
         let now = Instant::now();
-        let deadline = request_timeout.map(|t| now + t);
-        let first = deadline.map_or(now + read_timeout, |d| d.min(now + read_timeout));
+        // Options are capped at a year, so these never overflow; a limit that would is no
+        // limit rather than a panic.
+        let far = |t: Duration| {
+            now.checked_add(t)
+                .unwrap_or(now + crate::config::MAX_DURATION)
+        };
+        let deadline = request_timeout.and_then(|t| now.checked_add(t));
+        let first = deadline.map_or(far(read_timeout), |d| d.min(far(read_timeout)));
         Watchdog {
             read_timeout,
             deadline,
@@ -66,7 +72,9 @@ impl Watchdog {
                 .last()
                 .max(self.started)
                 .max(self.waiting_since.unwrap_or(self.started));
-            let idle_until = last + self.read_timeout;
+            let idle_until = last
+                .checked_add(self.read_timeout)
+                .unwrap_or(now + crate::config::MAX_DURATION);
             if now >= idle_until {
                 return Poll::Ready(Error::new(
                     ErrorKind::ReadTimeout,

@@ -1,7 +1,6 @@
 //! HTTP/1.1 end to end against the loopback test server: requests, streaming, pooling,
 //! retries, timeouts, TLS and bad input.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream;
@@ -321,23 +320,18 @@ async fn checkout_timeout_when_saturated_and_queued_callers_complete() {
     assert_eq!(err.class(), ErrorClass::Transient);
     assert!(holder.await.unwrap().is_ok());
 
-    // Queued callers that do get the connection in time complete, in order.
+    // Queued callers that do get the connection in time complete, in order: the server
+    // numbers the requests on its one connection as they arrive.
     let client = client_for(&server)
         .set("size", 1)
         .set("checkout_timeout", Duration::from_secs(30))
         .build()
         .unwrap();
-    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..5 {
         let task_client = client.clone();
         let url = server.http_url("/slow/50");
-        let order = order.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = task_client.get(&url).await;
-            order.lock().unwrap().push(i);
-            r
-        }));
+        tasks.push(tokio::spawn(async move { task_client.get(&url).await }));
         // Stagger arrivals so FIFO order is observable.
         for _ in 0..100 {
             if client.stats().queued + client.stats().active > i {
@@ -346,12 +340,24 @@ async fn checkout_timeout_when_saturated_and_queued_callers_complete() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+    let mut order = Vec::new();
     for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap().status(), 200);
+        let resp = t.await.unwrap().unwrap();
+        assert_eq!(resp.status(), 200);
+        let conn = resp.headers()["x-conn-id"].to_str().unwrap().to_owned();
+        let nth: u64 = resp.headers()["x-conn-requests"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        order.push((conn, nth));
     }
+    let first = order[0].clone();
     assert_eq!(
-        *order.lock().unwrap(),
-        vec![0, 1, 2, 3, 4],
+        order,
+        (0..5)
+            .map(|i| (first.0.clone(), first.1 + i))
+            .collect::<Vec<_>>(),
         "callers are served first come, first served"
     );
 }

@@ -60,4 +60,24 @@ async fn environment_proxies_and_no_proxy() {
         assert_eq!(client.get(&by_ip).await.unwrap().text(), "ok");
         assert_eq!((tunnels(), forwarded()), before);
     }
+
+    // httpoxy: under CGI (REQUEST_METHOD set) an upper-case HTTP_PROXY may come from the
+    // request's `Proxy:` header, so only the lower-case variable counts there.
+    std::env::remove_var("http_proxy");
+    std::env::set_var("HTTP_PROXY", server.proxy_url());
+    std::env::set_var("REQUEST_METHOD", "GET");
+    let cgi = Client::builder().build().unwrap();
+    let before = forwarded();
+    assert_eq!(
+        cgi.get(&server.http_url("/health")).await.unwrap().text(),
+        "ok"
+    );
+    assert_eq!(forwarded(), before, "HTTP_PROXY ignored under CGI");
+    std::env::remove_var("REQUEST_METHOD");
+    let plain = Client::builder().build().unwrap();
+    assert_eq!(
+        plain.get(&server.http_url("/health")).await.unwrap().text(),
+        "ok"
+    );
+    assert_eq!(forwarded(), before + 1, "HTTP_PROXY honoured outside CGI");
 }

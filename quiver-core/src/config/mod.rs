@@ -148,13 +148,14 @@ options! {
     /// or has taken everything received so far and waits for more (holding it back then would
     /// only stall the sender and, on a shared connection window, the other streams).
     window_update_threshold: f64 = 0.5, "0.5", "greater than 0, at most 1";
-    /// HTTP/2: keep-alive PING interval (0 or none disables); HTTP/3: QUIC keep-alive interval.
+    /// HTTP/2: keep-alive PING interval (0 or none disables); HTTP/3: QUIC keep-alive interval,
+    /// at most a third of `quic_idle_timeout` (so that keep-alive keeps the connection open).
     ping_interval: Option<Duration> = Some(Duration::from_secs(30)), "30 s", "at most a year; 0 or none: off";
     /// HTTP/2: a PING unanswered this long closes the connection; its requests fail with
     /// `ping_timeout`.
     ping_timeout: Duration = Duration::from_secs(10), "10 s", "";
-    /// HTTP/3: a QUIC connection with no packets for this long is closed (keep-alive packets
-    /// every `ping_interval` keep a live one open).
+    /// HTTP/3: a QUIC connection with no packets for this long is closed (keep-alive packets,
+    /// every `ping_interval` or a third of this, whichever is shorter, keep a live one open).
     quic_idle_timeout: Duration = Duration::from_secs(30), "30 s", "";
     /// HTTP/3 only: on a resumed connection (a session ticket from an earlier connection to the
     /// same server name), idempotent requests (GET, HEAD, OPTIONS, TRACE; per request:
@@ -201,6 +202,18 @@ options! {
     tls_roots: TlsRoots = TlsRoots::Webpki, "`webpki`", "`webpki`, `system`";
     /// Accept any server certificate, unverified: for tests only.
     danger_accept_invalid_certs: bool = false, "false", "";
+    /// Largest response header section accepted, in bytes, counted as RFC 9113 counts a header
+    /// list (name + value + 32 per field; HTTP/1.1: the head's size). Larger ones fail with
+    /// `response_headers_too_large`. HTTP/2 announces four times it as SETTINGS_MAX_HEADER_LIST_SIZE
+    /// (h2 cuts off larger lists as `protocol`), HTTP/3 announces it as
+    /// SETTINGS_MAX_FIELD_SECTION_SIZE, and it bounds the HTTP/3 frames buffered
+    /// before decoding. 128 KiB: twice what common servers and CDNs allow in a response head
+    /// (AWS ALB and Cloudflare: 64 KiB), far beyond real responses, while a hostile server can
+    /// make a stream hold only that much.
+    max_response_headers: usize = 128 << 10, "128 KiB", "1024–1048576";
+    /// Longest response body accepted, in bytes; a longer one fails with
+    /// `response_body_too_large` once that many bytes have arrived. 0: no limit.
+    max_response_body: u64 = 0, "0 (no limit)", "0–9223372036854775807";
 }
 
 /// The integer options' ranges, checked by `validate` and shown by the table (a unit test
@@ -211,6 +224,8 @@ const INT_RANGES: &[(&str, u64, u64)] = &[
     ("initial_max_streams", 1, 1_000_000),
     ("stream_window", 1024, 0x7fff_ffff),
     ("connection_window", 65_535, 0x7fff_ffff),
+    ("max_response_headers", 1024, 1 << 20),
+    ("max_response_body", 0, i64::MAX as u64),
 ];
 
 impl PoolOptions {
@@ -221,6 +236,8 @@ impl PoolOptions {
             "initial_max_streams" => self.initial_max_streams as u64,
             "stream_window" => u64::from(self.stream_window),
             "connection_window" => u64::from(self.connection_window),
+            "max_response_headers" => self.max_response_headers as u64,
+            "max_response_body" => self.max_response_body,
             _ => return None,
         })
     }
@@ -356,7 +373,12 @@ mod tests {
                 RuleTable::build(&s, &[]).map(|_| ())
             };
             assert!(check(*lo).is_ok() && check(*hi).is_ok(), "{name}");
-            assert!(check(lo - 1).is_err() && check(hi + 1).is_err(), "{name}");
+            if *lo > 0 {
+                assert!(check(lo - 1).is_err(), "{name}");
+            }
+            if *hi < i64::MAX as u64 {
+                assert!(check(hi + 1).is_err(), "{name}");
+            }
         }
         for o in PoolSettings::OPTIONS {
             if o.kind == OptionKind::Int {

@@ -209,8 +209,14 @@ impl H1Pool {
     }
 
     async fn handshake(&self, stream: Stream) -> Result<H1Conn> {
-        let (sender, activity) =
-            h1::handshake(stream, &self.origin, &self.runtime, self.closing.clone()).await?;
+        let (sender, activity) = h1::handshake(
+            stream,
+            &self.origin,
+            &self.runtime,
+            self.closing.clone(),
+            self.options.max_response_headers,
+        )
+        .await?;
         self.counters.connection_opened();
         Ok(H1Conn {
             sender,
@@ -275,8 +281,8 @@ impl H1Pool {
     }
 
     /// Sends `req` and returns once the response head arrived. A request that fails on a
-    /// reused connection before any response byte is retried once on a fresh connection,
-    /// when its body can be replayed.
+    /// reused connection before any response byte is retried once on a fresh connection, when
+    /// its body can be replayed and either its method is idempotent or it was never written.
     pub(crate) async fn send(self: &Arc<Self>, mut req: Request) -> Result<StreamResponse> {
         let mut watchdog = Watchdog::new(
             self.options.read_timeout,
@@ -298,6 +304,14 @@ impl H1Pool {
             match watchdog.guard(&activity, response).await {
                 Ok(Ok(response)) => {
                     let (head, incoming) = response.into_parts();
+                    if let Err(e) = crate::proto::head::check_response_headers(
+                        &head.headers,
+                        self.options.max_response_headers,
+                        &self.origin,
+                    ) {
+                        lease.discard();
+                        return Err(e);
+                    }
                     let body = H1Body::new(
                         incoming,
                         Box::new(lease),
@@ -307,12 +321,20 @@ impl H1Pool {
                     );
                     return Ok(StreamResponse::new(
                         head,
-                        ResponseBody::http1(body, watchdog),
+                        ResponseBody::http1(body, watchdog).limited(self.options.max_response_body),
                     ));
                 }
                 Ok(Err(e)) => {
                     lease.discard();
-                    if reused && !fresh && replayable && h1::is_stale_connection(&e) {
+                    // RFC 9110 §9.2.2: a request the server may have processed goes again only
+                    // when its method is idempotent; one never written always may.
+                    let unsent = e.is_canceled();
+                    if reused
+                        && !fresh
+                        && replayable
+                        && h1::is_stale_connection(&e)
+                        && (unsent || req.method.is_idempotent())
+                    {
                         self.counters.retried();
                         fresh = true;
                         continue;

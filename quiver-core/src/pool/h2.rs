@@ -1,7 +1,7 @@
 //! The HTTP/2 pool of one origin: the coordinator with connections set up by `proto::h2`, and
 //! HTTP/2 as the send loop drives it.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use h2::{RecvStream, SendStream};
@@ -20,13 +20,16 @@ use crate::proto::h2::body::{check_header_list_size, pump, send_held, H2Buffered
 use crate::proto::h2::tunnel::open_connect_stream;
 use crate::proto::h2::H2Handle;
 use crate::proto::head::request_head;
-use crate::proto::UploadGuard;
+use crate::proto::{UploadFailure, UploadGuard};
 use crate::request::{Body, Request};
 use crate::response::ResponseBody;
 use crate::timeout::Watchdog;
 
 /// The HTTP/2 pool of one origin.
 pub(crate) type H2Pool = Coordinator<H2Handle>;
+
+/// Held bodies up to this size are handed to h2 whole (they fit a default stream window).
+const HELD_AT_ONCE: usize = 64 * 1024;
 
 /// Makes the HTTP/2 pool for `origin`; `connector` carries the TLS config (ALPN h2) for https
 /// or none for h2c.
@@ -112,15 +115,25 @@ impl Multiplexed for H2Handle {
         body: Body,
         activity: &Activity,
         runtime: &Handle,
-        error: &Arc<OnceLock<Error>>,
+        error: &Arc<UploadFailure>,
     ) -> (Self::Waiting, UploadGuard) {
         let (response, stream) = opened.stream;
         let mut upload = UploadGuard::none();
         match body {
             Body::Empty => {}
             Body::Bytes(b) if b.is_empty() => {}
-            // The caller already holds these bytes; h2 sends them as the window allows.
-            Body::Bytes(b) => send_held(stream, b),
+            // A small body the caller already holds goes to h2 at once, which sends it as the
+            // window allows. A large one goes through the pump, which hands it over as capacity
+            // is granted and so records that bytes are moving (`read_timeout`).
+            Body::Bytes(b) if b.len() <= HELD_AT_ONCE => send_held(stream, b),
+            Body::Bytes(b) => {
+                let once: crate::request::BodyStream =
+                    Box::pin(futures_util::stream::once(async move { Ok(b) }));
+                upload = UploadGuard::spawn(
+                    runtime,
+                    pump(once, stream, activity.clone(), error.clone()),
+                );
+            }
             Body::Stream(s) => {
                 upload =
                     UploadGuard::spawn(runtime, pump(s, stream, activity.clone(), error.clone()));
@@ -133,12 +146,29 @@ impl Multiplexed for H2Handle {
         &self,
         response: Self::Waiting,
     ) -> std::result::Result<(http::response::Parts, H2Recv), Failure> {
+        let id = response.stream_id().as_u32();
         match response.await {
             Ok(resp) => {
                 let (parts, recv) = resp.into_parts();
+                crate::proto::head::check_response_headers(
+                    &parts.headers,
+                    self.shared.max_response_headers,
+                    &self.shared.origin,
+                )?;
                 let threshold = self.shared.window_threshold;
                 Ok((parts, H2Recv::new(recv, self.shared.clone(), threshold)))
             }
+            Err(_) if self.shared.left_out_by_goaway(id) => Err(Failure {
+                error: Error::new(
+                    ErrorKind::Goaway,
+                    format!(
+                        "{} sent GOAWAY and did not process the request",
+                        self.shared.origin
+                    ),
+                ),
+                draining: true,
+                early_rejected: false,
+            }),
             Err(e) => Err(Failure::plain(self.shared.error(&e))),
         }
     }

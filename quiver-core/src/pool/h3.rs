@@ -2,7 +2,7 @@
 //! a UDP path from the dialing layer, HTTP/3 as the send loop drives it (0-RTT included), and
 //! datagram channels on pooled connections.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use h3::error::StreamError;
 use tokio::runtime::Handle;
@@ -13,7 +13,7 @@ use crate::config::{PoolOptions, Protocol};
 use crate::conn::udp::QuicPath;
 use crate::conn::{Activity, BoxFuture};
 use crate::datagram::{DatagramChannel, DatagramOptions, DatagramReceiver, DatagramSender, Path};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::origin::Origin;
 use crate::proto::body::MuxBody;
 use crate::proto::h3::body::{upload, H3Recv};
@@ -21,7 +21,7 @@ use crate::proto::h3::channel::{self, ChannelLimits};
 use crate::proto::h3::errors::{map_stream_error, zero_rtt_rejected};
 use crate::proto::h3::{H3Handle, H3Stream, Handshake};
 use crate::proto::head::request_head;
-use crate::proto::UploadGuard;
+use crate::proto::{UploadFailure, UploadGuard};
 use crate::request::{Body, Request};
 use crate::response::ResponseBody;
 use crate::timeout::Watchdog;
@@ -49,7 +49,27 @@ pub(crate) fn new_pool(
                 quic.clone(),
                 path.clone(),
             );
-            Box::pin(crate::proto::h3::connect(link, origin, options, quic, path))
+            // Bounded as a whole: a server that never completes the HTTP/3 setup (it grants
+            // too few unidirectional streams, say) must not leave the slot connecting.
+            Box::pin(async move {
+                let limit = options.connect_timeout;
+                let shown = origin.to_string();
+                match tokio::time::timeout(
+                    limit,
+                    crate::proto::h3::connect(link, origin, options, quic, path),
+                )
+                .await
+                {
+                    Ok(res) => res,
+                    Err(_) => Err(crate::error::Error::new(
+                        crate::error::ErrorKind::ConnectTimeout,
+                        format!(
+                            "setting up HTTP/3 with {shown} took longer than {} ms",
+                            limit.as_millis()
+                        ),
+                    )),
+                }
+            })
         },
     );
     Ok(Coordinator::new(
@@ -108,7 +128,7 @@ impl Multiplexed for H3Handle {
         body: Body,
         activity: &Activity,
         runtime: &Handle,
-        error: &Arc<OnceLock<Error>>,
+        error: &Arc<UploadFailure>,
     ) -> (Self::Waiting, UploadGuard) {
         let early = opened.early;
         let (send_half, recv) = opened.stream.split();
@@ -126,6 +146,13 @@ impl Multiplexed for H3Handle {
         match recv.recv_response().await {
             Ok(resp) => {
                 let (parts, ()) = resp.into_parts();
+                if let Err(error) = crate::proto::head::check_response_headers(
+                    &parts.headers,
+                    self.conn.max_response_headers,
+                    &self.conn.origin,
+                ) {
+                    return Err(error.into());
+                }
                 Ok((
                     parts,
                     H3Recv {

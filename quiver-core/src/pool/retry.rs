@@ -26,8 +26,12 @@ pub(crate) struct Retries {
 }
 
 impl Retries {
-    /// Most re-sends of a request left unprocessed by GOAWAY.
-    pub(crate) const UNPROCESSED: u32 = 3;
+    /// Most re-sends of a request left unprocessed by GOAWAY. A server that takes only a few
+    /// streams per connection (a per-connection request limit) may leave a burst unprocessed
+    /// again and again while the burst moves to its next connection; every attempt is safe (the
+    /// server said it processed nothing) and bounded by the request's timers, and the count
+    /// still stops a server that refuses everything.
+    pub(crate) const UNPROCESSED: u32 = 16;
 
     /// After an error before the stream was opened: the body is untouched, so it can always go
     /// again while the budget lasts.

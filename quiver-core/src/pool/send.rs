@@ -4,7 +4,7 @@
 //! server refused) sent again. What differs per protocol sits behind [`Multiplexed`].
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
@@ -15,7 +15,7 @@ use crate::conn::Activity;
 use crate::error::{Error, Result};
 use crate::origin::Origin;
 use crate::proto::body::{MuxBody, RecvHalf};
-use crate::proto::UploadGuard;
+use crate::proto::{UploadFailure, UploadGuard};
 use crate::request::{Body, Request};
 use crate::response::{ResponseBody, StreamResponse};
 use crate::timeout::Watchdog;
@@ -86,7 +86,7 @@ pub(crate) trait Multiplexed: Clone + Send + Sync + 'static {
         body: Body,
         activity: &Activity,
         runtime: &Handle,
-        error: &Arc<OnceLock<Error>>,
+        error: &Arc<UploadFailure>,
     ) -> (Self::Waiting, UploadGuard);
 
     /// Waits for the response head.
@@ -162,12 +162,21 @@ pub(crate) async fn send<H: Multiplexed>(
             Some(b) => b,
             None => std::mem::take(&mut req.body),
         };
-        let upload_error = Arc::new(OnceLock::new());
+        let upload_error = Arc::new(UploadFailure::default());
         let early = opened.early;
         let handle = lease.handle();
         let (waiting, upload) =
             handle.start(opened, body, &activity, pool.runtime(), &upload_error);
-        let failure = match watchdog.guard(&activity, handle.response(waiting)).await? {
+        // A body that fails ends the request now: the stream is dropped with the wait (the
+        // server may never answer a request whose body broke off).
+        let answer = async {
+            tokio::select! {
+                biased;
+                answer = handle.response(waiting) => Ok(answer),
+                e = upload_error.failed() => Err(e),
+            }
+        };
+        let failure = match watchdog.guard(&activity, answer).await?? {
             Ok((parts, _))
                 if parts.status == http::StatusCode::TOO_EARLY
                     && early
@@ -181,7 +190,8 @@ pub(crate) async fn send<H: Multiplexed>(
             Ok((parts, recv)) => {
                 let gauge = H::gauge(&recv).map(|g| pool.buffered.register(g));
                 let body = MuxBody::new(recv, Box::new((lease, gauge)), activity, upload);
-                return Ok(StreamResponse::new(parts, H::body(body, watchdog)));
+                let body = H::body(body, watchdog).limited(options.max_response_body);
+                return Ok(StreamResponse::new(parts, body));
             }
             Err(failure) => failure,
         };

@@ -153,6 +153,27 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_varint_round_trips(v in 0u64..(1 << 62)) {
+            let mut buf = BytesMut::new();
+            put_varint(&mut buf, v);
+            proptest::prop_assert_eq!(get_varint(&buf), Some((v, varint_len(v))));
+        }
+
+        #[test]
+        fn any_bytes_parse_as_capsules_without_panicking(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            limit in 0usize..2048,
+        ) {
+            let mut buf = BytesMut::from(&bytes[..]);
+            while let Capsule::Whole(_, payload) = take_capsule(&mut buf, limit) {
+                proptest::prop_assert!(payload.len() <= limit);
+                let _ = udp_payload(payload);
+            }
+        }
+    }
+
     #[test]
     fn an_oversized_capsule_is_refused_before_its_payload() {
         let mut buf = BytesMut::new();

@@ -25,10 +25,14 @@ pub(crate) async fn handshake(
     origin: &Origin,
     runtime: &Handle,
     closing: Arc<Signal>,
+    max_response_headers: usize,
 ) -> Result<(H1Sender, Activity)> {
     let activity = Activity::new();
     let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+    // The read buffer bounds what a response head can make us hold; `check_head` then
+    // applies the exact limit. Never below hyper's default, which its throughput relies on.
     let (sender, conn) = http1::Builder::new()
+        .max_buf_size(max_response_headers.max(HYPER_DEFAULT_MAX_BUF))
         .handshake(io)
         .await
         .map_err(|e| map_hyper_error(e, origin, &closing))?;
@@ -41,6 +45,9 @@ pub(crate) async fn handshake(
     });
     Ok((sender, activity))
 }
+
+/// hyper's default largest read buffer (8 KiB + 100 × 4 KiB).
+const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
 
 /// True when the error shows the connection died before the response started: the classic
 /// race with a server closing an idle keep-alive connection.
@@ -73,6 +80,14 @@ pub(crate) fn map_hyper_error(e: hyper::Error, origin: &Origin, closing: &Signal
             return io_error(io, &format!("connection to {origin}"));
         }
         source = s.source();
+    }
+    // hyper names this case only with its `server` feature: its message says it.
+    if e.is_parse() && e.to_string().contains("too large") {
+        return Error::with_source(
+            ErrorKind::ResponseHeadersTooLarge,
+            format!("{origin} sent a response head larger than quiver reads ({e})"),
+            e,
+        );
     }
     if e.is_parse() || e.is_parse_status() {
         return Error::with_source(

@@ -68,3 +68,32 @@ pub(crate) fn request_head(
     *head.headers_mut() = headers;
     Ok(head)
 }
+
+/// The header section size announced to servers (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, HTTP/3
+/// SETTINGS_MAX_FIELD_SECTION_SIZE) for a `max_response_headers` of `max`: four times it, so
+/// that a server sending a little over the limit still sends it and the caller learns
+/// `response_headers_too_large` from [`check_response_headers`] (over the announced size, h2
+/// fails without saying why and an HTTP/3 server may just end the stream).
+pub(crate) fn announced_header_limit(max: usize) -> u64 {
+    (max as u64).saturating_mul(4)
+}
+
+/// Refuses a response header section larger than `max` bytes (`max_response_headers`),
+/// counted as RFC 9113 counts a header list (name + value + 32 per field).
+pub(crate) fn check_response_headers(
+    headers: &http::HeaderMap,
+    max: usize,
+    origin: &Origin,
+) -> Result<()> {
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 32)
+        .sum();
+    if size > max {
+        return Err(Error::new(
+            ErrorKind::ResponseHeadersTooLarge,
+            format!("{origin} sent a {size}-byte response head; max_response_headers is {max}"),
+        ));
+    }
+    Ok(())
+}

@@ -89,6 +89,40 @@ impl CloseReason {
 /// is read; dropped when the stream ends.
 pub(crate) type Hold = Box<dyn Send + Sync + 'static>;
 
+/// Why a request's upload stopped, when the caller's body failed (its stream gave an error or
+/// broke its content-length): set once by the upload task, awaited by the request so that it
+/// ends at once instead of waiting for an answer the server may never send.
+#[derive(Default)]
+pub(crate) struct UploadFailure {
+    error: std::sync::OnceLock<Error>,
+    set: tokio::sync::Notify,
+}
+
+impl UploadFailure {
+    /// Records the body's error (the first one counts) and wakes the request.
+    pub(crate) fn fail(&self, error: Error) {
+        if self.error.set(error).is_ok() {
+            self.set.notify_waiters();
+        }
+    }
+
+    /// The body's error, if it failed.
+    pub(crate) fn get(&self) -> Option<&Error> {
+        self.error.get()
+    }
+
+    /// Waits until the body fails (forever, if it does not).
+    pub(crate) async fn failed(&self) -> Error {
+        loop {
+            let notified = self.set.notified();
+            if let Some(e) = self.error.get() {
+                return e.clone();
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Keeps a request's upload task alive; dropping it (the request or its response body went
 /// away) stops the task, which drops the stream it writes to, so the stream is reset and the
 /// caller's body is no longer pulled.

@@ -27,8 +27,12 @@ pub(crate) struct ProxyRoute {
     /// Trust settings for TLS to the proxy itself: those of the rule matching the proxy's own
     /// origin, never the target's.
     pub tls: RuleTls,
+    /// The options of the rule matching the proxy's own origin: they key and shape the pooled
+    /// connections to it.
+    pub proxy_options: Arc<PoolOptions>,
     /// Limits (connect and checkout timeouts) of the pool being served.
     pub options: Arc<PoolOptions>,
+    /// Pooled connections to proxies.
     pub upstreams: Arc<Upstreams>,
 }
 
@@ -124,7 +128,9 @@ impl ProxyRoute {
 
     /// CONNECT as a stream on a pooled HTTP/2 connection to the proxy (RFC 9113 §8.5).
     async fn http2(&self, target: &Origin) -> Result<Stream> {
-        let pool = self.upstreams.http2(&self.proxy, &self.tls, &self.options);
+        let pool = self
+            .upstreams
+            .http2(&self.proxy, &self.tls, &self.proxy_options);
         let target_authority = authority(target);
         let mut head = Request::builder()
             .method(Method::CONNECT)

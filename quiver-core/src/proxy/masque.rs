@@ -124,7 +124,9 @@ impl UdpTunnel {
         let target = format!("{target_host}:{target_port}");
         match options.protocol {
             Protocol::Http3 | Protocol::Auto => {
-                let pool = route.upstreams.http3(proxy, &route.tls, &route.options)?;
+                let pool = route
+                    .upstreams
+                    .http3(proxy, &route.tls, &route.proxy_options)?;
                 let url = format!("{}{}", proxy.origin.to_url_base(), path);
                 let mut builder = crate::request::Request::builder("CONNECT", &url);
                 for (k, v) in &headers {
@@ -163,7 +165,9 @@ impl UdpTunnel {
         target: String,
     ) -> Result<UdpTunnel> {
         let proxy = &route.proxy;
-        let pool = route.upstreams.http2(proxy, &route.tls, &route.options);
+        let pool = route
+            .upstreams
+            .http2(proxy, &route.tls, &route.proxy_options);
         let uri = http::Uri::builder()
             .scheme(proxy.origin.scheme().as_str())
             .authority(proxy.origin.authority().as_str())

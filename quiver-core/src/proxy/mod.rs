@@ -87,8 +87,18 @@ impl EnvProxies {
                 .or_else(|| std::env::var(name).ok())
                 .filter(|v| !v.trim().is_empty())
         };
+        // Under CGI the request's `Proxy:` header arrives as HTTP_PROXY (httpoxy): only the
+        // lower-case variable counts there, as in curl and Go.
+        let cgi = std::env::var_os("REQUEST_METHOD").is_some();
+        let http = if cgi {
+            std::env::var("http_proxy")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        } else {
+            var("HTTP_PROXY")
+        };
         EnvProxies {
-            http: var("HTTP_PROXY"),
+            http,
             https: var("HTTPS_PROXY"),
             all: var("ALL_PROXY"),
             no_proxy: var("NO_PROXY")

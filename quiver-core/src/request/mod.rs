@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{Stream, StreamExt};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::origin::Target;
+
+mod framing;
+
+use self::framing::{check_framing, LengthChecked};
 
 /// A request body stream: chunks pulled only as the connection can send them.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
@@ -313,7 +316,7 @@ impl RequestBuilder {
             )
         })?;
         let target = Target::parse(&self.url)?;
-        let mut headers = Vec::with_capacity(self.headers.len());
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(self.headers.len());
         for (name, value) in self.headers {
             let shown = String::from_utf8_lossy(&name).escape_debug().to_string();
             let name = HeaderName::from_bytes(&name).map_err(|_| {
@@ -330,60 +333,29 @@ impl RequestBuilder {
             })?;
             headers.push((name, value));
         }
-        check_framing(&headers, &self.body)?;
+        if let Some(t) = self.timeout {
+            if t > crate::config::MAX_DURATION {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("the request timeout ({t:?}) must be at most a year"),
+                ));
+            }
+        }
+        let declared = check_framing(&mut headers, &self.body)?;
+        let body = match (declared, self.body) {
+            (Some(len), Body::Stream(s)) => Body::Stream(Box::pin(LengthChecked::new(s, len))),
+            (_, body) => body,
+        };
         Ok(Request {
             method,
             target,
             url: self.url,
             headers,
-            body: self.body,
+            body,
             timeout: self.timeout,
             early_data: self.early_data,
         })
     }
-}
-
-/// Refuses content-length values that are malformed, absurd, contradictory or that do not
-/// match the body, and transfer-encodings other than chunked.
-fn check_framing(headers: &[(HeaderName, HeaderValue)], body: &Body) -> Result<()> {
-    let invalid = |msg: String| Err(Error::new(ErrorKind::InvalidBody, msg));
-    let mut declared: Option<u64> = None;
-    for (name, value) in headers {
-        if name == CONTENT_LENGTH {
-            let text = value.to_str().unwrap_or_default().trim();
-            let n = (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| text.parse::<u64>().ok())
-                .flatten()
-                .filter(|n| *n <= i64::MAX as u64);
-            let Some(n) = n else {
-                return invalid(format!(
-                    "content-length `{}` is not a valid length",
-                    value.to_str().unwrap_or("<binary>")
-                ));
-            };
-            if declared.is_some_and(|d| d != n) {
-                return invalid("conflicting content-length headers".into());
-            }
-            declared = Some(n);
-        } else if name == TRANSFER_ENCODING {
-            if !value.as_bytes().eq_ignore_ascii_case(b"chunked") {
-                return invalid(
-                    "only `transfer-encoding: chunked` may be set by the caller".into(),
-                );
-            }
-            if headers.iter().any(|(n, _)| n == CONTENT_LENGTH) {
-                return invalid("content-length and transfer-encoding cannot both be set".into());
-            }
-        }
-    }
-    if let (Some(declared), Some(actual)) = (declared, body.exact_len()) {
-        if declared != actual {
-            return invalid(format!(
-                "content-length {declared} does not match the body's {actual} bytes"
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

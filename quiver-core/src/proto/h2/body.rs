@@ -3,7 +3,7 @@
 //! re-opens the window only as the caller takes bytes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -15,6 +15,7 @@ use super::H2Shared;
 use crate::conn::Activity;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::body::RecvHalf;
+use crate::proto::UploadFailure;
 use crate::request::BodyStream;
 
 /// Hands a body the caller already holds to h2, which sends it as the window allows. A frame's
@@ -43,7 +44,7 @@ pub(crate) async fn pump(
     mut body: BodyStream,
     mut stream: SendStream<Bytes>,
     activity: Activity,
-    error: Arc<OnceLock<Error>>,
+    error: Arc<UploadFailure>,
 ) {
     const WANT: usize = 64 * 1024;
     let mut pending: Option<Bytes> = None;
@@ -66,7 +67,7 @@ pub(crate) async fn pump(
                 Some(Ok(chunk)) if chunk.is_empty() => continue,
                 Some(Ok(chunk)) => chunk,
                 Some(Err(e)) => {
-                    let _ = error.set(e);
+                    error.fail(e);
                     stream.send_reset(Reason::CANCEL);
                     return;
                 }

@@ -16,6 +16,7 @@ use h2::Reason;
 use tokio::runtime::Handle;
 
 use self::sniff::{FrameSniffer, H2Signals};
+use super::head::announced_header_limit;
 use super::{CloseReason, WorkerLink};
 use crate::config::PoolOptions;
 use crate::conn::{io_error, Activity, BoxFuture, Stream, Tracked};
@@ -37,12 +38,21 @@ pub(crate) struct H2Shared {
     /// Bytes a response body takes before its window is re-opened (`window_update_threshold`
     /// of `stream_window`).
     pub(crate) window_threshold: usize,
+    /// `max_response_headers`.
+    pub(crate) max_response_headers: usize,
 }
 
 impl H2Shared {
     /// Maps an `h2` error on a stream or on this connection to a quiver error.
     pub(crate) fn error(&self, e: &h2::Error) -> Error {
         map_h2_error(e, self)
+    }
+
+    /// True when the peer's GOAWAY left stream `id` out: it was never processed, whatever
+    /// error its connection then gave (a broken pipe under a write, say).
+    pub(crate) fn left_out_by_goaway(&self, id: u32) -> bool {
+        self.signals.goaway.load(Ordering::Acquire)
+            && id > self.signals.goaway_last_stream.load(Ordering::Acquire)
     }
 }
 
@@ -65,6 +75,11 @@ pub(crate) fn setup<L: WorkerLink>(
         let (send, conn) = h2::client::Builder::new()
             .initial_window_size(options.stream_window)
             .initial_connection_window_size(options.connection_window)
+            // The exact limit is checked on the decoded head (`check_response_headers`).
+            .max_header_list_size(
+                u32::try_from(announced_header_limit(options.max_response_headers))
+                    .unwrap_or(u32::MAX),
+            )
             .enable_push(false)
             .handshake::<_, Bytes>(io)
             .await
@@ -83,6 +98,7 @@ pub(crate) fn setup<L: WorkerLink>(
             origin: origin.clone(),
             window_threshold: ((options.stream_window as f64) * options.window_update_threshold)
                 as usize,
+            max_response_headers: options.max_response_headers,
         });
         Handle::current().spawn(worker(conn, ping, link, shared.clone(), options.clone()));
         let wait_settings = async {
@@ -155,7 +171,13 @@ async fn worker<L: WorkerLink>(
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
-                    shared.close_reason.set(ErrorKind::ConnectionClosed, format!("HTTP/2 connection failed: {e}"));
+                    // A GOAWAY of our own (not an I/O failure) means the peer broke the protocol.
+                    let kind = if e.is_go_away() && !e.is_remote() && !e.is_io() {
+                        ErrorKind::Protocol
+                    } else {
+                        ErrorKind::ConnectionClosed
+                    };
+                    shared.close_reason.set(kind, format!("HTTP/2 connection failed: {e}"));
                 }
                 break;
             }
@@ -207,6 +229,28 @@ fn map_h2_error(e: &h2::Error, shared: &H2Shared) -> Error {
             format!(
                 "{origin} sent GOAWAY ({}) and did not process the request",
                 e.reason().unwrap_or(Reason::NO_ERROR)
+            ),
+        );
+    }
+    if e.is_reset() && !e.is_remote() && !e.is_io() {
+        // We reset the stream: its response broke a rule of ours or of the protocol.
+        return match e.reason() {
+            Some(Reason::CANCEL) | None => Error::new(
+                ErrorKind::Cancelled,
+                format!("the HTTP/2 stream to {origin} was cancelled"),
+            ),
+            Some(reason) => Error::new(
+                ErrorKind::Protocol,
+                format!("{origin} sent a malformed HTTP/2 response ({reason})"),
+            ),
+        };
+    }
+    if e.is_go_away() && !e.is_remote() && !e.is_io() {
+        return Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "{origin} broke the HTTP/2 protocol; connection closed ({})",
+                e.reason().unwrap_or(Reason::PROTOCOL_ERROR)
             ),
         );
     }

@@ -181,6 +181,29 @@ mod tests {
         f
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_in_any_split_give_the_same_signals(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            split in 1usize..64,
+        ) {
+            let whole = Arc::new(H2Signals::new());
+            FrameSniffer::new(whole.clone()).feed(&bytes);
+            let pieces = Arc::new(H2Signals::new());
+            let mut sniffer = FrameSniffer::new(pieces.clone());
+            for piece in bytes.chunks(split) {
+                sniffer.feed(piece);
+            }
+            let read = |s: &H2Signals| (
+                s.max_concurrent_streams.load(Ordering::Relaxed),
+                s.max_header_list_size.load(Ordering::Relaxed),
+                s.goaway.load(Ordering::Relaxed),
+                s.goaway_last_stream.load(Ordering::Relaxed),
+            );
+            proptest::prop_assert_eq!(read(&whole), read(&pieces));
+        }
+    }
+
     #[test]
     fn sees_settings_and_goaway_across_arbitrary_splits() {
         let mut wire = Vec::new();

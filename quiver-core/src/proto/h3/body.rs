@@ -2,7 +2,7 @@
 //! response (h3 reads from QUIC only as the caller pulls, so MAX_STREAM_DATA follows the
 //! consumer).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -15,33 +15,40 @@ use super::{H3Conn, H3RecvStream, H3SendHalf};
 use crate::conn::Activity;
 use crate::error::{Error, Result};
 use crate::proto::body::RecvHalf;
+use crate::proto::UploadFailure;
 use crate::request::{Body, BodyStream};
+
+/// The most of a held body handed to h3 at a time.
+const PIECE: usize = 64 * 1024;
 
 /// Sends the request body (QUIC flow control paces `send_data`), then finishes the stream.
 pub(crate) async fn upload(
     body: Body,
     mut send: H3SendHalf,
     activity: Activity,
-    error: Arc<OnceLock<Error>>,
+    error: Arc<UploadFailure>,
 ) {
     let result: std::result::Result<(), Option<Error>> = async {
         match body {
             Body::Empty => {}
-            Body::Bytes(b) => {
-                if !b.is_empty() {
-                    send.send_data(b).await.map_err(|_| None)?;
+            Body::Bytes(mut b) => {
+                // In pieces, so that a large body records that bytes are moving
+                // (`read_timeout`) as QUIC flow control lets each one go.
+                while !b.is_empty() {
+                    let piece = b.split_to(b.len().min(PIECE));
+                    send.send_data(piece).await.map_err(|_| None)?;
                     activity.touch();
                 }
             }
             Body::Stream(mut s) => {
                 let s: &mut BodyStream = &mut s;
                 while let Some(chunk) = s.next().await {
-                    let chunk = chunk.map_err(Some)?;
-                    if chunk.is_empty() {
-                        continue;
+                    let mut chunk = chunk.map_err(Some)?;
+                    while !chunk.is_empty() {
+                        let piece = chunk.split_to(chunk.len().min(PIECE));
+                        send.send_data(piece).await.map_err(|_| None)?;
+                        activity.touch();
                     }
-                    send.send_data(chunk).await.map_err(|_| None)?;
-                    activity.touch();
                 }
             }
         }
@@ -49,7 +56,7 @@ pub(crate) async fn upload(
     }
     .await;
     if let Err(Some(e)) = result {
-        let _ = error.set(e);
+        error.fail(e);
         send.stop_stream(Code::H3_REQUEST_CANCELLED);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use h3::error::{Code, ConnectionError, StreamError};
+use h3::error::{Code, ConnectionError, LocalError, StreamError};
 use h3::quic::ConnectionErrorIncoming;
 use h3::ConnectionState;
 
@@ -64,6 +64,11 @@ pub(crate) fn map_stream_error(e: &StreamError, conn: &H3Conn) -> Error {
         StreamError::RemoteTerminate { code } => {
             Error::new(ErrorKind::StreamReset, format!("{origin} reset the stream ({code})"))
         }
+        // Our own limit: the response's header section is too big for us.
+        StreamError::HeaderTooBig { actual_size, max_size } if *max_size == conn.announced_headers => Error::new(
+            ErrorKind::ResponseHeadersTooLarge,
+            format!("{origin} sent a response header section of {actual_size} bytes; max_response_headers is {}", conn.max_response_headers),
+        ),
         StreamError::HeaderTooBig { actual_size, max_size } => Error::new(
             ErrorKind::HeaderListTooLarge,
             format!("the request's header section is {actual_size} bytes; {origin} accepts at most {max_size} (SETTINGS_MAX_FIELD_SECTION_SIZE)"),
@@ -78,6 +83,19 @@ pub(crate) fn map_stream_error(e: &StreamError, conn: &H3Conn) -> Error {
 
 pub(crate) fn map_connection_error(e: &ConnectionError, origin: &Origin) -> Error {
     match e {
+        // We closed the connection: the peer broke a rule (a frame too large to buffer, or the
+        // protocol).
+        ConnectionError::Local {
+            error: LocalError::Application { code, reason, .. },
+            ..
+        } => {
+            let kind = if *code == Code::H3_EXCESSIVE_LOAD {
+                ErrorKind::FrameTooLarge
+            } else {
+                ErrorKind::Protocol
+            };
+            Error::new(kind, format!("HTTP/3 connection to {origin} closed: {code} {reason}"))
+        }
         ConnectionError::Remote(ConnectionErrorIncoming::ApplicationClose { error_code }) => {
             let code = Code::from(*error_code);
             if code == Code::H3_NO_ERROR {

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use self::errors::{connect_error, connect_timeout, map_connection_error};
 use super::endpoint::DatagramSink;
+use super::head::announced_header_limit;
 use super::{CloseReason, WorkerLink};
 use crate::config::PoolOptions;
 use crate::conn::udp::QuicPath;
@@ -49,6 +50,11 @@ pub(crate) struct H3Conn {
     /// Datagram channels on this connection, by request stream id.
     channels: Mutex<HashMap<u64, DatagramSink>>,
     pub(crate) origin: Origin,
+    /// `max_response_headers`: checked on each decoded response head.
+    pub(crate) max_response_headers: usize,
+    /// The field section size announced to the server, as h3 reports it when a response
+    /// breaks it.
+    pub(crate) announced_headers: u64,
 }
 
 impl H3Conn {
@@ -127,7 +133,12 @@ pub(crate) fn client_config(
     let idle = quinn::IdleTimeout::try_from(options.quic_idle_timeout)
         .map_err(|_| Error::invalid_config("option `quic_idle_timeout` is too large for QUIC"))?;
     t.max_idle_timeout(Some(idle));
-    t.keep_alive_interval(options.ping_interval);
+    // Keep-alive must come well within the idle timeout to keep a connection open.
+    t.keep_alive_interval(
+        options
+            .ping_interval
+            .map(|p| p.min(options.quic_idle_timeout / 3)),
+    );
     t.stream_receive_window(quinn::VarInt::from_u32(options.stream_window));
     t.receive_window(quinn::VarInt::from_u32(options.connection_window));
     // The server opens no request streams towards a client.
@@ -192,7 +203,7 @@ pub(crate) async fn connect<L: WorkerLink>(
         return Err(last_err
             .unwrap_or_else(|| Error::new(ErrorKind::Dns, format!("{origin} has no address"))));
     };
-    let (driver, send) = h3_session(&quic_conn, &origin).await?;
+    let (driver, send) = h3_session(&quic_conn, &origin, &options).await?;
     let early = accepted.is_some();
     let (handshake_tx, handshake_rx) = watch::channel(if early {
         Handshake::Early
@@ -206,15 +217,29 @@ pub(crate) async fn connect<L: WorkerLink>(
         close_reason: CloseReason::default(),
         channels: Mutex::new(HashMap::new()),
         origin: origin.clone(),
+        max_response_headers: options.max_response_headers,
+        announced_headers: announced_header_limit(options.max_response_headers),
     });
-    Handle::current().spawn(worker(driver, conn.clone(), link, accepted, handshake_tx));
+    Handle::current().spawn(worker(
+        driver,
+        conn.clone(),
+        link,
+        accepted,
+        handshake_tx,
+        options.clone(),
+    ));
     Ok((H3Handle { conn }, options.initial_max_streams))
 }
 
-async fn h3_session(quic: &quinn::Connection, origin: &Origin) -> Result<(H3Driver, H3Send)> {
+async fn h3_session(
+    quic: &quinn::Connection,
+    origin: &Origin,
+    options: &PoolOptions,
+) -> Result<(H3Driver, H3Send)> {
     h3::client::builder()
         .enable_extended_connect(true)
         .enable_datagram(true)
+        .max_field_section_size(announced_header_limit(options.max_response_headers))
         .build(h3_quinn::Connection::new(quic.clone()))
         .await
         .map_err(|e| map_connection_error(&e, origin))
@@ -229,9 +254,13 @@ async fn worker<L: WorkerLink>(
     link: L,
     accepted: Option<quinn::ZeroRttAccepted>,
     handshake: watch::Sender<Handshake>,
+    options: Arc<PoolOptions>,
 ) {
+    let connect_timeout = options.connect_timeout;
     let origin = conn.origin.clone();
     let mut accepted = accepted;
+    // A 0-RTT handshake must complete within the connect timeout too.
+    let handshake_due = tokio::time::Instant::now() + connect_timeout;
     let mut draining = false;
     let mut datagrams_open = true;
     loop {
@@ -248,7 +277,7 @@ async fn worker<L: WorkerLink>(
                 if !ok {
                     // The server refused the early flight: what was sent in it is lost. Start
                     // the HTTP/3 session again; requests replay on it.
-                    match h3_session(&conn.quic, &origin).await {
+                    match h3_session(&conn.quic, &origin, &options).await {
                         Ok((new_driver, send)) => {
                             driver = new_driver;
                             *conn.send.lock().unwrap_or_else(|p| p.into_inner()) = send;
@@ -260,6 +289,14 @@ async fn worker<L: WorkerLink>(
                     }
                 }
                 let _ = handshake.send(Handshake::Confirmed);
+            }
+            _ = tokio::time::sleep_until(handshake_due), if accepted.is_some() => {
+                conn.close_reason.set(
+                    ErrorKind::ConnectTimeout,
+                    format!("the 0-RTT handshake with {origin} did not complete within {} ms", connect_timeout.as_millis()),
+                );
+                conn.quic.close(quinn::VarInt::from_u32(Code::H3_NO_ERROR.value() as u32), b"");
+                break;
             }
             dg = conn.quic.read_datagram(), if datagrams_open => match dg {
                 Ok(bytes) => route_datagram(&conn, bytes),
