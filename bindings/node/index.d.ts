@@ -94,6 +94,10 @@ export interface PoolOptions {
   tlsRoots?: 'webpki' | 'system'
   /** Accept any server certificate, unverified: for tests only. */
   dangerAcceptInvalidCerts?: boolean
+  /** Largest response header section accepted, bytes (131072); larger: `response_headers_too_large`. */
+  maxResponseHeaders?: number
+  /** Longest response body accepted, bytes (0: no limit); longer: `response_body_too_large`. */
+  maxResponseBody?: number
 }
 
 /** Client options: client-wide pool options plus per-origin rules. */

@@ -106,6 +106,12 @@ pub enum quiver_result {
     Internal = 3003,
     /// Unrecoverable: a proxy sent a capsule longer than quiver accepts.
     CapsuleTooLarge = 3004,
+    /// Unrecoverable: the response's header section is larger than `max_response_headers`.
+    ResponseHeadersTooLarge = 3005,
+    /// Unrecoverable: the response body is larger than `max_response_body`.
+    ResponseBodyTooLarge = 3006,
+    /// Unrecoverable: the peer sent an HTTP/3 frame longer than quiver buffers.
+    FrameTooLarge = 3007,
 }
 
 /// One row per result code: the code, the kind it stands for (codes from 1000) and its text.
@@ -157,6 +163,9 @@ const RESULTS: &[Row] = {
         (QuicTransport, Some(c"quic_transport"), c"a QUIC transport error"),
         (Internal, Some(c"internal"), c"a bug in quiver (a caught panic, a broken invariant)"),
         (CapsuleTooLarge, Some(c"capsule_too_large"), c"a proxy sent a capsule longer than quiver accepts; the tunnel was closed"),
+        (ResponseHeadersTooLarge, Some(c"response_headers_too_large"), c"the response's header section is larger than max_response_headers"),
+        (ResponseBodyTooLarge, Some(c"response_body_too_large"), c"the response body is larger than max_response_body"),
+        (FrameTooLarge, Some(c"frame_too_large"), c"the peer sent an HTTP/3 frame longer than quiver buffers; the connection was closed"),
     ]
 };
 

@@ -134,16 +134,41 @@ impl RequestParts {
     }
 }
 
+/// A C release callback, called exactly once: when run, or else when dropped (a task a
+/// shutting-down runtime never runs is dropped, and the callback still runs then).
+struct ReleaseOnce {
+    callback: Option<unsafe extern "C" fn(*mut c_void)>,
+    userdata: UserData,
+}
+
+impl ReleaseOnce {
+    fn run(mut self) {
+        if let Some(callback) = self.callback.take() {
+            // SAFETY: a non-NULL C function pointer of this type, called once with its userdata.
+            unsafe { callback(self.userdata.get()) }
+        }
+    }
+}
+
+impl Drop for ReleaseOnce {
+    fn drop(&mut self) {
+        if let Some(callback) = self.callback.take() {
+            // SAFETY: as in `run`; `take` makes it once.
+            unsafe { callback(self.userdata.get()) }
+        }
+    }
+}
+
 /// Runs a C release callback where no lock can be held: directly on a caller's thread, as its
 /// own task when dropped on a runtime thread (core or h2 may drop a body while holding a lock).
 fn release(callback: unsafe extern "C" fn(*mut c_void), userdata: UserData) {
-    let call = move || {
-        // SAFETY: a non-NULL C function pointer of this type, called once with its userdata.
-        unsafe { callback(userdata.get()) }
+    let once = ReleaseOnce {
+        callback: Some(callback),
+        userdata,
     };
     match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(async move { call() })),
-        Err(_) => call(),
+        Ok(runtime) => drop(runtime.spawn(async move { once.run() })),
+        Err(_) => once.run(),
     }
 }
 

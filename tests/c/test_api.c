@@ -196,6 +196,47 @@ static void expect_config_error(quiver_config *config, const char *needle1, cons
     quiver_config_free(config);
 }
 
+/* Extreme values are invalid errors (kind invalid_config), never a crash. */
+static void test_extreme_values(void) {
+    struct {
+        const char *option;
+        int kind; /* 0 int, 1 duration, 2 float */
+        double value;
+    } bad[] = {
+        {"size", 0, 9.2e18},          {"size", 0, -1},
+        {"max_response_headers", 0, 1e12}, {"stream_window", 0, -5},
+        {"request_timeout", 1, 1.8e19}, {"connect_timeout", 1, 1e15},
+        {"window_update_threshold", 2, 1e300}, {"window_update_threshold", 2, -0.5},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        quiver_config *config = quiver_config_new();
+        quiver_result set = QUIVER_RESULT_OK;
+        if (bad[i].kind == 0) {
+            set = quiver_config_set_int(config, NULL, bad[i].option, (int64_t)bad[i].value);
+        } else if (bad[i].kind == 1) {
+            set = quiver_config_set_duration_ms(config, NULL, bad[i].option,
+                                                (uint64_t)bad[i].value);
+        } else {
+            set = quiver_config_set_float(config, NULL, bad[i].option, bad[i].value);
+        }
+        if (set == QUIVER_RESULT_OK) {
+            expect_config_error(config, bad[i].option, NULL);
+        } else {
+            CHECK_RESULT(set, QUIVER_RESULT_INVALID_CONFIG);
+            quiver_config_free(config);
+        }
+    }
+    /* A per-request timeout beyond a year fails the request, not the process. */
+    quiver_request *req = quiver_request_new("GET", "http://127.0.0.1:1/");
+    CHECK_RESULT(quiver_request_set_timeout_ms(req, UINT64_MAX), QUIVER_RESULT_OK);
+    quiver_response *resp = NULL;
+    quiver_error *err = NULL;
+    CHECK_RESULT(quiver_client_send_blocking(client, req, &resp, &err),
+                 QUIVER_RESULT_INVALID_CONFIG);
+    CHECK(resp == NULL && err != NULL);
+    quiver_error_free(err);
+}
+
 static void test_config_errors(void) {
     quiver_config *config = quiver_config_new();
     CHECK_RESULT(quiver_config_set_int(config, NULL, "sizee", 4), QUIVER_RESULT_INVALID_CONFIG);
@@ -1628,6 +1669,7 @@ int main(void) {
         {"version", test_version},
         {"result_codes", test_result_codes},
         {"config_errors", test_config_errors},
+        {"extreme_values", test_extreme_values},
         {"get_http", test_get_http},
         {"headers", test_headers},
         {"protocols", test_protocols},

@@ -142,6 +142,21 @@ describe('options are validated at construction', () => {
     assert.throws(() => new Client({ size: 0 }), /size/)
   })
 
+  test('extreme values are invalid errors, never crashes', async () => {
+    for (const options of [
+      { requestTimeout: 1e30 }, { requestTimeout: -1 }, { requestTimeout: NaN },
+      { connectTimeout: 1e300 }, { readTimeout: Infinity }, { size: 2 ** 70 }, { size: -1 },
+      { maxResponseHeaders: 2 ** 40 }, { windowUpdateThreshold: Infinity }, { streamWindow: -5 },
+    ]) {
+      throwsWith(() => new Client(options), 'invalid_config', 'invalid')
+    }
+    const client = new Client()
+    for (const timeout of [1e30, -1, NaN]) {
+      await rejectsWith(client.request(`http://127.0.0.1:${info.http}/health`, { timeout }), 'invalid_config', 'invalid')
+    }
+    await client.close()
+  })
+
   test('every core option is accepted in camelCase (and snake_case)', () => {
     const client = new Client({
       protocol: 'auto',
@@ -163,6 +178,8 @@ describe('options are validated at construction', () => {
       caFile: info.ca_file,
       tlsRoots: 'webpki',
       dangerAcceptInvalidCerts: false,
+      maxResponseHeaders: 65536,
+      maxResponseBody: 0,
       pools: {
         'https://api.example.com': { size: 7, checkoutTimeout: 250 },
         'https://*.example.com': { protocol: 'http3', earlyData: true },

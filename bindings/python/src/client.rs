@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -50,11 +49,17 @@ fn fields(headers: Option<&Bound<'_, PyAny>>) -> PyResult<Fields> {
     Ok(out)
 }
 
-fn seconds(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+/// A per-request timeout in seconds; negative, NaN or infinite ones are `invalid_config` (core
+/// refuses those over a year).
+fn seconds(py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Duration>> {
     timeout
         .map(|t| {
             Duration::try_from_secs_f64(t).map_err(|_| {
-                PyValueError::new_err("timeout must be a non-negative number of seconds")
+                errors::new_py(
+                    py,
+                    ErrorKind::InvalidConfig,
+                    format!("timeout must be a non-negative number of seconds, got {t}"),
+                )
             })
         })
         .transpose()
@@ -69,6 +74,7 @@ struct Call {
 impl Call {
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         method: &str,
         url: &str,
         headers: Option<&Bound<'_, PyAny>>,
@@ -78,7 +84,7 @@ impl Call {
         handle: &Handle,
         bridge: Option<&std::sync::Arc<bridge::Bridge>>,
     ) -> PyResult<Call> {
-        let timeout = seconds(timeout)?;
+        let timeout = seconds(py, timeout)?;
         let fields = fields(headers)?;
         let failure = BodyFailure::default();
         let body = to_body(content, handle, bridge, &failure)?;
@@ -223,7 +229,7 @@ impl NativeClient {
         let client = self.client(py)?;
         let handle = self.runtime(&client);
         let (req, failure) = Call::new(
-            &method, &url, headers, content, timeout, early_data, &handle, None,
+            py, &method, &url, headers, content, timeout, early_data, &handle, None,
         )?
         .into_parts(py)?;
         if stream {
@@ -258,6 +264,7 @@ impl NativeClient {
         let handle = self.runtime(&client);
         let shared = bridge.shared();
         let (req, failure) = Call::new(
+            py,
             &method,
             &url,
             headers,

@@ -216,6 +216,36 @@ def test_bad_options_raise_at_construction(options: Dict[str, Any], needle: str)
         quiver.AsyncClient(**options)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"request_timeout": 1e19},
+        {"request_timeout": -1},
+        {"request_timeout": float("nan")},
+        {"connect_timeout": float("inf")},
+        {"read_timeout": 1e300},
+        {"size": 2**70},
+        {"size": -1},
+        {"max_response_headers": 2**40},
+        {"window_update_threshold": float("inf")},
+        {"stream_window": -5},
+    ],
+)
+def test_extreme_options_are_invalid_errors(options: Dict[str, Any]) -> None:
+    with pytest.raises(quiver.InvalidError) as info:
+        quiver.Client(**options)
+    assert info.value.kind == "invalid_config"
+
+
+def test_extreme_request_timeouts_are_invalid_errors(h1: Target) -> None:
+    with quiver.Client() as client:
+        for timeout in [1e19, -1.0, float("nan"), float("inf")]:
+            with pytest.raises(quiver.InvalidError) as info:
+                client.get(h1.url("/health"), timeout=timeout)
+            assert info.value.kind == "invalid_config", timeout
+        assert client.get(h1.url("/health")).status_code == 200
+
+
 def test_every_core_option_is_accepted_by_name() -> None:
     expected = {
         "protocol", "size", "max_connections", "initial_max_streams", "stream_window",
@@ -223,7 +253,7 @@ def test_every_core_option_is_accepted_by_name() -> None:
         "quic_idle_timeout", "early_data", "checkout_timeout", "idle_timeout", "connect_timeout",
         "read_timeout", "request_timeout", "ca_file", "client_cert", "client_key", "tls_roots",
         "danger_accept_invalid_certs", "proxy", "proxy_authorization", "proxy_protocol",
-        "proxy_from_env",
+        "proxy_from_env", "max_response_headers", "max_response_body",
     }  # fmt: skip
     assert expected <= set(quiver.OPTION_NAMES)
     for name in quiver.OPTION_NAMES:

@@ -242,6 +242,8 @@ class Client:
         client_key: Optional[StrPath] = ...,
         tls_roots: Literal["webpki", "system"] = ...,
         danger_accept_invalid_certs: bool = ...,
+        max_response_headers: int = ...,
+        max_response_body: int = ...,
     ) -> None: ...
     def request(
         self,
@@ -327,6 +329,8 @@ class AsyncClient:
         client_key: Optional[StrPath] = ...,
         tls_roots: Literal["webpki", "system"] = ...,
         danger_accept_invalid_certs: bool = ...,
+        max_response_headers: int = ...,
+        max_response_body: int = ...,
     ) -> None: ...
     async def request(
         self,

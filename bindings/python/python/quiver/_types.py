@@ -76,6 +76,8 @@ class PoolOptions(TypedDict, total=False):
     client_key: Optional[StrPath]
     tls_roots: Literal["webpki", "system"]
     danger_accept_invalid_certs: bool
+    max_response_headers: int
+    max_response_body: int
 
 
 class OriginStats(TypedDict):
