@@ -238,6 +238,18 @@ enum quiver_result
      * Unrecoverable: a proxy sent a capsule longer than quiver accepts.
      */
     QUIVER_RESULT_CAPSULE_TOO_LARGE = 3004,
+    /**
+     * Unrecoverable: the response's header section is larger than `max_response_headers`.
+     */
+    QUIVER_RESULT_RESPONSE_HEADERS_TOO_LARGE = 3005,
+    /**
+     * Unrecoverable: the response body is larger than `max_response_body`.
+     */
+    QUIVER_RESULT_RESPONSE_BODY_TOO_LARGE = 3006,
+    /**
+     * Unrecoverable: the peer sent an HTTP/3 frame longer than quiver buffers.
+     */
+    QUIVER_RESULT_FRAME_TOO_LARGE = 3007,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
