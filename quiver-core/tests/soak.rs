@@ -119,7 +119,12 @@ async fn chaos_soak() {
                             "ok".to_owned()
                         }
                         Ok(Ok(r)) => {
-                            format!("bad response {} ({} bytes)", r.status(), r.body().len())
+                            format!(
+                                "bad response over {} {} ({} of {size} bytes)",
+                                ["http1", "http2", "http3"][(n % 3) as usize],
+                                r.status(),
+                                r.body().len()
+                            )
                         }
                         Ok(Err(e)) => {
                             if post

@@ -81,6 +81,33 @@ pub(crate) fn new_pool(
     ))
 }
 
+/// The body length a response announces with `content-length`, when it has a body at all
+/// (RFC 9110 §6.4.1: none for HEAD, 1xx, 204 and 304). HTTP/3 leaves checking it to us.
+fn declared_length(parts: &http::response::Parts, is_head: bool) -> Result<Option<u64>> {
+    let status = parts.status.as_u16();
+    if is_head || status < 200 || status == 204 || status == 304 {
+        return Ok(None);
+    }
+    let mut declared = None;
+    for value in parts.headers.get_all(http::header::CONTENT_LENGTH) {
+        let n = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|n| declared.is_none_or(|d| d == *n));
+        match n {
+            Some(n) => declared = Some(n),
+            None => {
+                return Err(crate::error::Error::new(
+                    crate::error::ErrorKind::Protocol,
+                    "the response's content-length is malformed or contradictory",
+                ))
+            }
+        }
+    }
+    Ok(declared)
+}
+
 fn stream_failure(e: &StreamError, handle: &H3Handle, early: bool) -> Failure {
     Failure {
         error: map_stream_error(e, &handle.conn),
@@ -90,8 +117,10 @@ fn stream_failure(e: &StreamError, handle: &H3Handle, early: bool) -> Failure {
 }
 
 impl Multiplexed for H3Handle {
-    type Stream = H3Stream;
-    type Waiting = (crate::proto::h3::H3RecvStream, bool);
+    /// The stream, and whether the request is a HEAD (its answer has no body).
+    type Stream = (H3Stream, bool);
+    /// The receive half, whether the head went as early data, whether the request is a HEAD.
+    type Waiting = (crate::proto::h3::H3RecvStream, bool, bool);
     type Recv = H3Recv;
 
     fn open(
@@ -99,11 +128,12 @@ impl Multiplexed for H3Handle {
         req: &Request,
         origin: &Origin,
         attempt: &Attempt,
-    ) -> impl std::future::Future<Output = std::result::Result<Opened<H3Stream>, Failure>> + Send
+    ) -> impl std::future::Future<Output = std::result::Result<Opened<Self::Stream>, Failure>> + Send
     {
         // The head is built before the future, which then holds nothing of the request.
         let head = request_head(req, origin, http::Version::HTTP_3);
         let must_confirm = !attempt.early_ok || attempt.early_replayed;
+        let is_head = req.method == http::Method::HEAD;
         async move {
             let mut head = head?;
             let conn = &self.conn;
@@ -116,7 +146,10 @@ impl Multiplexed for H3Handle {
                     .insert("early-data", http::HeaderValue::from_static("1"));
             }
             match conn.sender().send_request(head).await {
-                Ok(stream) => Ok(Opened { stream, early }),
+                Ok(stream) => Ok(Opened {
+                    stream: (stream, is_head),
+                    early,
+                }),
                 Err(e) => Err(stream_failure(&e, self, early)),
             }
         }
@@ -124,24 +157,25 @@ impl Multiplexed for H3Handle {
 
     fn start(
         &self,
-        opened: Opened<H3Stream>,
+        opened: Opened<Self::Stream>,
         body: Body,
         activity: &Activity,
         runtime: &Handle,
         error: &Arc<UploadFailure>,
     ) -> (Self::Waiting, UploadGuard) {
         let early = opened.early;
-        let (send_half, recv) = opened.stream.split();
+        let (stream, is_head) = opened.stream;
+        let (send_half, recv) = stream.split();
         let guard = UploadGuard::spawn(
             runtime,
             upload(body, send_half, activity.clone(), error.clone()),
         );
-        ((recv, early), guard)
+        ((recv, early, is_head), guard)
     }
 
     async fn response(
         &self,
-        (mut recv, early): Self::Waiting,
+        (mut recv, early, is_head): Self::Waiting,
     ) -> std::result::Result<(http::response::Parts, H3Recv), Failure> {
         match recv.recv_response().await {
             Ok(resp) => {
@@ -153,13 +187,8 @@ impl Multiplexed for H3Handle {
                 ) {
                     return Err(error.into());
                 }
-                Ok((
-                    parts,
-                    H3Recv {
-                        recv,
-                        conn: self.conn.clone(),
-                    },
-                ))
+                let declared = declared_length(&parts, is_head).map_err(Failure::plain)?;
+                Ok((parts, H3Recv::new(recv, self.conn.clone(), declared)))
             }
             Err(e) => Err(stream_failure(&e, self, early)),
         }

@@ -11,6 +11,8 @@
 //! - `H3Mode::ControlStreamUnknownFrame`: on the control stream, after SETTINGS, an unknown frame
 //!   announcing [`GIANT`] bytes (sent in full); requests are answered normally.
 //! - `H3Mode::HugeHeadersFrame`: a HEADERS frame announcing 8 MiB on the request stream.
+//! - `H3Mode::ShortBody`: `content-length: 10`, then DATA `done` and the end of the stream.
+//! - `H3Mode::LongBody`: `content-length: 2`, then DATA `done`.
 //! - `H3Mode::FewUniStreams`: QUIC allows the client only two unidirectional streams, so its
 //!   HTTP/3 set-up (control and two QPACK streams) can never complete.
 
@@ -43,6 +45,10 @@ pub enum H3Mode {
     ControlStreamUnknownFrame,
     /// A HEADERS frame announcing 8 MiB.
     HugeHeadersFrame,
+    /// A body that ends short of its content-length.
+    ShortBody,
+    /// A body longer than its content-length.
+    LongBody,
     /// Too few unidirectional streams granted for HTTP/3 to start.
     FewUniStreams,
 }
@@ -254,6 +260,21 @@ pub(crate) async fn serve_h3(incoming: quinn::Incoming, mode: H3Mode) {
                     H3Mode::HugeHeadersFrame => {
                         send.write_all(&h3_frame_header(0x01, 8 << 20)).await?;
                         junk(&mut send, 8 << 20).await?;
+                    }
+                    H3Mode::ShortBody | H3Mode::LongBody => {
+                        let length = if mode == H3Mode::ShortBody {
+                            b"10"
+                        } else {
+                            b"02"
+                        };
+                        // QPACK: :status 200, then content-length by static name reference (4).
+                        let mut block = vec![0x00, 0x00, 0xd9, 0x54, 0x02];
+                        block.extend_from_slice(length);
+                        let mut head = h3_frame_header(0x01, block.len() as u64);
+                        head.extend_from_slice(&block);
+                        send.write_all(&head).await?;
+                        send.write_all(&h3_frame_header(0x00, 4)).await?;
+                        send.write_all(b"done").await?;
                     }
                     H3Mode::RequestStreamUnknownFrame => {
                         send.write_all(&out).await?;

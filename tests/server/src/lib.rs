@@ -535,6 +535,8 @@ impl TestServer {
             hostile::H3Mode::ControlStreamUnknownFrame,
             hostile::H3Mode::HugeHeadersFrame,
             hostile::H3Mode::FewUniStreams,
+            hostile::H3Mode::ShortBody,
+            hostile::H3Mode::LongBody,
         ] {
             let sockets = listen::bind_dual_udp(false)?;
             hostile_h3.push((mode, sockets.port));

@@ -13,7 +13,7 @@ use http::HeaderMap;
 use super::errors::map_stream_error;
 use super::{H3Conn, H3RecvStream, H3SendHalf};
 use crate::conn::Activity;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::proto::body::RecvHalf;
 use crate::proto::UploadFailure;
 use crate::request::{Body, BodyStream};
@@ -63,15 +63,54 @@ pub(crate) async fn upload(
 
 /// The receiving half of an HTTP/3 request stream.
 pub(crate) struct H3Recv {
-    pub(crate) recv: H3RecvStream,
-    pub(crate) conn: Arc<H3Conn>,
+    recv: H3RecvStream,
+    conn: Arc<H3Conn>,
+    /// What the response's content-length still announces: a stream that ends short of it,
+    /// or goes past it, is malformed (RFC 9114 §4.1.2), never a complete body.
+    remaining: Option<u64>,
+}
+
+impl H3Recv {
+    /// The receive half of a response announcing `declared` bytes of body.
+    pub(crate) fn new(recv: H3RecvStream, conn: Arc<H3Conn>, declared: Option<u64>) -> H3Recv {
+        H3Recv {
+            recv,
+            conn,
+            remaining: declared,
+        }
+    }
 }
 
 impl RecvHalf for H3Recv {
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
         match self.recv.poll_recv_data(cx) {
             Poll::Ready(Ok(Some(mut buf))) => {
-                Poll::Ready(Some(Ok(buf.copy_to_bytes(buf.remaining()))))
+                let data = buf.copy_to_bytes(buf.remaining());
+                if let Some(remaining) = self.remaining.as_mut() {
+                    match remaining.checked_sub(data.len() as u64) {
+                        Some(left) => *remaining = left,
+                        None => {
+                            return Poll::Ready(Some(Err(Error::new(
+                                ErrorKind::Protocol,
+                                format!(
+                                    "{} sent more response body than its content-length",
+                                    self.conn.origin
+                                ),
+                            ))))
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(data)))
+            }
+            Poll::Ready(Ok(None)) if self.remaining.is_some_and(|r| r > 0) => {
+                Poll::Ready(Some(Err(Error::new(
+                    ErrorKind::ConnectionClosed,
+                    format!(
+                        "{} ended the response {} bytes short of its content-length",
+                        self.conn.origin,
+                        self.remaining.unwrap_or_default()
+                    ),
+                ))))
             }
             Poll::Ready(Ok(None)) => Poll::Ready(None),
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(map_stream_error(&e, &self.conn)))),
