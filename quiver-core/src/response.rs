@@ -372,8 +372,7 @@ impl ResponseBody {
         let Some(second) = self.chunk().await? else {
             return Ok(first);
         };
-        // The length announced by the server is a hint only: never more than 64 MiB up front.
-        let mut buf = BytesMut::with_capacity(hint.min(64 << 20).max(first.len() + second.len()));
+        let mut buf = BytesMut::with_capacity(initial_capacity(hint, first.len() + second.len()));
         buf.extend_from_slice(&first);
         buf.extend_from_slice(&second);
         while let Some(chunk) = self.chunk().await? {
@@ -381,6 +380,13 @@ impl ResponseBody {
         }
         Ok(buf.freeze())
     }
+}
+
+/// What a whole-body read reserves up front, once `have` bytes arrived: the length the server
+/// announced (`hint`) is a hint only, so never more than 64 MiB of it; at least what arrived
+/// (which may be more than 64 MiB: no clamp that could panic).
+fn initial_capacity(hint: usize, have: usize) -> usize {
+    hint.min(64 << 20).max(have)
 }
 
 impl Stream for ResponseBody {
@@ -396,5 +402,21 @@ impl fmt::Debug for ResponseBody {
         f.debug_struct("ResponseBody")
             .field("ended", &self.is_end())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finding: `hint.clamp(have, 64 MiB)` panicked when the first two chunks held more than
+    /// 64 MiB.
+    #[test]
+    fn initial_capacity_never_panics() {
+        assert_eq!(initial_capacity(0, 10), 10);
+        assert_eq!(initial_capacity(1000, 10), 1000);
+        assert_eq!(initial_capacity(usize::MAX, 10), 64 << 20);
+        assert_eq!(initial_capacity(usize::MAX, 100 << 20), 100 << 20);
+        assert_eq!(initial_capacity(0, usize::MAX), usize::MAX);
     }
 }

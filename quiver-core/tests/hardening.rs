@@ -531,3 +531,50 @@ async fn an_oversized_capsule_from_a_proxy_ends_the_tunnel() {
         "a failed tunnel sends nothing"
     );
 }
+
+/// Finding: stream data on an HTTP/3 datagram channel piled up unbounded while the caller only
+/// read datagrams. Now a few events wait, then QUIC flow control holds the server back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_channel_stream_data_stays_bounded() {
+    const MIB: u64 = 64;
+    let server = server().await;
+    let client = h3_client(&server).build().unwrap();
+    let before = rss();
+    let channel = client
+        .open_datagram_channel(
+            &server.h3_url(&format!("/datagram-echo?stream_mib={MIB}")),
+            Vec::<(String, String)>::new(),
+            quiver_core::DatagramOptions::default(),
+        )
+        .await
+        .unwrap();
+    // Datagrams still flow while the stream data goes unread.
+    let mut echoed = false;
+    for _ in 0..50 {
+        channel.send(b"ping").unwrap();
+        if let Ok(Ok(Some(d))) =
+            tokio::time::timeout(Duration::from_millis(100), channel.recv()).await
+        {
+            assert_eq!(&d[..], b"ping");
+            echoed = true;
+            break;
+        }
+    }
+    assert!(echoed, "no datagram came back");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = rss().saturating_sub(before);
+    assert!(
+        grown < (MIB << 20) / 4,
+        "memory grew by {} MiB while {MIB} MiB of stream data went unread",
+        grown >> 20
+    );
+    // All of it arrives once read.
+    let mut total = 0u64;
+    while let Some(chunk) = channel.recv_data().await.unwrap() {
+        total += chunk.len() as u64;
+        if total >= (MIB << 20) + 10 {
+            break;
+        }
+    }
+    assert_eq!(total, (MIB << 20) + b"echo ready".len() as u64);
+}

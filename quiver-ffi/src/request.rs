@@ -451,3 +451,32 @@ pub extern "C" fn quiver_request_set_early_data(
         quiver_result::Ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    static RELEASED: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn count(_: *mut c_void) {
+        RELEASED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Finding: a borrowed body's release callback could be lost when the runtime that was
+    /// to run it shut down first.
+    #[test]
+    fn a_release_callback_runs_once_even_if_its_runtime_shuts_down() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // On a runtime thread the callback becomes a task; the runtime ends before it runs.
+        runtime.block_on(async { release(count, UserData(std::ptr::null_mut())) });
+        drop(runtime);
+        assert_eq!(RELEASED.load(Ordering::SeqCst), 1);
+        // Off any runtime it runs at once.
+        release(count, UserData(std::ptr::null_mut()));
+        assert_eq!(RELEASED.load(Ordering::SeqCst), 2);
+    }
+}

@@ -93,3 +93,27 @@ pub fn background() -> crate::error::Result<Handle> {
     });
     Ok(handle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finding: C's `quiver_client_free` asked `Handle::try_current()`, true on any tokio
+    /// thread of the host program; only quiver's own threads must count.
+    #[test]
+    fn only_quivers_own_threads_are_runtime_threads() {
+        assert!(!is_runtime_thread());
+        let foreign = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let on_foreign =
+            foreign.block_on(async { tokio::spawn(async { is_runtime_thread() }).await.unwrap() });
+        assert!(!on_foreign, "a host program's tokio thread is not quiver's");
+        let (tx, rx) = std::sync::mpsc::channel();
+        background().unwrap().spawn(async move {
+            let _ = tx.send(is_runtime_thread());
+        });
+        assert!(rx.recv().unwrap());
+    }
+}

@@ -622,7 +622,8 @@ fn too_early() -> StatusCode {
 /// datagrams. Answers 200 with `capsule-protocol: ?1`; while the stream is open the connection's
 /// datagram task sends back every datagram of this stream. The body is `echo ready`, then,
 /// once the client has finished its side (the stream data it sends is read and discarded), the
-/// trailers `x-datagrams-echoed: N`. Anything else: 400.
+/// trailers `x-datagrams-echoed: N`. `?stream_mib=N`: N MiB of stream data (`s` bytes) follow
+/// `echo ready`, paced by the client's reading. Anything else: 400.
 fn datagram_echo<B>(req: Request<B>) -> Result<Response<BoxBody>, BadRequest>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -639,6 +640,11 @@ where
             "/datagram-echo needs an HTTP/3 extended CONNECT (connect-udp) with datagrams on",
         ));
     };
+    let stream_mib = query_num(req.uri().query().unwrap_or(""), "stream_mib")?.unwrap_or(0);
+    let piece = Bytes::from(vec![b's'; 1 << 20]);
+    let stream_data = futures_util::stream::iter(
+        (0..stream_mib).map(move |_| Ok::<_, BoxError>(Frame::data(piece.clone()))),
+    );
     let registration = slot.register();
     let request_body = req.into_body();
     let ready = futures_util::stream::once(async {
@@ -654,7 +660,11 @@ where
         trailers.insert("x-datagrams-echoed", echoed.into());
         Ok(Frame::trailers(trailers))
     });
-    let body = StreamBody::new(futures_util::StreamExt::chain(ready, end)).boxed_unsync();
+    let body = StreamBody::new(futures_util::StreamExt::chain(
+        futures_util::StreamExt::chain(ready, stream_data),
+        end,
+    ))
+    .boxed_unsync();
     let mut resp = respond(StatusCode::OK, None, body);
     resp.headers_mut()
         .insert("capsule-protocol", HeaderValue::from_static("?1"));
