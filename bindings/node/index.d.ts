@@ -389,7 +389,10 @@ export declare namespace native {
      * it goes on (then `readAll()`).
      */
     takeAll(): Buffer | null
-    /** Reads the rest of the body into one Buffer, without the read-ahead bound. */
+    /**
+     * Reads the rest of the body into one Buffer, without the read-ahead bound. The reading
+     * task settles the Promise as the body ends (no task of its own); a cancel rejects it.
+     */
     readAll(): Promise<Buffer>
     /** The trailers as a flat list, once the body has ended; `null` when there were none. */
     trailers(): Array<string> | null

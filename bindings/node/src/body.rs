@@ -244,17 +244,20 @@ impl NativeResponse {
         }
     }
 
-    /// Reads the rest of the body into one Buffer, without the read-ahead bound.
+    /// Reads the rest of the body into one Buffer, without the read-ahead bound. The reading
+    /// task settles the Promise as the body ends (no task of its own); a cancel rejects it.
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub fn read_all<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
-        let (body, shared) = (self.body.clone(), self.shared.clone());
-        spawn_promise(env, &self.handle, async move {
-            tokio::select! {
-                biased;
-                () = shared.cancelled.fired() => Err(errors::cancelled()),
-                all = body.take_all() => all.map(|(all, _)| Buffer::from(Vec::from(all))),
+        self.shared.check()?;
+        let (pending, promise) = Pending::<Buffer>::new(env)?;
+        self.body.collect(move |all| match all {
+            Ok((all, _)) => pending.resolve(Buffer::from(Vec::from(all))),
+            Err(e) if e.kind() == quiver_core::ErrorKind::Cancelled => {
+                pending.reject(&errors::cancelled())
             }
-        })
+            Err(e) => pending.reject(&e),
+        });
+        Ok(promise)
     }
 
     /// The trailers as a flat list, once the body has ended; `null` when there were none.

@@ -13,6 +13,6 @@
 mod prefetch;
 pub(crate) mod runtime;
 
-pub use self::prefetch::{Prefetch, Taken};
+pub use self::prefetch::{Collected, Prefetch, Taken};
 pub use self::runtime::{background, fork_generation, is_runtime_thread};
 pub use crate::signal::Signal;

@@ -12,8 +12,14 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::response::ResponseBody;
+
+/// What [`Prefetch::collect`] hands over: the rest of the body in one buffer with the
+/// trailers, or the body's error.
+pub type Collected = Result<(Bytes, Option<HeaderMap>), Error>;
+
+type Collector = Box<dyn FnOnce(Collected) + Send>;
 
 /// What a take found.
 #[derive(Debug)]
@@ -38,7 +44,42 @@ struct State {
     trailers: Option<HeaderMap>,
     /// Read to the end regardless of `high_water` (someone collects the whole body).
     unlimited: bool,
+    /// Called with the whole body when it ends (`collect`).
+    collector: Option<Collector>,
     cancelled: bool,
+}
+
+impl State {
+    /// What a collector gets now that the body ended: every chunk left, joined, or the error.
+    fn collected(&mut self) -> Collected {
+        if self.cancelled {
+            return Err(cancelled());
+        }
+        let chunks: Vec<Bytes> = self.chunks.drain(..).collect();
+        self.buffered = 0;
+        match &self.end {
+            Some(Err(e)) => Err(e.clone()),
+            _ => Ok((join(chunks), self.trailers.clone())),
+        }
+    }
+}
+
+fn cancelled() -> Error {
+    Error::new(ErrorKind::Cancelled, "the response body was cancelled")
+}
+
+/// One buffer of `chunks` (no copy for a single chunk).
+fn join(chunks: Vec<Bytes>) -> Bytes {
+    match <[Bytes; 1]>::try_from(chunks) {
+        Ok([one]) => one,
+        Err(chunks) => {
+            let mut all = bytes::BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            all.freeze()
+        }
+    }
 }
 
 struct Shared {
@@ -139,24 +180,32 @@ impl Prefetch {
         }
     }
 
-    /// Reads the rest of the body, without the bound, into one buffer; returns it with the
-    /// trailers.
-    pub async fn take_all(&self) -> Result<(Bytes, Option<HeaderMap>), Error> {
-        self.shared.lock().unlimited = true;
-        self.shared.room.notify_one();
-        let mut all = bytes::BytesMut::new();
-        loop {
-            match self.take().await {
-                Taken::Data(chunks) => {
-                    for c in chunks {
-                        all.extend_from_slice(&c);
-                    }
-                }
-                Taken::End(trailers) => return Ok((all.freeze(), trailers)),
-                Taken::Failed(e) => return Err(e),
-                Taken::Empty => {}
-            }
+    /// Reads the rest of the body, without the bound, and calls `done` once with all of it:
+    /// right away on this thread when the body has already ended, else on the reading task as
+    /// it ends (no extra task, no wake-up per chunk). A cancel calls it with `cancelled`. The
+    /// collector owns what is not yet taken: take nothing else meanwhile.
+    pub fn collect(&self, done: impl FnOnce(Collected) + Send + 'static) {
+        let mut st = self.shared.lock();
+        if st.end.is_some() || st.cancelled {
+            let all = st.collected();
+            drop(st);
+            done(all);
+            return;
         }
+        st.unlimited = true;
+        st.collector = Some(Box::new(done));
+        drop(st);
+        self.shared.room.notify_one();
+    }
+
+    /// Reads the rest of the body, without the bound, into one buffer; returns it with the
+    /// trailers. Dropping the future before it completes gives the body up.
+    pub async fn take_all(&self) -> Collected {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.collect(move |all| {
+            let _ = tx.send(all);
+        });
+        rx.await.unwrap_or_else(|_| Err(cancelled()))
     }
 
     /// Waits until a take would find something (data, the end or an error), taking nothing.
@@ -198,15 +247,18 @@ impl Prefetch {
     /// Stops reading and drops the body now (the request is cancelled: an HTTP/1.1
     /// connection closes, an HTTP/2 or HTTP/3 stream is reset); later takes find the end.
     pub fn cancel(&self) {
-        let body = {
+        let (body, collector) = {
             let mut st = self.shared.lock();
             st.cancelled = true;
             st.chunks.clear();
             st.buffered = 0;
             st.end.get_or_insert(Ok(()));
-            st.body.take()
+            (st.body.take(), st.collector.take())
         };
         drop(body);
+        if let Some(done) = collector {
+            done(Err(cancelled()));
+        }
         if let Some(task) = &self.task {
             task.abort();
         }
@@ -247,7 +299,7 @@ async fn pump(shared: Arc<Shared>) {
             }
         })
         .await;
-        {
+        let collected = {
             let mut st = shared.lock();
             let Some(next) = next.filter(|_| !st.cancelled) else {
                 return;
@@ -266,6 +318,19 @@ async fn pump(shared: Arc<Shared>) {
                     st.end = Some(Err(e));
                 }
             }
+            match st.collector.take() {
+                Some(done) if st.end.is_some() => Some((done, st.collected())),
+                other => {
+                    st.collector = other;
+                    None
+                }
+            }
+        };
+        if let Some((done, all)) = collected {
+            // With no lock held: the collector may call into another language.
+            done(all);
+            shared.arrived.notify_waiters();
+            return;
         }
         shared.arrived.notify_waiters();
         if shared.lock().end.is_some() {

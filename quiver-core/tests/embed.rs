@@ -1,0 +1,94 @@
+//! The embedders' toolkit against a real server: `Prefetch` reading ahead and collecting.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiver_core::embed::Prefetch;
+use quiver_core::{Client, ErrorKind, Request};
+use quiver_testserver::{Options, TestServer};
+
+async fn body_of(client: &Client, url: &str) -> quiver_core::ResponseBody {
+    let resp = client
+        .stream(Request::get(url).build().unwrap())
+        .await
+        .unwrap();
+    resp.into_parts().1
+}
+
+fn client(protocol: &str) -> Client {
+    Client::builder()
+        .set("protocol", protocol)
+        .set("proxy_from_env", false)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_gathers_a_body_past_the_read_ahead_bound() {
+    let server = TestServer::start(Options::default()).await.unwrap();
+    for (protocol, url) in [
+        ("http1", server.http_url("/bytes/1000000?chunk_size=16384")),
+        ("http2", server.h2c_url("/bytes/1000000?chunk_size=16384")),
+    ] {
+        let client = client(protocol);
+        let body = body_of(&client, &url).await;
+        let prefetch = Prefetch::start(body, client.runtime(), 64 << 10);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        prefetch.collect(move |all| {
+            let _ = tx.send(all);
+        });
+        let (all, _) = tokio::time::timeout(Duration::from_secs(20), rx)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(all.len(), 1_000_000, "{url}");
+        assert!(prefetch.is_done());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_after_the_end_answers_at_once_on_the_callers_thread() {
+    let server = TestServer::start(Options::default()).await.unwrap();
+    let client = client("http2");
+    let body = body_of(&client, &server.h2c_url("/bytes/10")).await;
+    let prefetch = Prefetch::start(body, client.runtime(), 64 << 10);
+    while !prefetch.has_ended() {
+        prefetch.ready().await;
+    }
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let here = std::thread::current().id();
+    prefetch.collect(move |all| {
+        assert_eq!(all.unwrap().0.len(), 10);
+        assert_eq!(std::thread::current().id(), here);
+        seen.store(true, Ordering::SeqCst);
+    });
+    assert!(called.load(Ordering::SeqCst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_answers_a_pending_collect_with_cancelled() {
+    let server = TestServer::start(Options::default()).await.unwrap();
+    let client = client("http2");
+    // A body that trickles for a long time.
+    let body = body_of(
+        &client,
+        &server.h2c_url("/bytes/1000000?chunk_size=10&delay_ms=50"),
+    )
+    .await;
+    let prefetch = Prefetch::start(body, client.runtime(), 64 << 10);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    prefetch.collect(move |all| {
+        let _ = tx.send(all);
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    prefetch.cancel();
+    let err = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+}
