@@ -534,6 +534,7 @@ async fn an_oversized_capsule_from_a_proxy_ends_the_tunnel() {
 
 /// Finding: stream data on an HTTP/3 datagram channel piled up unbounded while the caller only
 /// read datagrams. Now a few events wait, then QUIC flow control holds the server back.
+#[cfg(feature = "http3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_channel_stream_data_stays_bounded() {
     const MIB: u64 = 64;
