@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 
 use crate::config::{OptionValue, PoolSettings, RuleTable};
+use crate::conn::resolve::{Resolve, Resolver};
 #[cfg(feature = "http3")]
 use crate::datagram::{DatagramChannel, DatagramOptions};
 use crate::embed::runtime;
@@ -212,6 +213,7 @@ pub struct ClientBuilder {
     defaults: PoolSettings,
     rules: Vec<(String, PoolSettings)>,
     runtime: Option<Handle>,
+    resolver: Option<Arc<dyn Resolve>>,
     error: Option<Error>,
 }
 
@@ -221,6 +223,7 @@ impl Clone for ClientBuilder {
             defaults: self.defaults.clone(),
             rules: self.rules.clone(),
             runtime: self.runtime.clone(),
+            resolver: self.resolver.clone(),
             error: self.error.clone(),
         }
     }
@@ -276,6 +279,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Resolves names with `resolver` instead of the system's (`resolve` overrides and the
+    /// `dns_cache_ttl` cache still apply in front of it).
+    pub fn resolver(mut self, resolver: impl Resolve) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
     /// Validates every option and rule and builds the client.
     pub fn build(self) -> Result<Client> {
         if let Some(e) = self.error {
@@ -286,7 +296,11 @@ impl ClientBuilder {
             Some(h) => h,
             None => runtime::background()?,
         };
-        let manager = Manager::new(rules, runtime.clone())?;
+        let resolver = Arc::new(match self.resolver {
+            Some(custom) => Resolver::new(custom),
+            None => Resolver::default(),
+        });
+        let manager = Manager::new(rules, runtime.clone(), resolver)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 manager,

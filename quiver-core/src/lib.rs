@@ -44,6 +44,7 @@ pub use config::options_markdown;
 pub use config::{
     OptionInfo, OptionKind, OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots,
 };
+pub use conn::resolve::{Resolve, Resolving, SystemResolver};
 #[cfg(feature = "http3")]
 pub use datagram::{
     ConnectProtocol, DatagramChannel, DatagramOptions, DatagramReceiver, DatagramSender,

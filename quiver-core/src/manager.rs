@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use tokio::runtime::Handle;
 
 use crate::config::{Protocol, ResolvedRule, RuleTable};
+use crate::conn::resolve::Resolver;
 use crate::conn::tcp::DirectDial;
 use crate::conn::tls::RuleTls;
 use crate::conn::{Connector, Dial};
@@ -35,11 +36,17 @@ pub(crate) struct Manager {
     env: EnvProxies,
     /// Pooled connections to proxies.
     pub(crate) upstreams: Arc<Upstreams>,
+    /// Name resolution and its cache, shared by every pool.
+    resolver: Arc<Resolver>,
     closed: AtomicBool,
 }
 
 impl Manager {
-    pub(crate) fn new(rules: RuleTable, runtime: Handle) -> Result<Manager> {
+    pub(crate) fn new(
+        rules: RuleTable,
+        runtime: Handle,
+        resolver: Arc<Resolver>,
+    ) -> Result<Manager> {
         let mut tls = HashMap::new();
         for rule in rules.all() {
             let configs = RuleTls::new(&rule.options).map_err(|e| {
@@ -51,7 +58,8 @@ impl Manager {
             rules,
             tls,
             env: EnvProxies::from_env(),
-            upstreams: Arc::new(Upstreams::new(runtime.clone())),
+            upstreams: Arc::new(Upstreams::new(runtime.clone(), resolver.clone())),
+            resolver,
             runtime,
             pools: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -117,7 +125,11 @@ impl Manager {
         };
         // TLS to the proxy is verified with the proxy's own rule: an origin's trust settings
         // (`danger_accept_invalid_certs`, its client certificate) never reach the proxy.
-        let route = match Proxy::for_origin(&options, &self.env, origin)? {
+        let proxy = match options.unix_socket {
+            Some(_) => None,
+            None => Proxy::for_origin(&options, &self.env, origin)?,
+        };
+        let route = match proxy {
             Some(proxy) => {
                 let proxy_rule = self.rules.lookup(&proxy.origin);
                 Some(Arc::new(ProxyRoute {
@@ -132,7 +144,17 @@ impl Manager {
         };
         // http targets through a proxy go to it in absolute form; everything else tunnels.
         let (dial, proxy_form): (Arc<dyn Dial>, Option<ProxyForm>) = match (&route, protocol) {
-            (None, _) => (Arc::new(DirectDial), None),
+            #[cfg(unix)]
+            (None, _) if options.unix_socket.is_some() => (
+                Arc::new(crate::conn::unix::UnixDial::new(
+                    options.unix_socket.clone().unwrap_or_default(),
+                )),
+                None,
+            ),
+            (None, _) => (
+                Arc::new(DirectDial::new(self.resolver.clone(), options.clone())),
+                None,
+            ),
             (Some(r), Protocol::Http1) if !https => (
                 r.forward_dial(),
                 Some(ProxyForm {
@@ -158,7 +180,10 @@ impl Manager {
                             "HTTP/3 through a proxy needs quiver's `masque` feature",
                         ))
                     }
-                    None => Arc::new(crate::conn::udp::DirectUdp::default()),
+                    None => Arc::new(crate::conn::udp::DirectUdp::new(
+                        self.resolver.clone(),
+                        options.clone(),
+                    )),
                 };
                 Pool::Http3(crate::pool::h3::new_pool(
                     origin.clone(),

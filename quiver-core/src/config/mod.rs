@@ -8,6 +8,7 @@
 //! overlaid by the client-wide settings, overlaid by the most specific matching rule
 //! (exact > wildcard > default).
 
+mod overrides;
 mod rules;
 mod value;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::origin::Scheme;
 
+pub(crate) use self::overrides::Override;
 pub(crate) use self::rules::{ResolvedRule, RuleTable};
 use self::value::FromOption;
 pub use self::value::{OptionKind, OptionValue, Protocol, TlsRoots};
@@ -185,8 +187,29 @@ options! {
     checkout_timeout: Duration = Duration::from_secs(5), "5 s", "";
     /// An idle connection is closed after this long unused.
     idle_timeout: Duration = Duration::from_secs(30), "30 s", "";
-    /// Longest a TCP connect plus TLS handshake (or a QUIC handshake) may take.
+    /// Longest a TCP connect plus TLS handshake (or a QUIC handshake) may take, name
+    /// resolution and every Happy Eyeballs attempt included. A caller waiting for a connection
+    /// being dialled for it waits this long (or `checkout_timeout`, if longer) and gets the
+    /// dial's own error (`connect_timeout`, `connect_refused`, `dns`, ...).
     connect_timeout: Duration = Duration::from_secs(5), "5 s", "";
+    /// Happy Eyeballs (RFC 8305) connection attempt delay: the resolved addresses are tried
+    /// alternating IPv6 and IPv4 (starting with the resolver's first answer), the next attempt
+    /// starting this long after the previous one or at once when it fails; the first connection
+    /// made wins and the others are cancelled. TCP and QUIC alike.
+    happy_eyeballs_delay: Duration = Duration::from_millis(250), "250 ms", "";
+    /// Path of a Unix domain socket to connect to instead of TCP (`curl --unix-socket`), for
+    /// HTTP/1.1 and HTTP/2 (h2c with `protocol` `http2`; TLS too for https origins). The URL's
+    /// origin still gives `Host` and the TLS server name; proxies do not apply. Not with
+    /// `http3`.
+    unix_socket: Option<PathBuf> = None, "none", "not with `protocol` `http3`";
+    /// Addresses for names, instead of asking the resolver, as `curl --resolve` takes them:
+    /// `host:port:address[,address...]` (IPv6 in brackets), several entries separated by spaces
+    /// or `;`. Only the named host and port are affected.
+    resolve: Option<String> = None, "none", "";
+    /// How long resolved addresses are reused (a client-wide cache; the system resolver does not
+    /// report record TTLs, so entries live this long, as in curl). 0 or none: resolve every
+    /// connection afresh.
+    dns_cache_ttl: Option<Duration> = Some(Duration::from_secs(60)), "60 s", "at most a year; 0 or none: no cache";
     /// Longest the connection may go without moving a byte while a request waits on it (idle
     /// between bytes).
     read_timeout: Duration = Duration::from_secs(30), "30 s", "";
@@ -267,6 +290,7 @@ impl PoolOptions {
             ("checkout_timeout", self.checkout_timeout),
             ("idle_timeout", self.idle_timeout),
             ("connect_timeout", self.connect_timeout),
+            ("happy_eyeballs_delay", self.happy_eyeballs_delay),
             ("read_timeout", self.read_timeout),
         ] {
             if d.is_zero() {
@@ -279,9 +303,21 @@ impl PoolOptions {
         for (name, d) in [
             ("ping_interval", self.ping_interval),
             ("request_timeout", self.request_timeout),
+            ("dns_cache_ttl", self.dns_cache_ttl),
         ] {
             if d.is_some_and(|d| d > MAX_DURATION) {
                 return bad(name, "must be at most a year");
+            }
+        }
+        if let Some(spec) = &self.resolve {
+            Override::parse_all(spec)?;
+        }
+        if self.unix_socket.is_some() {
+            if !cfg!(unix) {
+                return bad("unix_socket", "needs a Unix system");
+            }
+            if self.protocol == Protocol::Http3 {
+                return bad("unix_socket", "cannot carry HTTP/3 (QUIC runs over UDP)");
             }
         }
         if self.client_cert.is_some() != self.client_key.is_some() {

@@ -3,10 +3,14 @@
 //! connect timeout on top, and [`udp::QuicPath`] yields the UDP endpoints QUIC runs over. Nothing
 //! here knows which protocol runs over the stream or whether a proxy is involved.
 
+pub(crate) mod happy;
+pub(crate) mod resolve;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 #[cfg(feature = "http3")]
 pub(crate) mod udp;
+#[cfg(unix)]
+pub(crate) mod unix;
 
 use std::future::Future;
 use std::io;

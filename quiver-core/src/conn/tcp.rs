@@ -1,77 +1,73 @@
-//! Direct TCP: name resolution and connecting to the resolved addresses, nodelay set.
+//! Direct TCP: the resolver's addresses raced with Happy Eyeballs, nodelay set.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::{io_error, BoxFuture, Dial, Stream};
+use super::resolve::Resolver;
+use super::{happy, io_error, BoxFuture, Dial, Stream};
+use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
-use crate::origin::{Host, Origin};
+use crate::origin::Origin;
 
-/// Dials the origin itself over TCP.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct DirectDial;
+/// Dials the origin itself over TCP, resolving with the client's resolver under a pool's
+/// options (`resolve`, `dns_cache_ttl`, `happy_eyeballs_delay`).
+#[derive(Clone)]
+pub(crate) struct DirectDial {
+    resolver: Arc<Resolver>,
+    options: Arc<PoolOptions>,
+}
+
+impl DirectDial {
+    pub(crate) fn new(resolver: Arc<Resolver>, options: Arc<PoolOptions>) -> DirectDial {
+        DirectDial { resolver, options }
+    }
+}
 
 impl Dial for DirectDial {
     fn dial<'a>(&'a self, origin: &'a Origin) -> BoxFuture<'a, Result<Stream>> {
         Box::pin(async move {
-            let addrs = resolve(origin).await?;
-            Ok(Stream::Tcp(connect_any(origin, &addrs).await?))
+            let addrs = self.resolver.lookup(origin, &self.options).await?;
+            let shown = origin.to_string();
+            let tcp = happy::race(
+                happy::interleave(addrs),
+                self.options.happy_eyeballs_delay,
+                |addr| Box::pin(connect_one(shown.clone(), addr)),
+            )
+            .await
+            .unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::Dns,
+                    format!("{origin} has no address"),
+                ))
+            })?;
+            Ok(Stream::Tcp(tcp))
         })
     }
 }
 
-/// Resolves the origin's host (an IP literal resolves to itself).
-pub(crate) async fn resolve(origin: &Origin) -> Result<Vec<SocketAddr>> {
-    match origin.host() {
-        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, origin.port())]),
-        Host::Name(name) => {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), origin.port()))
-                .await
-                .map_err(|e| {
-                    Error::with_source(ErrorKind::Dns, format!("cannot resolve `{name}`"), e)
-                })?
-                .collect();
-            if addrs.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::Dns,
-                    format!("`{name}` has no address"),
-                ));
-            }
-            Ok(addrs)
+/// One connection attempt (bounded by the connector's connect timeout around the race).
+async fn connect_one(origin: String, addr: SocketAddr) -> Result<TcpStream> {
+    match TcpStream::connect(addr).await {
+        Ok(tcp) => {
+            // Nagle only delays small requests; quiver writes whole frames.
+            tcp.set_nodelay(true)
+                .map_err(|e| io_error(&e, "cannot set TCP_NODELAY"))?;
+            Ok(tcp)
+        }
+        Err(e) => {
+            let kind = match e.kind() {
+                io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+                io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+                _ => ErrorKind::ConnectFailed,
+            };
+            Err(Error::with_source(
+                kind,
+                format!("cannot connect to {origin} ({addr}): {e}"),
+                e,
+            ))
         }
     }
-}
-
-/// Connects to each address in turn until one answers.
-async fn connect_any(origin: &Origin, addrs: &[SocketAddr]) -> Result<TcpStream> {
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => {
-                // Nagle only delays small requests; quiver writes whole frames.
-                tcp.set_nodelay(true)
-                    .map_err(|e| io_error(&e, "cannot set TCP_NODELAY"))?;
-                return Ok(tcp);
-            }
-            Err(e) => last = Some((addr, e)),
-        }
-    }
-    let Some((addr, e)) = last else {
-        return Err(Error::new(
-            ErrorKind::Dns,
-            format!("{origin} has no address"),
-        ));
-    };
-    let kind = match e.kind() {
-        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
-        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
-        _ => ErrorKind::ConnectFailed,
-    };
-    Err(Error::with_source(
-        kind,
-        format!("cannot connect to {origin} ({addr}): {e}"),
-        e,
-    ))
 }

@@ -2,14 +2,16 @@
 //! the pool's own UDP sockets; the proxy module provides a path through a CONNECT-UDP tunnel.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::tcp::resolve;
+use super::resolve::Resolver;
 use super::BoxFuture;
+use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
 
-/// Where QUIC for an origin goes: UDP endpoints and the peer addresses to try, in turn.
+/// Where QUIC for an origin goes: UDP endpoints and the peer addresses to try (raced with
+/// Happy Eyeballs, in this order).
 pub(crate) trait QuicPath: Send + Sync + 'static {
     /// The endpoints and peer addresses to try for `origin`, in order.
     fn candidates<'a>(
@@ -21,23 +23,33 @@ pub(crate) trait QuicPath: Send + Sync + 'static {
     fn tune(&self, _config: &mut quinn::TransportConfig) {}
 }
 
-/// The pool's own UDP sockets: one endpoint per address family, created on first use.
-#[derive(Default)]
+/// The pool's own UDP sockets: one endpoint per address family, created on first use; peer
+/// addresses from the client's resolver under the pool's options.
 pub(crate) struct DirectUdp {
     v4: Mutex<Option<quinn::Endpoint>>,
     v6: Mutex<Option<quinn::Endpoint>>,
     initial_mtu: Option<u16>,
+    resolver: Arc<Resolver>,
+    options: Arc<PoolOptions>,
 }
 
 impl DirectUdp {
+    pub(crate) fn new(resolver: Arc<Resolver>, options: Arc<PoolOptions>) -> DirectUdp {
+        DirectUdp {
+            v4: Mutex::new(None),
+            v6: Mutex::new(None),
+            initial_mtu: None,
+            resolver,
+            options,
+        }
+    }
+
     /// A path whose connections start with a larger MTU than QUIC's 1200 bytes (a proxy
     /// connection that must carry tunnelled QUIC packets of at least 1200 bytes each).
     #[cfg(feature = "masque")]
-    pub(crate) fn with_initial_mtu(mtu: u16) -> DirectUdp {
-        DirectUdp {
-            initial_mtu: Some(mtu),
-            ..DirectUdp::default()
-        }
+    pub(crate) fn with_initial_mtu(mut self, mtu: u16) -> DirectUdp {
+        self.initial_mtu = Some(mtu);
+        self
     }
 
     fn for_addr(&self, addr: SocketAddr) -> Result<quinn::Endpoint> {
@@ -68,8 +80,8 @@ impl QuicPath for DirectUdp {
         origin: &'a Origin,
     ) -> BoxFuture<'a, Result<Vec<(quinn::Endpoint, SocketAddr)>>> {
         Box::pin(async move {
-            resolve(origin)
-                .await?
+            let addrs = self.resolver.lookup(origin, &self.options).await?;
+            super::happy::interleave(addrs)
                 .into_iter()
                 .map(|a| Ok((self.for_addr(a)?, a)))
                 .collect()

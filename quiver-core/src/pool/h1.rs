@@ -226,9 +226,10 @@ impl H1Pool {
     }
 
     /// Waits for a connection: an idle one (unless `fresh`), a new one, or one checked in by
-    /// another caller, within `checkout_timeout`.
+    /// another caller, within `checkout_timeout` (or, when a connection is dialled for this
+    /// caller, as long as the dial may take, so that its error is the one the caller sees).
     async fn checkout(self: &Arc<Self>, fresh: bool) -> Result<H1Lease> {
-        let deadline = tokio::time::Instant::now() + self.options.checkout_timeout;
+        let mut deadline = tokio::time::Instant::now() + self.options.checkout_timeout;
         loop {
             let mut dropped = Vec::new();
             let decision = {
@@ -244,6 +245,7 @@ impl H1Pool {
                 Checkout::Ready(conn) => self.wrap()(conn),
                 Checkout::Wait { rx, connect } => {
                     if connect {
+                        deadline = deadline.max(super::dial_deadline(&self.options));
                         self.spawn_connect();
                     }
                     match tokio::time::timeout_at(deadline, rx).await {

@@ -30,6 +30,12 @@ use self::h2::H2Pool;
 #[cfg(feature = "http3")]
 use self::h3::H3Pool;
 
+/// How long a caller whose checkout started a dial may wait for it: the dial is bounded by
+/// `connect_timeout`, and a little more lets its outcome (its own error) arrive first.
+pub(crate) fn dial_deadline(options: &crate::config::PoolOptions) -> tokio::time::Instant {
+    tokio::time::Instant::now() + options.connect_timeout + std::time::Duration::from_millis(500)
+}
+
 /// Monotonic counters every pool keeps.
 #[derive(Default, Debug)]
 pub(crate) struct Counters {

@@ -170,10 +170,12 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
                 handle: Some(handle),
             }),
             MuxCheckout::Wait { rx, connect } => {
+                let mut deadline = tokio::time::Instant::now() + self.options.checkout_timeout;
                 if let (Some(id), Some(control)) = (connect, new_control) {
+                    deadline = deadline.max(super::dial_deadline(&self.options));
                     self.start_connect(id, control, None);
                 }
-                match tokio::time::timeout(self.options.checkout_timeout, rx).await {
+                match tokio::time::timeout_at(deadline, rx).await {
                     Ok(Ok(res)) => res,
                     Ok(Err(_)) => Err(Error::new(ErrorKind::Shutdown, "the pool was closed")),
                     Err(_) => Err(Error::new(

@@ -67,7 +67,10 @@ impl ProxyRoute {
     /// A connection to the proxy itself (TLS when the proxy URL is https).
     async fn connect_proxy(&self) -> Result<Stream> {
         let connector = Connector {
-            dial: Arc::new(DirectDial),
+            dial: Arc::new(DirectDial::new(
+                self.upstreams.resolver.clone(),
+                self.proxy_options.clone(),
+            )),
             tls: match self.proxy.origin.scheme() {
                 Scheme::Https => Some(self.tls.http1.clone()),
                 Scheme::Http => None,

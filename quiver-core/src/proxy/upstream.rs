@@ -16,6 +16,7 @@ use tokio::runtime::Handle;
 
 use super::Proxy;
 use crate::config::{PoolOptions, Protocol};
+use crate::conn::resolve::Resolver;
 use crate::conn::tcp::DirectDial;
 use crate::conn::tls::RuleTls;
 use crate::conn::Connector;
@@ -80,13 +81,16 @@ enum Upstream {
 /// The registry of pooled proxy connections of one client.
 pub(crate) struct Upstreams {
     runtime: Handle,
+    /// The client's resolver, for the proxies' own names.
+    pub(crate) resolver: Arc<Resolver>,
     pools: Mutex<HashMap<Fingerprint, Upstream>>,
 }
 
 impl Upstreams {
-    pub(crate) fn new(runtime: Handle) -> Upstreams {
+    pub(crate) fn new(runtime: Handle, resolver: Arc<Resolver>) -> Upstreams {
         Upstreams {
             runtime,
+            resolver,
             pools: Mutex::new(HashMap::new()),
         }
     }
@@ -118,7 +122,7 @@ impl Upstreams {
         }
         let options = Self::options_for(options, Protocol::Http2);
         let connector = Connector {
-            dial: Arc::new(DirectDial),
+            dial: Arc::new(DirectDial::new(self.resolver.clone(), options.clone())),
             tls: matches!(proxy.origin.scheme(), crate::origin::Scheme::Https)
                 .then(|| tls.http2.clone()),
             connect_timeout: options.connect_timeout,
@@ -152,13 +156,14 @@ impl Upstreams {
             return Ok(p.clone());
         }
         let options = Self::options_for(options, Protocol::Http3);
+        let path = crate::conn::udp::DirectUdp::new(self.resolver.clone(), options.clone());
         let pool = h3pool::new_pool(
             proxy.origin.clone(),
             options,
             tls.http3.clone(),
             self.runtime.clone(),
             // Room for a tunnelled QUIC packet (at least 1200 bytes) plus the framing.
-            Arc::new(crate::conn::udp::DirectUdp::with_initial_mtu(1452)),
+            Arc::new(path.with_initial_mtu(1452)),
         )?;
         pools.insert(key, Upstream::Http3(pool.clone()));
         Ok(pool)

@@ -8,6 +8,7 @@ pub(crate) mod channel;
 pub(crate) mod errors;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -163,46 +164,52 @@ pub(crate) async fn connect<L: WorkerLink>(
         Host::Name(n) => n.clone(),
         Host::Ip(ip) => ip.to_string(),
     };
-    let mut last_err = None;
-    let mut established = None;
-    for (endpoint, addr) in candidates {
-        let connecting = match endpoint.connect_with(quic.clone(), addr, &server_name) {
-            Ok(c) => c,
-            Err(e) => {
-                last_err = Some(Error::new(
-                    ErrorKind::ConnectFailed,
-                    format!("cannot connect to {origin} ({addr}): {e}"),
-                ));
-                continue;
-            }
-        };
-        // With early data and a session ticket, 0-RTT: the connection is usable at once.
-        let attempt = if options.early_data {
-            connecting.into_0rtt()
-        } else {
-            Err(connecting)
-        };
-        match attempt {
-            Ok((conn, accepted)) => {
-                established = Some((conn, Some(accepted)));
-                break;
-            }
-            Err(connecting) => {
-                match tokio::time::timeout(options.connect_timeout, connecting).await {
-                    Ok(Ok(conn)) => {
-                        established = Some((conn, None));
-                        break;
+    // Happy Eyeballs over the path's candidates; each attempt bounded by `connect_timeout`.
+    let attempt = |(endpoint, addr): (quinn::Endpoint, SocketAddr)| {
+        let (quic, options, origin, server_name) = (
+            quic.clone(),
+            options.clone(),
+            origin.clone(),
+            server_name.clone(),
+        );
+        let fut: crate::conn::BoxFuture<'static, Result<(quinn::Connection, Option<_>)>> =
+            Box::pin(async move {
+                let connecting = endpoint
+                    .connect_with(quic, addr, &server_name)
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::ConnectFailed,
+                            format!("cannot connect to {origin} ({addr}): {e}"),
+                        )
+                    })?;
+                // With early data and a session ticket, 0-RTT: the connection is usable at once.
+                let attempt = if options.early_data {
+                    connecting.into_0rtt()
+                } else {
+                    Err(connecting)
+                };
+                match attempt {
+                    Ok((conn, accepted)) => Ok((conn, Some(accepted))),
+                    Err(connecting) => {
+                        match tokio::time::timeout(options.connect_timeout, connecting).await {
+                            Ok(Ok(conn)) => Ok((conn, None)),
+                            Ok(Err(e)) => Err(connect_error(&e, &origin, addr)),
+                            Err(_) => Err(connect_timeout(&origin, addr, &options)),
+                        }
                     }
-                    Ok(Err(e)) => last_err = Some(connect_error(&e, &origin, addr)),
-                    Err(_) => last_err = Some(connect_timeout(&origin, addr, &options)),
                 }
-            }
-        }
-    }
-    let Some((quic_conn, accepted)) = established else {
-        return Err(last_err
-            .unwrap_or_else(|| Error::new(ErrorKind::Dns, format!("{origin} has no address"))));
+            });
+        fut
     };
+    let (quic_conn, accepted) =
+        crate::conn::happy::race(candidates, options.happy_eyeballs_delay, attempt)
+            .await
+            .unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::Dns,
+                    format!("{origin} has no address"),
+                ))
+            })?;
     let (driver, send) = h3_session(&quic_conn, &origin, &options).await?;
     let early = accepted.is_some();
     let (handshake_tx, handshake_rx) = watch::channel(if early {
