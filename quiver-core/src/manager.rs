@@ -129,7 +129,24 @@ impl Manager {
             Some(_) => None,
             None => Proxy::for_origin(&options, &self.env, origin)?,
         };
-        let route = match proxy {
+        let socks = match &proxy {
+            Some(p) if p.socks.is_some() => {
+                if protocol == Protocol::Http3 {
+                    return Err(Error::invalid_config(format!(
+                        "{origin} speaks HTTP/3, which a SOCKS5 proxy cannot carry"
+                    )));
+                }
+                #[cfg(feature = "socks")]
+                let dial = crate::proxy::socks::dialer(p, &self.resolver, &options);
+                #[cfg(not(feature = "socks"))]
+                let dial = None;
+                Some(dial.ok_or_else(|| {
+                    Error::invalid_config("SOCKS5 proxies need quiver's `socks` feature")
+                })?)
+            }
+            _ => None,
+        };
+        let route = match proxy.filter(|p| p.socks.is_none()) {
             Some(proxy) => {
                 let proxy_rule = self.rules.lookup(&proxy.origin);
                 Some(Arc::new(ProxyRoute {
@@ -143,25 +160,27 @@ impl Manager {
             None => None,
         };
         // http targets through a proxy go to it in absolute form; everything else tunnels.
-        let (dial, proxy_form): (Arc<dyn Dial>, Option<ProxyForm>) = match (&route, protocol) {
+        let (dial, proxy_form): (Arc<dyn Dial>, Option<ProxyForm>) = match (socks, &route, protocol)
+        {
+            (Some(socks), _, _) => (socks, None),
             #[cfg(unix)]
-            (None, _) if options.unix_socket.is_some() => (
+            (None, None, _) if options.unix_socket.is_some() => (
                 Arc::new(crate::conn::unix::UnixDial::new(
                     options.unix_socket.clone().unwrap_or_default(),
                 )),
                 None,
             ),
-            (None, _) => (
+            (None, None, _) => (
                 Arc::new(DirectDial::new(self.resolver.clone(), options.clone())),
                 None,
             ),
-            (Some(r), Protocol::Http1) if !https => (
+            (None, Some(r), Protocol::Http1) if !https => (
                 r.forward_dial(),
                 Some(ProxyForm {
                     authorization: r.proxy.authorization.clone(),
                 }),
             ),
-            (Some(r), _) => (r.tunnel_dial(), None),
+            (None, Some(r), _) => (r.tunnel_dial(), None),
         };
         let connector = |config: &Arc<rustls::ClientConfig>| Connector {
             dial: dial.clone(),
@@ -236,6 +255,7 @@ impl Manager {
                 origin,
                 authorization,
                 protocol,
+                socks: None,
             },
             tls: self.rule_tls(rule)?,
             proxy_options: rule.options.clone(),

@@ -338,6 +338,68 @@ pub(crate) fn parse_proxy_url(url: &str) -> Result<(Origin, Option<http::HeaderV
     Ok((origin, authorization))
 }
 
+/// A `socks5://` (names resolved here) or `socks5h://` (names sent to the proxy) proxy URL.
+#[derive(Clone)]
+pub(crate) struct SocksUrl {
+    /// Where the proxy listens (port 1080 unless given).
+    pub origin: Origin,
+    /// `socks5h`: the proxy resolves the target's name.
+    pub remote_dns: bool,
+    /// RFC 1929 username and password, percent-decoded.
+    pub credentials: Option<(String, String)>,
+}
+
+impl fmt::Debug for SocksUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password never reaches logs.
+        f.debug_struct("SocksUrl")
+            .field("origin", &self.origin)
+            .field("remote_dns", &self.remote_dns)
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .finish()
+    }
+}
+
+/// Parses a SOCKS proxy URL; `None` when `url` is not one.
+pub(crate) fn parse_socks_url(url: &str) -> Option<Result<SocksUrl>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let remote_dns = match scheme.to_ascii_lowercase().as_str() {
+        "socks5" => false,
+        "socks5h" => true,
+        _ => return None,
+    };
+    let bad = |why: &str| Error::invalid_config(format!("proxy `{}`: {why}", redact(url)));
+    let rest = rest.trim_end_matches('/');
+    let (userinfo, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let has_port = match hostport.rsplit_once(']') {
+        Some((_, after)) => after.starts_with(':'),
+        None => hostport.contains(':'),
+    };
+    let port = if has_port { "" } else { ":1080" };
+    Some((|| {
+        let origin =
+            Origin::parse(&format!("http://{hostport}{port}")).map_err(|e| bad(e.message()))?;
+        let credentials = match userinfo {
+            Some(u) => {
+                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+                let decode = |s| {
+                    percent_decode(s).ok_or_else(|| bad("bad percent-encoding in the credentials"))
+                };
+                Some((decode(user)?, decode(pass)?))
+            }
+            None => None,
+        };
+        Ok(SocksUrl {
+            origin,
+            remote_dns,
+            credentials,
+        })
+    })())
+}
+
 fn redact(url: &str) -> String {
     match (url.split_once("://"), url.rfind('@')) {
         (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),

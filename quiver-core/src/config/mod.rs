@@ -327,7 +327,20 @@ impl PoolOptions {
             return bad("protocol", "http3 needs an https origin");
         }
         if let Some(url) = &self.proxy {
-            if !url.is_empty() && !url.eq_ignore_ascii_case("none") {
+            if let Some(socks) = crate::origin::parse_socks_url(url) {
+                socks.map_err(|e| {
+                    Error::invalid_config(format!("option `proxy`: {}", e.message()))
+                })?;
+                if !cfg!(feature = "socks") {
+                    return bad("proxy", "socks5 needs quiver's `socks` feature");
+                }
+                if self.protocol == Protocol::Http3 {
+                    return bad(
+                        "proxy",
+                        "socks5 carries TCP only; HTTP/3 (QUIC) cannot go through it",
+                    );
+                }
+            } else if !url.is_empty() && !url.eq_ignore_ascii_case("none") {
                 crate::origin::parse_proxy_url(url).map_err(|e| {
                     Error::invalid_config(format!("option `proxy`: {}", e.message()))
                 })?;

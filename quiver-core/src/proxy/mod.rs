@@ -13,6 +13,8 @@ pub(crate) mod connect;
 pub(crate) mod masque;
 #[cfg(feature = "masque")]
 pub(crate) mod socket;
+#[cfg(feature = "socks")]
+pub(crate) mod socks;
 pub(crate) mod upstream;
 
 use http::HeaderValue;
@@ -32,6 +34,9 @@ pub(crate) struct Proxy {
     /// `http2` shares pooled HTTP/2 connections, `http3` (MASQUE, for HTTP/3 origins) pooled
     /// HTTP/3 connections.
     pub protocol: Protocol,
+    /// Set for a SOCKS5 proxy (`socks5://`, `socks5h://`): origins are reached through it
+    /// by the SOCKS dialer instead of CONNECT or absolute-form requests.
+    pub socks: Option<crate::origin::SocksUrl>,
 }
 
 impl Proxy {
@@ -54,6 +59,15 @@ impl Proxy {
         if from_env && env.excluded(origin) {
             return Ok(None);
         }
+        if let Some(socks) = crate::origin::parse_socks_url(&url) {
+            let socks = socks?;
+            return Ok(Some(Proxy {
+                origin: socks.origin.clone(),
+                authorization: None,
+                protocol: options.proxy_protocol,
+                socks: Some(socks),
+            }));
+        }
         let (proxy_origin, credentials) = parse_proxy_url(&url)?;
         let authorization = match &options.proxy_authorization {
             Some(value) => Some(HeaderValue::from_str(value).map_err(|_| {
@@ -65,6 +79,7 @@ impl Proxy {
             origin: proxy_origin,
             authorization,
             protocol: options.proxy_protocol,
+            socks: None,
         }))
     }
 }
