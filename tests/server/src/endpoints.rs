@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRAILER};
+use http::header::{ALT_SVC, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRAILER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, StreamBody};
@@ -47,6 +47,9 @@ pub(crate) struct ConnCtx {
     drop_next: AtomicBool,
     /// The HTTP/2 or HTTP/3 connection task's control channel; `None` on HTTP/1.1.
     control: Option<UnboundedSender<ConnControl>>,
+    /// The `alt-svc` header every response of the connection carries (the `https_alt` and
+    /// `https_alt_blocked` listeners), unless the endpoint set its own (`/alt-svc`).
+    alt_svc: Option<HeaderValue>,
 }
 
 impl ConnCtx {
@@ -58,7 +61,14 @@ impl ConnCtx {
             requests: AtomicU64::new(0),
             drop_next: AtomicBool::new(false),
             control: None,
+            alt_svc: None,
         }
+    }
+
+    /// The same context, with `alt_svc` added to every response that has no `alt-svc` of its
+    /// own.
+    pub(crate) fn with_alt_svc(self, alt_svc: Option<HeaderValue>) -> Self {
+        ConnCtx { alt_svc, ..self }
     }
 
     /// A fresh context for the HTTP/2 or HTTP/3 connection numbered `id`, whose client is at
@@ -231,6 +241,7 @@ where
         "/chaos" => {
             let mut resp = chaos(req, conn, counters).await?;
             resp.headers_mut().insert("x-conn-id", conn.id.into());
+            add_alt_svc(&mut resp, conn);
             return Ok(resp);
         }
         _ => {}
@@ -249,7 +260,15 @@ where
     let headers = resp.headers_mut();
     headers.insert("x-conn-id", conn.id.into());
     headers.insert("x-conn-requests", served.into());
+    add_alt_svc(&mut resp, conn);
     Ok(resp)
+}
+
+/// Adds the connection's `alt-svc` (if any) to a response that has none.
+fn add_alt_svc(resp: &mut Response<BoxBody>, conn: &ConnCtx) {
+    if let Some(alt_svc) = &conn.alt_svc {
+        resp.headers_mut().entry(ALT_SVC).or_insert(alt_svc.clone());
+    }
 }
 
 fn respond(
@@ -322,7 +341,8 @@ where
     let query = req.uri().query().unwrap_or("").to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let result = match segments.as_slice() {
-        ["health"] => Ok(text(StatusCode::OK, "ok")),
+        // `/` answers like `/health`, for clients that just want any 200.
+        [""] | ["health"] => Ok(text(StatusCode::OK, "ok")),
         ["bytes", n] => bytes_endpoint(n, &query),
         ["echo"] => Ok(echo(req)),
         ["headers"] => Ok(headers_endpoint(&req, conn)),
@@ -345,10 +365,10 @@ where
                 .insert(CONNECTION, HeaderValue::from_static("close"));
             Ok(resp)
         }
-        ["stats"] => Ok(json(&counters.snapshot())),
+        ["stats"] => Ok(json(&counters.report())),
         ["stats", "reset"] if req.method() == Method::POST => {
             counters.reset();
-            Ok(json(&counters.snapshot()))
+            Ok(json(&counters.report()))
         }
         ["stats", "reset"] => Ok(text(StatusCode::METHOD_NOT_ALLOWED, "use POST")),
         ["sink"] => Ok(sink(req.into_body()).await),
@@ -360,11 +380,49 @@ where
         ["too-early"] if is_early(&req) => Ok(text(too_early(), "too early")),
         ["too-early"] => Ok(text(StatusCode::OK, "ok")),
         ["datagram-echo"] => datagram_echo(req),
+        ["alt-svc"] => alt_svc_endpoint(&query),
         _ => Ok(text(StatusCode::NOT_FOUND, "not found")),
     };
     result.unwrap_or_else(|BadRequest(what)| {
         text(StatusCode::BAD_REQUEST, format!("bad request: {what}"))
     })
+}
+
+/// `/alt-svc?v=VALUE`: 200 `ok` with one `alt-svc` header per `v` (in order), each the
+/// percent-decoded value verbatim (`+` decodes to a space, `%2B` to a `+`). Without `v`, no
+/// `alt-svc` header. A value that does not decode, or decodes to bytes a header value cannot
+/// hold (control characters), is a 400.
+fn alt_svc_endpoint(query: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let mut resp = text(StatusCode::OK, "ok");
+    let values = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(k, _)| *k == "v");
+    for (_, raw) in values {
+        let value = percent_decode(raw)
+            .and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+            .ok_or_else(|| bad_request(&format!("alt-svc value v={raw}")))?;
+        resp.headers_mut().append(ALT_SVC, value);
+    }
+    Ok(resp)
+}
+
+/// Decodes a query value: `%XX` to its byte, `+` to a space; `None` on a broken escape.
+fn percent_decode(raw: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hi = char::from(bytes.next()?).to_digit(16)?;
+                let lo = char::from(bytes.next()?).to_digit(16)?;
+                out.push(u8::try_from(hi * 16 + lo).ok()?);
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 #[derive(Serialize)]
@@ -682,5 +740,30 @@ mod tests {
         assert_eq!(query_param("xchunked=1", "chunked"), None);
         assert_eq!(query_num("bytes=12", "bytes").ok(), Some(Some(12)));
         assert!(query_num("bytes=x", "bytes").is_err());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            percent_decode("h3%3D%22%3A443%22%3B+ma%3D60").as_deref(),
+            Some(&b"h3=\":443\"; ma=60"[..])
+        );
+        assert_eq!(percent_decode("a%2Bb").as_deref(), Some(&b"a+b"[..]));
+        assert_eq!(percent_decode("").as_deref(), Some(&b""[..]));
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%zz"), None);
+    }
+
+    #[test]
+    fn alt_svc_values() {
+        let resp = alt_svc_endpoint("v=clear&x=1&v=h3%3D%22%3A1%22")
+            .ok()
+            .unwrap();
+        let values: Vec<_> = resp.headers().get_all(ALT_SVC).iter().collect();
+        assert_eq!(values, ["clear", "h3=\":1\""]);
+        let resp = alt_svc_endpoint("").ok().unwrap();
+        assert!(!resp.headers().contains_key(ALT_SVC));
+        assert!(alt_svc_endpoint("v=%0A").is_err());
+        assert!(alt_svc_endpoint("v=%G0").is_err());
     }
 }

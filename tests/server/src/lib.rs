@@ -1,15 +1,20 @@
 //! Quiver's loopback test server.
 //!
-//! One [`TestServer`] runs twelve listeners, each on one port bound on both `127.0.0.1` and
+//! One [`TestServer`] runs many listeners, most on one port bound on both `127.0.0.1` and
 //! `[::1]`: over TCP `http` (HTTP/1.1), `https` (HTTP/1.1 or HTTP/2 over TLS, by ALPN), `mtls`
 //! (TLS requiring a client certificate), `idle_close` (HTTP/1.1 closing connections idle for
 //! 200 ms), `raw` (hand-written answers for fault injection) and `h2c` (HTTP/2 with prior
 //! knowledge); over UDP `h3` (HTTP/3, accepting 0-RTT) and `h3_reject_early` (HTTP/3, resuming
 //! `h3`'s sessions but rejecting 0-RTT). A forward proxy listens too: `proxy` (HTTP/1.1),
 //! `proxy_tls` (HTTP/1.1 or HTTP/2 over TLS) and `proxy_h3` (HTTP/3, CONNECT-UDP), with
-//! `udp_echo` (plain UDP) as a UDP target. The endpoints, the proxy and the certificates are
-//! described in the crate's README; [`H2Options`] shape the HTTP/2 side, [`H3Options`] the
-//! HTTP/3 side, [`ProxyOptions`] the proxy.
+//! `udp_echo` (plain UDP) as a UDP target. Two SOCKS5 proxies listen as well: `socks5` (no
+//! authentication) and `socks5_auth` (username/password). `https_alt` and `https_alt_blocked` are
+//! `https` with an `alt-svc` naming `h3`, or `udp_blackhole` (a UDP port swallowing everything);
+//! `blackhole` answers HTTP/1.1 on `127.0.0.1` but hangs connects to `127.0.0.2` and `[::1]`.
+//! Two Unix sockets in [`TestServer::dir`] serve HTTP/1.1 (`http.sock`) and h2c (`h2c.sock`).
+//! The endpoints, the proxies and the certificates are described in the crate's README;
+//! [`H2Options`] shape the HTTP/2 side, [`H3Options`] the HTTP/3 side, [`ProxyOptions`] the
+//! HTTP proxy.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -22,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod blackhole;
 mod body;
 mod certs;
 mod endpoints;
@@ -38,7 +44,9 @@ mod peer;
 mod proxy;
 mod raw;
 pub mod scenarios;
+mod socks;
 mod stats;
+mod unix;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -47,6 +55,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -55,6 +64,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use proxy::h2::HOSTILE_CAPSULE_PORT;
 pub use proxy::PROXY_AUTHORIZATION;
+pub use socks::{SOCKS5_PASSWORD, SOCKS5_USERNAME};
 pub use stats::Stats;
 
 /// The first `len` bytes of the pattern every generated body (`/bytes/{n}`, the static files of
@@ -200,6 +210,17 @@ pub struct TestServer {
     proxy_tls: u16,
     proxy_h3: u16,
     udp_echo: u16,
+    blackhole: u16,
+    blackhole_has_v6: bool,
+    /// The black-holed listeners and the connections filling their queues.
+    _blackhole_held: blackhole::Held,
+    udp_blackhole: u16,
+    socks5: u16,
+    socks5_auth: u16,
+    https_alt: u16,
+    https_alt_blocked: u16,
+    unix_http: PathBuf,
+    unix_h2c: PathBuf,
     /// The hostile listeners' ports, by mode.
     hostile_h2: Vec<(hostile::H2Mode, u16)>,
     hostile_h3: Vec<(hostile::H3Mode, u16)>,
@@ -228,8 +249,9 @@ const _: () = {
 enum Transport {
     /// HTTP/1.1 cleartext, with the idle timeout of the `idle_close` listener if any.
     Http(Option<Duration>),
-    /// TLS, then HTTP/2 if ALPN chose `h2`, HTTP/1.1 otherwise.
-    Tls(TlsAcceptor),
+    /// TLS, then HTTP/2 if ALPN chose `h2`, HTTP/1.1 otherwise; every response carries the
+    /// `alt-svc` value if any (`https_alt`, `https_alt_blocked`).
+    Tls(TlsAcceptor, Option<HeaderValue>),
     /// The hand-written `raw` answers.
     Raw,
     /// HTTP/2 with prior knowledge.
@@ -240,6 +262,8 @@ enum Transport {
     ProxyTls(TlsAcceptor),
     /// A hostile HTTP/2 peer (h2c prior knowledge).
     Hostile(hostile::H2Mode),
+    /// The SOCKS5 proxy.
+    Socks(socks::SocksAuth),
 }
 
 impl Transport {
@@ -272,6 +296,15 @@ struct Announcement {
     proxy_tls: u16,
     proxy_h3: u16,
     udp_echo: u16,
+    blackhole: u16,
+    blackhole_has_v6: bool,
+    udp_blackhole: u16,
+    socks5: u16,
+    socks5_auth: u16,
+    https_alt: u16,
+    https_alt_blocked: u16,
+    unix_http: String,
+    unix_h2c: String,
     ca_file: String,
     client_cert: String,
     client_key: String,
@@ -333,21 +366,31 @@ async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shar
     let h1_conn = |conn_id| Arc::new(ConnCtx::new(conn_id, peer));
     match transport {
         Transport::Http(idle) => h1::serve(stream, h1_conn(next_conn_id()), counters, idle).await,
-        Transport::Tls(acceptor) => {
+        Transport::Tls(acceptor, alt_svc) => {
             let conn_id = next_conn_id();
             let Some(tls) = tls_handshake(acceptor, stream).await else {
                 return;
             };
             if tls.get_ref().1.alpn_protocol() == Some(certs::ALPN_H2) {
-                http2::serve(tls, conn_id, peer, counters, shared.h2.clone()).await;
+                http2::serve(tls, conn_id, peer, counters, shared.h2.clone(), alt_svc).await;
             } else {
-                h1::serve(tls, h1_conn(conn_id), counters, None).await;
+                let conn = Arc::new(ConnCtx::new(conn_id, peer).with_alt_svc(alt_svc));
+                h1::serve(tls, conn, counters, None).await;
             }
         }
         Transport::Raw => raw::serve(stream, &counters).await,
         Transport::H2c => {
-            http2::serve(stream, next_conn_id(), peer, counters, shared.h2.clone()).await;
+            http2::serve(
+                stream,
+                next_conn_id(),
+                peer,
+                counters,
+                shared.h2.clone(),
+                None,
+            )
+            .await;
         }
+        Transport::Socks(auth) => socks::serve(stream, auth, &counters).await,
         Transport::Proxy => proxy::h1::serve(stream, Arc::clone(&shared.proxy)).await,
         Transport::Hostile(mode) => hostile::serve_h2(stream, mode).await,
         Transport::ProxyTls(acceptor) => {
@@ -380,9 +423,13 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        // Proxy connections are counted apart (`proxy_connections`), not in `accepted`/`open`.
+        // Proxy connections are counted apart (`proxy_connections`, `socks_connections`), not
+        // in `accepted`/`open`.
         let open = if transport.is_proxy() {
             shared.counters.on_proxy_connection();
+            None
+        } else if matches!(transport, Transport::Socks(_)) {
+            shared.counters.on_socks_connection();
             None
         } else {
             Some(shared.counters.on_accept())
@@ -480,20 +527,45 @@ impl TestServer {
         let proxy_tls = TlsAcceptor::from(pki.https_config()?);
 
         let has_ipv6 = listen::ipv6_available().await;
+        // The UDP ports first: the `alt-svc` of `https_alt` and `https_alt_blocked` name them.
+        let h3_sockets = listen::bind_dual_udp(has_ipv6)?;
+        let udp_blackhole = listen::bind_dual_udp(has_ipv6)?;
+        let (h3_port, udp_blackhole_port) = (h3_sockets.port, udp_blackhole.port);
+        let alt_svc = |port: u16| HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400")).ok();
+        let https_alt = TlsAcceptor::from(pki.https_config()?);
+
         let mut bound = Vec::new();
         for transport in [
             Transport::Http(None),
-            Transport::Tls(https),
-            Transport::Tls(mtls),
+            Transport::Tls(https, None),
+            Transport::Tls(mtls, None),
             Transport::Raw,
             Transport::Http(Some(IDLE_CLOSE_TIMEOUT)),
             Transport::H2c,
             Transport::Proxy,
             Transport::ProxyTls(proxy_tls),
+            Transport::Socks(socks::SocksAuth::None),
+            Transport::Socks(socks::SocksAuth::Password),
+            Transport::Tls(https_alt.clone(), alt_svc(h3_port)),
+            Transport::Tls(https_alt, alt_svc(udp_blackhole_port)),
         ] {
             bound.push((listen::bind_dual(has_ipv6).await?, transport));
         }
         let ports: Vec<u16> = bound.iter().map(|(l, _)| l.port).collect();
+        let blackhole = blackhole::bind(has_ipv6).await?;
+        let blackhole_port = blackhole.port;
+        let blackhole_has_v6 = blackhole.has_v6;
+        let blackhole_held = blackhole.held;
+        bound.push((
+            listen::DualListener {
+                port: blackhole_port,
+                v4: blackhole.open,
+                v6: None,
+            },
+            Transport::Http(None),
+        ));
+        let (unix_http_listener, unix_http) = unix::bind(&pki.dir, unix::HTTP_SOCKET)?;
+        let (unix_h2c_listener, unix_h2c) = unix::bind(&pki.dir, unix::H2C_SOCKET)?;
         let mut hostile_h2 = Vec::new();
         for mode in [
             hostile::H2Mode::HeaderFlood,
@@ -506,9 +578,8 @@ impl TestServer {
         }
 
         let h3_tls = pki.h3_configs()?;
-        let h3_sockets = listen::bind_dual_udp(has_ipv6)?;
         let h3_reject_sockets = listen::bind_dual_udp(has_ipv6)?;
-        let (h3_port, h3_reject_port) = (h3_sockets.port, h3_reject_sockets.port);
+        let h3_reject_port = h3_reject_sockets.port;
         let mut endpoints = quic_endpoints(
             h3_sockets,
             &http3::server_config(h3_tls.early.clone(), &options.h3)?,
@@ -607,6 +678,23 @@ impl TestServer {
                 Arc::clone(&counters),
             )));
         }
+        for socket in udp_blackhole.into_sockets() {
+            tasks.push(tokio::spawn(blackhole::discard(
+                socket,
+                Arc::clone(&counters),
+            )));
+        }
+        for (listener, kind) in [
+            (unix_http_listener, unix::UnixKind::Http),
+            (unix_h2c_listener, unix::UnixKind::H2c),
+        ] {
+            tasks.push(tokio::spawn(unix::accept_loop(
+                listener,
+                kind,
+                Arc::clone(&shared),
+                shutdown_rx.clone(),
+            )));
+        }
 
         Ok(TestServer {
             http: ports[0],
@@ -621,6 +709,16 @@ impl TestServer {
             proxy_tls: ports[7],
             proxy_h3: proxy_h3_port,
             udp_echo: udp_echo_port,
+            blackhole: blackhole_port,
+            blackhole_has_v6,
+            _blackhole_held: blackhole_held,
+            udp_blackhole: udp_blackhole_port,
+            socks5: ports[8],
+            socks5_auth: ports[9],
+            https_alt: ports[10],
+            https_alt_blocked: ports[11],
+            unix_http,
+            unix_h2c,
             hostile_h2,
             hostile_h3,
             has_ipv6,
@@ -792,12 +890,84 @@ impl TestServer {
         self.udp_echo
     }
 
+    /// The port of the `blackhole` listener: `127.0.0.1:PORT` serves HTTP/1.1 like `http`, while
+    /// a connect to `127.0.0.2:PORT` (and to `[::1]:PORT` when [`TestServer::blackhole_has_v6`])
+    /// hangs: its SYNs go unanswered. For Happy Eyeballs tests.
+    pub fn blackhole_port(&self) -> u16 {
+        self.blackhole
+    }
+
+    /// Whether `[::1]:PORT` of the `blackhole` listener is black-holed (false on hosts without
+    /// an IPv6 loopback, where nothing listens there).
+    pub fn blackhole_has_v6(&self) -> bool {
+        self.blackhole_has_v6
+    }
+
+    /// The UDP port of the `udp_blackhole` listener (on `127.0.0.1`, and `[::1]` when
+    /// [`TestServer::has_ipv6`]): every datagram is read and dropped, nothing is ever sent back
+    /// (no ICMP either). "UDP blocked" for HTTP/3.
+    pub fn udp_blackhole_port(&self) -> u16 {
+        self.udp_blackhole
+    }
+
+    /// The port of the `socks5` listener (SOCKS5 without authentication).
+    pub fn socks5_port(&self) -> u16 {
+        self.socks5
+    }
+
+    /// The port of the `socks5_auth` listener (SOCKS5 with username/password
+    /// [`SOCKS5_USERNAME`] / [`SOCKS5_PASSWORD`]).
+    pub fn socks5_auth_port(&self) -> u16 {
+        self.socks5_auth
+    }
+
+    /// The port of the `https_alt` listener: like `https`, every response carrying
+    /// `alt-svc: h3=":H3_PORT"; ma=86400` (the `h3` listener's port).
+    pub fn https_alt_port(&self) -> u16 {
+        self.https_alt
+    }
+
+    /// The port of the `https_alt_blocked` listener: like `https`, every response carrying
+    /// `alt-svc: h3=":PORT"; ma=86400` naming the `udp_blackhole` port.
+    pub fn https_alt_blocked_port(&self) -> u16 {
+        self.https_alt_blocked
+    }
+
+    /// `https://localhost:PORT{path}` on the `https_alt` listener.
+    pub fn https_alt_url(&self, path: &str) -> String {
+        Self::url("https", "localhost", self.https_alt, path)
+    }
+
+    /// `https://localhost:PORT{path}` on the `https_alt_blocked` listener.
+    pub fn https_alt_blocked_url(&self, path: &str) -> String {
+        Self::url("https", "localhost", self.https_alt_blocked, path)
+    }
+
+    /// The Unix socket `http.sock` in [`TestServer::dir`]: HTTP/1.1 like the `http` listener.
+    pub fn unix_http_path(&self) -> &Path {
+        &self.unix_http
+    }
+
+    /// The Unix socket `h2c.sock` in [`TestServer::dir`]: HTTP/2 with prior knowledge like the
+    /// `h2c` listener.
+    pub fn unix_h2c_path(&self) -> &Path {
+        &self.unix_h2c
+    }
+
+    /// The target of the last SOCKS5 CONNECT request since start or the last reset, whatever
+    /// came of it: `domain NAME:PORT` (the client sent the name, as `socks5h://` does),
+    /// `ipv4 IP:PORT` or `ipv6 [IP]:PORT` (the client resolved it, as `socks5://` does). Also
+    /// `socks_last_target` in `/stats`.
+    pub fn socks_last_target(&self) -> Option<String> {
+        self.counters.socks_last_target()
+    }
+
     /// Whether the listeners are also bound on `[::1]` (false only on hosts without IPv6).
     pub fn has_ipv6(&self) -> bool {
         self.has_ipv6
     }
 
-    /// The folder holding the certificates.
+    /// The folder holding the certificates and the Unix sockets.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -859,6 +1029,15 @@ impl TestServer {
             proxy_tls: self.proxy_tls,
             proxy_h3: self.proxy_h3,
             udp_echo: self.udp_echo,
+            blackhole: self.blackhole,
+            blackhole_has_v6: self.blackhole_has_v6,
+            udp_blackhole: self.udp_blackhole,
+            socks5: self.socks5,
+            socks5_auth: self.socks5_auth,
+            https_alt: self.https_alt,
+            https_alt_blocked: self.https_alt_blocked,
+            unix_http: path(self.unix_http_path()),
+            unix_h2c: path(self.unix_h2c_path()),
             ca_file: path(self.ca_file()),
             client_cert: path(self.client_cert()),
             client_key: path(self.client_key()),
@@ -884,6 +1063,9 @@ impl Drop for TestServer {
         self.shutdown();
         if self.owns_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            let _ = std::fs::remove_file(&self.unix_http);
+            let _ = std::fs::remove_file(&self.unix_h2c);
         }
     }
 }

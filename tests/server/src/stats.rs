@@ -68,6 +68,13 @@ pub struct Stats {
     pub proxy_auth_seen: u64,
     /// Datagrams the `udp_echo` listener sent back.
     pub udp_echoed: u64,
+    /// Datagrams the `udp_blackhole` listener received (and dropped without a word).
+    pub udp_blackholed: u64,
+    /// Connections accepted by the SOCKS5 listeners (`socks5`, `socks5_auth`). They are not
+    /// counted in `accepted`, `open` and `max_open`.
+    pub socks_connections: u64,
+    /// SOCKS5 CONNECTs that reached their target (counted just before the success reply).
+    pub socks_connects: u64,
     /// Requests `/count-and-drop` read in full, then answered by closing the connection.
     pub processed_then_dropped: u64,
     /// `/chaos` requests with an `x-request-id` that were processed (each id once or more).
@@ -76,6 +83,18 @@ pub struct Stats {
     pub chaos_processed_failed: u64,
     /// `/chaos` request ids processed more than once (a request sent twice).
     pub chaos_duplicates: u64,
+}
+
+/// The JSON of `/stats`: every [`Stats`] field, plus `socks_last_target` (kept out of
+/// [`Stats`] so that it stays `Copy`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StatsJson {
+    #[serde(flatten)]
+    stats: Stats,
+    /// The target of the last SOCKS5 CONNECT request, whatever came of it (`domain
+    /// localhost:1234`, `ipv4 127.0.0.1:1234`, `ipv6 [::1]:1234`); `null` when none was made
+    /// since start or the last reset.
+    socks_last_target: Option<String>,
 }
 
 /// The live counters behind [`Stats`].
@@ -102,6 +121,11 @@ pub(crate) struct Counters {
     proxy_forwarded: AtomicU64,
     proxy_auth_seen: AtomicU64,
     udp_echoed: AtomicU64,
+    udp_blackholed: AtomicU64,
+    socks_connections: AtomicU64,
+    socks_connects: AtomicU64,
+    /// The target of the last SOCKS5 CONNECT request (see [`StatsJson::socks_last_target`]).
+    socks_last_target: std::sync::Mutex<Option<String>>,
     processed_then_dropped: AtomicU64,
     chaos_processed: AtomicU64,
     chaos_processed_failed: AtomicU64,
@@ -245,6 +269,46 @@ impl Counters {
         self.udp_echoed.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts a datagram `udp_blackhole` dropped.
+    pub(crate) fn on_udp_blackholed(&self) {
+        self.udp_blackholed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a connection accepted by a SOCKS5 listener.
+    pub(crate) fn on_socks_connection(&self) {
+        self.socks_connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a SOCKS5 CONNECT that reached its target.
+    pub(crate) fn on_socks_connect(&self) {
+        self.socks_connects.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records the target of a SOCKS5 CONNECT request (`domain NAME:PORT`, `ipv4 IP:PORT`,
+    /// `ipv6 [IP]:PORT`), whatever comes of it.
+    pub(crate) fn on_socks_target(&self, target: String) {
+        *self
+            .socks_last_target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(target);
+    }
+
+    /// The target of the last SOCKS5 CONNECT request since start or the last reset.
+    pub(crate) fn socks_last_target(&self) -> Option<String> {
+        self.socks_last_target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What `/stats` answers: the counters and the last SOCKS5 target.
+    pub(crate) fn report(&self) -> StatsJson {
+        StatsJson {
+            stats: self.snapshot(),
+            socks_last_target: self.socks_last_target(),
+        }
+    }
+
     /// Reads the counters.
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::SeqCst);
@@ -270,6 +334,9 @@ impl Counters {
             proxy_forwarded: get(&self.proxy_forwarded),
             proxy_auth_seen: get(&self.proxy_auth_seen),
             udp_echoed: get(&self.udp_echoed),
+            udp_blackholed: get(&self.udp_blackholed),
+            socks_connections: get(&self.socks_connections),
+            socks_connects: get(&self.socks_connects),
             processed_then_dropped: get(&self.processed_then_dropped),
             chaos_processed: get(&self.chaos_processed),
             chaos_processed_failed: get(&self.chaos_processed_failed),
@@ -299,6 +366,9 @@ impl Counters {
             &self.proxy_forwarded,
             &self.proxy_auth_seen,
             &self.udp_echoed,
+            &self.udp_blackholed,
+            &self.socks_connections,
+            &self.socks_connects,
             &self.processed_then_dropped,
             &self.chaos_processed,
             &self.chaos_processed_failed,
@@ -306,6 +376,10 @@ impl Counters {
         ] {
             counter.store(0, Ordering::SeqCst);
         }
+        *self
+            .socks_last_target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         let open = self.open.load(Ordering::SeqCst);
         self.max_open.store(open, Ordering::SeqCst);
         // A connection opened between the two lines above must still be reflected.
@@ -359,6 +433,15 @@ mod tests {
         c.on_udp_echoed();
         c.on_udp_echoed();
         c.on_udp_echoed();
+        c.on_udp_blackholed();
+        c.on_socks_connection();
+        c.on_socks_connection();
+        c.on_socks_connect();
+        c.on_socks_target("domain localhost:1".to_owned());
+        assert_eq!(
+            serde_json::to_value(c.report()).unwrap()["socks_last_target"],
+            "domain localhost:1"
+        );
         c.on_processed_then_dropped();
         c.on_chaos_processed("a", false);
         c.on_chaos_processed("b", true);
@@ -390,6 +473,9 @@ mod tests {
                 proxy_forwarded: 1,
                 proxy_auth_seen: 1,
                 udp_echoed: 3,
+                udp_blackholed: 1,
+                socks_connections: 2,
+                socks_connects: 1,
                 processed_then_dropped: 1,
                 chaos_processed: 2,
                 chaos_processed_failed: 1,
@@ -405,6 +491,8 @@ mod tests {
                 ..Stats::default()
             }
         );
+        assert_eq!(c.socks_last_target(), None);
+        assert!(serde_json::to_value(c.report()).unwrap()["socks_last_target"].is_null());
         drop(b);
         assert_eq!(c.snapshot().open, 0);
     }

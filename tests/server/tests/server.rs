@@ -570,8 +570,20 @@ fn binary_prints_one_json_line_and_exits_on_stdin_eof() {
         "proxy_tls",
         "proxy_h3",
         "udp_echo",
+        "blackhole",
+        "udp_blackhole",
+        "socks5",
+        "socks5_auth",
+        "https_alt",
+        "https_alt_blocked",
     ] {
         assert!(json[key].as_u64().is_some_and(|p| p > 0), "{key}");
+    }
+    assert_eq!(json["blackhole_has_v6"], true);
+    for (key, file) in [("unix_http", "http.sock"), ("unix_h2c", "h2c.sock")] {
+        let path = std::path::PathBuf::from(json[key].as_str().unwrap());
+        assert_eq!(path, dir.join(file));
+        assert!(path.exists(), "{key}");
     }
     for (key, file) in [
         ("ca_file", "ca.crt"),

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use h2::server::{Builder, Connection, SendResponse};
 use h2::{Reason, RecvStream, SendStream};
 use http::header::{self, HeaderName};
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -53,19 +53,22 @@ const CONNECTION_SPECIFIC: [HeaderName; 4] = [
 ];
 
 /// Serves HTTP/2 on `io` (after the TLS handshake, if any) until the connection ends; `peer` is
-/// the client's TCP address.
+/// the client's TCP address (`None` over a Unix socket), `alt_svc` the `alt-svc` header of every
+/// response (see [`ConnCtx::with_alt_svc`]).
 pub(crate) async fn serve<I>(
     io: I,
     conn_id: u64,
     peer: Option<SocketAddr>,
     counters: Arc<Counters>,
     options: H2Options,
+    alt_svc: Option<HeaderValue>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     counters.on_h2_connection();
     let (control, requests) = mpsc::unbounded_channel();
-    let conn = Arc::new(ConnCtx::with_control(conn_id, peer, control.clone()));
+    let conn =
+        Arc::new(ConnCtx::with_control(conn_id, peer, control.clone()).with_alt_svc(alt_svc));
     match options.goaway_after {
         Some(limit) => {
             let io = Gate::new(io, limit, control);
