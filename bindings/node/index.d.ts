@@ -80,6 +80,14 @@ export interface PoolOptions {
   idleTimeout?: number
   /** Longest TCP connect + TLS handshake (or QUIC handshake), ms (5000). */
   connectTimeout?: number
+  /** Happy Eyeballs delay before the next address is tried, ms (250). */
+  happyEyeballsDelay?: number
+  /** Unix domain socket path to connect to instead of TCP (HTTP/1.1, h2c; not HTTP/3). */
+  unixSocket?: string | null
+  /** Addresses for names, as `curl --resolve`: `host:port:addr[,addr]`, entries space-separated. */
+  resolve?: string | null
+  /** How long resolved addresses are reused, ms (60000); `null` or 0: no cache. */
+  dnsCacheTtl?: number | null
   /** Longest the connection may go without moving a byte while a request waits, ms (30000). */
   readTimeout?: number
   /** Longest a whole request may take, body included, ms; `null` or 0: no limit (default). */

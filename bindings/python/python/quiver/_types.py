@@ -69,6 +69,10 @@ class PoolOptions(TypedDict, total=False):
     checkout_timeout: Seconds
     idle_timeout: Seconds
     connect_timeout: Seconds
+    happy_eyeballs_delay: Seconds
+    unix_socket: Optional[StrPath]
+    resolve: Optional[str]
+    dns_cache_ttl: Optional[Seconds]
     read_timeout: Seconds
     request_timeout: Optional[Seconds]
     ca_file: Optional[StrPath]

@@ -1,0 +1,98 @@
+'use strict'
+// Getting connected, from Node: Happy Eyeballs past a black-holed first address (`resolve`,
+// `happyEyeballsDelay`), the dial's own error for a caller waiting on it, `dnsCacheTtl`, Unix
+// domain sockets (`unixSocket`) and SOCKS5 proxies, against the test server.
+
+const assert = require('node:assert/strict')
+const { before, after, test } = require('node:test')
+
+const { Client, QuiverError } = require('quiver-http')
+const { startServer } = require('./helpers.js')
+
+let info
+let direct
+before(async () => {
+  info = await startServer()
+  direct = new Client({ proxyFromEnv: false })
+})
+after(async () => {
+  await direct.close()
+  await info.stop()
+})
+
+async function rejection(promise) {
+  try {
+    await promise
+  } catch (e) {
+    assert.ok(e instanceof QuiverError, `expected a QuiverError, got ${e}`)
+    return e
+  }
+  assert.fail('expected a rejection')
+}
+
+async function serverStats() {
+  const res = await direct.request(`http://127.0.0.1:${info.http}/stats`)
+  return res.body.json()
+}
+
+test('a black-holed first address costs about one attempt delay', async () => {
+  const port = info.blackhole
+  const client = new Client({
+    resolve: `eyeballs.test:${port}:127.0.0.2,127.0.0.1`,
+    connectTimeout: 10000,
+    happyEyeballsDelay: 250,
+    dnsCacheTtl: null,
+  })
+  const started = Date.now()
+  const res = await client.request(`http://eyeballs.test:${port}/health`)
+  assert.equal(await res.body.text(), 'ok')
+  const took = Date.now() - started
+  assert.ok(took >= 240 && took < 4000, `${took} ms`)
+  await client.close()
+})
+
+test('a caller waiting on its dial gets the dial error', async () => {
+  const port = info.blackhole
+  const client = new Client({ resolve: `hole.test:${port}:127.0.0.2`, connectTimeout: 600, checkoutTimeout: 100 })
+  const err = await rejection(client.request(`http://hole.test:${port}/`))
+  assert.equal(err.code, 'connect_timeout', err.message)
+  await client.close()
+  assert.throws(() => new Client({ resolve: 'api.test:80:nope' }), (e) => e.code === 'invalid_config' && /resolve/.test(e.message))
+})
+
+test('unix sockets carry HTTP/1.1 and h2c', async () => {
+  const client = new Client({
+    unixSocket: info.unix_http,
+    pools: { 'http://h2c.local': { unixSocket: info.unix_h2c, protocol: 'http2' } },
+  })
+  const one = await client.request('http://localhost/health')
+  assert.equal(await one.body.text(), 'ok')
+  assert.equal(one.httpVersion, '1.1')
+  const two = await client.request('http://h2c.local/health')
+  assert.equal(await two.body.text(), 'ok')
+  assert.equal(two.httpVersion, '2.0')
+  await client.close()
+  const missing = new Client({ unixSocket: '/nonexistent/quiver.sock' })
+  assert.equal((await rejection(missing.request('http://localhost/'))).code, 'connect_failed')
+  await missing.close()
+})
+
+test('SOCKS5 proxies with and without authentication', async () => {
+  const port = info.http
+  for (const [proxy, seen] of [
+    [`socks5://127.0.0.1:${info.socks5}`, 'ipv'], // resolved here: an address
+    [`socks5h://quiver:secret@127.0.0.1:${info.socks5_auth}`, `domain localhost:${port}`],
+  ]) {
+    const client = new Client({ proxy })
+    const res = await client.request(`http://localhost:${port}/health`)
+    assert.equal(await res.body.text(), 'ok')
+    assert.ok((await serverStats()).socks_last_target.startsWith(seen))
+    await client.close()
+  }
+  const wrong = new Client({ proxy: `socks5://quiver:nope@127.0.0.1:${info.socks5_auth}` })
+  const err = await rejection(wrong.request(`http://localhost:${port}/health`))
+  assert.equal(err.code, 'proxy_connect_failed')
+  assert.ok(!err.message.includes('nope'))
+  await wrong.close()
+  assert.throws(() => new Client({ proxy: `socks5://127.0.0.1:${info.socks5}`, protocol: 'http3' }), (e) => e.code === 'invalid_config')
+})

@@ -1,0 +1,95 @@
+"""Getting connected, from Python: Happy Eyeballs past a black-holed first address (`resolve`,
+`happy_eyeballs_delay`), the dial's own error for a caller waiting on it, `dns_cache_ttl`,
+Unix domain sockets (`unix_socket`) and SOCKS5 proxies, against the test server."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict
+
+import pytest
+
+import quiver
+from support import async_test
+
+
+def black_hole_first(server: Dict[str, Any], name: str) -> str:
+    return f"{name}:{server['blackhole']}:127.0.0.2,127.0.0.1"
+
+
+def stats(server: Dict[str, Any]) -> Dict[str, Any]:
+    with quiver.Client(proxy_from_env=False) as c:
+        result: Dict[str, Any] = c.get(f"http://127.0.0.1:{server['http']}/stats").json()
+        return result
+
+
+def test_a_black_holed_first_address_costs_one_attempt_delay(server: Dict[str, Any]) -> None:
+    with quiver.Client(
+        resolve=black_hole_first(server, "eyeballs.test"), connect_timeout=10, happy_eyeballs_delay=0.25
+    ) as client:
+        started = time.monotonic()
+        r = client.get(f"http://eyeballs.test:{server['blackhole']}/health")
+        took = time.monotonic() - started
+    assert r.text == "ok"
+    assert 0.24 <= took < 4, took
+
+
+@async_test
+async def test_async_black_hole_and_the_dials_own_error(server: Dict[str, Any]) -> None:
+    port = server["blackhole"]
+    async with quiver.AsyncClient(resolve=black_hole_first(server, "eyeballs.test"), connect_timeout=10) as client:
+        r = await client.get(f"http://eyeballs.test:{port}/health")
+        assert r.text == "ok"
+    async with quiver.AsyncClient(
+        resolve=f"hole.test:{port}:127.0.0.2", connect_timeout=0.6, checkout_timeout=0.1
+    ) as client:
+        with pytest.raises(quiver.TimeoutError) as info:
+            await client.get(f"http://hole.test:{port}/")
+        assert info.value.kind == "connect_timeout"
+
+
+def test_resolve_and_dns_cache_options(server: Dict[str, Any]) -> None:
+    port = server["http"]
+    with quiver.Client(resolve=f"api.test:{port}:127.0.0.1", dns_cache_ttl=0) as client:
+        assert client.get(f"http://api.test:{port}/health").text == "ok"
+    with quiver.Client(resolve=f"api.test:{port}:127.0.0.1", dns_cache_ttl=None) as client:
+        assert client.get(f"http://api.test:{port}/health").text == "ok"
+    for bad in ["api.test", "api.test:80:nope"]:
+        with pytest.raises(quiver.InvalidError) as info:
+            quiver.Client(resolve=bad)
+        assert info.value.kind == "invalid_config" and "resolve" in info.value.message
+    with pytest.raises(quiver.InvalidError):
+        quiver.Client(happy_eyeballs_delay=0)
+
+
+def test_unix_sockets(server: Dict[str, Any]) -> None:
+    with quiver.Client(
+        unix_socket=server["unix_http"],
+        pools={"http://h2c.local": {"unix_socket": server["unix_h2c"], "protocol": "http2"}},
+    ) as client:
+        r = client.get("http://localhost/health")
+        assert (r.text, r.http_version) == ("ok", "HTTP/1.1")
+        r = client.get("http://h2c.local/health")
+        assert (r.text, r.http_version) == ("ok", "HTTP/2")
+    with quiver.Client(unix_socket="/nonexistent/quiver.sock") as client:
+        with pytest.raises(quiver.QuiverError) as info:
+            client.get("http://localhost/")
+        assert info.value.kind == "connect_failed"
+
+
+def test_socks5_proxies(server: Dict[str, Any]) -> None:
+    port = server["http"]
+    for proxy, seen in [
+        (f"socks5://127.0.0.1:{server['socks5']}", "ipv"),  # resolved here: an address
+        (f"socks5h://quiver:secret@127.0.0.1:{server['socks5_auth']}", f"domain localhost:{port}"),
+    ]:
+        with quiver.Client(proxy=proxy) as client:
+            assert client.get(f"http://localhost:{port}/health").text == "ok"
+        assert stats(server)["socks_last_target"].startswith(seen)
+    with quiver.Client(proxy=f"socks5://quiver:nope@127.0.0.1:{server['socks5_auth']}") as client:
+        with pytest.raises(quiver.QuiverError) as info:
+            client.get(f"http://localhost:{port}/health")
+        assert info.value.kind == "proxy_connect_failed"
+        assert "nope" not in str(info.value)
+    with pytest.raises(quiver.InvalidError):
+        quiver.Client(proxy=f"socks5://127.0.0.1:{server['socks5']}", protocol="http3")

@@ -1,0 +1,181 @@
+/* Getting connected (pool options resolve, happy_eyeballs_delay, dns_cache_ttl, unix_socket and
+ * SOCKS5 proxies) against the test server: Happy Eyeballs past a black-holed first address, the
+ * dial's own error for a caller waiting on it, Unix domain sockets for HTTP/1.1 and h2c, SOCKS5
+ * with and without authentication. tests/c/run.sh starts the server and sets QUIVER_TEST_* in
+ * the environment. Exits non-zero when any check fails. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "test_util.h"
+
+static int HTTP_PORT;
+static int BLACKHOLE_PORT; /* 127.0.0.1 serves, 127.0.0.2 drops SYNs */
+static int SOCKS5_PORT;
+static int SOCKS5_AUTH_PORT; /* quiver:secret */
+static const char *UNIX_HTTP;
+static const char *UNIX_H2C;
+
+/* GET `url` with a client built from `config` (freed); the response or NULL with `*err`. */
+static quiver_response *get_with(quiver_config *config, const char *url, quiver_error **err) {
+    const quiver_client *c = new_client(config);
+    quiver_config_free(config);
+    quiver_response *resp = NULL;
+    *err = NULL;
+    quiver_result r = quiver_client_send_blocking(c, quiver_request_new("GET", url), &resp, err);
+    CHECK((r == QUIVER_RESULT_OK) == (resp != NULL));
+    quiver_client_free(c);
+    return resp;
+}
+
+/* Whether a response's body is `expected`. */
+static int body_is(const quiver_response *resp, const char *expected) {
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    quiver_response_body(resp, &data, &len);
+    return bytes_eq((const char *)data, len, expected);
+}
+
+/* A configuration without the proxy environment variables. */
+static quiver_config *plain_config(void) {
+    quiver_config *config = quiver_config_new();
+    REQUIRE(config != NULL);
+    CHECK_RESULT(quiver_config_set_bool(config, NULL, "proxy_from_env", false), QUIVER_RESULT_OK);
+    return config;
+}
+
+static void expect_ok(quiver_config *config, const char *url, quiver_http_version version) {
+    quiver_error *err = NULL;
+    quiver_response *resp = get_with(config, url, &err);
+    if (resp == NULL) {
+        print_error(url, err);
+    }
+    CHECK(resp != NULL);
+    if (resp != NULL) {
+        CHECK(body_is(resp, "ok"));
+        CHECK(quiver_response_version(resp) == version);
+        quiver_response_free(resp);
+    }
+    quiver_error_free(err);
+}
+
+static void expect_error(quiver_config *config, const char *url, quiver_result code) {
+    quiver_error *err = NULL;
+    quiver_response *resp = get_with(config, url, &err);
+    CHECK(resp == NULL && err != NULL);
+    if (err != NULL) {
+        CHECK_RESULT(quiver_error_code(err), code);
+        CHECK(strstr(quiver_error_message(err), "nope") == NULL);
+    }
+    quiver_response_free(resp);
+    quiver_error_free(err);
+}
+
+static void test_happy_eyeballs(void) {
+    quiver_config *config = plain_config();
+    char *resolve = format("eyeballs.test:%d:127.0.0.2,127.0.0.1", BLACKHOLE_PORT);
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "resolve", resolve), QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "connect_timeout", 10000),
+                 QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "happy_eyeballs_delay", 250),
+                 QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_none(config, NULL, "dns_cache_ttl"), QUIVER_RESULT_OK);
+    char *url = format("http://eyeballs.test:%d/health", BLACKHOLE_PORT);
+    double started = now_ms();
+    expect_ok(config, url, QUIVER_HTTP_VERSION_HTTP1_1);
+    double took = now_ms() - started;
+    CHECK(took >= 240 && took < 4000 * slow_factor());
+    free(url);
+    free(resolve);
+}
+
+static void test_dial_error_reaches_its_caller(void) {
+    quiver_config *config = plain_config();
+    char *resolve = format("hole.test:%d:127.0.0.2", BLACKHOLE_PORT);
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "resolve", resolve), QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "connect_timeout", 600),
+                 QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "checkout_timeout", 100),
+                 QUIVER_RESULT_OK);
+    char *url = format("http://hole.test:%d/", BLACKHOLE_PORT);
+    expect_error(config, url, QUIVER_RESULT_CONNECT_TIMEOUT);
+    free(url);
+    free(resolve);
+
+    /* A malformed override is refused when the client is built. */
+    config = plain_config();
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "resolve", "api.test:80:nope"),
+                 QUIVER_RESULT_OK);
+    const quiver_client *c = NULL;
+    quiver_error *err = NULL;
+    CHECK_RESULT(quiver_client_new(config, &c, &err), QUIVER_RESULT_INVALID_CONFIG);
+    CHECK(c == NULL && err != NULL && strstr(quiver_error_message(err), "resolve") != NULL);
+    quiver_error_free(err);
+    quiver_config_free(config);
+}
+
+static void test_unix_sockets(void) {
+    quiver_config *config = plain_config();
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "unix_socket", UNIX_HTTP), QUIVER_RESULT_OK);
+    expect_ok(config, "http://localhost/health", QUIVER_HTTP_VERSION_HTTP1_1);
+
+    config = plain_config();
+    CHECK_RESULT(quiver_config_set_str(config, "http://h2c.local", "unix_socket", UNIX_H2C),
+                 QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_str(config, "http://h2c.local", "protocol", "http2"),
+                 QUIVER_RESULT_OK);
+    expect_ok(config, "http://h2c.local/health", QUIVER_HTTP_VERSION_HTTP2);
+
+    config = plain_config();
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "unix_socket", "/nonexistent/quiver.sock"),
+                 QUIVER_RESULT_OK);
+    expect_error(config, "http://localhost/", QUIVER_RESULT_CONNECT_FAILED);
+}
+
+static void test_socks5(void) {
+    char *url = format("http://localhost:%d/health", HTTP_PORT);
+    char *proxies[] = {
+        format("socks5://127.0.0.1:%d", SOCKS5_PORT),
+        format("socks5h://127.0.0.1:%d", SOCKS5_PORT),
+        format("socks5h://quiver:secret@127.0.0.1:%d", SOCKS5_AUTH_PORT),
+    };
+    for (size_t i = 0; i < sizeof proxies / sizeof proxies[0]; i++) {
+        quiver_config *config = plain_config();
+        CHECK_RESULT(quiver_config_set_str(config, NULL, "proxy", proxies[i]), QUIVER_RESULT_OK);
+        expect_ok(config, url, QUIVER_HTTP_VERSION_HTTP1_1);
+        free(proxies[i]);
+    }
+    quiver_config *config = plain_config();
+    char *wrong = format("socks5://quiver:nope@127.0.0.1:%d", SOCKS5_AUTH_PORT);
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "proxy", wrong), QUIVER_RESULT_OK);
+    expect_error(config, url, QUIVER_RESULT_PROXY_CONNECT_FAILED);
+    free(wrong);
+    free(url);
+}
+
+int main(void) {
+    HTTP_PORT = atoi(env_or_die("QUIVER_TEST_HTTP_PORT"));
+    BLACKHOLE_PORT = atoi(env_or_die("QUIVER_TEST_BLACKHOLE_PORT"));
+    SOCKS5_PORT = atoi(env_or_die("QUIVER_TEST_SOCKS5_PORT"));
+    SOCKS5_AUTH_PORT = atoi(env_or_die("QUIVER_TEST_SOCKS5_AUTH_PORT"));
+    UNIX_HTTP = env_or_die("QUIVER_TEST_UNIX_HTTP");
+    UNIX_H2C = env_or_die("QUIVER_TEST_UNIX_H2C");
+    REQUIRE(HTTP_PORT > 0 && BLACKHOLE_PORT > 0 && SOCKS5_PORT > 0 && SOCKS5_AUTH_PORT > 0);
+    struct {
+        const char *name;
+        void (*run)(void);
+    } tests[] = {
+        {"happy_eyeballs", test_happy_eyeballs},
+        {"dial_error_reaches_its_caller", test_dial_error_reaches_its_caller},
+        {"unix_sockets", test_unix_sockets},
+        {"socks5", test_socks5},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        int before = test_failures;
+        double t0 = now_ms();
+        tests[i].run();
+        printf("dialing %-30s %s (%.0f ms)\n", tests[i].name,
+               test_failures == before ? "ok" : "FAILED", now_ms() - t0);
+        fflush(stdout);
+    }
+    printf("test_dialing: %s\n", test_failures == 0 ? "all passed" : "FAILED");
+    return test_failures == 0 ? 0 : 1;
+}
