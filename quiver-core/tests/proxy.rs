@@ -162,7 +162,7 @@ async fn refused_connect_is_a_transient_proxy_error() {
     assert!(err.message().contains("407"), "{err}");
     // An invalid proxy option is caught at build time.
     let err = base(&server)
-        .set("proxy", "socks5://127.0.0.1:1080")
+        .set("proxy", "socks4://127.0.0.1:1080")
         .build()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);

@@ -316,7 +316,7 @@ static void test_proxy_options(void) {
     struct {
         const char *option, *value;
     } bad[] = {
-        {"proxy", "socks5://127.0.0.1:1080"},
+        {"proxy", "socks4://127.0.0.1:1080"},
         {"proxy", "not a url"},
         {"proxy_protocol", "http4"},
         {"proxy_protocol", "http3"}, /* MASQUE carries HTTP/3 origins only */

@@ -167,7 +167,7 @@ describe('proxy errors', () => {
 
   test('bad proxy options: invalid_config from new Client()', () => {
     for (const options of [
-      { proxy: 'socks5://127.0.0.1:1080' },
+      { proxy: 'socks4://127.0.0.1:1080' },
       { proxy: 'not a url' },
       { proxyProtocol: 'http4' },
       { proxyProtocol: 'http3' }, // MASQUE carries HTTP/3 origins only

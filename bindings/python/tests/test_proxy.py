@@ -131,7 +131,7 @@ def test_refused_connect_is_a_transient_proxy_error(server: Dict[str, Any]) -> N
         assert "502" in info.value.message
         assert quiver.ERROR_KINDS["proxy_connect_failed"] == "transient"
     with pytest.raises(quiver.InvalidError) as invalid:
-        client(server, proxy="socks5://127.0.0.1:1080")
+        client(server, proxy="socks4://127.0.0.1:1080")
     assert invalid.value.kind == "invalid_config" and "proxy" in invalid.value.message
     with pytest.raises(quiver.InvalidError):
         client(server, proxy_protocol="http9")
