@@ -138,10 +138,11 @@ mod tests {
         let err = got.unwrap().unwrap_err();
         assert_eq!(err.message(), "[::1]:1");
         assert_eq!(started.elapsed(), Duration::ZERO);
-        let none: Option<Result<()>> = race(vec![], Duration::from_secs(1), |_| {
-            Box::pin(async { Ok(()) })
-        })
-        .await;
+        let none: Option<Result<()>> =
+            race(Vec::<SocketAddr>::new(), Duration::from_secs(1), |_| {
+                Box::pin(async { Ok(()) })
+            })
+            .await;
         assert!(none.is_none());
     }
 }

@@ -43,10 +43,13 @@ impl Resolve for SystemResolver {
 /// Most names the cache holds; past it, expired entries go, then everything.
 const CACHE_LIMIT: usize = 4096;
 
+/// Cached answers: name → addresses and when they expire.
+type Cache = HashMap<String, (Arc<[IpAddr]>, Instant)>;
+
 /// One client's resolver: the resolver proper and the cache in front of it.
 pub(crate) struct Resolver {
     inner: Arc<dyn Resolve>,
-    cache: Mutex<HashMap<String, (Arc<[IpAddr]>, Instant)>>,
+    cache: Mutex<Cache>,
 }
 
 impl Default for Resolver {
@@ -122,6 +125,7 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     struct Counting(std::sync::atomic::AtomicUsize);
     impl Resolve for Counting {
@@ -136,8 +140,10 @@ mod tests {
         let counting = Arc::new(Counting(Default::default()));
         let resolver = Resolver::new(counting.clone());
         let origin = Origin::parse("http://cached.test:8080").unwrap();
-        let mut options = PoolOptions::default();
-        options.dns_cache_ttl = Some(Duration::from_millis(200));
+        let mut options = PoolOptions {
+            dns_cache_ttl: Some(Duration::from_millis(200)),
+            ..PoolOptions::default()
+        };
         let calls = || counting.0.load(std::sync::atomic::Ordering::SeqCst);
         let first = resolver.lookup(&origin, &options).await.unwrap();
         assert_eq!(first, vec![SocketAddr::from(([127, 0, 0, 1], 8080))]);
