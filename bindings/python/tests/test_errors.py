@@ -199,7 +199,7 @@ async def test_aclose_fails_requests_in_flight(server: Dict[str, Any]) -> None:
         ({"pools": {"not a pattern": {"size": 1}}}, "not a pattern"),
         ({"pools": {"https://api.example.com": 5}}, "https://api.example.com"),
         ({"pools": ["x"]}, "pools"),
-        ({"proxy": "socks5://127.0.0.1:1080"}, "proxy"),
+        ({"proxy": "socks4://127.0.0.1:1080"}, "proxy"),
         ({"proxy": "127.0.0.1:3128"}, "proxy"),
         ({"proxy_protocol": "http9"}, "proxy_protocol"),
         ({"proxy_protocol": "http3"}, "proxy_protocol"),
