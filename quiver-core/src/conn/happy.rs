@@ -75,6 +75,21 @@ pub(crate) async fn race<A, T>(
     }
 }
 
+/// [`race`] for connecting to `origin`: no address at all is a `dns` error naming it.
+pub(crate) async fn connect<A, T>(
+    origin: &crate::origin::Origin,
+    addrs: Vec<A>,
+    delay: Duration,
+    attempt: impl Fn(A) -> BoxFuture<'static, Result<T>>,
+) -> Result<T> {
+    race(addrs, delay, attempt).await.unwrap_or_else(|| {
+        Err(crate::error::Error::new(
+            crate::error::ErrorKind::Dns,
+            format!("{origin} has no address"),
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,18 +31,13 @@ impl Dial for DirectDial {
         Box::pin(async move {
             let addrs = self.resolver.lookup(origin, &self.options).await?;
             let shown = origin.to_string();
-            let tcp = happy::race(
+            let tcp = happy::connect(
+                origin,
                 happy::interleave(addrs),
                 self.options.happy_eyeballs_delay,
                 |addr| Box::pin(connect_one(shown.clone(), addr)),
             )
-            .await
-            .unwrap_or_else(|| {
-                Err(Error::new(
-                    ErrorKind::Dns,
-                    format!("{origin} has no address"),
-                ))
-            })?;
+            .await?;
             Ok(Stream::Tcp(tcp))
         })
     }

@@ -202,14 +202,8 @@ pub(crate) async fn connect<L: WorkerLink>(
         fut
     };
     let (quic_conn, accepted) =
-        crate::conn::happy::race(candidates, options.happy_eyeballs_delay, attempt)
-            .await
-            .unwrap_or_else(|| {
-                Err(Error::new(
-                    ErrorKind::Dns,
-                    format!("{origin} has no address"),
-                ))
-            })?;
+        crate::conn::happy::connect(&origin, candidates, options.happy_eyeballs_delay, attempt)
+            .await?;
     let (driver, send) = h3_session(&quic_conn, &origin, &options).await?;
     let early = accepted.is_some();
     let (handshake_tx, handshake_rx) = watch::channel(if early {
