@@ -170,10 +170,7 @@ impl Manager {
                 )),
                 None,
             ),
-            (None, None, _) => (
-                Arc::new(DirectDial::new(self.resolver.clone(), options.clone())),
-                None,
-            ),
+            (None, None, _) => (Arc::new(DirectDial::new(&self.resolver, &options)), None),
             (None, Some(r), Protocol::Http1) if !https => (
                 r.forward_dial(),
                 Some(ProxyForm {
@@ -199,10 +196,7 @@ impl Manager {
                             "HTTP/3 through a proxy needs quiver's `masque` feature",
                         ))
                     }
-                    None => Arc::new(crate::conn::udp::DirectUdp::new(
-                        self.resolver.clone(),
-                        options.clone(),
-                    )),
+                    None => Arc::new(crate::conn::udp::DirectUdp::new(&self.resolver, &options)),
                 };
                 Pool::Http3(crate::pool::h3::new_pool(
                     origin.clone(),

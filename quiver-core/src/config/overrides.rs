@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use crate::error::{Error, Result};
 
 /// One `resolve` entry: `host:port:address[,address...]` (IPv6 in brackets).
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Override {
     host: String,
     port: u16,
@@ -46,12 +46,16 @@ impl Override {
         Ok(Override { host, port, addrs })
     }
 
-    /// The addresses `spec` gives `host:port`, if an entry names it.
-    pub(crate) fn find(spec: &str, host: &str, port: u16) -> Result<Option<Vec<IpAddr>>> {
-        Ok(Override::parse_all(spec)?
-            .into_iter()
+    /// The addresses the first of `overrides` naming `host:port` gives, if any.
+    pub(crate) fn find<'a>(
+        overrides: &'a [Override],
+        host: &str,
+        port: u16,
+    ) -> Option<&'a [IpAddr]> {
+        overrides
+            .iter()
             .find(|o| o.port == port && o.host == host)
-            .map(|o| o.addrs))
+            .map(|o| o.addrs.as_slice())
     }
 }
 
@@ -82,7 +86,11 @@ mod tests {
             assert!(Override::parse_all(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            Override::find("a.test:1:127.0.0.1", "a.test", 2).unwrap(),
+            Override::find(
+                &Override::parse_all("a.test:1:127.0.0.1").unwrap(),
+                "a.test",
+                2
+            ),
             None
         );
     }

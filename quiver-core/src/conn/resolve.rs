@@ -8,7 +8,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{Override, PoolOptions};
 use crate::error::{Error, ErrorKind, Result};
@@ -66,36 +66,52 @@ impl Resolver {
         }
     }
 
-    /// The addresses to try for `origin` under a pool's options: an IP literal is itself, a
-    /// `resolve` override wins, then a fresh cache entry, then the resolver.
-    pub(crate) async fn lookup(
-        &self,
-        origin: &Origin,
-        options: &PoolOptions,
-    ) -> Result<Vec<SocketAddr>> {
+    /// Name resolution as one pool does it: its `resolve` overrides (parsed once, here) and
+    /// its `dns_cache_ttl`, in front of this resolver.
+    pub(crate) fn for_pool(self: &Arc<Self>, options: &PoolOptions) -> PoolResolver {
+        PoolResolver {
+            resolver: self.clone(),
+            // Validated when the client was built.
+            overrides: options
+                .resolve
+                .as_deref()
+                .map(|spec| Override::parse_all(spec).unwrap_or_default())
+                .unwrap_or_default(),
+            ttl: options.dns_cache_ttl.filter(|t| !t.is_zero()),
+        }
+    }
+}
+
+/// One pool's view of the client's resolver.
+#[derive(Clone)]
+pub(crate) struct PoolResolver {
+    resolver: Arc<Resolver>,
+    overrides: Vec<Override>,
+    ttl: Option<Duration>,
+}
+
+impl PoolResolver {
+    /// The addresses to try for `origin`: an IP literal is itself, a `resolve` override wins,
+    /// then a fresh cache entry, then the resolver.
+    pub(crate) async fn lookup(&self, origin: &Origin) -> Result<Vec<SocketAddr>> {
         let port = origin.port();
         let name = match origin.host() {
             Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
             Host::Name(name) => name,
         };
-        if let Some(spec) = &options.resolve {
-            if let Some(addrs) = Override::find(spec, name, port)? {
-                return Ok(addrs
-                    .into_iter()
-                    .map(|ip| SocketAddr::new(ip, port))
-                    .collect());
-            }
+        if let Some(addrs) = Override::find(&self.overrides, name, port) {
+            return Ok(addrs.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
         }
-        let ttl = options.dns_cache_ttl.filter(|t| !t.is_zero());
+        let (ttl, this) = (self.ttl, &*self.resolver);
         if ttl.is_some() {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = this.cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((addrs, until)) = cache.get(name.as_str()) {
                 if *until > Instant::now() {
                     return Ok(addrs.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
                 }
             }
         }
-        let addrs = self.inner.resolve(name).await.map_err(|e| {
+        let addrs = this.inner.resolve(name).await.map_err(|e| {
             Error::with_source(ErrorKind::Dns, format!("cannot resolve `{name}`: {e}"), e)
         })?;
         if addrs.is_empty() {
@@ -105,7 +121,7 @@ impl Resolver {
             ));
         }
         if let Some(ttl) = ttl {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = this.cache.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             if cache.len() >= CACHE_LIMIT {
                 cache.retain(|_, (_, until)| *until > now);
@@ -125,7 +141,6 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     struct Counting(std::sync::atomic::AtomicUsize);
     impl Resolve for Counting {
@@ -138,23 +153,23 @@ mod tests {
     #[tokio::test]
     async fn the_cache_serves_within_its_ttl_and_asks_again_after() {
         let counting = Arc::new(Counting(Default::default()));
-        let resolver = Resolver::new(counting.clone());
+        let resolver = Arc::new(Resolver::new(counting.clone()));
         let origin = Origin::parse("http://cached.test:8080").unwrap();
         let mut options = PoolOptions {
             dns_cache_ttl: Some(Duration::from_millis(200)),
             ..PoolOptions::default()
         };
         let calls = || counting.0.load(std::sync::atomic::Ordering::SeqCst);
-        let first = resolver.lookup(&origin, &options).await.unwrap();
+        let first = resolver.for_pool(&options).lookup(&origin).await.unwrap();
         assert_eq!(first, vec![SocketAddr::from(([127, 0, 0, 1], 8080))]);
-        resolver.lookup(&origin, &options).await.unwrap();
+        resolver.for_pool(&options).lookup(&origin).await.unwrap();
         assert_eq!(calls(), 1);
         tokio::time::sleep(Duration::from_millis(250)).await;
-        resolver.lookup(&origin, &options).await.unwrap();
+        resolver.for_pool(&options).lookup(&origin).await.unwrap();
         assert_eq!(calls(), 2);
         options.dns_cache_ttl = None;
-        resolver.lookup(&origin, &options).await.unwrap();
-        resolver.lookup(&origin, &options).await.unwrap();
+        resolver.for_pool(&options).lookup(&origin).await.unwrap();
+        resolver.for_pool(&options).lookup(&origin).await.unwrap();
         assert_eq!(calls(), 4);
     }
 }

@@ -3,10 +3,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::resolve::Resolver;
+use super::resolve::{PoolResolver, Resolver};
 use super::{happy, io_error, BoxFuture, Dial, Stream};
 use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
@@ -16,27 +17,33 @@ use crate::origin::Origin;
 /// options (`resolve`, `dns_cache_ttl`, `happy_eyeballs_delay`).
 #[derive(Clone)]
 pub(crate) struct DirectDial {
-    resolver: Arc<Resolver>,
-    options: Arc<PoolOptions>,
+    resolver: PoolResolver,
+    delay: Duration,
 }
 
 impl DirectDial {
-    pub(crate) fn new(resolver: Arc<Resolver>, options: Arc<PoolOptions>) -> DirectDial {
-        DirectDial { resolver, options }
+    pub(crate) fn new(resolver: &Arc<Resolver>, options: &PoolOptions) -> DirectDial {
+        DirectDial {
+            resolver: resolver.for_pool(options),
+            delay: options.happy_eyeballs_delay,
+        }
+    }
+
+    /// The addresses of `origin`, as this dialer resolves them (SOCKS5 targets).
+    #[cfg(feature = "socks")]
+    pub(crate) async fn lookup(&self, origin: &Origin) -> Result<Vec<SocketAddr>> {
+        self.resolver.lookup(origin).await
     }
 }
 
 impl Dial for DirectDial {
     fn dial<'a>(&'a self, origin: &'a Origin) -> BoxFuture<'a, Result<Stream>> {
         Box::pin(async move {
-            let addrs = self.resolver.lookup(origin, &self.options).await?;
+            let addrs = self.resolver.lookup(origin).await?;
             let shown = origin.to_string();
-            let tcp = happy::connect(
-                origin,
-                happy::interleave(addrs),
-                self.options.happy_eyeballs_delay,
-                |addr| Box::pin(connect_one(shown.clone(), addr)),
-            )
+            let tcp = happy::connect(origin, happy::interleave(addrs), self.delay, |addr| {
+                Box::pin(connect_one(shown.clone(), addr))
+            })
             .await?;
             Ok(Stream::Tcp(tcp))
         })

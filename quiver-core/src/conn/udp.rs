@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use super::resolve::Resolver;
+use super::resolve::{PoolResolver, Resolver};
 use super::BoxFuture;
 use crate::config::PoolOptions;
 use crate::error::{Error, ErrorKind, Result};
@@ -29,18 +29,16 @@ pub(crate) struct DirectUdp {
     v4: Mutex<Option<quinn::Endpoint>>,
     v6: Mutex<Option<quinn::Endpoint>>,
     initial_mtu: Option<u16>,
-    resolver: Arc<Resolver>,
-    options: Arc<PoolOptions>,
+    resolver: PoolResolver,
 }
 
 impl DirectUdp {
-    pub(crate) fn new(resolver: Arc<Resolver>, options: Arc<PoolOptions>) -> DirectUdp {
+    pub(crate) fn new(resolver: &Arc<Resolver>, options: &PoolOptions) -> DirectUdp {
         DirectUdp {
             v4: Mutex::new(None),
             v6: Mutex::new(None),
             initial_mtu: None,
-            resolver,
-            options,
+            resolver: resolver.for_pool(options),
         }
     }
 
@@ -80,7 +78,7 @@ impl QuicPath for DirectUdp {
         origin: &'a Origin,
     ) -> BoxFuture<'a, Result<Vec<(quinn::Endpoint, SocketAddr)>>> {
         Box::pin(async move {
-            let addrs = self.resolver.lookup(origin, &self.options).await?;
+            let addrs = self.resolver.lookup(origin).await?;
             super::happy::interleave(addrs)
                 .into_iter()
                 .map(|a| Ok((self.for_addr(a)?, a)))

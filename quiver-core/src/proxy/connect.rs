@@ -68,8 +68,8 @@ impl ProxyRoute {
     async fn connect_proxy(&self) -> Result<Stream> {
         let connector = Connector {
             dial: Arc::new(DirectDial::new(
-                self.upstreams.resolver.clone(),
-                self.proxy_options.clone(),
+                &self.upstreams.resolver,
+                &self.proxy_options,
             )),
             tls: match self.proxy.origin.scheme() {
                 Scheme::Https => Some(self.tls.http1.clone()),

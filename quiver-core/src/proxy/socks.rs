@@ -21,24 +21,17 @@ pub(crate) struct SocksDial {
     proxy: Origin,
     remote_dns: bool,
     credentials: Option<(String, String)>,
-    to_proxy: DirectDial,
-    resolver: Arc<Resolver>,
-    options: Arc<PoolOptions>,
+    /// Reaches the proxy, and resolves targets for `socks5://`.
+    direct: DirectDial,
 }
 
 impl SocksDial {
-    pub(crate) fn new(
-        url: SocksUrl,
-        resolver: Arc<Resolver>,
-        options: Arc<PoolOptions>,
-    ) -> SocksDial {
+    pub(crate) fn new(url: SocksUrl, direct: DirectDial) -> SocksDial {
         SocksDial {
-            to_proxy: DirectDial::new(resolver.clone(), options.clone()),
             proxy: url.origin,
             remote_dns: url.remote_dns,
             credentials: url.credentials,
-            resolver,
-            options,
+            direct,
         }
     }
 
@@ -47,10 +40,7 @@ impl SocksDial {
             Host::Name(name) if self.remote_dns => {
                 Ok(TargetAddr::Domain(name.clone().into(), origin.port()))
             }
-            _ => {
-                let addrs = self.resolver.lookup(origin, &self.options).await?;
-                Ok(TargetAddr::Ip(addrs[0]))
-            }
+            _ => Ok(TargetAddr::Ip(self.direct.lookup(origin).await?[0])),
         }
     }
 }
@@ -59,7 +49,7 @@ impl Dial for SocksDial {
     fn dial<'a>(&'a self, origin: &'a Origin) -> BoxFuture<'a, Result<Stream>> {
         Box::pin(async move {
             let target = self.target(origin).await?;
-            let socket = match self.to_proxy.dial(&self.proxy).await? {
+            let socket = match self.direct.dial(&self.proxy).await? {
                 Stream::Tcp(tcp) => tcp,
                 _ => return Err(Error::internal("a direct dial yields TCP")),
             };
@@ -101,12 +91,11 @@ fn socks_error(proxy: &Origin, origin: &Origin, e: tokio_socks::Error) -> Error 
 pub(crate) fn dialer(
     proxy: &Proxy,
     resolver: &Arc<Resolver>,
-    options: &Arc<PoolOptions>,
+    options: &PoolOptions,
 ) -> Option<Arc<dyn Dial>> {
     let url = proxy.socks.clone()?;
     Some(Arc::new(SocksDial::new(
         url,
-        resolver.clone(),
-        options.clone(),
+        DirectDial::new(resolver, options),
     )))
 }

@@ -122,7 +122,7 @@ impl Upstreams {
         }
         let options = Self::options_for(options, Protocol::Http2);
         let connector = Connector {
-            dial: Arc::new(DirectDial::new(self.resolver.clone(), options.clone())),
+            dial: Arc::new(DirectDial::new(&self.resolver, &options)),
             tls: matches!(proxy.origin.scheme(), crate::origin::Scheme::Https)
                 .then(|| tls.http2.clone()),
             connect_timeout: options.connect_timeout,
@@ -156,7 +156,7 @@ impl Upstreams {
             return Ok(p.clone());
         }
         let options = Self::options_for(options, Protocol::Http3);
-        let path = crate::conn::udp::DirectUdp::new(self.resolver.clone(), options.clone());
+        let path = crate::conn::udp::DirectUdp::new(&self.resolver, &options);
         let pool = h3pool::new_pool(
             proxy.origin.clone(),
             options,

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::stats::Counters;
 
@@ -197,10 +197,7 @@ fn queue_full(_listener: &TcpListener) -> Option<bool> {
 /// them (rather than leaving them queued) keeps the socket open for more, and an open socket
 /// means the kernel sends no ICMP port unreachable: the sender hears nothing at all.
 pub(crate) async fn discard(socket: std::net::UdpSocket, counters: Arc<Counters>) {
-    let Ok(socket) = socket
-        .set_nonblocking(true)
-        .and_then(|()| UdpSocket::from_std(socket))
-    else {
+    let Some(socket) = crate::proxy::udp::into_tokio(socket) else {
         return;
     };
     let mut buf = vec![0u8; 65_536];

@@ -7,12 +7,17 @@ use tokio::net::UdpSocket;
 
 use crate::stats::Counters;
 
-/// Echoes every datagram `socket` receives to its sender, counting `udp_echoed`, forever.
-pub(crate) async fn echo(socket: std::net::UdpSocket, counters: Arc<Counters>) {
-    let Ok(socket) = socket
+/// A bound std socket as a tokio one (`None` if the runtime cannot take it).
+pub(crate) fn into_tokio(socket: std::net::UdpSocket) -> Option<UdpSocket> {
+    socket
         .set_nonblocking(true)
         .and_then(|()| UdpSocket::from_std(socket))
-    else {
+        .ok()
+}
+
+/// Echoes every datagram `socket` receives to its sender, counting `udp_echoed`, forever.
+pub(crate) async fn echo(socket: std::net::UdpSocket, counters: Arc<Counters>) {
+    let Some(socket) = into_tokio(socket) else {
         return;
     };
     let mut buf = vec![0u8; 65_536];
