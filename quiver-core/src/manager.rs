@@ -11,6 +11,8 @@ use std::sync::{Arc, RwLock};
 use tokio::runtime::Handle;
 
 use crate::config::{Protocol, ResolvedRule, RuleTable};
+#[cfg(feature = "http3")]
+use crate::conn::altsvc::AltSvcCache;
 use crate::conn::resolve::Resolver;
 use crate::conn::tcp::DirectDial;
 use crate::conn::tls::RuleTls;
@@ -38,6 +40,9 @@ pub(crate) struct Manager {
     pub(crate) upstreams: Arc<Upstreams>,
     /// Name resolution and its cache, shared by every pool.
     resolver: Arc<Resolver>,
+    /// HTTP/3 alternatives origins advertised, shared by every `auto` pool.
+    #[cfg(feature = "http3")]
+    pub(crate) alt_svc: Arc<AltSvcCache>,
     closed: AtomicBool,
 }
 
@@ -60,6 +65,8 @@ impl Manager {
             env: EnvProxies::from_env(),
             upstreams: Arc::new(Upstreams::new(runtime.clone(), resolver.clone())),
             resolver,
+            #[cfg(feature = "http3")]
+            alt_svc: Arc::new(AltSvcCache::default()),
             runtime,
             pools: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -159,6 +166,8 @@ impl Manager {
             }
             None => None,
         };
+        #[cfg(feature = "http3")]
+        let direct = socks.is_none() && route.is_none() && options.unix_socket.is_none();
         // http targets through a proxy go to it in absolute form; everything else tunnels.
         let (dial, proxy_form): (Arc<dyn Dial>, Option<ProxyForm>) = match (socks, &route, protocol)
         {
@@ -218,13 +227,36 @@ impl Manager {
                 connector(&tls.http2),
                 runtime,
             )),
-            Protocol::Auto => Pool::Auto(AutoPool::new(
-                origin.clone(),
-                options.clone(),
-                tls,
-                dial,
-                runtime,
-            )),
+            Protocol::Auto => {
+                // HTTP/3 alternatives only on direct paths: not through proxies or a socket file.
+                #[cfg(feature = "http3")]
+                let alt = match options.alt_svc && direct {
+                    true => {
+                        let path = crate::conn::udp::DirectUdp::new(&self.resolver, &options)
+                            .via_alternatives(self.alt_svc.clone());
+                        Some(crate::pool::auto::AltH3::new(
+                            crate::pool::h3::new_pool(
+                                origin.clone(),
+                                options.clone(),
+                                tls.http3.clone(),
+                                runtime.clone(),
+                                Arc::new(path),
+                            )?,
+                            self.alt_svc.clone(),
+                        ))
+                    }
+                    false => None,
+                };
+                Pool::Auto(AutoPool::new(
+                    origin.clone(),
+                    options.clone(),
+                    tls,
+                    dial,
+                    runtime,
+                    #[cfg(feature = "http3")]
+                    alt,
+                ))
+            }
             Protocol::Http1 => Pool::Http1(H1Pool::new(
                 origin.clone(),
                 options.clone(),

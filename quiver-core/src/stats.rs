@@ -6,7 +6,8 @@
 pub struct OriginStats {
     /// The origin, as `scheme://host:port`.
     pub origin: String,
-    /// The protocol the pool speaks (`Auto` until ALPN decided an `auto` pool's protocol).
+    /// The protocol the pool speaks (`Auto` until ALPN decided an `auto` pool's protocol; an
+    /// `auto` pool with an HTTP/3 alternative: the protocol of its latest request).
     pub protocol: crate::config::Protocol,
     /// Idle connections (HTTP/1) or free stream slots (HTTP/2, HTTP/3).
     pub idle: usize,
@@ -28,6 +29,33 @@ pub struct OriginStats {
     pub buffered_bytes: u64,
     /// Streams in flight on each connection (HTTP/2, HTTP/3).
     pub connection_streams: Vec<usize>,
+    /// `auto` pools: requests meant for the origin's HTTP/3 alternative that went over TCP
+    /// (QUIC lost the race, failed, or was still connecting).
+    pub fallbacks: u64,
+    /// `auto` pools: the origin's fresh HTTP/3 alternatives, written as an `alt-svc` value
+    /// (`ma` is the time left), or `None`.
+    pub alt_svc: Option<String>,
+    /// `auto` pools: whether the HTTP/3 alternative is marked broken (a QUIC connection to it
+    /// failed lately), so requests go over TCP.
+    pub alt_svc_broken: bool,
+}
+
+impl OriginStats {
+    /// Adds another pool's counters and gauges for the same origin into these.
+    #[cfg(feature = "http3")]
+    pub(crate) fn add(&mut self, other: &OriginStats) {
+        self.idle += other.idle;
+        self.active += other.active;
+        self.queued += other.queued;
+        self.connections += other.connections;
+        self.connections_opened += other.connections_opened;
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.retries += other.retries;
+        self.buffered_bytes += other.buffered_bytes;
+        self.connection_streams
+            .extend_from_slice(&other.connection_streams);
+    }
 }
 
 /// Statistics of a whole client: every origin's pool plus totals.
@@ -54,6 +82,8 @@ pub struct ClientStats {
     pub retries: u64,
     /// Sum of `buffered_bytes` over origins.
     pub buffered_bytes: u64,
+    /// Sum of `fallbacks` over origins.
+    pub fallbacks: u64,
     /// Pooled connections to proxies (the upstream pool), one entry per proxy and settings.
     pub proxies: Vec<OriginStats>,
 }
@@ -72,6 +102,7 @@ impl ClientStats {
             total.errors += o.errors;
             total.retries += o.retries;
             total.buffered_bytes += o.buffered_bytes;
+            total.fallbacks += o.fallbacks;
         }
         total.origins = origins;
         total

@@ -126,6 +126,16 @@ options! {
     /// h2c prior knowledge), `http3` (QUIC; https only: an `http://` rule asking for it is
     /// invalid, and a client-wide `http3` leaves `http://` origins on HTTP/1.1).
     protocol: Protocol = Protocol::Auto, "`auto`", "`auto`, `http1`, `http2`, `http3` (also `h1`, `http/1.1`, `h2`, `h3`)";
+    /// With `protocol` `auto` on https: learn HTTP/3 alternatives from `alt-svc` response
+    /// headers (RFC 7838: `h3` entries, `ma`, `persist`, `clear`; a client-wide cache) and send
+    /// later requests to that origin over HTTP/3 while one is fresh. A new QUIC connection
+    /// races TCP: QUIC first, TCP `happy_eyeballs_delay` later, the first connection up carries
+    /// the request. A failed QUIC connection marks the alternative broken (5 minutes, doubling
+    /// with each failure up to 2 days) and the request goes over TCP without the caller seeing
+    /// it. Not through proxies or a `unix_socket`. On by default, as in browsers: only origins
+    /// that advertise HTTP/3 are affected, and a blocked UDP path costs at most the head start,
+    /// once.
+    alt_svc: bool = true, "true", "needs the `http3` feature to take effect";
     /// HTTP/1: most connections to one origin; callers beyond wait in a FIFO queue.
     size: usize = 10, "10", "1–100000";
     /// HTTP/2 and HTTP/3: most connections to one origin. Each connection carries as many

@@ -3,6 +3,8 @@
 //! connect timeout on top, and [`udp::QuicPath`] yields the UDP endpoints QUIC runs over. Nothing
 //! here knows which protocol runs over the stream or whether a proxy is involved.
 
+#[cfg(feature = "http3")]
+pub(crate) mod altsvc;
 pub(crate) mod happy;
 pub(crate) mod resolve;
 pub(crate) mod tcp;

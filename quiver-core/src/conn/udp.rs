@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use super::altsvc::AltSvcCache;
 use super::resolve::{PoolResolver, Resolver};
 use super::BoxFuture;
 use crate::config::PoolOptions;
@@ -30,6 +32,8 @@ pub(crate) struct DirectUdp {
     v6: Mutex<Option<quinn::Endpoint>>,
     initial_mtu: Option<u16>,
     resolver: PoolResolver,
+    /// Set: connect to the origin's advertised HTTP/3 alternative instead of the origin.
+    alternatives: Option<Arc<AltSvcCache>>,
 }
 
 impl DirectUdp {
@@ -39,7 +43,15 @@ impl DirectUdp {
             v6: Mutex::new(None),
             initial_mtu: None,
             resolver: resolver.for_pool(options),
+            alternatives: None,
         }
+    }
+
+    /// A path to the alternative `cache` holds for the origin (its host and port, as
+    /// advertised in `alt-svc`), rather than to the origin itself.
+    pub(crate) fn via_alternatives(mut self, cache: Arc<AltSvcCache>) -> DirectUdp {
+        self.alternatives = Some(cache);
+        self
     }
 
     /// A path whose connections start with a larger MTU than QUIC's 1200 bytes (a proxy
@@ -78,7 +90,19 @@ impl QuicPath for DirectUdp {
         origin: &'a Origin,
     ) -> BoxFuture<'a, Result<Vec<(quinn::Endpoint, SocketAddr)>>> {
         Box::pin(async move {
-            let addrs = self.resolver.lookup(origin).await?;
+            let addrs = match &self.alternatives {
+                None => self.resolver.lookup(origin).await?,
+                Some(cache) => {
+                    let target = cache.usable(origin, Instant::now()).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::ConnectFailed,
+                            format!("{origin} has no usable HTTP/3 alternative now"),
+                        )
+                    })?;
+                    let alternative = Origin::new(origin.scheme(), target.host, target.port);
+                    self.resolver.lookup(&alternative).await?
+                }
+            };
             super::happy::interleave(addrs)
                 .into_iter()
                 .map(|a| Ok((self.for_addr(a)?, a)))

@@ -68,7 +68,7 @@ pub enum Host {
 }
 
 impl Host {
-    fn parse(raw: &str) -> Result<Host> {
+    pub(crate) fn parse(raw: &str) -> Result<Host> {
         if let Some(inner) = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             return inner
                 .parse::<std::net::Ipv6Addr>()

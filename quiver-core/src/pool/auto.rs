@@ -2,8 +2,18 @@
 //! the server's choice decides, for the pool's lifetime, whether the origin gets an HTTP/2 or an
 //! HTTP/1.1 pool. That first connection becomes the new pool's first connection (no throwaway
 //! probe). Concurrent first callers wait on the one decision.
+//!
+//! With an HTTP/3 alternative (`alt_svc`, see [`AltH3`]) the pool also holds an HTTP/3 pool, to
+//! the alternative the origin advertised: while it is fresh and not broken, requests go over
+//! HTTP/3, a new QUIC connection racing TCP (QUIC first, TCP `happy_eyeballs_delay` later, the
+//! first up carries the request); a QUIC failure marks the alternative broken and the request
+//! goes over TCP, unseen by the caller.
 
+#[cfg(feature = "http3")]
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+#[cfg(feature = "http3")]
+use std::time::Instant;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -11,6 +21,8 @@ use tokio::sync::oneshot;
 use super::h1::H1Pool;
 use super::{h2, Counters, Pool};
 use crate::config::{PoolOptions, Protocol};
+#[cfg(feature = "http3")]
+use crate::conn::altsvc::AltSvcCache;
 use crate::conn::tls::{RuleTls, ALPN_H2};
 use crate::conn::{Connector, Dial};
 use crate::error::{Error, ErrorKind, Result};
@@ -31,6 +43,34 @@ pub(crate) struct AutoPool {
     deciding: Mutex<Option<Waiters>>,
     /// Requests that failed before a protocol was decided.
     counters: Counters,
+    /// The HTTP/3 alternative, when the pool may use one.
+    #[cfg(feature = "http3")]
+    alt: Option<AltH3>,
+}
+
+/// An `auto` pool's way to HTTP/3: the pool over the advertised alternative, and the
+/// client-wide cache that says whether there is one.
+#[cfg(feature = "http3")]
+pub(crate) struct AltH3 {
+    pub(crate) pool: Arc<super::h3::H3Pool>,
+    pub(crate) cache: Arc<AltSvcCache>,
+    /// Requests meant for HTTP/3 that went over TCP (QUIC lost the race, failed, or was still
+    /// connecting).
+    fallbacks: AtomicU64,
+    /// Whether the latest request went over HTTP/3.
+    last_h3: AtomicBool,
+}
+
+#[cfg(feature = "http3")]
+impl AltH3 {
+    pub(crate) fn new(pool: Arc<super::h3::H3Pool>, cache: Arc<AltSvcCache>) -> AltH3 {
+        AltH3 {
+            pool,
+            cache,
+            fallbacks: AtomicU64::new(0),
+            last_h3: AtomicBool::new(false),
+        }
+    }
 }
 
 impl AutoPool {
@@ -40,6 +80,7 @@ impl AutoPool {
         tls: RuleTls,
         dial: Arc<dyn Dial>,
         runtime: Handle,
+        #[cfg(feature = "http3")] alt: Option<AltH3>,
     ) -> Arc<AutoPool> {
         Arc::new(AutoPool {
             origin,
@@ -50,7 +91,98 @@ impl AutoPool {
             decided: OnceLock::new(),
             deciding: Mutex::new(None),
             counters: Counters::default(),
+            #[cfg(feature = "http3")]
+            alt,
         })
+    }
+
+    /// The pool the next request goes through: the HTTP/3 alternative's when it is usable
+    /// (racing TCP when a connection must be made), else the TCP pool ALPN decided.
+    pub(crate) async fn route(self: &Arc<Self>) -> Result<Pool> {
+        #[cfg(feature = "http3")]
+        if let Some(alt) = &self.alt {
+            let routed = self.race(alt).await;
+            alt.last_h3.store(
+                matches!(routed, Some(Ok(Pool::Http3(_)))),
+                Ordering::Relaxed,
+            );
+            if let Some(routed) = routed {
+                return routed;
+            }
+        }
+        self.pool().await
+    }
+
+    /// HTTP/3 if its alternative is usable and wins; `None`: go over TCP as usual.
+    #[cfg(feature = "http3")]
+    async fn race(self: &Arc<Self>, alt: &AltH3) -> Option<Result<Pool>> {
+        let h3 = || Some(Ok(Pool::Http3(alt.pool.clone())));
+        alt.cache.usable(&self.origin, Instant::now())?;
+        let (ready, connecting) = alt.pool.readiness();
+        if ready {
+            return h3();
+        }
+        let fallback = || {
+            alt.fallbacks.fetch_add(1, Ordering::Relaxed);
+            None
+        };
+        if connecting && self.decided.get().is_some() {
+            // An earlier request's QUIC attempt is under way: TCP is here now.
+            return fallback();
+        }
+        // QUIC gets its own task: its outcome marks the alternative whoever wins the race.
+        let (tx, mut quic) = oneshot::channel();
+        let (pool, cache, origin) = (alt.pool.clone(), alt.cache.clone(), self.origin.clone());
+        self.runtime.spawn(async move {
+            let res = pool.checkout(None).await.map(drop);
+            match &res {
+                Ok(()) => cache.confirmed(&origin),
+                Err(e) if !matches!(e.kind(), ErrorKind::CheckoutTimeout | ErrorKind::Shutdown) => {
+                    cache.broken(&origin, Instant::now())
+                }
+                Err(_) => {}
+            }
+            let _ = tx.send(res);
+        });
+        tokio::select! {
+            res = &mut quic => return match res {
+                Ok(Ok(())) => h3(),
+                _ => fallback(),
+            },
+            _ = tokio::time::sleep(self.options.happy_eyeballs_delay) => {}
+        }
+        // The head start is over: TCP too, still taking QUIC if it is up first.
+        let tcp = self.pool();
+        tokio::pin!(tcp);
+        tokio::select! {
+            res = &mut quic => if matches!(res, Ok(Ok(()))) {
+                return h3();
+            },
+            res = &mut tcp => {
+                alt.fallbacks.fetch_add(1, Ordering::Relaxed);
+                return Some(res);
+            }
+        }
+        alt.fallbacks.fetch_add(1, Ordering::Relaxed);
+        Some(tcp.await)
+    }
+
+    /// Takes in the `alt-svc` headers of a response from this origin.
+    pub(crate) fn learn(&self, headers: &http::HeaderMap) {
+        #[cfg(feature = "http3")]
+        if let Some(alt) = &self.alt {
+            let values = headers.get_all(http::header::ALT_SVC);
+            if values.iter().next().is_none() {
+                return;
+            }
+            if let Some(advertised) =
+                crate::conn::altsvc::parse(values.iter().map(|v| v.as_bytes()))
+            {
+                alt.cache.learn(&self.origin, advertised, Instant::now());
+            }
+        }
+        #[cfg(not(feature = "http3"))]
+        let _ = headers;
     }
 
     /// The decided pool, deciding it first if needed (once, whoever asks).
@@ -153,10 +285,14 @@ impl AutoPool {
         }
     }
 
-    /// Closes the decided pool, if any.
+    /// Closes the decided pool and the HTTP/3 alternative's, if any.
     pub(crate) fn close_all(&self) {
         if let Some(pool) = self.decided.get() {
             pool.close_all();
+        }
+        #[cfg(feature = "http3")]
+        if let Some(alt) = &self.alt {
+            alt.pool.close_all();
         }
     }
 
@@ -169,6 +305,18 @@ impl AutoPool {
             let before = self.counters.snapshot(&self.origin, Protocol::Auto);
             stats.requests += before.requests;
             stats.errors += before.errors;
+        }
+        #[cfg(feature = "http3")]
+        if let Some(alt) = &self.alt {
+            let h3 = alt.pool.stats();
+            let now = Instant::now();
+            stats.add(&h3);
+            if alt.last_h3.load(Ordering::Relaxed) {
+                stats.protocol = Protocol::Http3;
+            }
+            stats.fallbacks = alt.fallbacks.load(Ordering::Relaxed);
+            stats.alt_svc = alt.cache.describe(&self.origin, now);
+            stats.alt_svc_broken = alt.cache.is_broken(&self.origin, now);
         }
         stats
     }

@@ -144,7 +144,7 @@ impl Pool {
         let decided;
         let pool = match self {
             Pool::Auto(auto) => {
-                decided = auto.pool().await?;
+                decided = auto.route().await?;
                 &decided
             }
             other => other,
@@ -170,8 +170,13 @@ impl Pool {
                 "an auto pool decided on auto",
             )),
         };
-        if res.is_err() {
-            counters.error();
+        match &res {
+            Ok(resp) => {
+                if let Pool::Auto(auto) = self {
+                    auto.learn(resp.headers());
+                }
+            }
+            Err(_) => counters.error(),
         }
         res
     }

@@ -284,6 +284,12 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
         });
     }
 
+    /// Whether some connection is ready, and whether one is being set up.
+    #[cfg(feature = "http3")]
+    pub(crate) fn readiness(&self) -> (bool, bool) {
+        self.lock().readiness()
+    }
+
     /// Closes every connection; callers waiting for a slot and streams in flight get a
     /// `shutdown` error.
     pub(crate) fn close_all(&self) {

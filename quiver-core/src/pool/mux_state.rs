@@ -331,6 +331,13 @@ impl<H: Clone, L: SlotLease<H>, C: Clone> MuxState<H, L, C> {
         self.slots.iter().map(|s| s.control.clone()).collect()
     }
 
+    /// Whether some connection is ready, and whether one is being set up.
+    #[cfg(feature = "http3")]
+    pub(crate) fn readiness(&self) -> (bool, bool) {
+        let has = |phase| self.slots.iter().any(|s| s.phase == phase);
+        (has(Phase::Ready), has(Phase::Connecting))
+    }
+
     pub(crate) fn queued(&self) -> usize {
         self.waiters.iter().filter(|w| !w.tx.is_closed()).count()
     }
