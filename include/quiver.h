@@ -377,6 +377,16 @@ enum quiver_stat
      * Response bytes received and not yet taken by the caller (HTTP/2, HTTP/3).
      */
     QUIVER_STAT_BUFFERED_BYTES = 8,
+    /**
+     * `auto` pools: requests meant for the origin's HTTP/3 alternative that went over TCP
+     * (QUIC lost the race, failed, or was still connecting).
+     */
+    QUIVER_STAT_FALLBACKS = 9,
+    /**
+     * `auto` pools: 1 while the HTTP/3 alternative is marked broken (a QUIC connection to it
+     * failed lately, so requests go over TCP), else 0.
+     */
+    QUIVER_STAT_ALT_SVC_BROKEN = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1192,6 +1202,13 @@ const char *quiver_stats_origin(const quiver_stats *stats, size_t index);
  * The protocol the pool at `index` speaks (`http1`, `http2`, `http3`), like `quiver_stats_origin`.
  */
 const char *quiver_stats_origin_protocol(const quiver_stats *stats, size_t index);
+
+/**
+ * The fresh HTTP/3 alternatives of the `auto` pool at `index`, written as an `alt-svc` value
+ * (`h3=":443"; ma=86399`, `ma` being the time left), NUL-terminated, valid until the stats are
+ * freed; NULL when it has none or `index` is out of range.
+ */
+const char *quiver_stats_origin_alt_svc(const quiver_stats *stats, size_t index);
 
 /**
  * Finds an origin (`scheme://host:port`) and writes its index to `*index_out` (may be NULL).

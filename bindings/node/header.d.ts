@@ -35,6 +35,11 @@ export declare const errorKinds: ReadonlyArray<readonly [string, ErrorClass]>
 export interface PoolOptions {
   /** `auto` (default), `http1`, `http2` (h2c on http://), `http3` (https only). */
   protocol?: 'auto' | 'http1' | 'http2' | 'http3' | 'h1' | 'h2' | 'h3'
+  /**
+   * With `protocol` `auto` on https: move to the HTTP/3 alternatives origins advertise in
+   * `alt-svc`, racing QUIC against TCP and falling back unseen (default true).
+   */
+  altSvc?: boolean
   /** HTTP/1: most connections per origin (default 10). */
   size?: number
   /** HTTP/2 and HTTP/3: most connections per origin (default 4). */

@@ -13,6 +13,7 @@ use tokio::runtime::Handle;
 use crate::config::{Protocol, ResolvedRule, RuleTable};
 #[cfg(feature = "http3")]
 use crate::conn::altsvc::AltSvcCache;
+use crate::conn::limit::{Cap, ConnLimit};
 use crate::conn::resolve::Resolver;
 use crate::conn::tcp::DirectDial;
 use crate::conn::tls::RuleTls;
@@ -33,7 +34,10 @@ pub(crate) struct Manager {
     rules: RuleTable,
     tls: HashMap<String, RuleTls>,
     runtime: Handle,
-    pools: RwLock<HashMap<Origin, Pool>>,
+    /// Shared with the connection cap's evictor, which closes idle connections to make room.
+    pools: Arc<RwLock<HashMap<Origin, Pool>>>,
+    /// The client-wide connection cap (`max_total_connections`), if set.
+    cap: Option<Arc<ConnLimit>>,
     /// The proxy environment variables, read when the client was built.
     env: EnvProxies,
     /// Pooled connections to proxies.
@@ -59,7 +63,29 @@ impl Manager {
             })?;
             tls.insert(rule.name.clone(), configs);
         }
+        let pools: Arc<RwLock<HashMap<Origin, Pool>>> = Arc::default();
+        let cap = match rules.defaults().max_total_connections {
+            0 => None,
+            max => {
+                let limit = ConnLimit::new(max);
+                let weak = Arc::downgrade(&pools);
+                limit.set_evictor(Box::new(move || {
+                    let Some(pools) = weak.upgrade() else {
+                        return false;
+                    };
+                    let all: Vec<Pool> = pools
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .values()
+                        .cloned()
+                        .collect();
+                    all.iter().any(Pool::evict_idle)
+                }));
+                Some(limit)
+            }
+        };
         Ok(Manager {
+            cap,
             rules,
             tls,
             env: EnvProxies::from_env(),
@@ -68,7 +94,7 @@ impl Manager {
             #[cfg(feature = "http3")]
             alt_svc: Arc::new(AltSvcCache::default()),
             runtime,
-            pools: RwLock::new(HashMap::new()),
+            pools,
             closed: AtomicBool::new(false),
         })
     }
@@ -188,10 +214,15 @@ impl Manager {
             ),
             (None, Some(r), _) => (r.tunnel_dial(), None),
         };
+        let cap = self.cap.clone().map(|limit| Cap {
+            limit,
+            wait: options.checkout_timeout,
+        });
         let connector = |config: &Arc<rustls::ClientConfig>| Connector {
             dial: dial.clone(),
             tls: https.then(|| config.clone()),
             connect_timeout: options.connect_timeout,
+            cap: cap.clone(),
         };
         Ok(match protocol {
             #[cfg(feature = "http3")]
@@ -213,6 +244,7 @@ impl Manager {
                     tls.http3.clone(),
                     runtime,
                     path,
+                    cap,
                 )?)
             }
             #[cfg(not(feature = "http3"))]
@@ -241,6 +273,7 @@ impl Manager {
                                 tls.http3.clone(),
                                 runtime.clone(),
                                 Arc::new(path),
+                                cap.clone(),
                             )?,
                             self.alt_svc.clone(),
                         ))
@@ -252,6 +285,7 @@ impl Manager {
                     options.clone(),
                     tls,
                     dial,
+                    cap,
                     runtime,
                     #[cfg(feature = "http3")]
                     alt,
@@ -299,6 +333,17 @@ impl Manager {
             .values()
             .cloned()
             .collect();
-        pools.iter().map(Pool::stats).collect()
+        let mut stats: Vec<OriginStats> = pools.iter().map(Pool::stats).collect();
+        // A dial waiting for room under the cap is not a connection yet.
+        if let Some(cap) = &self.cap {
+            for o in &mut stats {
+                let waiting = cap.waiting(&o.origin);
+                o.connections = o.connections.saturating_sub(waiting);
+                if o.protocol == Protocol::Http1 {
+                    o.active = o.active.saturating_sub(waiting);
+                }
+            }
+        }
+        stats
     }
 }

@@ -34,7 +34,11 @@ async fn version_of(client: &Client, url: &str) -> Version {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_moves_to_http3_after_the_first_response() {
     let server = server().await;
-    let client = builder(&server).build().unwrap();
+    // A long head start: QUIC wins the race even on a loaded machine.
+    let client = builder(&server)
+        .set("happy_eyeballs_delay", Duration::from_secs(3))
+        .build()
+        .unwrap();
     let url = server.https_alt_url("/");
     // Request 1 goes over TCP (ALPN picks h2) and learns the alternative.
     assert_eq!(version_of(&client, &url).await, Version::HTTP_2);
@@ -129,9 +133,12 @@ async fn a_black_holed_udp_port_falls_back_to_tcp_and_marks_the_alternative_brok
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alt_svc_headers_as_servers_send_them() {
     let server = server().await;
-    let client = builder(&server).build().unwrap();
     let port = server.https_port();
     let h3 = server.h3_port();
+    let client = builder(&server)
+        .set("happy_eyeballs_delay", Duration::from_secs(3))
+        .build()
+        .unwrap();
     let alt_svc = |values: &[String]| {
         let query: Vec<String> = values
             .iter()

@@ -37,6 +37,12 @@ pub enum quiver_stat {
     Retries = 7,
     /// Response bytes received and not yet taken by the caller (HTTP/2, HTTP/3).
     BufferedBytes = 8,
+    /// `auto` pools: requests meant for the origin's HTTP/3 alternative that went over TCP
+    /// (QUIC lost the race, failed, or was still connecting).
+    Fallbacks = 9,
+    /// `auto` pools: 1 while the HTTP/3 alternative is marked broken (a QUIC connection to it
+    /// failed lately, so requests go over TCP), else 0.
+    AltSvcBroken = 10,
 }
 
 /// A snapshot of a client's pools (from `quiver_client_stats`). Immutable: any thread may read
@@ -50,6 +56,8 @@ pub(crate) struct Stats {
     core: ClientStats,
     /// NUL-terminated copies of each origin's name and protocol.
     names: Vec<(CString, CString)>,
+    /// NUL-terminated copies of each origin's `alt_svc`, where it has one.
+    alt_svc: Vec<Option<CString>>,
     /// The same for each pooled proxy connection set.
     proxy_names: Vec<(CString, CString)>,
 }
@@ -90,6 +98,8 @@ fn origin_value(o: &OriginStats, stat: u32) -> Option<u64> {
         6 => o.errors,
         7 => o.retries,
         8 => o.buffered_bytes,
+        9 => o.fallbacks,
+        10 => u64::from(o.alt_svc_broken),
         _ => return None,
     })
 }
@@ -107,7 +117,9 @@ pub extern "C" fn quiver_client_stats(
         let client = try_ref_from_ptr!(client);
         let core = client.core().stats();
         let (names, proxy_names) = (names(&core.origins), names(&core.proxies));
-        *stats_out = to_boxed_mut_ptr::<quiver_stats>(Stats { core, names, proxy_names });
+        let alt_svc = core.origins.iter().map(|o| o.alt_svc.as_deref().map(c_string)).collect();
+        *stats_out =
+            to_boxed_mut_ptr::<quiver_stats>(Stats { core, names, alt_svc, proxy_names });
         quiver_result::Ok
     }
 }
@@ -137,6 +149,23 @@ pub extern "C" fn quiver_stats_origin_protocol(
 ) -> *const c_char {
     ffi_panic_boundary! {
         try_ref_from_ptr!(stats).names.get(index).map_or(null(), |n| n.1.as_ptr())
+    }
+}
+
+/// The fresh HTTP/3 alternatives of the `auto` pool at `index`, written as an `alt-svc` value
+/// (`h3=":443"; ma=86399`, `ma` being the time left), NUL-terminated, valid until the stats are
+/// freed; NULL when it has none or `index` is out of range.
+#[no_mangle]
+pub extern "C" fn quiver_stats_origin_alt_svc(
+    stats: *const quiver_stats,
+    index: usize,
+) -> *const c_char {
+    ffi_panic_boundary! {
+        try_ref_from_ptr!(stats)
+            .alt_svc
+            .get(index)
+            .and_then(Option::as_ref)
+            .map_or(null(), |v| v.as_ptr())
     }
 }
 

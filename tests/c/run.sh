@@ -101,6 +101,8 @@ export QUIVER_TEST_SOCKS5_PORT="$(json_port socks5)"
 export QUIVER_TEST_SOCKS5_AUTH_PORT="$(json_port socks5_auth)"
 export QUIVER_TEST_UNIX_HTTP="$(json_str unix_http)"
 export QUIVER_TEST_UNIX_H2C="$(json_str unix_h2c)"
+export QUIVER_TEST_HTTPS_ALT_PORT="$(json_port https_alt)"
+export QUIVER_TEST_HTTPS_ALT_BLOCKED_PORT="$(json_port https_alt_blocked)"
 export QUIVER_TEST_SCENARIOS="$ROOT/tests/server/scenarios.tsv"
 echo "server: $(cat "$WORK/server.json")"
 

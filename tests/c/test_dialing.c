@@ -1,7 +1,8 @@
-/* Getting connected (pool options resolve, happy_eyeballs_delay, dns_cache_ttl, unix_socket and
- * SOCKS5 proxies) against the test server: Happy Eyeballs past a black-holed first address, the
- * dial's own error for a caller waiting on it, Unix domain sockets for HTTP/1.1 and h2c, SOCKS5
- * with and without authentication. tests/c/run.sh starts the server and sets QUIVER_TEST_* in
+/* Getting connected (pool options resolve, happy_eyeballs_delay, dns_cache_ttl, unix_socket,
+ * SOCKS5 proxies and alt_svc) against the test server: Happy Eyeballs past a black-holed first
+ * address, the dial's own error for a caller waiting on it, Unix domain sockets for HTTP/1.1 and
+ * h2c, SOCKS5 with and without authentication, automatic HTTP/3 from `alt-svc` and the fallback
+ * to TCP when UDP is black-holed. tests/c/run.sh starts the server and sets QUIVER_TEST_* in
  * the environment. Exits non-zero when any check fails. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -13,6 +14,9 @@ static int SOCKS5_PORT;
 static int SOCKS5_AUTH_PORT; /* quiver:secret */
 static const char *UNIX_HTTP;
 static const char *UNIX_H2C;
+static int HTTPS_ALT_PORT;         /* alt-svc: h3 on the test server's HTTP/3 port */
+static int HTTPS_ALT_BLOCKED_PORT; /* alt-svc: h3 on a UDP port that drops everything */
+static const char *CA_FILE;
 
 /* GET `url` with a client built from `config` (freed); the response or NULL with `*err`. */
 static quiver_response *get_with(quiver_config *config, const char *url, quiver_error **err) {
@@ -151,6 +155,105 @@ static void test_socks5(void) {
     free(url);
 }
 
+/* GET `url` on `c`: its HTTP version, or UNKNOWN after a failure (reported). */
+static quiver_http_version version_of(const quiver_client *c, const char *url) {
+    quiver_response *resp = NULL;
+    quiver_error *err = NULL;
+    quiver_result r = quiver_client_send_blocking(c, quiver_request_new("GET", url), &resp, &err);
+    quiver_http_version v = QUIVER_HTTP_VERSION_UNKNOWN;
+    if (r != QUIVER_RESULT_OK) {
+        print_error(url, err);
+    } else {
+        CHECK(body_is(resp, "ok"));
+        v = quiver_response_version(resp);
+    }
+    CHECK_RESULT(r, QUIVER_RESULT_OK);
+    quiver_response_free(resp);
+    quiver_error_free(err);
+    return v;
+}
+
+/* A stat of `https://localhost:port` on `c`, and its alt_svc / protocol (copied) if asked. */
+static uint64_t origin_stat(const quiver_client *c, int port, quiver_stat stat, char **alt_svc,
+                            char **protocol) {
+    quiver_stats *stats = NULL;
+    CHECK_RESULT(quiver_client_stats(c, &stats), QUIVER_RESULT_OK);
+    char *origin = format("https://localhost:%d", port);
+    size_t index = 0;
+    CHECK_RESULT(quiver_stats_find_origin(stats, origin, &index), QUIVER_RESULT_OK);
+    uint64_t value = quiver_stats_origin_get(stats, index, (uint32_t)stat);
+    if (alt_svc != NULL) {
+        const char *v = quiver_stats_origin_alt_svc(stats, index);
+        *alt_svc = v == NULL ? NULL : strdup(v);
+    }
+    if (protocol != NULL) {
+        *protocol = strdup(quiver_stats_origin_protocol(stats, index));
+    }
+    free(origin);
+    quiver_stats_free(stats);
+    return value;
+}
+
+static quiver_config *tls_config(void) {
+    quiver_config *config = plain_config();
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "ca_file", CA_FILE), QUIVER_RESULT_OK);
+    return config;
+}
+
+static void test_alt_svc(void) {
+    /* A long head start: QUIC wins the race even on a slow machine (or under valgrind). */
+    quiver_config *config = tls_config();
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "happy_eyeballs_delay", 3000),
+                 QUIVER_RESULT_OK);
+    const quiver_client *c = new_client(config);
+    char *url = format("https://localhost:%d/", HTTPS_ALT_PORT);
+    CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
+    for (int i = 0; i < 3; i++) {
+        CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP3);
+    }
+    char *alt_svc = NULL, *protocol = NULL;
+    CHECK(origin_stat(c, HTTPS_ALT_PORT, QUIVER_STAT_FALLBACKS, &alt_svc, &protocol) == 0);
+    CHECK(alt_svc != NULL && strncmp(alt_svc, "h3=\":", 5) == 0);
+    CHECK(protocol != NULL && strcmp(protocol, "http3") == 0);
+    free(alt_svc);
+    free(protocol);
+    quiver_client_free(c);
+
+    /* alt_svc off: TCP only. */
+    config = tls_config();
+    CHECK_RESULT(quiver_config_set_bool(config, NULL, "alt_svc", false), QUIVER_RESULT_OK);
+    c = new_client(config);
+    CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
+    CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
+    quiver_client_free(c);
+    free(url);
+
+    /* UDP black-holed: TCP carries every request; the QUIC attempt ends up marked broken. */
+    config = tls_config();
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "connect_timeout", 2000),
+                 QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "happy_eyeballs_delay", 100),
+                 QUIVER_RESULT_OK);
+    c = new_client(config);
+    url = format("https://localhost:%d/", HTTPS_ALT_BLOCKED_PORT);
+    CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
+    double started = now_ms();
+    CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
+    CHECK(now_ms() - started < 1500 * slow_factor());
+    CHECK(origin_stat(c, HTTPS_ALT_BLOCKED_PORT, QUIVER_STAT_FALLBACKS, NULL, NULL) == 1);
+    double deadline = now_ms() + 20000;
+    while (origin_stat(c, HTTPS_ALT_BLOCKED_PORT, QUIVER_STAT_ALT_SVC_BROKEN, NULL, NULL) == 0 &&
+           now_ms() < deadline) {
+        sleep_ms(50);
+    }
+    CHECK(origin_stat(c, HTTPS_ALT_BLOCKED_PORT, QUIVER_STAT_ALT_SVC_BROKEN, NULL, NULL) == 1);
+    CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
+    CHECK(origin_stat(c, HTTPS_ALT_BLOCKED_PORT, QUIVER_STAT_FALLBACKS, NULL, NULL) == 1);
+    CHECK(origin_stat(c, HTTPS_ALT_BLOCKED_PORT, QUIVER_STAT_ERRORS, NULL, NULL) == 0);
+    quiver_client_free(c);
+    free(url);
+}
+
 int main(void) {
     HTTP_PORT = atoi(env_or_die("QUIVER_TEST_HTTP_PORT"));
     BLACKHOLE_PORT = atoi(env_or_die("QUIVER_TEST_BLACKHOLE_PORT"));
@@ -158,6 +261,9 @@ int main(void) {
     SOCKS5_AUTH_PORT = atoi(env_or_die("QUIVER_TEST_SOCKS5_AUTH_PORT"));
     UNIX_HTTP = env_or_die("QUIVER_TEST_UNIX_HTTP");
     UNIX_H2C = env_or_die("QUIVER_TEST_UNIX_H2C");
+    HTTPS_ALT_PORT = atoi(env_or_die("QUIVER_TEST_HTTPS_ALT_PORT"));
+    HTTPS_ALT_BLOCKED_PORT = atoi(env_or_die("QUIVER_TEST_HTTPS_ALT_BLOCKED_PORT"));
+    CA_FILE = env_or_die("QUIVER_TEST_CA_FILE");
     REQUIRE(HTTP_PORT > 0 && BLACKHOLE_PORT > 0 && SOCKS5_PORT > 0 && SOCKS5_AUTH_PORT > 0);
     struct {
         const char *name;
@@ -167,6 +273,7 @@ int main(void) {
         {"dial_error_reaches_its_caller", test_dial_error_reaches_its_caller},
         {"unix_sockets", test_unix_sockets},
         {"socks5", test_socks5},
+        {"alt_svc", test_alt_svc},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int before = test_failures;

@@ -96,3 +96,70 @@ test('SOCKS5 proxies with and without authentication', async () => {
   await wrong.close()
   assert.throws(() => new Client({ proxy: `socks5://127.0.0.1:${info.socks5}`, protocol: 'http3' }), (e) => e.code === 'invalid_config')
 })
+
+async function versionOf(client, url) {
+  const res = await client.request(url)
+  assert.equal(await res.body.text(), 'ok')
+  return res.httpVersion
+}
+
+function altOrigin(client, port) {
+  const origin = client.stats().origins.find((o) => o.origin === `https://localhost:${port}`)
+  assert.ok(origin, 'the origin has a pool')
+  return origin
+}
+
+test('auto moves to HTTP/3 from alt-svc; altSvc: false stays on TCP', async () => {
+  const port = info.https_alt
+  const url = `https://localhost:${port}/`
+  // A long head start: QUIC wins the race even on a loaded machine.
+  const client = new Client({ caFile: info.ca_file, proxyFromEnv: false, happyEyeballsDelay: 3000 })
+  try {
+    assert.equal(await versionOf(client, url), '2.0')
+    for (let i = 0; i < 3; i++) assert.equal(await versionOf(client, url), '3.0')
+    const origin = altOrigin(client, port)
+    assert.equal(origin.protocol, 'http3')
+    assert.ok(origin.altSvc.startsWith(`h3=":${info.h3}"; ma=`), origin.altSvc)
+    assert.equal(origin.fallbacks, 0)
+    assert.equal(origin.altSvcBroken, false)
+  } finally {
+    await client.close()
+  }
+  const tcp = new Client({ caFile: info.ca_file, proxyFromEnv: false, altSvc: false })
+  try {
+    assert.equal(await versionOf(tcp, url), '2.0')
+    assert.equal(await versionOf(tcp, url), '2.0')
+    assert.equal(altOrigin(tcp, port).altSvc, null)
+  } finally {
+    await tcp.close()
+  }
+})
+
+test('black-holed UDP falls back to TCP and marks the alternative broken', async () => {
+  const port = info.https_alt_blocked
+  const url = `https://localhost:${port}/`
+  const client = new Client({
+    caFile: info.ca_file,
+    proxyFromEnv: false,
+    connectTimeout: 2000,
+    happyEyeballsDelay: 100,
+  })
+  try {
+    assert.equal(await versionOf(client, url), '2.0')
+    const started = Date.now()
+    assert.equal(await versionOf(client, url), '2.0')
+    assert.ok(Date.now() - started < 1500, `${Date.now() - started} ms`)
+    assert.equal(altOrigin(client, port).fallbacks, 1)
+    assert.equal(client.stats().fallbacks, 1)
+    const deadline = Date.now() + 20000
+    while (!altOrigin(client, port).altSvcBroken) {
+      assert.ok(Date.now() < deadline, 'never marked broken')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    assert.equal(await versionOf(client, url), '2.0')
+    const origin = altOrigin(client, port)
+    assert.deepEqual([origin.fallbacks, origin.errors, origin.protocol], [1, 0, 'http2'])
+  } finally {
+    await client.close()
+  }
+})

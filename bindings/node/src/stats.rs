@@ -29,6 +29,12 @@ pub struct OriginStats {
     pub buffered_bytes: f64,
     /// Streams in flight on each connection (HTTP/2, HTTP/3).
     pub connection_streams: Vec<u32>,
+    /// `auto` pools: requests meant for the HTTP/3 alternative that went over TCP.
+    pub fallbacks: f64,
+    /// `auto` pools: the fresh HTTP/3 alternatives as an `alt-svc` value, or null.
+    pub alt_svc: Option<String>,
+    /// `auto` pools: whether the HTTP/3 alternative is marked broken.
+    pub alt_svc_broken: bool,
 }
 
 /// Statistics of a whole client: every origin's pool plus totals.
@@ -54,6 +60,8 @@ pub struct ClientStats {
     pub retries: f64,
     /// Sum of `bufferedBytes` over origins.
     pub buffered_bytes: f64,
+    /// Sum of `fallbacks` over origins.
+    pub fallbacks: f64,
     /// Pooled connections to proxies (HTTP/2 and HTTP/3 proxy connections, shared by tunnels),
     /// one entry per proxy and trust settings; `origin` is the proxy's. Not in the totals.
     pub proxies: Vec<OriginStats>,
@@ -83,6 +91,9 @@ impl From<quiver_core::OriginStats> for OriginStats {
             retries: total(o.retries),
             buffered_bytes: total(o.buffered_bytes),
             connection_streams: o.connection_streams.into_iter().map(count).collect(),
+            fallbacks: total(o.fallbacks),
+            alt_svc: o.alt_svc,
+            alt_svc_broken: o.alt_svc_broken,
         }
     }
 }
@@ -100,6 +111,7 @@ impl From<quiver_core::ClientStats> for ClientStats {
             errors: total(s.errors),
             retries: total(s.retries),
             buffered_bytes: total(s.buffered_bytes),
+            fallbacks: total(s.fallbacks),
             proxies: s.proxies.into_iter().map(OriginStats::from).collect(),
         }
     }

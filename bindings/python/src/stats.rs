@@ -18,6 +18,9 @@ fn origin_dict<'py>(py: Python<'py>, o: &OriginStats) -> PyResult<Bound<'py, PyD
     d.set_item("retries", o.retries)?;
     d.set_item("buffered_bytes", o.buffered_bytes)?;
     d.set_item("connection_streams", &o.connection_streams)?;
+    d.set_item("fallbacks", o.fallbacks)?;
+    d.set_item("alt_svc", o.alt_svc.as_deref())?;
+    d.set_item("alt_svc_broken", o.alt_svc_broken)?;
     Ok(d)
 }
 
@@ -36,6 +39,7 @@ pub(crate) fn to_dict<'py>(py: Python<'py>, s: &ClientStats) -> PyResult<Bound<'
     d.set_item("errors", s.errors)?;
     d.set_item("retries", s.retries)?;
     d.set_item("buffered_bytes", s.buffered_bytes)?;
+    d.set_item("fallbacks", s.fallbacks)?;
     let origins = PyDict::new(py);
     for o in &s.origins {
         origins.set_item(&o.origin, origin_dict(py, o)?)?;

@@ -4,6 +4,7 @@ Unix domain sockets (`unix_socket`) and SOCKS5 proxies, against the test server.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Dict
 
@@ -93,3 +94,44 @@ def test_socks5_proxies(server: Dict[str, Any]) -> None:
         assert "nope" not in str(info.value)
     with pytest.raises(quiver.InvalidError):
         quiver.Client(proxy=f"socks5://127.0.0.1:{server['socks5']}", protocol="http3")
+
+
+def _alt_origin(client: quiver.Client, port: int) -> Dict[str, Any]:
+    origin: Dict[str, Any] = client.stats()["origins"][f"https://localhost:{port}"]
+    return origin
+
+
+def test_auto_moves_to_http3_from_alt_svc(server: Dict[str, Any]) -> None:
+    port = server["https_alt"]
+    url = f"https://localhost:{port}/"
+    # A long head start: QUIC wins the race even on a loaded machine.
+    with quiver.Client(ca_file=server["ca_file"], happy_eyeballs_delay=3) as client:
+        assert client.get(url).http_version == "HTTP/2"
+        assert [client.get(url).http_version for _ in range(3)] == ["HTTP/3"] * 3
+        origin = _alt_origin(client, port)
+        assert origin["protocol"] == "http3"
+        assert origin["alt_svc"].startswith(f'h3=":{server["h3"]}"; ma=')
+        assert (origin["fallbacks"], origin["alt_svc_broken"]) == (0, False)
+    with quiver.Client(ca_file=server["ca_file"], alt_svc=False) as client:
+        assert [client.get(url).http_version for _ in range(2)] == ["HTTP/2"] * 2
+        assert _alt_origin(client, port)["alt_svc"] is None
+
+
+@async_test
+async def test_black_holed_udp_falls_back_to_tcp(server: Dict[str, Any]) -> None:
+    port = server["https_alt_blocked"]
+    url = f"https://localhost:{port}/"
+    async with quiver.AsyncClient(ca_file=server["ca_file"], connect_timeout=2, happy_eyeballs_delay=0.1) as client:
+        assert (await client.get(url)).http_version == "HTTP/2"
+        started = time.monotonic()
+        assert (await client.get(url)).http_version == "HTTP/2"
+        assert time.monotonic() - started < 1.5
+        origin = client.stats()["origins"][f"https://localhost:{port}"]
+        assert origin["fallbacks"] == 1 and client.stats()["fallbacks"] == 1
+        deadline = time.monotonic() + 20
+        while not client.stats()["origins"][f"https://localhost:{port}"]["alt_svc_broken"]:
+            assert time.monotonic() < deadline, "never marked broken"
+            await asyncio.sleep(0.05)
+        assert (await client.get(url)).http_version == "HTTP/2"
+        origin = client.stats()["origins"][f"https://localhost:{port}"]
+        assert (origin["fallbacks"], origin["errors"], origin["protocol"]) == (1, 0, "http2")

@@ -144,6 +144,12 @@ options! {
     /// connection opens only when every stream slot in sight (on open connections and ones
     /// still handshaking) is taken.
     max_connections: usize = 4, "4", "1–1000";
+    /// Client-wide: most connections open at once across every origin (HTTP/1.1, HTTP/2 and
+    /// HTTP/3 alike; connections to proxies that carry them are not counted twice). A dial
+    /// beyond it waits, first come first served, for a connection to close, up to
+    /// `checkout_timeout` (`checkout_timeout` error); while it waits, idle connections to other
+    /// origins are closed to make room. Only without a pattern (it is not per origin).
+    max_total_connections: usize = 0, "0 (no cap)", "0–100000; client-wide only";
     /// HTTP/2 and HTTP/3: stream slots assumed on a connection until the peer states its limit
     /// (callers arriving during a handshake are counted against it rather than opening more
     /// connections).
@@ -254,6 +260,7 @@ options! {
 const INT_RANGES: &[(&str, u64, u64)] = &[
     ("size", 1, 100_000),
     ("max_connections", 1, 1_000),
+    ("max_total_connections", 0, 100_000),
     ("initial_max_streams", 1, 1_000_000),
     ("stream_window", 1024, 0x7fff_ffff),
     ("connection_window", 65_535, 0x7fff_ffff),
@@ -266,6 +273,7 @@ impl PoolOptions {
         Some(match name {
             "size" => self.size as u64,
             "max_connections" => self.max_connections as u64,
+            "max_total_connections" => self.max_total_connections as u64,
             "initial_max_streams" => self.initial_max_streams as u64,
             "stream_window" => u64::from(self.stream_window),
             "connection_window" => u64::from(self.connection_window),

@@ -130,6 +130,11 @@ impl RuleTable {
         };
         for (pattern, settings) in rules {
             let parsed = OriginPattern::parse(pattern)?;
+            if settings.max_total_connections.is_some() {
+                return Err(Error::invalid_config(format!(
+                    "pool rule `{pattern}`: option `max_total_connections` is client-wide; set it without a pattern"
+                )));
+            }
             let rule = resolve(pattern, Some(parsed.scheme()), Some(settings))?;
             let duplicate = match parsed {
                 OriginPattern::Exact(origin) => table.exact.insert(origin, rule).is_some(),
@@ -165,6 +170,11 @@ impl RuleTable {
             }
         }
         &self.default
+    }
+
+    /// The client-wide options (the `default` rule's).
+    pub(crate) fn defaults(&self) -> &Arc<PoolOptions> {
+        &self.default.options
     }
 
     /// The rules other than `default` (for validation that needs every rule).

@@ -74,7 +74,12 @@ pub(crate) fn parse<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<Ad
 fn parse_alternative(item: &str) -> Option<Option<Alternative>> {
     let mut parts = split_outside_quotes(item, ';').into_iter();
     let (protocol, authority) = parts.next()?.split_once('=')?;
-    let authority = unquote(authority.trim())?;
+    // The authority is always a quoted string (RFC 7838 §3).
+    let authority = authority.trim();
+    if !authority.starts_with('"') {
+        return None;
+    }
+    let authority = unquote(authority)?;
     let (host, port) = authority.rsplit_once(':')?;
     let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
     let host = match host {

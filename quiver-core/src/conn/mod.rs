@@ -6,6 +6,7 @@
 #[cfg(feature = "http3")]
 pub(crate) mod altsvc;
 pub(crate) mod happy;
+pub(crate) mod limit;
 pub(crate) mod resolve;
 pub(crate) mod tcp;
 pub(crate) mod tls;
@@ -248,11 +249,27 @@ pub(crate) struct Connector {
     pub dial: Arc<dyn Dial>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub connect_timeout: Duration,
+    /// The client-wide connection cap, when `max_total_connections` is set.
+    pub cap: Option<limit::Cap>,
 }
 
 impl Connector {
-    /// Dials and, for https, runs the TLS handshake, all within `connect_timeout`.
+    /// Takes room under the client-wide cap (if any), then dials and, for https, runs the TLS
+    /// handshake, those two within `connect_timeout`.
     pub(crate) async fn connect(&self, origin: &Origin) -> Result<Connected> {
+        // Room under the cap first: waiting for it is not connecting.
+        let permit = match &self.cap {
+            Some(cap) => Some(cap.acquire(origin).await?),
+            None => None,
+        };
+        let mut connected = self.connect_now(origin).await?;
+        if let Some(permit) = permit {
+            connected.stream = limit::permitted(connected.stream, permit);
+        }
+        Ok(connected)
+    }
+
+    async fn connect_now(&self, origin: &Origin) -> Result<Connected> {
         let fut = async {
             let raw = self.dial.dial(origin).await?;
             match (origin.scheme(), &self.tls) {

@@ -23,6 +23,7 @@ use super::{h2, Counters, Pool};
 use crate::config::{PoolOptions, Protocol};
 #[cfg(feature = "http3")]
 use crate::conn::altsvc::AltSvcCache;
+use crate::conn::limit::Cap;
 use crate::conn::tls::{RuleTls, ALPN_H2};
 use crate::conn::{Connector, Dial};
 use crate::error::{Error, ErrorKind, Result};
@@ -37,6 +38,7 @@ pub(crate) struct AutoPool {
     options: Arc<PoolOptions>,
     tls: RuleTls,
     dial: Arc<dyn Dial>,
+    cap: Option<Cap>,
     runtime: Handle,
     decided: OnceLock<Pool>,
     /// `Some` while a decision is in flight: the callers waiting for it.
@@ -79,6 +81,7 @@ impl AutoPool {
         options: Arc<PoolOptions>,
         tls: RuleTls,
         dial: Arc<dyn Dial>,
+        cap: Option<Cap>,
         runtime: Handle,
         #[cfg(feature = "http3")] alt: Option<AltH3>,
     ) -> Arc<AutoPool> {
@@ -87,6 +90,7 @@ impl AutoPool {
             options,
             tls,
             dial,
+            cap,
             runtime,
             decided: OnceLock::new(),
             deciding: Mutex::new(None),
@@ -251,6 +255,7 @@ impl AutoPool {
             dial: self.dial.clone(),
             tls: Some(tls.clone()),
             connect_timeout: self.options.connect_timeout,
+            cap: self.cap.clone(),
         }
     }
 
@@ -283,6 +288,15 @@ impl AutoPool {
             pool.adopt(connected.stream).await?;
             Ok(Pool::Http1(pool))
         }
+    }
+
+    /// Closes one idle connection of the decided pool or the HTTP/3 alternative's.
+    pub(crate) fn evict_idle(&self) -> bool {
+        #[cfg(feature = "http3")]
+        if self.alt.as_ref().is_some_and(|alt| alt.pool.evict_idle()) {
+            return true;
+        }
+        self.decided.get().is_some_and(Pool::evict_idle)
     }
 
     /// Closes the decided pool and the HTTP/3 alternative's, if any.

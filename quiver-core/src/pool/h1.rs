@@ -351,6 +351,12 @@ impl H1Pool {
         }
     }
 
+    /// Closes the least recently used idle connection, if any; `true` if there was one.
+    pub(crate) fn evict_idle(&self) -> bool {
+        let conn = self.lock().evict_one();
+        conn.is_some()
+    }
+
     /// Closes every connection: idle ones, and those carrying a request (which then fails
     /// with `shutdown`); waiting callers get `shutdown` too.
     pub(crate) fn close_all(&self) {

@@ -190,6 +190,16 @@ impl<C: PooledConn, L: Lease<C>> H1State<C, L> {
         expired
     }
 
+    /// Takes the least recently used idle connection out (to close it and make room under
+    /// the client-wide cap).
+    pub(crate) fn evict_one(&mut self) -> Option<C> {
+        if self.idle.is_empty() {
+            return None;
+        }
+        self.open -= 1;
+        Some(self.idle.remove(0).conn)
+    }
+
     /// Shuts the pool down: waiting callers get `err`, idle connections are returned (to be
     /// closed), and nothing new is handed out; leased connections finish their requests.
     pub(crate) fn close_all(&mut self, err: &Error) -> Vec<C> {

@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use super::mux::{ConnLink, Coordinator, StreamLease};
 use super::send::{Attempt, Failure, Multiplexed, Opened};
 use crate::config::{PoolOptions, Protocol};
+use crate::conn::limit::Cap;
 use crate::conn::udp::QuicPath;
 use crate::conn::{Activity, BoxFuture};
 use crate::datagram::{DatagramChannel, DatagramOptions, DatagramReceiver, DatagramSender, Path};
@@ -37,21 +38,28 @@ pub(crate) fn new_pool(
     tls: Arc<rustls::ClientConfig>,
     runtime: Handle,
     path: Arc<dyn QuicPath>,
+    cap: Option<Cap>,
 ) -> Result<Arc<H3Pool>> {
     let quic = crate::proto::h3::client_config(tls, &options, path.as_ref())?;
     let connect_origin = origin.clone();
     let connect_options = options.clone();
     let connect = Box::new(
         move |link: ConnLink<H3Handle>| -> BoxFuture<'static, Result<(H3Handle, usize)>> {
-            let (origin, options, quic, path) = (
+            let (origin, options, quic, path, cap) = (
                 connect_origin.clone(),
                 connect_options.clone(),
                 quic.clone(),
                 path.clone(),
+                cap.clone(),
             );
             // Bounded as a whole: a server that never completes the HTTP/3 setup (it grants
             // too few unidirectional streams, say) must not leave the slot connecting.
             Box::pin(async move {
+                // Room under the client-wide cap first, held until the QUIC connection closes.
+                let permit = match &cap {
+                    Some(cap) => Some(cap.acquire(&origin).await?),
+                    None => None,
+                };
                 let limit = options.connect_timeout;
                 let shown = origin.to_string();
                 match tokio::time::timeout(
@@ -60,6 +68,16 @@ pub(crate) fn new_pool(
                 )
                 .await
                 {
+                    Ok(Ok(connected)) => {
+                        if let Some(permit) = permit {
+                            let quic = connected.0.conn.quic.clone();
+                            tokio::spawn(async move {
+                                quic.closed().await;
+                                drop(permit);
+                            });
+                        }
+                        Ok(connected)
+                    }
                     Ok(res) => res,
                     Err(_) => Err(crate::error::Error::new(
                         crate::error::ErrorKind::ConnectTimeout,

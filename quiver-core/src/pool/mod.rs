@@ -193,6 +193,18 @@ impl Pool {
         }
     }
 
+    /// Closes one idle connection of this pool, if it has one (room under the client-wide
+    /// cap); `true` if it did.
+    pub(crate) fn evict_idle(&self) -> bool {
+        match self {
+            Pool::Http1(p) => p.evict_idle(),
+            Pool::Http2(p) => p.evict_idle(),
+            #[cfg(feature = "http3")]
+            Pool::Http3(p) => p.evict_idle(),
+            Pool::Auto(p) => p.evict_idle(),
+        }
+    }
+
     pub(crate) fn stats(&self) -> OriginStats {
         match self {
             Pool::Http1(p) => p.stats(),

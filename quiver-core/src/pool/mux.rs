@@ -290,6 +290,12 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
         self.lock().readiness()
     }
 
+    /// Closes the connection idle longest, if any; `true` if there was one.
+    pub(crate) fn evict_idle(&self) -> bool {
+        let control = self.lock().evict_one();
+        control.map(|c| c.close()).is_some()
+    }
+
     /// Closes every connection; callers waiting for a slot and streams in flight get a
     /// `shutdown` error.
     pub(crate) fn close_all(&self) {

@@ -321,6 +321,19 @@ impl<H: Clone, L: SlotLease<H>, C: Clone> MuxState<H, L, C> {
         closed
     }
 
+    /// Takes the connection idle longest (ready, no stream in flight) out, to close it and make
+    /// room under the client-wide cap.
+    pub(crate) fn evict_one(&mut self) -> Option<C> {
+        let i = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.phase == Phase::Ready && s.in_flight == 0)
+            .min_by_key(|(_, s)| s.idle_since)
+            .map(|(i, _)| i)?;
+        Some(self.slots.remove(i).control)
+    }
+
     /// Takes every waiting caller out of the queue (to fail them when the pool shuts down).
     pub(crate) fn take_waiters(&mut self) -> Vec<oneshot::Sender<Result<L, Error>>> {
         self.waiters.drain(..).map(|w| w.tx).collect()

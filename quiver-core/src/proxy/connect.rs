@@ -76,6 +76,7 @@ impl ProxyRoute {
                 Scheme::Http => None,
             },
             connect_timeout: self.options.connect_timeout,
+            cap: None,
         };
         Ok(connector.connect(&self.proxy.origin).await?.stream)
     }

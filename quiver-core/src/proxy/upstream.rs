@@ -126,6 +126,7 @@ impl Upstreams {
             tls: matches!(proxy.origin.scheme(), crate::origin::Scheme::Https)
                 .then(|| tls.http2.clone()),
             connect_timeout: options.connect_timeout,
+            cap: None,
         };
         let pool = h2::new_pool(
             proxy.origin.clone(),
@@ -164,6 +165,7 @@ impl Upstreams {
             self.runtime.clone(),
             // Room for a tunnelled QUIC packet (at least 1200 bytes) plus the framing.
             Arc::new(path.with_initial_mtu(1452)),
+            None,
         )?;
         pools.insert(key, Upstream::Http3(pool.clone()));
         Ok(pool)

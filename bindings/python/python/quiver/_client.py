@@ -136,10 +136,11 @@ class _BaseClient:
 
     def stats(self) -> ClientStats:
         """Pool statistics: totals (``connections``, ``idle``, ``active``, ``queued``,
-        ``connections_opened``, ``requests``, ``errors``, ``retries``, ``buffered_bytes``),
-        ``origins``, a dict per ``scheme://host:port`` with the same counters plus ``protocol``
-        and ``connection_streams``, and ``proxies``, one such dict per pool of HTTP/2 or HTTP/3
-        connections to a proxy (not in the totals)."""
+        ``connections_opened``, ``requests``, ``errors``, ``retries``, ``buffered_bytes``,
+        ``fallbacks``), ``origins``, a dict per ``scheme://host:port`` with the same counters
+        plus ``protocol``, ``connection_streams``, ``alt_svc`` (the fresh HTTP/3 alternatives as
+        an ``alt-svc`` value, or None) and ``alt_svc_broken``, and ``proxies``, one such dict per
+        pool of HTTP/2 or HTTP/3 connections to a proxy (not in the totals)."""
         return self._native.stats()  # type: ignore[return-value]
 
     def close_all_tunnels(self) -> None:

@@ -52,6 +52,7 @@ class PoolOptions(TypedDict, total=False):
     docs/options.md. Durations are seconds."""
 
     protocol: Protocol
+    alt_svc: bool
     size: int
     max_connections: int
     initial_max_streams: int
@@ -100,6 +101,9 @@ class OriginStats(TypedDict):
     retries: int
     buffered_bytes: int
     connection_streams: List[int]
+    fallbacks: int
+    alt_svc: Optional[str]
+    alt_svc_broken: bool
 
 
 class ClientStats(TypedDict):
@@ -115,5 +119,6 @@ class ClientStats(TypedDict):
     errors: int
     retries: int
     buffered_bytes: int
+    fallbacks: int
     origins: Dict[str, OriginStats]
     proxies: List[OriginStats]
