@@ -44,6 +44,12 @@ export interface PoolOptions {
   size?: number
   /** HTTP/2 and HTTP/3: most connections per origin (default 4). */
   maxConnections?: number
+  /**
+   * Client-wide (not in a rule): most connections open at once across all origins (default 0:
+   * no cap). Dials beyond it wait their turn up to `checkoutTimeout`; idle connections elsewhere
+   * are closed to make room.
+   */
+  maxTotalConnections?: number
   /** HTTP/2 and HTTP/3: stream slots assumed until the peer states its limit (default 100). */
   initialMaxStreams?: number
   /** HTTP/2 and HTTP/3: receive window per stream, bytes (default 2 MiB). */

@@ -44,6 +44,12 @@ export interface PoolOptions {
   size?: number
   /** HTTP/2 and HTTP/3: most connections per origin (default 4). */
   maxConnections?: number
+  /**
+   * Client-wide (not in a rule): most connections open at once across all origins (default 0:
+   * no cap). Dials beyond it wait their turn up to `checkoutTimeout`; idle connections elsewhere
+   * are closed to make room.
+   */
+  maxTotalConnections?: number
   /** HTTP/2 and HTTP/3: stream slots assumed until the peer states its limit (default 100). */
   initialMaxStreams?: number
   /** HTTP/2 and HTTP/3: receive window per stream, bytes (default 2 MiB). */
@@ -493,6 +499,8 @@ export declare namespace native {
     retries: number
     /** Sum of `bufferedBytes` over origins. */
     bufferedBytes: number
+    /** Sum of `fallbacks` over origins. */
+    fallbacks: number
     /**
      * Pooled connections to proxies (HTTP/2 and HTTP/3 proxy connections, shared by tunnels),
      * one entry per proxy and trust settings; `origin` is the proxy's. Not in the totals.
@@ -545,6 +553,12 @@ export declare namespace native {
     bufferedBytes: number
     /** Streams in flight on each connection (HTTP/2, HTTP/3). */
     connectionStreams: Array<number>
+    /** `auto` pools: requests meant for the HTTP/3 alternative that went over TCP. */
+    fallbacks: number
+    /** `auto` pools: the fresh HTTP/3 alternatives as an `alt-svc` value, or null. */
+    altSvc?: string
+    /** `auto` pools: whether the HTTP/3 alternative is marked broken. */
+    altSvcBroken: boolean
   }
   /** The library version. */
   export function version(): string

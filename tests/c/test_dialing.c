@@ -2,7 +2,7 @@
  * SOCKS5 proxies and alt_svc) against the test server: Happy Eyeballs past a black-holed first
  * address, the dial's own error for a caller waiting on it, Unix domain sockets for HTTP/1.1 and
  * h2c, SOCKS5 with and without authentication, automatic HTTP/3 from `alt-svc` and the fallback
- * to TCP when UDP is black-holed. tests/c/run.sh starts the server and sets QUIVER_TEST_* in
+ * to TCP when UDP is black-holed, and the client-wide cap `max_total_connections`. tests/c/run.sh starts the server and sets QUIVER_TEST_* in
  * the environment. Exits non-zero when any check fails. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -254,6 +254,60 @@ static void test_alt_svc(void) {
     free(url);
 }
 
+/* With a cap of 1 over two origins: an idle connection to one is closed to make room for the
+ * other; with the one connection busy, the other origin gets `checkout_timeout`. */
+static void test_total_connection_cap(void) {
+    quiver_config *config = plain_config();
+    char *resolve = format("o1.test:%d:127.0.0.1 o2.test:%d:127.0.0.1", HTTP_PORT, HTTP_PORT);
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "resolve", resolve), QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_int(config, NULL, "max_total_connections", 1), QUIVER_RESULT_OK);
+    CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "checkout_timeout", 300),
+                 QUIVER_RESULT_OK);
+    const quiver_client *c = new_client(config);
+    char *one = format("http://o1.test:%d/health", HTTP_PORT);
+    char *two = format("http://o2.test:%d/health", HTTP_PORT);
+    for (int i = 0; i < 2; i++) {
+        CHECK(version_of(c, one) == QUIVER_HTTP_VERSION_HTTP1_1);
+        CHECK(version_of(c, two) == QUIVER_HTTP_VERSION_HTTP1_1);
+    }
+    quiver_stats *stats = NULL;
+    CHECK_RESULT(quiver_client_stats(c, &stats), QUIVER_RESULT_OK);
+    CHECK(quiver_stats_total(stats, QUIVER_STAT_CONNECTIONS_OPENED) == 4);
+    CHECK(quiver_stats_total(stats, QUIVER_STAT_CONNECTIONS) <= 1);
+    quiver_stats_free(stats);
+
+    completion slow;
+    completion_init(&slow);
+    char *slow_url = format("http://o1.test:%d/slow/1500", HTTP_PORT);
+    CHECK_RESULT(quiver_client_send(c, quiver_request_new("GET", slow_url), on_response, &slow),
+                 QUIVER_RESULT_OK);
+    sleep_ms(200);
+    quiver_response *resp = NULL;
+    quiver_error *err = NULL;
+    CHECK_RESULT(quiver_client_send_blocking(c, quiver_request_new("GET", two), &resp, &err),
+                 QUIVER_RESULT_CHECKOUT_TIMEOUT);
+    CHECK(err != NULL && strstr(quiver_error_message(err), "max_total_connections") != NULL);
+    quiver_error_free(err);
+    CHECK(completion_wait(&slow, 10000) == 1 && slow.response != NULL);
+    completion_destroy(&slow);
+    quiver_client_free(c);
+    free(slow_url);
+    free(one);
+    free(two);
+    free(resolve);
+
+    /* Client-wide only: a rule cannot set it. */
+    config = plain_config();
+    CHECK_RESULT(quiver_config_set_int(config, "http://o1.test", "max_total_connections", 2),
+                 QUIVER_RESULT_OK);
+    const quiver_client *bad = NULL;
+    err = NULL;
+    CHECK_RESULT(quiver_client_new(config, &bad, &err), QUIVER_RESULT_INVALID_CONFIG);
+    CHECK(bad == NULL);
+    quiver_error_free(err);
+    quiver_config_free(config);
+}
+
 int main(void) {
     HTTP_PORT = atoi(env_or_die("QUIVER_TEST_HTTP_PORT"));
     BLACKHOLE_PORT = atoi(env_or_die("QUIVER_TEST_BLACKHOLE_PORT"));
@@ -274,6 +328,7 @@ int main(void) {
         {"unix_sockets", test_unix_sockets},
         {"socks5", test_socks5},
         {"alt_svc", test_alt_svc},
+        {"total_connection_cap", test_total_connection_cap},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int before = test_failures;

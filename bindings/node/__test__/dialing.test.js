@@ -163,3 +163,58 @@ test('black-holed UDP falls back to TCP and marks the alternative broken', async
     await client.close()
   }
 })
+
+function manyOrigins(n) {
+  const port = info.http
+  const names = Array.from({ length: n }, (_, i) => `o${i + 1}.test`)
+  return {
+    resolve: names.map((name) => `${name}:${port}:127.0.0.1`).join(' '),
+    origins: names.map((name) => `http://${name}:${port}`),
+  }
+}
+
+test('the total connection cap holds across 20 origins', async () => {
+  const { resolve, origins } = manyOrigins(20)
+  const client = new Client({ resolve, maxTotalConnections: 4, checkoutTimeout: 60000, proxyFromEnv: false })
+  try {
+    let peak = 0
+    const one = async (i) => {
+      const res = await client.request(`${origins[i % 20]}/slow/5`)
+      peak = Math.max(peak, client.stats().connections)
+      return res.body.text()
+    }
+    const texts = await Promise.all(Array.from({ length: 100 }, (_, i) => one(i)))
+    assert.deepEqual(new Set(texts), new Set(['slow']))
+    const stats = client.stats()
+    assert.equal(stats.origins.length, 20)
+    assert.equal(stats.errors, 0)
+    // Pool-by-pool stats can see a connection moving between pools twice.
+    assert.ok(peak <= 6, `${peak}`)
+  } finally {
+    await client.close()
+  }
+})
+
+test('the total cap evicts idle connections and times out when all are busy', async () => {
+  const { resolve, origins } = manyOrigins(2)
+  const client = new Client({ resolve, maxTotalConnections: 1, checkoutTimeout: 300, proxyFromEnv: false })
+  try {
+    for (const origin of [...origins, ...origins]) {
+      const res = await client.request(`${origin}/health`)
+      assert.equal(await res.body.text(), 'ok')
+    }
+    assert.equal(client.stats().connectionsOpened, 4)
+    const slow = client.request(`${origins[0]}/slow/1500`).then((res) => res.body.text())
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const e = await rejection(client.request(`${origins[1]}/health`))
+    assert.equal(e.code, 'checkout_timeout')
+    assert.ok(e.message.includes('max_total_connections'), e.message)
+    assert.equal(await slow, 'slow')
+  } finally {
+    await client.close()
+  }
+  assert.throws(
+    () => new Client({ pools: { 'http://o1.test': { maxTotalConnections: 2 } } }),
+    (e) => e instanceof QuiverError && e.code === 'invalid_config',
+  )
+})

@@ -5,8 +5,9 @@ Unix domain sockets (`unix_socket`) and SOCKS5 proxies, against the test server.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -135,3 +136,47 @@ async def test_black_holed_udp_falls_back_to_tcp(server: Dict[str, Any]) -> None
         assert (await client.get(url)).http_version == "HTTP/2"
         origin = client.stats()["origins"][f"https://localhost:{port}"]
         assert (origin["fallbacks"], origin["errors"], origin["protocol"]) == (1, 0, "http2")
+
+
+def _many_origins(server: Dict[str, Any], n: int) -> Tuple[str, List[str]]:
+    port = server["http"]
+    names = [f"o{i}.test" for i in range(1, n + 1)]
+    return " ".join(f"{name}:{port}:127.0.0.1" for name in names), [f"http://{name}:{port}" for name in names]
+
+
+@async_test
+async def test_the_total_connection_cap_holds_across_20_origins(server: Dict[str, Any]) -> None:
+    resolve, origins = _many_origins(server, 20)
+    async with quiver.AsyncClient(resolve=resolve, max_total_connections=4, checkout_timeout=60) as client:
+        peak = 0
+
+        async def one(i: int) -> str:
+            nonlocal peak
+            r = await client.get(f"{origins[i % 20]}/slow/5")
+            peak = max(peak, client.stats()["connections"])
+            return r.text
+
+        assert await asyncio.gather(*(one(i) for i in range(100))) == ["slow"] * 100
+        stats = client.stats()
+        assert len(stats["origins"]) == 20 and stats["errors"] == 0
+        # Pool-by-pool stats can see a connection moving between pools twice.
+        assert peak <= 6, peak
+
+
+def test_the_total_cap_times_out_when_every_connection_is_busy(server: Dict[str, Any]) -> None:
+    resolve, origins = _many_origins(server, 2)
+    with quiver.Client(resolve=resolve, max_total_connections=1, checkout_timeout=0.3) as client:
+        # An idle connection to one origin is closed to make room for the other.
+        for origin in origins * 2:
+            assert client.get(f"{origin}/health").text == "ok"
+        assert client.stats()["connections_opened"] == 4
+        # Busy: one slow request holds the only connection.
+        slow = threading.Thread(target=lambda: client.get(f"{origins[0]}/slow/1500"))
+        slow.start()
+        time.sleep(0.2)
+        with pytest.raises(quiver.TimeoutError) as info:
+            client.get(f"{origins[1]}/health")
+        assert info.value.kind == "checkout_timeout" and "max_total_connections" in info.value.message
+        slow.join()
+    with pytest.raises(quiver.InvalidError):
+        quiver.Client(pools={"http://o1.test": {"max_total_connections": 2}})

@@ -22,7 +22,7 @@ use super::h1::H1Pool;
 use super::{h2, Counters, Pool};
 use crate::config::{PoolOptions, Protocol};
 #[cfg(feature = "http3")]
-use crate::conn::altsvc::AltSvcCache;
+use crate::conn::altsvc::{Advertised, AltSvcCache};
 use crate::conn::limit::Cap;
 use crate::conn::tls::{RuleTls, ALPN_H2};
 use crate::conn::{Connector, Dial};
@@ -61,6 +61,9 @@ pub(crate) struct AltH3 {
     fallbacks: AtomicU64,
     /// Whether the latest request went over HTTP/3.
     last_h3: AtomicBool,
+    /// Whether this origin's latest `alt-svc` named an alternative: until then requests skip
+    /// the (client-wide, locked) cache.
+    advertised: AtomicBool,
 }
 
 #[cfg(feature = "http3")]
@@ -71,6 +74,7 @@ impl AltH3 {
             cache,
             fallbacks: AtomicU64::new(0),
             last_h3: AtomicBool::new(false),
+            advertised: AtomicBool::new(false),
         }
     }
 }
@@ -106,10 +110,11 @@ impl AutoPool {
         #[cfg(feature = "http3")]
         if let Some(alt) = &self.alt {
             let routed = self.race(alt).await;
-            alt.last_h3.store(
-                matches!(routed, Some(Ok(Pool::Http3(_)))),
-                Ordering::Relaxed,
-            );
+            let h3 = matches!(routed, Some(Ok(Pool::Http3(_))));
+            // Written only on a change: no shared cache line bounced per request.
+            if alt.last_h3.load(Ordering::Relaxed) != h3 {
+                alt.last_h3.store(h3, Ordering::Relaxed);
+            }
             if let Some(routed) = routed {
                 return routed;
             }
@@ -120,6 +125,9 @@ impl AutoPool {
     /// HTTP/3 if its alternative is usable and wins; `None`: go over TCP as usual.
     #[cfg(feature = "http3")]
     async fn race(self: &Arc<Self>, alt: &AltH3) -> Option<Result<Pool>> {
+        if !alt.advertised.load(Ordering::Relaxed) {
+            return None;
+        }
         let h3 = || Some(Ok(Pool::Http3(alt.pool.clone())));
         alt.cache.usable(&self.origin, Instant::now())?;
         let (ready, connecting) = alt.pool.readiness();
@@ -182,7 +190,9 @@ impl AutoPool {
             if let Some(advertised) =
                 crate::conn::altsvc::parse(values.iter().map(|v| v.as_bytes()))
             {
+                let named = matches!(&advertised, Advertised::Alternatives(a) if !a.is_empty());
                 alt.cache.learn(&self.origin, advertised, Instant::now());
+                alt.advertised.store(named, Ordering::Relaxed);
             }
         }
         #[cfg(not(feature = "http3"))]

@@ -55,6 +55,7 @@ class PoolOptions(TypedDict, total=False):
     alt_svc: bool
     size: int
     max_connections: int
+    max_total_connections: int
     initial_max_streams: int
     stream_window: int
     connection_window: int
