@@ -555,7 +555,7 @@ export declare namespace native {
     connectionStreams: Array<number>
     /** `auto` pools: requests meant for the HTTP/3 alternative that went over TCP. */
     fallbacks: number
-    /** `auto` pools: the fresh HTTP/3 alternatives as an `alt-svc` value, or null. */
+    /** `auto` pools: the fresh HTTP/3 alternatives as an `alt-svc` value; absent without any. */
     altSvc?: string
     /** `auto` pools: whether the HTTP/3 alternative is marked broken. */
     altSvcBroken: boolean

@@ -129,7 +129,7 @@ test('auto moves to HTTP/3 from alt-svc; altSvc: false stays on TCP', async () =
   try {
     assert.equal(await versionOf(tcp, url), '2.0')
     assert.equal(await versionOf(tcp, url), '2.0')
-    assert.equal(altOrigin(tcp, port).altSvc, null)
+    assert.equal(altOrigin(tcp, port).altSvc, undefined)
   } finally {
     await tcp.close()
   }

@@ -31,7 +31,7 @@ pub struct OriginStats {
     pub connection_streams: Vec<u32>,
     /// `auto` pools: requests meant for the HTTP/3 alternative that went over TCP.
     pub fallbacks: f64,
-    /// `auto` pools: the fresh HTTP/3 alternatives as an `alt-svc` value, or null.
+    /// `auto` pools: the fresh HTTP/3 alternatives as an `alt-svc` value; absent without any.
     pub alt_svc: Option<String>,
     /// `auto` pools: whether the HTTP/3 alternative is marked broken.
     pub alt_svc_broken: bool,
