@@ -5,7 +5,8 @@
 # -Wextra -Werror), the C++ test (g++ -std=c++17 ... -pedantic) and the examples (`make
 # c-examples`) against the installed libquiver.so (via pkg-config) and libquiver.a, runs them,
 # and runs the tests again under valgrind (leak check; any error fails).
-# Exits non-zero on any failure. QUIVER_C_TESTS_NO_VALGRIND=1 skips the valgrind runs.
+# Exits non-zero on any failure. QUIVER_C_TESTS_NO_VALGRIND=1 skips the valgrind runs;
+# QUIVER_C_TESTS="test_a test_b" runs only those tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -59,7 +60,7 @@ read -r -a PC_CFLAGS <<< "$(pkg-config --cflags quiver)"
 read -r -a PC_LIBS <<< "$(pkg-config --libs quiver)"
 
 say "compile the C and C++ tests and the examples"
-TESTS=(test_api test_channel test_queue test_proxy test_dialing test_scenarios test_cpp)
+TESTS=(${QUIVER_C_TESTS:-test_api test_channel test_queue test_proxy test_dialing test_scenarios test_cpp})
 for t in test_api test_channel test_queue test_proxy test_dialing test_scenarios demo; do # against libquiver.so, through pkg-config
     "$CC" "${CFLAGS[@]}" "${PC_CFLAGS[@]}" "tests/c/$t.c" -o "$WORK/$t" "${PC_LIBS[@]}" \
         -Wl,-rpath,"$LIB"
