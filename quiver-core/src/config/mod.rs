@@ -149,7 +149,7 @@ options! {
     /// beyond it waits, first come first served, for a connection to close, up to
     /// `checkout_timeout` (`checkout_timeout` error); while it waits, idle connections to other
     /// origins are closed to make room. Only without a pattern (it is not per origin).
-    max_total_connections: usize = 0, "0 (no cap)", "0–100000; client-wide only";
+    max_total_connections: usize = 0, "0 (no cap)", "0–100000";
     /// HTTP/2 and HTTP/3: stream slots assumed on a connection until the peer states its limit
     /// (callers arriving during a handshake are counted against it rather than opening more
     /// connections).
