@@ -8,6 +8,9 @@
 //! Callers take the least-loaded ready connection with a free slot; when none has one they
 //! queue FIFO, and a connection opens when the queue outgrows the slots in sight, up to
 //! `max_connections`.
+//!
+//! Longer than most files: the scenario tests of these decisions (no sockets needed) live here,
+//! beside the code they drive.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
