@@ -47,6 +47,9 @@ pub(crate) struct Manager {
     /// HTTP/3 alternatives origins advertised, shared by every `auto` pool.
     #[cfg(feature = "http3")]
     pub(crate) alt_svc: Arc<AltSvcCache>,
+    /// HTTPS-record resolvers (`https_rr`), shared by every `auto` pool.
+    #[cfg(feature = "https-rr")]
+    https_records: Arc<crate::conn::https_rr::HttpsRecords>,
     closed: AtomicBool,
 }
 
@@ -93,6 +96,8 @@ impl Manager {
             resolver,
             #[cfg(feature = "http3")]
             alt_svc: Arc::new(AltSvcCache::default()),
+            #[cfg(feature = "https-rr")]
+            https_records: Arc::default(),
             runtime,
             pools,
             closed: AtomicBool::new(false),
@@ -266,7 +271,7 @@ impl Manager {
                     true => {
                         let path = crate::conn::udp::DirectUdp::new(&self.resolver, &options)
                             .via_alternatives(self.alt_svc.clone());
-                        Some(crate::pool::auto::AltH3::new(
+                        let alt = crate::pool::auto::AltH3::new(
                             crate::pool::h3::new_pool(
                                 origin.clone(),
                                 options.clone(),
@@ -276,7 +281,19 @@ impl Manager {
                                 cap.clone(),
                             )?,
                             self.alt_svc.clone(),
-                        ))
+                        );
+                        #[cfg(feature = "https-rr")]
+                        let alt = match options.https_rr {
+                            true => alt.with_records(crate::pool::auto::RecordLookup::new(
+                                self.https_records.clone(),
+                                options
+                                    .https_rr_nameserver
+                                    .as_deref()
+                                    .and_then(|ns| ns.parse().ok()),
+                            )),
+                            false => alt,
+                        };
+                        Some(alt)
                     }
                     false => None,
                 };

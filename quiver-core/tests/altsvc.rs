@@ -179,3 +179,66 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(feature = "https-rr")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_record_puts_the_first_request_on_http3() {
+    let server = server().await;
+    let nameserver = format!("127.0.0.1:{}", server.dns_port());
+    // `quiver.test` (in the server's certificate) is what the DNS listener has records for;
+    // TCP reaches it through a `resolve` override, QUIC through the record's address hint.
+    let (https, blocked_port) = (server.https_port(), server.https_alt_blocked_port());
+    let records = |delay: Duration| {
+        builder(&server)
+            .set("https_rr", true)
+            .set("https_rr_nameserver", nameserver.as_str())
+            .set(
+                "resolve",
+                format!("quiver.test:{https}:127.0.0.1 quiver.test:{blocked_port}:127.0.0.1"),
+            )
+            .set("happy_eyeballs_delay", delay)
+            .build()
+            .unwrap()
+    };
+    let client = records(Duration::from_secs(3));
+    let url = format!("https://quiver.test:{https}/");
+    let first = version_of(&client, &url).await;
+    assert_eq!(first, Version::HTTP_3, "{:?}", client.stats());
+    assert_eq!(version_of(&client, &url).await, Version::HTTP_3);
+    let stats = client.stats();
+    let stats = stats
+        .origin(&format!("https://quiver.test:{https}"))
+        .unwrap();
+    assert_eq!(stats.protocol, Protocol::Http3);
+    let shown = stats.alt_svc.clone().unwrap();
+    assert!(
+        shown.starts_with(&format!("h3=\":{}\"", server.h3_port())),
+        "{shown}"
+    );
+    assert_eq!(server.stats().dns_queries, 1, "one lookup per origin");
+    // A record naming a black-holed UDP port: the first request falls back to TCP.
+    let blocked = records(Duration::from_millis(100));
+    let url = format!("https://quiver.test:{blocked_port}/");
+    assert_eq!(version_of(&blocked, &url).await, Version::HTTP_2);
+    let stats = blocked.stats();
+    let stats = stats
+        .origin(&format!("https://quiver.test:{blocked_port}"))
+        .unwrap();
+    assert_eq!(stats.fallbacks, 1);
+    // Off (the default): no lookup, the first request over TCP.
+    let plain = builder(&server)
+        .set("resolve", format!("quiver.test:{https}:127.0.0.1"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        version_of(&plain, &format!("https://quiver.test:{https}/")).await,
+        Version::HTTP_2
+    );
+    assert_eq!(server.stats().dns_queries, 2);
+    // A malformed nameserver is refused when the client is built.
+    let err = Client::builder()
+        .set("https_rr_nameserver", "localhost")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), quiver_core::ErrorKind::InvalidConfig);
+}

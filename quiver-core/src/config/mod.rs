@@ -213,6 +213,16 @@ options! {
     /// starting this long after the previous one or at once when it fails; the first connection
     /// made wins and the others are cancelled. TCP and QUIC alike.
     happy_eyeballs_delay: Duration = Duration::from_millis(250), "250 ms", "";
+    /// With `protocol` `auto` (and `alt_svc`) on https: ask DNS for the origin's HTTPS
+    /// resource record (RFC 9460) before its first request; one listing `alpn=h3` gives the
+    /// origin an HTTP/3 alternative at once (its target, `port` and address hints; alive for the
+    /// record's TTL), so even the first request races QUIC against TCP. The lookup is bounded by
+    /// `connect_timeout` and any failure just means no alternative. Addresses for TCP still come
+    /// from the system resolver. Needs the `https-rr` feature (hickory-resolver).
+    https_rr: bool = false, "false", "needs the `https-rr` feature";
+    /// The nameserver (`ip:port`) asked for HTTPS records instead of the system's
+    /// (`/etc/resolv.conf`).
+    https_rr_nameserver: Option<String> = None, "the system's", "`ip:port`";
     /// Path of a Unix domain socket to connect to instead of TCP (`curl --unix-socket`), for
     /// HTTP/1.1 and HTTP/2 (h2c with `protocol` `http2`; TLS too for https origins). The URL's
     /// origin still gives `Host` and the TLS server name; proxies do not apply. Not with
@@ -325,6 +335,17 @@ impl PoolOptions {
         ] {
             if d.is_some_and(|d| d > MAX_DURATION) {
                 return bad(name, "must be at most a year");
+            }
+        }
+        if self.https_rr && !cfg!(feature = "https-rr") {
+            return bad("https_rr", "needs quiver's `https-rr` feature");
+        }
+        if let Some(ns) = &self.https_rr_nameserver {
+            if ns.parse::<std::net::SocketAddr>().is_err() {
+                return bad(
+                    "https_rr_nameserver",
+                    &format!("expects `ip:port`, got `{ns}`"),
+                );
             }
         }
         if let Some(spec) = &self.resolve {

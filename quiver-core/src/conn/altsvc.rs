@@ -1,5 +1,6 @@
 //! HTTP Alternative Services (RFC 7838): a client-wide cache of the HTTP/3 alternatives origins
-//! advertise in `alt-svc` response headers, and which of them failed lately.
+//! advertise in `alt-svc` response headers (or in HTTPS DNS records, see `https_rr`), and which
+//! of them failed lately.
 //!
 //! Only `h3` alternatives are kept (draft versions and other protocols are skipped). A response
 //! that carries `alt-svc` replaces what was known for its origin; `clear` forgets it. Entries
@@ -8,6 +9,7 @@
 //! successful connection forgets the failures; a broken mark survives re-advertisement.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,8 @@ pub(crate) struct Alternative {
     pub(crate) port: u16,
     pub(crate) max_age: Duration,
     pub(crate) persist: bool,
+    /// Addresses to try without resolving (an HTTPS record's `ipv4hint`/`ipv6hint`).
+    pub(crate) hints: Vec<IpAddr>,
 }
 
 /// What one response's `alt-svc` headers say.
@@ -91,6 +95,7 @@ fn parse_alternative(item: &str) -> Option<Option<Alternative>> {
         port,
         max_age: DEFAULT_MAX_AGE,
         persist: false,
+        hints: Vec::new(),
     };
     for param in parts {
         let Some((name, value)) = param.split_once('=') else {
@@ -160,6 +165,8 @@ struct Entry {
 pub(crate) struct Target {
     pub(crate) host: Host,
     pub(crate) port: u16,
+    /// Addresses known without resolving `host` (may be empty).
+    pub(crate) hints: Vec<IpAddr>,
 }
 
 /// The client-wide Alt-Svc cache.
@@ -222,6 +229,7 @@ impl AltSvcCache {
         Some(Target {
             host: alt.host.clone().unwrap_or_else(|| origin.host().clone()),
             port: alt.port,
+            hints: alt.hints.clone(),
         })
     }
 
@@ -293,6 +301,7 @@ mod tests {
             port,
             max_age: Duration::from_secs(ma),
             persist,
+            hints: Vec::new(),
         }
     }
 

@@ -6,6 +6,8 @@
 #[cfg(feature = "http3")]
 pub(crate) mod altsvc;
 pub(crate) mod happy;
+#[cfg(feature = "https-rr")]
+pub(crate) mod https_rr;
 pub(crate) mod limit;
 pub(crate) mod resolve;
 pub(crate) mod tcp;

@@ -99,8 +99,17 @@ impl QuicPath for DirectUdp {
                             format!("{origin} has no usable HTTP/3 alternative now"),
                         )
                     })?;
-                    let alternative = Origin::new(origin.scheme(), target.host, target.port);
-                    self.resolver.lookup(&alternative).await?
+                    if target.hints.is_empty() {
+                        let alternative = Origin::new(origin.scheme(), target.host, target.port);
+                        self.resolver.lookup(&alternative).await?
+                    } else {
+                        let port = target.port;
+                        target
+                            .hints
+                            .iter()
+                            .map(|ip| SocketAddr::new(*ip, port))
+                            .collect()
+                    }
                 }
             };
             super::happy::interleave(addrs)

@@ -64,6 +64,31 @@ pub(crate) struct AltH3 {
     /// Whether this origin's latest `alt-svc` named an alternative: until then requests skip
     /// the (client-wide, locked) cache.
     advertised: AtomicBool,
+    /// `https_rr`: the origin's HTTPS records, looked up before its first request.
+    #[cfg(feature = "https-rr")]
+    records: Option<RecordLookup>,
+}
+
+/// One origin's HTTPS-record lookup, done once (concurrent first callers wait for it).
+#[cfg(feature = "https-rr")]
+pub(crate) struct RecordLookup {
+    pub(crate) records: Arc<crate::conn::https_rr::HttpsRecords>,
+    pub(crate) nameserver: Option<std::net::SocketAddr>,
+    done: tokio::sync::OnceCell<()>,
+}
+
+#[cfg(feature = "https-rr")]
+impl RecordLookup {
+    pub(crate) fn new(
+        records: Arc<crate::conn::https_rr::HttpsRecords>,
+        nameserver: Option<std::net::SocketAddr>,
+    ) -> RecordLookup {
+        RecordLookup {
+            records,
+            nameserver,
+            done: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 #[cfg(feature = "http3")]
@@ -75,7 +100,16 @@ impl AltH3 {
             fallbacks: AtomicU64::new(0),
             last_h3: AtomicBool::new(false),
             advertised: AtomicBool::new(false),
+            #[cfg(feature = "https-rr")]
+            records: None,
         }
+    }
+
+    /// Looks the origin's HTTPS records up before its first request.
+    #[cfg(feature = "https-rr")]
+    pub(crate) fn with_records(mut self, lookup: RecordLookup) -> AltH3 {
+        self.records = Some(lookup);
+        self
     }
 }
 
@@ -125,15 +159,41 @@ impl AutoPool {
     /// HTTP/3 if its alternative is usable and wins; `None`: go over TCP as usual.
     #[cfg(feature = "http3")]
     async fn race(self: &Arc<Self>, alt: &AltH3) -> Option<Result<Pool>> {
+        #[cfg(feature = "https-rr")]
+        if let Some(lookup) = &alt.records {
+            lookup
+                .done
+                .get_or_init(|| async {
+                    let found = lookup
+                        .records
+                        .h3_alternatives(
+                            &self.origin,
+                            lookup.nameserver,
+                            self.options.connect_timeout,
+                        )
+                        .await;
+                    if !found.is_empty() {
+                        alt.cache.learn(
+                            &self.origin,
+                            Advertised::Alternatives(found),
+                            Instant::now(),
+                        );
+                        alt.advertised.store(true, Ordering::Relaxed);
+                    }
+                })
+                .await;
+        }
         if !alt.advertised.load(Ordering::Relaxed) {
             return None;
         }
         let h3 = || Some(Ok(Pool::Http3(alt.pool.clone())));
-        alt.cache.usable(&self.origin, Instant::now())?;
+        // An established QUIC connection keeps serving (no cache lookup on this path); the
+        // cache decides only whether to make a new one.
         let (ready, connecting) = alt.pool.readiness();
         if ready {
             return h3();
         }
+        alt.cache.usable(&self.origin, Instant::now())?;
         let fallback = || {
             alt.fallbacks.fetch_add(1, Ordering::Relaxed);
             None
@@ -190,7 +250,8 @@ impl AutoPool {
             if let Some(advertised) =
                 crate::conn::altsvc::parse(values.iter().map(|v| v.as_bytes()))
             {
-                let named = matches!(&advertised, Advertised::Alternatives(a) if !a.is_empty());
+                let named = matches!(&advertised,
+                    Advertised::Alternatives(a) if a.iter().any(|a| !a.max_age.is_zero()));
                 alt.cache.learn(&self.origin, advertised, Instant::now());
                 alt.advertised.store(named, Ordering::Relaxed);
             }

@@ -105,7 +105,9 @@ impl Pki {
         let server_key = KeyPair::generate().map_err(to_io)?;
         let server_cert = leaf_params(
             "localhost",
-            &["localhost", "127.0.0.1", "::1"],
+            // `quiver.test`: a name resolvers send to DNS (they answer `localhost` themselves),
+            // for the `dns` listener's HTTPS records.
+            &["localhost", "quiver.test", "127.0.0.1", "::1"],
             ExtendedKeyUsagePurpose::ServerAuth,
         )
         .and_then(|p| p.signed_by(&server_key, &ca))

@@ -11,6 +11,7 @@
 //! authentication) and `socks5_auth` (username/password). `https_alt` and `https_alt_blocked` are
 //! `https` with an `alt-svc` naming `h3`, or `udp_blackhole` (a UDP port swallowing everything);
 //! `blackhole` answers HTTP/1.1 on `127.0.0.1` but hangs connects to `127.0.0.2` and `[::1]`.
+//! `dns` (UDP, 127.0.0.1) answers HTTPS resource record queries for `quiver.test` origins.
 //! Two Unix sockets in [`TestServer::dir`] serve HTTP/1.1 (`http.sock`) and h2c (`h2c.sock`).
 //! The endpoints, the proxies and the certificates are described in the crate's README;
 //! [`H2Options`] shape the HTTP/2 side, [`H3Options`] the HTTP/3 side, [`ProxyOptions`] the
@@ -30,6 +31,7 @@
 mod blackhole;
 mod body;
 mod certs;
+mod dns;
 mod endpoints;
 mod h1;
 pub mod h2o;
@@ -219,6 +221,7 @@ pub struct TestServer {
     socks5_auth: u16,
     https_alt: u16,
     https_alt_blocked: u16,
+    dns: u16,
     unix_http: PathBuf,
     unix_h2c: PathBuf,
     /// The hostile listeners' ports, by mode.
@@ -303,6 +306,7 @@ struct Announcement {
     socks5_auth: u16,
     https_alt: u16,
     https_alt_blocked: u16,
+    dns: u16,
     unix_http: String,
     unix_h2c: String,
     ca_file: String,
@@ -678,6 +682,18 @@ impl TestServer {
                 Arc::clone(&counters),
             )));
         }
+        // The DNS listener: HTTPS records for `quiver.test` origins (the `https` and
+        // `https_alt_blocked` listeners) naming the HTTP/3 port or the UDP black hole.
+        let dns_socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+        dns_socket.set_nonblocking(true)?;
+        let dns_port = dns_socket.local_addr()?.port();
+        tasks.push(tokio::spawn(dns::serve(
+            dns_socket,
+            dns::Zone {
+                services: vec![(ports[1], h3_port), (ports[11], udp_blackhole_port)],
+            },
+            Arc::clone(&counters),
+        )));
         for socket in udp_blackhole.into_sockets() {
             tasks.push(tokio::spawn(blackhole::discard(
                 socket,
@@ -717,6 +733,7 @@ impl TestServer {
             socks5_auth: ports[9],
             https_alt: ports[10],
             https_alt_blocked: ports[11],
+            dns: dns_port,
             unix_http,
             unix_h2c,
             hostile_h2,
@@ -933,6 +950,15 @@ impl TestServer {
         self.https_alt_blocked
     }
 
+    /// The UDP port (127.0.0.1) of the `dns` listener: HTTPS records (RFC 9460) for
+    /// `_{https}._https.quiver.test` (HTTP/3 on the `h3` port) and
+    /// `_{https_alt_blocked}._https.quiver.test` (the `udp_blackhole` port), hint 127.0.0.1.
+    /// `quiver.test` is in the server certificate; clients map it to 127.0.0.1 with a
+    /// `resolve` override for TCP.
+    pub fn dns_port(&self) -> u16 {
+        self.dns
+    }
+
     /// `https://localhost:PORT{path}` on the `https_alt` listener.
     pub fn https_alt_url(&self, path: &str) -> String {
         Self::url("https", "localhost", self.https_alt, path)
@@ -1036,6 +1062,7 @@ impl TestServer {
             socks5_auth: self.socks5_auth,
             https_alt: self.https_alt,
             https_alt_blocked: self.https_alt_blocked,
+            dns: self.dns,
             unix_http: path(self.unix_http_path()),
             unix_h2c: path(self.unix_h2c_path()),
             ca_file: path(self.ca_file()),

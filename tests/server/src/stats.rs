@@ -70,6 +70,8 @@ pub struct Stats {
     pub udp_echoed: u64,
     /// Datagrams the `udp_blackhole` listener received (and dropped without a word).
     pub udp_blackholed: u64,
+    /// Queries the `dns` listener answered.
+    pub dns_queries: u64,
     /// Connections accepted by the SOCKS5 listeners (`socks5`, `socks5_auth`). They are not
     /// counted in `accepted`, `open` and `max_open`.
     pub socks_connections: u64,
@@ -122,6 +124,7 @@ pub(crate) struct Counters {
     proxy_auth_seen: AtomicU64,
     udp_echoed: AtomicU64,
     udp_blackholed: AtomicU64,
+    dns_queries: AtomicU64,
     socks_connections: AtomicU64,
     socks_connects: AtomicU64,
     /// The target of the last SOCKS5 CONNECT request (see [`StatsJson::socks_last_target`]).
@@ -274,6 +277,11 @@ impl Counters {
         self.udp_blackholed.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts a query the `dns` listener answered.
+    pub(crate) fn on_dns_query(&self) {
+        self.dns_queries.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Counts a connection accepted by a SOCKS5 listener.
     pub(crate) fn on_socks_connection(&self) {
         self.socks_connections.fetch_add(1, Ordering::SeqCst);
@@ -335,6 +343,7 @@ impl Counters {
             proxy_auth_seen: get(&self.proxy_auth_seen),
             udp_echoed: get(&self.udp_echoed),
             udp_blackholed: get(&self.udp_blackholed),
+            dns_queries: get(&self.dns_queries),
             socks_connections: get(&self.socks_connections),
             socks_connects: get(&self.socks_connects),
             processed_then_dropped: get(&self.processed_then_dropped),
@@ -367,6 +376,7 @@ impl Counters {
             &self.proxy_auth_seen,
             &self.udp_echoed,
             &self.udp_blackholed,
+            &self.dns_queries,
             &self.socks_connections,
             &self.socks_connects,
             &self.processed_then_dropped,
@@ -434,6 +444,7 @@ mod tests {
         c.on_udp_echoed();
         c.on_udp_echoed();
         c.on_udp_blackholed();
+        c.on_dns_query();
         c.on_socks_connection();
         c.on_socks_connection();
         c.on_socks_connect();
@@ -474,6 +485,7 @@ mod tests {
                 proxy_auth_seen: 1,
                 udp_echoed: 3,
                 udp_blackholed: 1,
+                dns_queries: 1,
                 socks_connections: 2,
                 socks_connects: 1,
                 processed_then_dropped: 1,
