@@ -93,6 +93,13 @@ export interface PoolOptions {
   connectTimeout?: number
   /** Happy Eyeballs delay before the next address is tried, ms (250). */
   happyEyeballsDelay?: number
+  /**
+   * https + `auto`: look up the origin's HTTPS DNS record (RFC 9460) before its first request;
+   * `alpn=h3` there puts even the first request on HTTP/3 (default false).
+   */
+  httpsRr?: boolean
+  /** The nameserver (`ip:port`) asked for HTTPS records instead of the system's. */
+  httpsRrNameserver?: string | null
   /** Unix domain socket path to connect to instead of TCP (HTTP/1.1, h2c; not HTTP/3). */
   unixSocket?: string | null
   /** Addresses for names, as `curl --resolve`: `host:port:addr[,addr]`, entries space-separated. */

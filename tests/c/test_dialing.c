@@ -2,7 +2,8 @@
  * SOCKS5 proxies and alt_svc) against the test server: Happy Eyeballs past a black-holed first
  * address, the dial's own error for a caller waiting on it, Unix domain sockets for HTTP/1.1 and
  * h2c, SOCKS5 with and without authentication, automatic HTTP/3 from `alt-svc` and the fallback
- * to TCP when UDP is black-holed, and the client-wide cap `max_total_connections`. tests/c/run.sh starts the server and sets QUIVER_TEST_* in
+ * to TCP when UDP is black-holed, HTTPS DNS records (`https_rr`), and the client-wide cap
+ * `max_total_connections`. tests/c/run.sh starts the server and sets QUIVER_TEST_* in
  * the environment. Exits non-zero when any check fails. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -17,6 +18,8 @@ static const char *UNIX_H2C;
 static int HTTPS_ALT_PORT;         /* alt-svc: h3 on the test server's HTTP/3 port */
 static int HTTPS_ALT_BLOCKED_PORT; /* alt-svc: h3 on a UDP port that drops everything */
 static const char *CA_FILE;
+static int HTTPS_PORT;
+static int DNS_PORT; /* HTTPS records for quiver.test */
 
 /* GET `url` with a client built from `config` (freed); the response or NULL with `*err`. */
 static quiver_response *get_with(quiver_config *config, const char *url, quiver_error **err) {
@@ -308,6 +311,39 @@ static void test_total_connection_cap(void) {
     quiver_config_free(config);
 }
 
+/* An HTTPS DNS record (the test server's `dns` listener, for `quiver.test`) puts the first
+ * request on HTTP/3; without `https_rr` it goes over TCP. */
+static void test_https_records(void) {
+    char *resolve = format("quiver.test:%d:127.0.0.1", HTTPS_PORT);
+    char *nameserver = format("127.0.0.1:%d", DNS_PORT);
+    char *url = format("https://quiver.test:%d/", HTTPS_PORT);
+    for (int on = 1; on >= 0; on--) {
+        quiver_config *config = tls_config();
+        CHECK_RESULT(quiver_config_set_str(config, NULL, "resolve", resolve), QUIVER_RESULT_OK);
+        CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "happy_eyeballs_delay", 3000),
+                     QUIVER_RESULT_OK);
+        CHECK_RESULT(quiver_config_set_bool(config, NULL, "https_rr", on), QUIVER_RESULT_OK);
+        CHECK_RESULT(quiver_config_set_str(config, NULL, "https_rr_nameserver", nameserver),
+                     QUIVER_RESULT_OK);
+        const quiver_client *c = new_client(config);
+        quiver_http_version want = on ? QUIVER_HTTP_VERSION_HTTP3 : QUIVER_HTTP_VERSION_HTTP2;
+        CHECK(version_of(c, url) == want);
+        CHECK(version_of(c, url) == want);
+        quiver_client_free(c);
+    }
+    quiver_config *config = plain_config();
+    CHECK_RESULT(quiver_config_set_str(config, NULL, "https_rr_nameserver", "localhost"),
+                 QUIVER_RESULT_OK);
+    const quiver_client *bad = NULL;
+    quiver_error *err = NULL;
+    CHECK_RESULT(quiver_client_new(config, &bad, &err), QUIVER_RESULT_INVALID_CONFIG);
+    quiver_error_free(err);
+    quiver_config_free(config);
+    free(url);
+    free(nameserver);
+    free(resolve);
+}
+
 int main(void) {
     HTTP_PORT = atoi(env_or_die("QUIVER_TEST_HTTP_PORT"));
     BLACKHOLE_PORT = atoi(env_or_die("QUIVER_TEST_BLACKHOLE_PORT"));
@@ -318,6 +354,8 @@ int main(void) {
     HTTPS_ALT_PORT = atoi(env_or_die("QUIVER_TEST_HTTPS_ALT_PORT"));
     HTTPS_ALT_BLOCKED_PORT = atoi(env_or_die("QUIVER_TEST_HTTPS_ALT_BLOCKED_PORT"));
     CA_FILE = env_or_die("QUIVER_TEST_CA_FILE");
+    HTTPS_PORT = atoi(env_or_die("QUIVER_TEST_HTTPS_PORT"));
+    DNS_PORT = atoi(env_or_die("QUIVER_TEST_DNS_PORT"));
     REQUIRE(HTTP_PORT > 0 && BLACKHOLE_PORT > 0 && SOCKS5_PORT > 0 && SOCKS5_AUTH_PORT > 0);
     struct {
         const char *name;
@@ -329,6 +367,7 @@ int main(void) {
         {"socks5", test_socks5},
         {"alt_svc", test_alt_svc},
         {"total_connection_cap", test_total_connection_cap},
+        {"https_records", test_https_records},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int before = test_failures;

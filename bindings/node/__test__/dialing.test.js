@@ -218,3 +218,31 @@ test('the total cap evicts idle connections and times out when all are busy', as
     (e) => e instanceof QuiverError && e.code === 'invalid_config',
   )
 })
+
+test('an HTTPS record puts the first request on HTTP/3', async () => {
+  // `quiver.test` (in the server certificate) has HTTPS records on the test server's DNS
+  // listener; TCP reaches it through a `resolve` override, QUIC through the address hint.
+  const options = {
+    caFile: info.ca_file,
+    proxyFromEnv: false,
+    resolve: `quiver.test:${info.https}:127.0.0.1`,
+    happyEyeballsDelay: 3000,
+  }
+  const url = `https://quiver.test:${info.https}/`
+  const client = new Client({ ...options, httpsRr: true, httpsRrNameserver: `127.0.0.1:${info.dns}` })
+  try {
+    assert.equal(await versionOf(client, url), '3.0')
+    assert.equal(await versionOf(client, url), '3.0')
+    const origin = client.stats().origins.find((o) => o.origin === `https://quiver.test:${info.https}`)
+    assert.equal(origin.protocol, 'http3')
+  } finally {
+    await client.close()
+  }
+  const plain = new Client(options)
+  try {
+    assert.equal(await versionOf(plain, url), '2.0')
+  } finally {
+    await plain.close()
+  }
+  assert.throws(() => new Client({ httpsRrNameserver: 'localhost' }), (e) => e.code === 'invalid_config')
+})

@@ -180,3 +180,21 @@ def test_the_total_cap_times_out_when_every_connection_is_busy(server: Dict[str,
         slow.join()
     with pytest.raises(quiver.InvalidError):
         quiver.Client(pools={"http://o1.test": {"max_total_connections": 2}})
+
+
+def test_an_https_record_puts_the_first_request_on_http3(server: Dict[str, Any]) -> None:
+    # `quiver.test` (in the server certificate) has HTTPS records on the test server's DNS
+    # listener; TCP reaches it through a `resolve` override, QUIC through the address hint.
+    https = server["https"]
+    options: Dict[str, Any] = dict(
+        ca_file=server["ca_file"], resolve=f"quiver.test:{https}:127.0.0.1", happy_eyeballs_delay=3
+    )
+    url = f"https://quiver.test:{https}/"
+    with quiver.Client(https_rr=True, https_rr_nameserver=f"127.0.0.1:{server['dns']}", **options) as client:
+        assert [client.get(url).http_version for _ in range(2)] == ["HTTP/3"] * 2
+        origin = client.stats()["origins"][f"https://quiver.test:{https}"]
+        assert origin["protocol"] == "http3" and origin["alt_svc"].startswith(f'h3=":{server["h3"]}"')
+    with quiver.Client(**options) as client:
+        assert client.get(url).http_version == "HTTP/2"
+    with pytest.raises(quiver.InvalidError):
+        quiver.Client(https_rr_nameserver="localhost")

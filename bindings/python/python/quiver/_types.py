@@ -72,6 +72,8 @@ class PoolOptions(TypedDict, total=False):
     idle_timeout: Seconds
     connect_timeout: Seconds
     happy_eyeballs_delay: Seconds
+    https_rr: bool
+    https_rr_nameserver: Optional[str]
     unix_socket: Optional[StrPath]
     resolve: Optional[str]
     dns_cache_ttl: Optional[Seconds]
