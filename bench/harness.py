@@ -63,6 +63,8 @@ PROTOCOLS = {
     "h1": ("http1", "HTTP/1.1", False, "h1"),
     "h1tls": ("http1", "HTTP/1.1 over TLS", True, "h1"),
     "h2": ("http2", "HTTP/2 over TLS", True, "h2"),
+    # The default a user gets: `auto` on https (ALPN picks h2; Alt-Svc handling in play).
+    "h2auto": ("auto", "HTTP/2 over TLS, protocol auto (ALPN decides)", True, "h2"),
     "h2c": ("http2", "HTTP/2 cleartext (prior knowledge)", False, "h2"),
     "h3": ("http3", "HTTP/3", True, "h3"),
 }
@@ -394,7 +396,8 @@ class H2o:
         self.dir = RUN / "h2o"
         self.ca = str(ca)
         self.clear, self.tls = free_ports(2)
-        self.urls = {"h2": f"https://localhost:{self.tls}", "h2c": f"http://127.0.0.1:{self.clear}"}
+        self.urls = {"h2": f"https://localhost:{self.tls}", "h2auto": f"https://localhost:{self.tls}",
+                     "h2c": f"http://127.0.0.1:{self.clear}"}
         self.access = self.dir / "access.log"
 
     def start(self):
@@ -567,7 +570,8 @@ class TestServer:
 # workload role -> protocol -> server name. HTTP/3: the test server's h3 listener once its JSON
 # line has one (until then there are no h3 cells); Hypercorn for interop would be another class.
 SERVER_FOR = {
-    "static": {"h1": "nginx", "h1tls": "nginx", "h2": "h2o", "h2c": "h2o", "h3": "quiver-testserver"},
+    "static": {"h1": "nginx", "h1tls": "nginx", "h2": "h2o", "h2auto": "h2o", "h2c": "h2o",
+               "h3": "quiver-testserver"},
     "slow": {"h1": "quiver-testserver", "h1tls": "quiver-testserver", "h2": "quiver-testserver",
              "h2c": "quiver-testserver", "h3": "quiver-testserver"},
 }
