@@ -30,8 +30,8 @@ server's MASQUE proxy (`quiver-masque`, `masque=True`: the server must count a t
 from dataclasses import dataclass, field
 
 # Protocol ids used everywhere in the harness (see harness.PROTOCOLS for what each means).
-H1, H1TLS, H2, H2C, H3 = "h1", "h1tls", "h2", "h2c", "h3"
-ALL = (H1, H1TLS, H2, H2C, H3)
+H1, H1TLS, H2, H2AUTO, H2C, H3 = "h1", "h1tls", "h2", "h2auto", "h2c", "h3"
+ALL = (H1, H1TLS, H2, H2AUTO, H2C, H3)
 # Workload kinds (see harness.WORKLOADS): the matrix, and the MASQUE comparison.
 MATRIX = ("get", "post", "stream", "pool")
 MASQUE = "masque"
