@@ -1,7 +1,8 @@
 //! Automatic HTTP/3, measured: against the loopback test server, an `auto` client's time to
 //! first byte for request 1 (TCP + TLS, learns `alt-svc`), request 2 (a new QUIC connection
 //! racing TCP) and request 3 (the pooled QUIC connection), then the same with the advertised
-//! UDP port black-holed (request 2 falls back to TCP after the head start).
+//! UDP port black-holed (request 2 falls back to TCP after the head start), and with `https_rr`
+//! against the test server's DNS listener (request 1 already over HTTP/3).
 //!
 //! `cargo run --release -p quiver-core --example alt_svc [ROUNDS]`
 
@@ -37,21 +38,38 @@ async fn main() {
     let server = TestServer::start(Options::default())
         .await
         .expect("the test server starts");
-    for (name, url) in [
-        ("h3 advertised", server.https_alt_url("/")),
+    let https = server.https_port();
+    let records = [
+        (
+            "https_rr_nameserver",
+            format!("127.0.0.1:{}", server.dns_port()),
+        ),
+        ("resolve", format!("quiver.test:{https}:127.0.0.1")),
+    ];
+    for (name, url, extra) in [
+        ("h3 advertised", server.https_alt_url("/"), &[][..]),
         (
             "h3 advertised, UDP black-holed",
             server.https_alt_blocked_url("/"),
+            &[][..],
+        ),
+        (
+            "HTTPS record (https_rr)",
+            format!("https://quiver.test:{https}/"),
+            &records[..],
         ),
     ] {
         let mut times = vec![Vec::new(); 3];
         let mut versions = [Version::HTTP_09; 3];
         for _ in 0..rounds {
             // A fresh client (and so fresh connections and an empty Alt-Svc cache) each round.
-            let client = Client::builder()
+            let mut builder = Client::builder()
                 .set("ca_file", server.ca_file().to_str().unwrap_or_default())
-                .build()
-                .expect("a valid client");
+                .set("https_rr", !extra.is_empty());
+            for (option, value) in extra {
+                builder = builder.set(option, value.as_str());
+            }
+            let client = builder.build().expect("a valid client");
             for i in 0..3 {
                 let (took, version) = ttfb(&client, &url).await;
                 times[i].push(took);
