@@ -324,14 +324,11 @@ async fn the_total_connection_cap_holds_across_20_origins() {
     // Stats read pool after pool (not one atomic snapshot), so a connection closed in one pool
     // and opened in another between two reads can be seen twice.
     assert!(peak <= 6, "{peak}");
-    // The server may still count an evicted connection for a moment after the client let it
-    // go (its close is in flight), so it sees a little more than 4 at worst; without the cap
-    // it would see up to 200.
-    assert!(
-        server.stats().max_open <= 8,
-        "{:?}",
-        server.stats().max_open
-    );
+    // The server's own count: never more than 4 requests in progress at once (a request in
+    // progress holds its connection, and so its place under the cap; `max_open` would also
+    // count an evicted connection whose close is still on its way). Without the cap: up to 200.
+    let seen = server.stats().max_in_flight;
+    assert!((1..=4).contains(&seen), "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,9 +332,11 @@ async fn checkout_timeout_when_saturated_and_queued_callers_complete() {
         let task_client = client.clone();
         let url = server.http_url("/slow/50");
         tasks.push(tokio::spawn(async move { task_client.get(&url).await }));
-        // Stagger arrivals so FIFO order is observable.
-        for _ in 0..100 {
-            if client.stats().queued + client.stats().active > i {
+        // Stagger arrivals so FIFO order is observable: wait until this caller is in the
+        // queue. `requests` only grows (it counts a request as its checkout starts, in the same
+        // poll that queues it), where `queued + active` also shrinks as earlier callers finish.
+        for _ in 0..1000 {
+            if client.stats().requests > i as u64 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -227,6 +227,7 @@ where
     B::Error: Into<BoxError>,
 {
     counters.on_request();
+    let _handling = counters.on_handling();
     let served = conn.requests.fetch_add(1, Ordering::SeqCst) + 1;
     if conn.drop_next.swap(false, Ordering::SeqCst) {
         return Err(DropConnection);

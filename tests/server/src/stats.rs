@@ -16,6 +16,11 @@ pub struct Stats {
     pub open: u64,
     /// The highest `open` seen since start or the last reset.
     pub max_open: u64,
+    /// The most requests being handled at once (from the request head until the endpoint
+    /// returned its response head) since start or the last reset. Unlike `max_open` it counts
+    /// nothing a client has already let go: a closed connection may stay in `open` until its
+    /// close arrives.
+    pub max_in_flight: u64,
     /// Requests received (every request head handed to an endpoint, including the one
     /// `/drop-next` answers by closing the connection or resetting the stream, and raw-listener
     /// requests; not the HTTP/2 streams refused by `refuse_every`, nor the HTTP/2 and HTTP/3
@@ -105,6 +110,8 @@ pub(crate) struct Counters {
     accepted: AtomicU64,
     open: AtomicU64,
     max_open: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     requests: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
@@ -146,6 +153,13 @@ impl Counters {
         OpenGuard {
             counters: Arc::clone(self),
         }
+    }
+
+    /// Counts a request being handled until the returned guard is dropped.
+    pub(crate) fn on_handling(&self) -> HandlingGuard<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        HandlingGuard { counters: self }
     }
 
     /// Counts a request `/count-and-drop` processed, then dropped.
@@ -324,6 +338,7 @@ impl Counters {
             accepted: get(&self.accepted),
             open: get(&self.open),
             max_open: get(&self.max_open),
+            max_in_flight: get(&self.max_in_flight),
             requests: get(&self.requests),
             bytes_sent: get(&self.bytes_sent),
             bytes_received: get(&self.bytes_received),
@@ -390,6 +405,8 @@ impl Counters {
             .socks_last_target
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
+        self.max_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
         let open = self.open.load(Ordering::SeqCst);
         self.max_open.store(open, Ordering::SeqCst);
         // A connection opened between the two lines above must still be reflected.
@@ -407,6 +424,17 @@ pub(crate) struct OpenGuard {
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.counters.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Keeps a request counted in `max_in_flight` while it is being handled.
+pub(crate) struct HandlingGuard<'a> {
+    counters: &'a Counters,
+}
+
+impl Drop for HandlingGuard<'_> {
+    fn drop(&mut self) {
+        self.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -466,6 +494,7 @@ mod tests {
                 accepted: 2,
                 open: 1,
                 max_open: 2,
+                max_in_flight: 0,
                 requests: 1,
                 bytes_sent: 10,
                 bytes_received: 7,
