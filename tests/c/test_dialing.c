@@ -209,6 +209,7 @@ static void test_alt_svc(void) {
     CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "happy_eyeballs_delay", 3000),
                  QUIVER_RESULT_OK);
     const quiver_client *c = new_client(config);
+    quiver_config_free(config);
     char *url = format("https://localhost:%d/", HTTPS_ALT_PORT);
     CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
     for (int i = 0; i < 3; i++) {
@@ -226,6 +227,7 @@ static void test_alt_svc(void) {
     config = tls_config();
     CHECK_RESULT(quiver_config_set_bool(config, NULL, "alt_svc", false), QUIVER_RESULT_OK);
     c = new_client(config);
+    quiver_config_free(config);
     CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
     CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
     quiver_client_free(c);
@@ -238,6 +240,7 @@ static void test_alt_svc(void) {
     CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "happy_eyeballs_delay", 100),
                  QUIVER_RESULT_OK);
     c = new_client(config);
+    quiver_config_free(config);
     url = format("https://localhost:%d/", HTTPS_ALT_BLOCKED_PORT);
     CHECK(version_of(c, url) == QUIVER_HTTP_VERSION_HTTP2);
     double started = now_ms();
@@ -267,6 +270,7 @@ static void test_total_connection_cap(void) {
     CHECK_RESULT(quiver_config_set_duration_ms(config, NULL, "checkout_timeout", 300),
                  QUIVER_RESULT_OK);
     const quiver_client *c = new_client(config);
+    quiver_config_free(config);
     char *one = format("http://o1.test:%d/health", HTTP_PORT);
     char *two = format("http://o2.test:%d/health", HTTP_PORT);
     for (int i = 0; i < 2; i++) {
@@ -326,6 +330,7 @@ static void test_https_records(void) {
         CHECK_RESULT(quiver_config_set_str(config, NULL, "https_rr_nameserver", nameserver),
                      QUIVER_RESULT_OK);
         const quiver_client *c = new_client(config);
+        quiver_config_free(config);
         quiver_http_version want = on ? QUIVER_HTTP_VERSION_HTTP3 : QUIVER_HTTP_VERSION_HTTP2;
         CHECK(version_of(c, url) == want);
         CHECK(version_of(c, url) == want);
