@@ -194,13 +194,14 @@ impl AutoPool {
             return h3();
         }
         alt.cache.usable(&self.origin, Instant::now())?;
-        let fallback = || {
+        // Every way to TCP from here on is a fallback: counted once, where it is taken.
+        let fallback = |tcp: Option<Result<Pool>>| {
             alt.fallbacks.fetch_add(1, Ordering::Relaxed);
-            None
+            tcp
         };
         if connecting && self.decided.get().is_some() {
             // An earlier request's QUIC attempt is under way: TCP is here now.
-            return fallback();
+            return fallback(None);
         }
         // QUIC gets its own task: its outcome marks the alternative whoever wins the race.
         let (tx, mut quic) = oneshot::channel();
@@ -219,7 +220,7 @@ impl AutoPool {
         tokio::select! {
             res = &mut quic => return match res {
                 Ok(Ok(())) => h3(),
-                _ => fallback(),
+                _ => fallback(None),
             },
             _ = tokio::time::sleep(self.options.happy_eyeballs_delay) => {}
         }
@@ -230,13 +231,9 @@ impl AutoPool {
             res = &mut quic => if matches!(res, Ok(Ok(()))) {
                 return h3();
             },
-            res = &mut tcp => {
-                alt.fallbacks.fetch_add(1, Ordering::Relaxed);
-                return Some(res);
-            }
+            res = &mut tcp => return fallback(Some(res)),
         }
-        alt.fallbacks.fetch_add(1, Ordering::Relaxed);
-        Some(tcp.await)
+        fallback(Some(tcp.await))
     }
 
     /// Takes in the `alt-svc` headers of a response from this origin.
