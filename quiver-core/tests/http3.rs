@@ -398,10 +398,13 @@ async fn slow_consumer_of_a_big_http3_body_stays_within_the_window() {
         let after = server.stats().bytes_sent;
         assert_eq!(before, after, "pause {pause}: the server's writes stalled");
         let ahead = after as usize - consumed;
-        // quinn may hand h3 a reassembled chunk of up to a window, which frees QUIC credit
-        // while h3 still holds it: the bound is two windows plus the server's write piece.
+        // quinn may hand h3 a reassembled (defragmented) chunk of up to a window, which frees
+        // QUIC credit while h3 still holds it, and h3 may hold the tail of the chunk before it
+        // while it reads the next frame's header: with the window in flight that is under three
+        // windows plus the pieces, where a consumer that does not pace the peer is hundreds of MiB
+        // ahead. (2W + max_chunk + 64 KiB was seen exceeded by 16 KiB on a loaded 2-core runner.)
         assert!(
-            ahead <= 2 * WINDOW as usize + max_chunk + 64 * 1024,
+            ahead <= 3 * WINDOW as usize + max_chunk + 64 * 1024,
             "pause {pause}: {ahead} bytes in flight or buffered beyond what was consumed (window {WINDOW})"
         );
     }
