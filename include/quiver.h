@@ -250,6 +250,23 @@ enum quiver_result
      * Unrecoverable: the peer sent an HTTP/3 frame longer than quiver buffers.
      */
     QUIVER_RESULT_FRAME_TOO_LARGE = 3007,
+    /**
+     * Unrecoverable: more redirects than `max_redirects` (loops end here too).
+     */
+    QUIVER_RESULT_TOO_MANY_REDIRECTS = 3008,
+    /**
+     * Unrecoverable: a redirect quiver will not follow (https to http, not an http(s) URL,
+     * redirect mode error).
+     */
+    QUIVER_RESULT_REDIRECT_REFUSED = 3009,
+    /**
+     * Unrecoverable: the response body could not be decoded (corrupt compressed data).
+     */
+    QUIVER_RESULT_DECODING = 3010,
+    /**
+     * Unrecoverable: a compressed body inflated past `max_decompression_ratio`.
+     */
+    QUIVER_RESULT_DECOMPRESSION_BOMB = 3011,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

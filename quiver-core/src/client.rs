@@ -11,6 +11,7 @@ use crate::conn::resolve::{Resolve, Resolver};
 use crate::datagram::{DatagramChannel, DatagramOptions};
 use crate::embed::runtime;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layer::Layer;
 use crate::manager::Manager;
 #[cfg(feature = "http3")]
 use crate::pool::Pool;
@@ -29,6 +30,8 @@ pub struct Client {
 
 struct Inner {
     manager: Manager,
+    /// Redirects, decoding, cookies and credentials around each request.
+    layer: Layer,
     runtime: Handle,
     fork_generation: u64,
     /// Fired by `close()`.
@@ -109,8 +112,13 @@ impl Client {
     }
 
     async fn send(&self, req: Request) -> Result<StreamResponse> {
-        let pool = self.inner.manager.pool(&req.target.origin)?;
-        pool.send(req).await
+        self.inner.layer.send(&self.inner.manager, req).await
+    }
+
+    /// The client's cookie jar, when it keeps one (option `cookies`).
+    #[cfg(feature = "cookies")]
+    pub fn cookies(&self) -> Option<Arc<crate::layer::cookies::CookieJar>> {
+        self.inner.layer.cookies().cloned()
     }
 
     /// Opens an RFC 9297 datagram channel: an extended CONNECT (`options.protocol`, such as
@@ -300,10 +308,12 @@ impl ClientBuilder {
             Some(custom) => Resolver::new(custom),
             None => Resolver::default(),
         });
+        let layer = Layer::new(rules.defaults())?;
         let manager = Manager::new(rules, runtime.clone(), resolver)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 manager,
+                layer,
                 runtime,
                 fork_generation: runtime::fork_generation(),
                 closed: Arc::new(Signal::new()),

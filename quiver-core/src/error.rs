@@ -118,6 +118,16 @@ kinds! {
     ResponseBodyTooLarge = "response_body_too_large", Unrecoverable;
     /// The peer sent an HTTP/3 frame longer than quiver buffers; the connection was closed.
     FrameTooLarge = "frame_too_large", Unrecoverable;
+    /// More redirects than `max_redirects` (a redirect loop ends here too).
+    TooManyRedirects = "too_many_redirects", Unrecoverable;
+    /// A redirect quiver will not follow: https to http without `allow_insecure_redirects`, a
+    /// `location` that is not an http(s) URL, or redirect mode `error`.
+    RedirectRefused = "redirect_refused", Unrecoverable;
+    /// The response body could not be decoded (corrupt gzip, deflate, br or zstd data).
+    Decoding = "decoding", Unrecoverable;
+    /// A compressed response body inflated past `max_decompression_ratio` (a decompression
+    /// bomb).
+    DecompressionBomb = "decompression_bomb", Unrecoverable;
     /// The URL could not be parsed or lacks a host.
     InvalidUrl = "invalid_url", Invalid;
     /// The URL's scheme is not `http` or `https`.

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Inside, one dependency direction, each layer naming only those below it: the client
-//! (`client`) asks the manager (`manager`) for the origin's pool (`pool`), pools run protocol
+//! (`client`) hands each request to the client layer (`layer`: redirects, decoding, cookies,
+//! credentials), which asks the manager (`manager`) for the origin's pool (`pool`), pools run protocol
 //! connections (`proto`), and connections reach their origin through the dialing layer
 //! (`conn`). Proxies (`proxy`) are dialers: they implement the dialing layer's traits with
 //! pools and protocols of their own. `config`, `error`, `origin`, `request`, `response` and
@@ -27,6 +28,7 @@ mod conn;
 mod datagram;
 pub mod embed;
 mod error;
+mod layer;
 mod manager;
 mod origin;
 mod pool;
@@ -53,9 +55,13 @@ pub use datagram::{
 pub use proxy::masque::{UdpTunnel, UdpTunnelOptions, UdpTunnelSender};
 
 pub use error::{BoxError, Error, ErrorClass, ErrorKind, Result};
+#[cfg(feature = "cookies")]
+pub use layer::cookies::{CookieInfo, CookieJar};
 pub use origin::{Host, Origin, Scheme, Target};
-pub use request::{Body, BodyStream, Request, RequestBuilder};
-pub use response::{Response, ResponseBody, ResponseHead, StreamResponse};
+pub use request::{
+    Auth, Body, BodyStream, Multipart, Part, RedirectMode, Request, RequestBuilder, Secret,
+};
+pub use response::{Redirect, Response, ResponseBody, ResponseHead, StreamResponse};
 pub use stats::{ClientStats, OriginStats};
 
 pub use bytes::Bytes;

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::runtime::Handle;
 
-use crate::config::{Protocol, ResolvedRule, RuleTable};
+use crate::config::{PoolOptions, Protocol, ResolvedRule, RuleTable};
 #[cfg(feature = "http3")]
 use crate::conn::altsvc::AltSvcCache;
 use crate::conn::limit::{Cap, ConnLimit};
@@ -29,13 +29,25 @@ use crate::proxy::{EnvProxies, Proxy};
 use crate::request::ProxyForm;
 use crate::stats::OriginStats;
 
+/// An origin's pool and the rule it was built from.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub pool: Pool,
+    pub rule: Arc<ResolvedRule>,
+}
+
+type Pools = HashMap<Origin, Route>;
+
 /// The origin → pool registry of one client, and what steers it.
 pub(crate) struct Manager {
     rules: RuleTable,
     tls: HashMap<String, RuleTls>,
     runtime: Handle,
     /// Shared with the connection cap's evictor, which closes idle connections to make room.
-    pools: Arc<RwLock<HashMap<Origin, Pool>>>,
+    pools: Arc<RwLock<Pools>>,
+    /// Pools for requests that ask for another protocol than their origin's rule (one per
+    /// origin and protocol), shared with the evictor too.
+    other_protocols: Arc<RwLock<HashMap<(Origin, Protocol), Route>>>,
     /// The client-wide connection cap (`max_total_connections`), if set.
     cap: Option<Arc<ConnLimit>>,
     /// The proxy environment variables, read when the client was built.
@@ -66,22 +78,23 @@ impl Manager {
             })?;
             tls.insert(rule.name.clone(), configs);
         }
-        let pools: Arc<RwLock<HashMap<Origin, Pool>>> = Arc::default();
+        let pools: Arc<RwLock<Pools>> = Arc::default();
+        let other_protocols: Arc<RwLock<HashMap<(Origin, Protocol), Route>>> = Arc::default();
         let cap = match rules.defaults().max_total_connections {
             0 => None,
             max => {
                 let limit = ConnLimit::new(max);
-                let weak = Arc::downgrade(&pools);
+                let (weak, weak_other) = (Arc::downgrade(&pools), Arc::downgrade(&other_protocols));
                 limit.set_evictor(Box::new(move || {
-                    let Some(pools) = weak.upgrade() else {
-                        return false;
-                    };
-                    let all: Vec<Pool> = pools
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .values()
-                        .cloned()
-                        .collect();
+                    let mut all: Vec<Pool> = Vec::new();
+                    if let Some(pools) = weak.upgrade() {
+                        let pools = pools.read().unwrap_or_else(|p| p.into_inner());
+                        all.extend(pools.values().map(|r| r.pool.clone()));
+                    }
+                    if let Some(pools) = weak_other.upgrade() {
+                        let pools = pools.read().unwrap_or_else(|p| p.into_inner());
+                        all.extend(pools.values().map(|r| r.pool.clone()));
+                    }
                     all.iter().any(Pool::evict_idle)
                 }));
                 Some(limit)
@@ -100,20 +113,33 @@ impl Manager {
             https_records: Arc::default(),
             runtime,
             pools,
+            other_protocols,
             closed: AtomicBool::new(false),
         })
+    }
+
+    /// The rule table the client was built with.
+    pub(crate) fn rules(&self) -> &RuleTable {
+        &self.rules
     }
 
     /// Shuts every pool and pooled proxy connection down; later requests fail with `shutdown`.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let pools: Vec<Pool> = self
+        let mut pools: Vec<Pool> = self
             .pools
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .drain()
-            .map(|(_, p)| p)
+            .map(|(_, r)| r.pool)
             .collect();
+        pools.extend(
+            self.other_protocols
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain()
+                .map(|(_, r)| r.pool),
+        );
         for pool in pools {
             pool.close_all();
         }
@@ -122,24 +148,75 @@ impl Manager {
 
     /// The pool for `origin`, created on first use.
     pub(crate) fn pool(&self, origin: &Origin) -> Result<Pool> {
+        self.route(origin, None).map(|r| r.pool)
+    }
+
+    /// The pool for `origin` and its rule, created on first use; with `protocol`, the origin's
+    /// pool for that protocol instead of the rule's (a request asking for one).
+    pub(crate) fn route(&self, origin: &Origin, protocol: Option<Protocol>) -> Result<Route> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Shutdown, "the client was closed"));
         }
-        if let Some(pool) = self
+        if let Some(route) = self
             .pools
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(origin)
         {
-            return Ok(pool.clone());
+            match protocol {
+                Some(p) if p != route.rule.options.protocol => {}
+                _ => return Ok(route.clone()),
+            }
+        }
+        if let Some(p) = protocol {
+            let rule = self.rules.lookup(origin);
+            if p != rule.options.protocol {
+                return self.other_protocol(origin, p);
+            }
         }
         let mut pools = self.pools.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(pool) = pools.get(origin) {
-            return Ok(pool.clone());
+        if let Some(route) = pools.get(origin) {
+            return Ok(route.clone());
         }
-        let pool = self.build_pool(origin)?;
-        pools.insert(origin.clone(), pool.clone());
-        Ok(pool)
+        let rule = self.rules.lookup(origin).clone();
+        let route = Route {
+            pool: self.build_pool(origin, &rule.options)?,
+            rule,
+        };
+        pools.insert(origin.clone(), route.clone());
+        Ok(route)
+    }
+
+    fn other_protocol(&self, origin: &Origin, protocol: Protocol) -> Result<Route> {
+        let key = (origin.clone(), protocol);
+        if let Some(route) = self
+            .other_protocols
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(route.clone());
+        }
+        let mut pools = self
+            .other_protocols
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(route) = pools.get(&key) {
+            return Ok(route.clone());
+        }
+        let rule = self.rules.lookup(origin).clone();
+        let mut options = (*rule.options).clone();
+        options.protocol = protocol;
+        options.early_data &= protocol == Protocol::Http3;
+        options.validate(Some(origin.scheme())).map_err(|e| {
+            Error::invalid_config(format!("protocol {protocol} for {origin}: {}", e.message()))
+        })?;
+        let route = Route {
+            pool: self.build_pool(origin, &Arc::new(options))?,
+            rule,
+        };
+        pools.insert(key, route.clone());
+        Ok(route)
     }
 
     fn rule_tls(&self, rule: &ResolvedRule) -> Result<RuleTls> {
@@ -149,9 +226,9 @@ impl Manager {
             .ok_or_else(|| Error::internal("no TLS config for a rule"))
     }
 
-    fn build_pool(&self, origin: &Origin) -> Result<Pool> {
+    fn build_pool(&self, origin: &Origin, options: &Arc<PoolOptions>) -> Result<Pool> {
         let rule: &Arc<ResolvedRule> = self.rules.lookup(origin);
-        let options = rule.options.clone();
+        let options = options.clone();
         let tls = self.rule_tls(rule)?;
         let https = origin.scheme() == Scheme::Https;
         let runtime = self.runtime.clone();
@@ -343,13 +420,20 @@ impl Manager {
 
     /// Stats of every pool.
     pub(crate) fn stats(&self) -> Vec<OriginStats> {
-        let pools: Vec<Pool> = self
+        let mut pools: Vec<Pool> = self
             .pools
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .cloned()
+            .map(|r| r.pool.clone())
             .collect();
+        pools.extend(
+            self.other_protocols
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .map(|r| r.pool.clone()),
+        );
         let mut stats: Vec<OriginStats> = pools.iter().map(Pool::stats).collect();
         // A dial waiting for room under the cap is not a connection yet.
         if let Some(cap) = &self.cap {

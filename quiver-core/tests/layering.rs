@@ -1,5 +1,5 @@
 //! The dependency direction inside `quiver-core/src`, checked on the source: each layer names
-//! only the layers below it (client → manager → proxies → pools → protocol connections → the
+//! only the layers below it (client → client layer → manager → proxies → pools → protocol connections → the
 //! dialing layer), and the shared vocabulary (errors, origins, options, requests, stats, the
 //! signal) names no layer at all. A `crate::` path in a file is a dependency of its layer.
 
@@ -16,9 +16,10 @@ const LAYERS: &[(&str, u32)] = &[
     ("pool", 4),
     ("proxy", 5),
     ("manager", 6),
-    ("embed", 7),
-    ("client", 8),
-    ("lib", 9),
+    ("layer", 7),
+    ("embed", 8),
+    ("client", 9),
+    ("lib", 10),
 ];
 
 /// Modules every layer may use, which themselves use no layer.

@@ -112,6 +112,15 @@ pub enum quiver_result {
     ResponseBodyTooLarge = 3006,
     /// Unrecoverable: the peer sent an HTTP/3 frame longer than quiver buffers.
     FrameTooLarge = 3007,
+    /// Unrecoverable: more redirects than `max_redirects` (loops end here too).
+    TooManyRedirects = 3008,
+    /// Unrecoverable: a redirect quiver will not follow (https to http, not an http(s) URL,
+    /// redirect mode error).
+    RedirectRefused = 3009,
+    /// Unrecoverable: the response body could not be decoded (corrupt compressed data).
+    Decoding = 3010,
+    /// Unrecoverable: a compressed body inflated past `max_decompression_ratio`.
+    DecompressionBomb = 3011,
 }
 
 /// One row per result code: the code, the kind it stands for (codes from 1000) and its text.
@@ -166,6 +175,10 @@ const RESULTS: &[Row] = {
         (ResponseHeadersTooLarge, Some(c"response_headers_too_large"), c"the response's header section is larger than max_response_headers"),
         (ResponseBodyTooLarge, Some(c"response_body_too_large"), c"the response body is larger than max_response_body"),
         (FrameTooLarge, Some(c"frame_too_large"), c"the peer sent an HTTP/3 frame longer than quiver buffers; the connection was closed"),
+        (TooManyRedirects, Some(c"too_many_redirects"), c"more redirects than max_redirects (a redirect loop ends here too)"),
+        (RedirectRefused, Some(c"redirect_refused"), c"a redirect quiver will not follow: https to http, a location that is not an http(s) URL, or redirect mode error"),
+        (Decoding, Some(c"decoding"), c"the response body could not be decoded (corrupt gzip, deflate, br or zstd data)"),
+        (DecompressionBomb, Some(c"decompression_bomb"), c"a compressed response body inflated past max_decompression_ratio"),
     ]
 };
 

@@ -7,6 +7,9 @@
 //! [`PoolOptions`] is the resolved, validated result for one origin: built-in defaults,
 //! overlaid by the client-wide settings, overlaid by the most specific matching rule
 //! (exact > wildcard > default).
+//!
+//! Longer than 520 lines: the options table is one table on purpose (docs, bindings and
+//! validation all read it).
 
 mod overrides;
 mod rules;
@@ -17,6 +20,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::origin::Scheme;
+use crate::request::{Auth, Secret};
 
 pub(crate) use self::overrides::Override;
 pub(crate) use self::rules::{ResolvedRule, RuleTable};
@@ -261,8 +265,46 @@ options! {
     /// make a stream hold only that much.
     max_response_headers: usize = 128 << 10, "128 KiB", "1024–1048576";
     /// Longest response body accepted, in bytes; a longer one fails with
-    /// `response_body_too_large` once that many bytes have arrived. 0: no limit.
+    /// `response_body_too_large` once that many bytes have arrived (and a decoded body once it decodes to more). 0: no
+    /// limit.
     max_response_body: u64 = 0, "0 (no limit)", "0–9223372036854775807";
+    /// Follow redirects (301, 302, 303, 307, 308 with a `location`): 301/302 after POST and
+    /// 303 become GET without a body, 307/308 keep the method and body (a streamed body cannot
+    /// be sent again: the redirect is returned, saying why); `authorization`, `cookie` and
+    /// `proxy-authorization` are dropped when the origin changes. For a chain, the rule of the
+    /// first request's origin decides. On by default, as in requests, fetch, reqwest and Go:
+    /// most callers want the resource, and what would make following unsafe (credentials,
+    /// cookies, https to http) is handled here, not left to them.
+    follow_redirects: bool = true, "true", "";
+    /// Most redirects followed for one request; one more fails with `too_many_redirects`
+    /// (loops end there too). 0: never follow.
+    max_redirects: usize = 10, "10", "0–1000";
+    /// Follow redirects from https to http (refused otherwise: `redirect_refused`).
+    allow_insecure_redirects: bool = false, "false", "";
+    /// Ask for compressed responses (`accept-encoding: gzip, deflate, br, zstd`, unless the
+    /// request sets its own) and decode `content-encoding` gzip, deflate, br and zstd (chains
+    /// too) as the body is read, paced by the reader. The response keeps its headers as sent
+    /// (`content-encoding`, `content-length` of the compressed body), as in httpx. Off: the
+    /// bytes as sent, no `accept-encoding` added.
+    decompress: bool = true, "true", "";
+    /// A decoded body may be at most this many times the compressed bytes that produced it,
+    /// checked once it passed 10 MiB; beyond, `decompression_bomb`. gzip and deflate top out
+    /// near 1030:1, so 1000 stops only degenerate input. 0: no limit.
+    max_decompression_ratio: u64 = 1000, "1000", "0–1000000000";
+    /// Keep a cookie jar for the whole client (RFC 6265: domain and path matching, `Secure`,
+    /// `HttpOnly`, `SameSite` kept, expiry; the public suffix list refuses cookies for
+    /// `co.uk` and the like): cookies from responses (redirects included) are stored and sent
+    /// with later requests that match them. Client-wide only.
+    cookies: bool = false, "false", "client-wide only";
+    /// Basic credentials `user:password` sent to this rule's origins (a client-wide value: to
+    /// the origin each request names, never to another one a redirect leads to).
+    basic_auth: Option<Secret> = None, "none", "`user:password`";
+    /// A bearer token sent as `authorization: Bearer ...`, scoped as `basic_auth` is.
+    bearer_token: Option<Secret> = None, "none", "";
+    /// Digest credentials `user:password` (RFC 7616: MD5, SHA-256, `-sess`, `qop=auth`):
+    /// a `401` with a Digest challenge is answered once and the request replayed; scoped as
+    /// `basic_auth` is.
+    digest_auth: Option<Secret> = None, "none", "`user:password`";
 }
 
 /// The integer options' ranges, checked by `validate` and shown by the table (a unit test
@@ -276,6 +318,8 @@ const INT_RANGES: &[(&str, u64, u64)] = &[
     ("connection_window", 65_535, 0x7fff_ffff),
     ("max_response_headers", 1024, 1 << 20),
     ("max_response_body", 0, i64::MAX as u64),
+    ("max_redirects", 0, 1_000),
+    ("max_decompression_ratio", 0, 1_000_000_000),
 ];
 
 impl PoolOptions {
@@ -289,6 +333,8 @@ impl PoolOptions {
             "connection_window" => u64::from(self.connection_window),
             "max_response_headers" => self.max_response_headers as u64,
             "max_response_body" => self.max_response_body,
+            "max_redirects" => self.max_redirects as u64,
+            "max_decompression_ratio" => self.max_decompression_ratio,
             _ => return None,
         })
     }
@@ -385,6 +431,14 @@ impl PoolOptions {
                 })?;
             }
         }
+        for (name, value) in [
+            ("basic_auth", &self.basic_auth),
+            ("digest_auth", &self.digest_auth),
+        ] {
+            if let Some(v) = value {
+                Auth::split_user(name, v.expose())?;
+            }
+        }
         if self.proxy_protocol == Protocol::Http3 && self.protocol != Protocol::Http3 {
             return bad(
                 "proxy_protocol",
@@ -392,6 +446,36 @@ impl PoolOptions {
             );
         }
         Ok(())
+    }
+}
+
+impl PoolSettings {
+    /// The credentials these settings give themselves (not inherited): at most one of
+    /// `basic_auth`, `bearer_token` and `digest_auth`.
+    pub(crate) fn own_auth(&self) -> Result<Option<Auth>> {
+        let basic = self.basic_auth.clone().flatten();
+        let bearer = self.bearer_token.clone().flatten();
+        let digest = self.digest_auth.clone().flatten();
+        let set = [basic.is_some(), bearer.is_some(), digest.is_some()];
+        if set.iter().filter(|s| **s).count() > 1 {
+            return Err(Error::invalid_config(
+                "give only one of `basic_auth`, `bearer_token` and `digest_auth`",
+            ));
+        }
+        let auth = if let Some(v) = basic {
+            let (user, password) = Auth::split_user("basic_auth", v.expose())?;
+            Some(Auth::Basic { user, password })
+        } else if let Some(v) = digest {
+            let (user, password) = Auth::split_user("digest_auth", v.expose())?;
+            Some(Auth::Digest { user, password })
+        } else {
+            bearer.map(Auth::Bearer)
+        };
+        if let Some(a) = &auth {
+            a.validate()
+                .map_err(|e| Error::invalid_config(e.message().to_owned()))?;
+        }
+        Ok(auth)
     }
 }
 

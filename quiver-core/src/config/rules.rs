@@ -92,6 +92,8 @@ pub(crate) struct ResolvedRule {
     /// `default` or the pattern as the caller wrote it.
     pub name: String,
     pub options: Arc<PoolOptions>,
+    /// The credentials this rule sets itself (the default rule: the client-wide ones).
+    pub auth: Option<crate::request::Auth>,
 }
 
 /// The client's validated rule table: exact > wildcard > default.
@@ -114,12 +116,14 @@ impl RuleTable {
             if let Some(rule) = rule {
                 rule.apply_to(&mut options);
             }
-            options.validate(scheme).map_err(|e| {
-                Error::invalid_config(format!("pool rule `{name}`: {}", e.message()))
-            })?;
+            let in_rule =
+                |e: Error| Error::invalid_config(format!("pool rule `{name}`: {}", e.message()));
+            options.validate(scheme).map_err(in_rule)?;
+            let auth = rule.unwrap_or(defaults).own_auth().map_err(in_rule)?;
             Ok::<_, Error>(Arc::new(ResolvedRule {
                 name: name.to_owned(),
                 options: Arc::new(options),
+                auth,
             }))
         };
         let default = resolve("default", None, None)?;
@@ -130,10 +134,18 @@ impl RuleTable {
         };
         for (pattern, settings) in rules {
             let parsed = OriginPattern::parse(pattern)?;
-            if settings.max_total_connections.is_some() {
-                return Err(Error::invalid_config(format!(
-                    "pool rule `{pattern}`: option `max_total_connections` is client-wide; set it without a pattern"
-                )));
+            for (option, set) in [
+                (
+                    "max_total_connections",
+                    settings.max_total_connections.is_some(),
+                ),
+                ("cookies", settings.cookies.is_some()),
+            ] {
+                if set {
+                    return Err(Error::invalid_config(format!(
+                        "pool rule `{pattern}`: option `{option}` is client-wide; set it without a pattern"
+                    )));
+                }
             }
             let rule = resolve(pattern, Some(parsed.scheme()), Some(settings))?;
             let duplicate = match parsed {
@@ -161,7 +173,7 @@ impl RuleTable {
         if let Some(rule) = self.exact.get(origin) {
             return rule;
         }
-        if let Host::Name(name) = origin.host() {
+        if let (Host::Name(name), false) = (origin.host(), self.wildcard.is_empty()) {
             if let Some((_, suffix)) = name.split_once('.') {
                 let key = (origin.scheme(), suffix.to_owned(), origin.port());
                 if let Some(rule) = self.wildcard.get(&key) {
@@ -169,6 +181,11 @@ impl RuleTable {
                 }
             }
         }
+        &self.default
+    }
+
+    /// The `default` rule: the client-wide options and credentials.
+    pub(crate) fn default_rule(&self) -> &Arc<ResolvedRule> {
         &self.default
     }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::request::Secret;
 
 /// Which HTTP version a pool speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -287,6 +288,19 @@ impl FromOption for TlsRoots {
     fn from_option(v: OptionValue) -> Option<Self> {
         match v {
             OptionValue::Str(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+impl FromOption for Option<Secret> {
+    const EXPECTED: &'static str = "a string or none";
+    const KIND: OptionKind = OptionKind::OptionalString;
+    fn from_option(v: OptionValue) -> Option<Self> {
+        match v {
+            OptionValue::Str(s) if s.is_empty() => Some(None),
+            OptionValue::Str(s) => Some(Some(Secret::new(s))),
+            OptionValue::None => Some(None),
             _ => None,
         }
     }

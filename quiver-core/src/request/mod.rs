@@ -1,150 +1,45 @@
 //! Requests: the builder, validation of everything a caller supplies, and request bodies.
 
-use std::fmt;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::stream::{Stream, StreamExt};
 use http::{HeaderName, HeaderValue, Method};
 
-use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::config::Protocol;
+use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Target;
 
+mod auth;
+mod body;
 mod framing;
+mod multipart;
+
+pub use self::auth::{Auth, Secret};
+pub(crate) use self::body::WireBody;
+pub use self::body::{Body, BodyStream};
+pub(crate) use self::multipart::random_hex;
+pub use self::multipart::{Multipart, Part};
 
 use self::framing::{check_framing, LengthChecked};
 
-/// A request body stream: chunks pulled only as the connection can send them.
-pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
-
-/// A request body: nothing, bytes in memory (replayable), or a stream of chunks.
-#[derive(Default)]
-pub enum Body {
-    /// No body.
-    #[default]
-    Empty,
-    /// A body held in memory; can be sent again if a retry is needed.
-    Bytes(Bytes),
-    /// A body produced chunk by chunk, pulled only when there is room to send it.
-    Stream(BodyStream),
+/// What to do with a redirect response (301, 302, 303, 307, 308 with a `location`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RedirectMode {
+    /// Follow it, up to `max_redirects` hops (fetch's `redirect: 'follow'`).
+    Follow,
+    /// Return it as the response (fetch's `'manual'`, httpx's `follow_redirects=False`).
+    Manual,
+    /// Fail with kind `redirect_refused` (fetch's `'error'`).
+    Error,
 }
 
-impl Body {
-    /// Wraps a stream of chunks; a stream error fails the request with kind `body_stream`.
-    pub fn from_stream<S, E>(stream: S) -> Body
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
-        E: Into<BoxError>,
-    {
-        Body::Stream(Box::pin(stream.map(|item| {
-            item.map_err(|e| {
-                let e: BoxError = e.into();
-                match e.downcast::<Error>() {
-                    Ok(quiver) => *quiver,
-                    Err(other) => Error::with_source(
-                        ErrorKind::BodyStream,
-                        format!("request body stream failed: {other}"),
-                        other,
-                    ),
-                }
-            })
-        })))
-    }
-
-    /// The body's exact length, when known without reading it.
-    pub fn exact_len(&self) -> Option<u64> {
-        match self {
-            Body::Empty => Some(0),
-            Body::Bytes(b) => Some(b.len() as u64),
-            Body::Stream(_) => None,
-        }
-    }
-
-    /// A copy of the body for a retry, when it can be replayed.
-    pub(crate) fn try_clone(&self) -> Option<Body> {
-        match self {
-            Body::Empty => Some(Body::Empty),
-            Body::Bytes(b) => Some(Body::Bytes(b.clone())),
-            Body::Stream(_) => None,
-        }
-    }
-}
-
-impl fmt::Debug for Body {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Body::Empty => f.write_str("Body::Empty"),
-            Body::Bytes(b) => write!(f, "Body::Bytes({} bytes)", b.len()),
-            Body::Stream(_) => f.write_str("Body::Stream"),
-        }
-    }
-}
-
-macro_rules! body_from {
-    ($($t:ty),*) => { $(impl From<$t> for Body { fn from(v: $t) -> Body { Body::Bytes(Bytes::from(v)) } })* };
-}
-body_from!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
-
-/// The body as hyper (HTTP/1.1) pulls it: frames are produced only when hyper polls.
-pub(crate) struct WireBody {
-    body: Body,
-}
-
-impl WireBody {
-    pub(crate) fn new(body: Body) -> WireBody {
-        WireBody { body }
-    }
-}
-
-impl http_body::Body for WireBody {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>>>> {
-        let this = self.get_mut();
-        match &mut this.body {
-            Body::Empty => Poll::Ready(None),
-            Body::Bytes(_) => match std::mem::take(&mut this.body) {
-                Body::Bytes(b) if !b.is_empty() => Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
-                _ => Poll::Ready(None),
-            },
-            Body::Stream(s) => loop {
-                match s.as_mut().poll_next(cx) {
-                    // Skip empty chunks: an empty chunk would end an HTTP/1.1 chunked body.
-                    Poll::Ready(Some(Ok(b))) if b.is_empty() => continue,
-                    Poll::Ready(Some(Ok(b))) => {
-                        return Poll::Ready(Some(Ok(http_body::Frame::data(b))))
-                    }
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                    Poll::Ready(None) => {
-                        this.body = Body::Empty;
-                        return Poll::Ready(None);
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.body {
-            Body::Empty => true,
-            Body::Bytes(b) => b.is_empty(),
-            Body::Stream(_) => false,
-        }
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self.body.exact_len() {
-            Some(n) => http_body::SizeHint::with_exact(n),
-            None => http_body::SizeHint::default(),
-        }
-    }
+/// Per-request settings of the client layer; unset ones come from the origin's rule.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LayerOptions {
+    pub redirect: Option<RedirectMode>,
+    pub max_redirects: Option<usize>,
+    pub decompress: Option<bool>,
+    pub auth: Option<Auth>,
+    pub protocol: Option<Protocol>,
 }
 
 /// A validated request: method, URL, headers in order (duplicates kept) and a body.
@@ -157,6 +52,7 @@ pub struct Request {
     pub(crate) body: Body,
     pub(crate) timeout: Option<Duration>,
     pub(crate) early_data: Option<bool>,
+    pub(crate) layer: LayerOptions,
 }
 
 impl Request {
@@ -264,6 +160,9 @@ pub struct RequestBuilder {
     body: Body,
     timeout: Option<Duration>,
     early_data: Option<bool>,
+    layer: LayerOptions,
+    multipart: Option<Multipart>,
+    cookies: Vec<(String, String)>,
 }
 
 impl RequestBuilder {
@@ -275,7 +174,77 @@ impl RequestBuilder {
             body: Body::Empty,
             timeout: None,
             early_data: None,
+            layer: LayerOptions::default(),
+            multipart: None,
+            cookies: Vec::new(),
         }
+    }
+
+    /// Whether to follow redirects (overrides the rule's `follow_redirects`).
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.layer.redirect = Some(if follow {
+            RedirectMode::Follow
+        } else {
+            RedirectMode::Manual
+        });
+        self
+    }
+
+    /// What to do with redirects: follow, return them, or fail.
+    pub fn redirect(mut self, mode: RedirectMode) -> Self {
+        self.layer.redirect = Some(mode);
+        self
+    }
+
+    /// Most redirects followed before failing with `too_many_redirects` (overrides the rule's
+    /// `max_redirects`; 0 returns the first redirect as the response).
+    pub fn max_redirects(mut self, max: usize) -> Self {
+        self.layer.max_redirects = Some(max);
+        self
+    }
+
+    /// Whether to ask for compressed responses and decode them (overrides the rule's
+    /// `decompress`); `false` gives the bytes as the server sent them.
+    pub fn decompress(mut self, decompress: bool) -> Self {
+        self.layer.decompress = Some(decompress);
+        self
+    }
+
+    /// Credentials for this request's origin (override the rule's and the client's;
+    /// [`Auth::None`] sends none). An explicit `authorization` header wins over all of them.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.layer.auth = Some(auth);
+        self
+    }
+
+    /// Basic credentials for this request's origin.
+    pub fn basic_auth(self, user: &str, password: &str) -> Self {
+        self.auth(Auth::basic(user, password))
+    }
+
+    /// A bearer token for this request's origin.
+    pub fn bearer_auth(self, token: &str) -> Self {
+        self.auth(Auth::bearer(token))
+    }
+
+    /// Sends this request over `protocol` instead of the rule's (its own pool for the origin).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.layer.protocol = Some(protocol);
+        self
+    }
+
+    /// A `multipart/form-data` body; sets `content-type` (with the boundary) and, when every
+    /// part's length is known, `content-length`.
+    pub fn multipart(mut self, form: Multipart) -> Self {
+        self.multipart = Some(form);
+        self
+    }
+
+    /// A cookie sent with this request only (joined into one `cookie` header); the client's
+    /// jar, if any, adds nothing when the request has a `cookie` header.
+    pub fn cookie(mut self, name: &str, value: &str) -> Self {
+        self.cookies.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Appends a header (duplicates are kept, in order).
@@ -341,8 +310,42 @@ impl RequestBuilder {
                 ));
             }
         }
-        let declared = check_framing(&mut headers, &self.body)?;
-        let body = match (declared, self.body) {
+        if let Some(auth) = &self.layer.auth {
+            auth.validate()?;
+        }
+        if !self.cookies.is_empty() {
+            let joined = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let value = HeaderValue::from_str(&joined).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidHeader,
+                    "a cookie name or value contains a character a header cannot carry",
+                )
+            })?;
+            headers.push((http::header::COOKIE, value));
+        }
+        let mut body = self.body;
+        if let Some(form) = self.multipart {
+            let content_type = HeaderValue::from_str(&form.content_type())
+                .map_err(|_| Error::new(ErrorKind::InvalidBody, "bad multipart boundary"))?;
+            let (form_body, len) = form.into_body()?;
+            headers.retain(|(n, _)| {
+                n != http::header::CONTENT_TYPE
+                    && n != http::header::CONTENT_LENGTH
+                    && n != http::header::TRANSFER_ENCODING
+            });
+            headers.push((http::header::CONTENT_TYPE, content_type));
+            if let (Some(len), Body::Stream(_)) = (len, &form_body) {
+                headers.push((http::header::CONTENT_LENGTH, HeaderValue::from(len)));
+            }
+            body = form_body;
+        }
+        let declared = check_framing(&mut headers, &body)?;
+        let body = match (declared, body) {
             (Some(len), Body::Stream(s)) => Body::Stream(Box::pin(LengthChecked::new(s, len))),
             (_, body) => body,
         };
@@ -354,6 +357,7 @@ impl RequestBuilder {
             body,
             timeout: self.timeout,
             early_data: self.early_data,
+            layer: self.layer,
         })
     }
 }

@@ -1,5 +1,5 @@
-//! Responses: fully read ([`Response`]) or streamed ([`StreamResponse`], whose
-//! [`ResponseBody`] is pulled chunk by chunk and holds its connection until the end).
+//! Response bodies: one type over HTTP/1.1, HTTP/2, HTTP/3 and layered stages (decoding),
+//! pulled chunk by chunk, with the request's timers and `max_response_body`.
 
 use std::fmt;
 use std::pin::Pin;
@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::Stream;
-use http::{HeaderMap, StatusCode, Version};
+use http::HeaderMap;
 
 use crate::error::Result;
 use crate::proto::body::MuxBody;
@@ -17,176 +17,18 @@ use crate::proto::h2::body::H2Recv;
 use crate::proto::h3::body::H3Recv;
 use crate::timeout::Watchdog;
 
-/// The status line and headers of a response.
-#[derive(Clone, Debug)]
-pub struct ResponseHead {
-    /// The status code.
-    pub status: StatusCode,
-    /// The HTTP version the response came over.
-    pub version: Version,
-    /// The response headers (case-insensitive names, multiple values kept).
-    pub headers: HeaderMap,
-}
-
-impl From<http::response::Parts> for ResponseHead {
-    fn from(parts: http::response::Parts) -> Self {
-        ResponseHead {
-            status: parts.status,
-            version: parts.version,
-            headers: parts.headers,
-        }
-    }
-}
-
-/// A response read to its end: head, body and trailers.
-#[derive(Clone)]
-pub struct Response {
-    head: ResponseHead,
-    body: Bytes,
-    trailers: Option<HeaderMap>,
-}
-
-impl Response {
-    /// The status code.
-    pub fn status(&self) -> StatusCode {
-        self.head.status
-    }
-
-    /// The HTTP version the response came over.
-    pub fn version(&self) -> Version {
-        self.head.version
-    }
-
-    /// The response headers.
-    pub fn headers(&self) -> &HeaderMap {
-        &self.head.headers
-    }
-
-    /// The status line and headers.
-    pub fn head(&self) -> &ResponseHead {
-        &self.head
-    }
-
-    /// The body.
-    pub fn body(&self) -> &Bytes {
-        &self.body
-    }
-
-    /// Takes the body.
-    pub fn into_body(self) -> Bytes {
-        self.body
-    }
-
-    /// The body as text, invalid UTF-8 replaced.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Trailer fields, when the response had any.
-    pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
-    }
-}
-
-impl fmt::Debug for Response {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Response")
-            .field("status", &self.head.status)
-            .field("version", &self.head.version)
-            .field("headers", &self.head.headers)
-            .field("body_len", &self.body.len())
-            .field("trailers", &self.trailers)
-            .finish()
-    }
-}
-
-/// A response whose head has arrived and whose body is pulled chunk by chunk.
-///
-/// The connection (or stream slot) stays with this response until the body ends or the
-/// response is dropped; dropping it early closes an HTTP/1.1 connection rather than reusing it.
-pub struct StreamResponse {
-    head: ResponseHead,
-    body: ResponseBody,
-}
-
-impl StreamResponse {
-    pub(crate) fn new(head: http::response::Parts, body: ResponseBody) -> StreamResponse {
-        StreamResponse {
-            head: head.into(),
-            body,
-        }
-    }
-
-    /// The status code.
-    pub fn status(&self) -> StatusCode {
-        self.head.status
-    }
-
-    /// The HTTP version the response came over.
-    pub fn version(&self) -> Version {
-        self.head.version
-    }
-
-    /// The response headers.
-    pub fn headers(&self) -> &HeaderMap {
-        &self.head.headers
-    }
-
-    /// The status line and headers.
-    pub fn head(&self) -> &ResponseHead {
-        &self.head
-    }
-
-    /// The next chunk of the body; `None` at the end.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
-        self.body.chunk().await
-    }
-
-    /// Trailer fields, available once the body has ended.
-    pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.body.trailers()
-    }
-
-    /// The body, for pulling chunks or using it as a `Stream`.
-    pub fn body_mut(&mut self) -> &mut ResponseBody {
-        &mut self.body
-    }
-
-    /// Splits into the head and the body.
-    pub fn into_parts(self) -> (ResponseHead, ResponseBody) {
-        (self.head, self.body)
-    }
-
-    /// Reads the rest of the body.
-    pub async fn collect(mut self) -> Result<Response> {
-        let hint = self
-            .head
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        let body = self.body.read_all(hint).await?;
-        Ok(Response {
-            head: self.head,
-            body,
-            trailers: self.body.trailers.take(),
-        })
-    }
-}
-
-impl fmt::Debug for StreamResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StreamResponse")
-            .field("status", &self.head.status)
-            .field("version", &self.head.version)
-            .field("headers", &self.head.headers)
-            .finish_non_exhaustive()
-    }
+/// A body stage the client layer stacks on a response body (content decoding): it pulls from
+/// the body below only as its own output is taken.
+pub(crate) trait LayeredBody: Send {
+    /// The next chunk; `Ready(Ok(None))` at the end.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>>;
+    /// The trailers of the body below, once it ended.
+    fn take_trailers(&mut self) -> Option<HeaderMap>;
 }
 
 enum Source {
     Http1(H1Body),
+    Layered(Box<dyn LayeredBody>),
     Http2(MuxBody<H2Recv>),
     #[cfg(feature = "http3")]
     Http3(MuxBody<H3Recv>),
@@ -246,6 +88,18 @@ impl ResponseBody {
         }
     }
 
+    /// A body produced by a layer stacked on another body; `limit` caps what it produces
+    /// (`max_response_body`; 0: no cap).
+    pub(crate) fn layered(stage: Box<dyn LayeredBody>, limit: u64) -> ResponseBody {
+        ResponseBody {
+            source: Source::Layered(stage),
+            watchdog: None,
+            trailers: None,
+            limit,
+            received: 0,
+        }
+    }
+
     /// Caps the body at `limit` bytes (`max_response_body`; 0: no cap).
     pub(crate) fn limited(mut self, limit: u64) -> ResponseBody {
         self.limit = limit;
@@ -262,6 +116,11 @@ impl ResponseBody {
         self.trailers.as_ref()
     }
 
+    /// Takes the trailer fields (once the body has ended).
+    pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.trailers.take()
+    }
+
     /// The next chunk; `None` at the end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
         std::future::poll_fn(|cx| self.poll_chunk(cx)).await
@@ -272,6 +131,7 @@ impl ResponseBody {
         loop {
             let polled = match &mut self.source {
                 Source::Done => return Poll::Ready(Ok(None)),
+                Source::Layered(_) => return self.poll_layered(cx),
                 Source::Http1(b) => b.poll_frame(cx),
                 Source::Http2(b) => b.poll_frame(cx),
                 #[cfg(feature = "http3")]
@@ -329,7 +189,7 @@ impl ResponseBody {
                         Source::Http2(b) => b.activity(),
                         #[cfg(feature = "http3")]
                         Source::Http3(b) => b.activity(),
-                        Source::Done => return Poll::Pending,
+                        Source::Done | Source::Layered(_) => return Poll::Pending,
                     };
                     let expired = match &mut self.watchdog {
                         Some(w) => {
@@ -358,9 +218,40 @@ impl ResponseBody {
             Source::Http2(mut b) => b.finish(),
             #[cfg(feature = "http3")]
             Source::Http3(mut b) => b.finish(),
-            Source::Done => {}
+            Source::Layered(_) | Source::Done => {}
         }
         self.watchdog = None;
+    }
+
+    fn poll_layered(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
+        let Source::Layered(stage) = &mut self.source else {
+            return Poll::Ready(Ok(None));
+        };
+        let out = match std::task::ready!(stage.poll_chunk(cx)) {
+            Ok(Some(data)) => {
+                self.received = self.received.saturating_add(data.len() as u64);
+                if self.limit > 0 && self.received > self.limit {
+                    Err(crate::error::Error::new(
+                        crate::error::ErrorKind::ResponseBodyTooLarge,
+                        format!(
+                            "the decoded response body is longer than max_response_body ({} bytes)",
+                            self.limit
+                        ),
+                    ))
+                } else {
+                    return Poll::Ready(Ok(Some(data)));
+                }
+            }
+            Ok(None) => {
+                self.trailers = stage.take_trailers();
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        };
+        // Ended or failed: dropping the stage drops the body below (a clean end already gave
+        // its connection back).
+        self.source = Source::Done;
+        Poll::Ready(out)
     }
 
     /// Reads the rest of the body into one buffer (`hint`: expected size, 0 if unknown).

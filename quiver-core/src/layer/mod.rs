@@ -1,0 +1,319 @@
+//! The client layer: what sits between a request and its origin's pool, once for every
+//! language. Each concern is its own module — `redirect` (which redirects are followed and
+//! how), `decode` (content decoding), `cookies` (the jar), `auth` (Basic, Bearer, Digest) —
+//! and [`Layer::send`] runs them around one request: headers added per hop, the pool asked,
+//! cookies stored, a Digest challenge answered, redirects followed, the body decoded.
+
+pub(crate) mod auth;
+#[cfg(feature = "cookies")]
+pub(crate) mod cookies;
+pub(crate) mod decode;
+pub(crate) mod redirect;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, COOKIE};
+use http::{HeaderName, HeaderValue, Method};
+
+use crate::config::{PoolOptions, ResolvedRule};
+use crate::error::{Error, ErrorKind, Result};
+use crate::manager::{Manager, Route};
+use crate::origin::Origin;
+use crate::request::{Auth, Body, LayerOptions, RedirectMode, Request};
+use crate::response::{Redirect, StreamResponse};
+
+use self::auth::{Challenge, DigestCache};
+use self::redirect::{Policy, Step};
+
+/// A redirect's body is read and dropped up to this much, so its connection can be reused; a
+/// longer one closes the connection instead.
+const DRAIN_LIMIT: usize = 64 << 10;
+
+/// The client layer's state for one client: the cookie jar and remembered Digest challenges.
+pub(crate) struct Layer {
+    #[cfg(feature = "cookies")]
+    cookies: Option<Arc<cookies::CookieJar>>,
+    digest: DigestCache,
+}
+
+/// What a hop sends with its request that the next hop may need again.
+struct Retained {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Option<Body>,
+}
+
+impl Layer {
+    /// The layer for a client whose client-wide options are `defaults`.
+    pub(crate) fn new(defaults: &PoolOptions) -> Result<Layer> {
+        if defaults.cookies && !cfg!(feature = "cookies") {
+            return Err(Error::invalid_config(
+                "option `cookies` needs quiver's `cookies` feature",
+            ));
+        }
+        Ok(Layer {
+            #[cfg(feature = "cookies")]
+            cookies: defaults
+                .cookies
+                .then(|| Arc::new(cookies::CookieJar::new())),
+            digest: DigestCache::default(),
+        })
+    }
+
+    /// The cookie jar, when the client keeps one (`cookies`).
+    #[cfg(feature = "cookies")]
+    pub(crate) fn cookies(&self) -> Option<&Arc<cookies::CookieJar>> {
+        self.cookies.as_ref()
+    }
+
+    /// Sends `req` through its origin's pool with everything the layer does around it.
+    pub(crate) async fn send(&self, manager: &Manager, mut req: Request) -> Result<StreamResponse> {
+        let started = Instant::now();
+        let options: LayerOptions = std::mem::take(&mut req.layer);
+        let mut route = manager.route(&req.target.origin, options.protocol)?;
+        let first = route.rule.clone();
+        let policy = Policy {
+            mode: options
+                .redirect
+                .unwrap_or(if first.options.follow_redirects {
+                    RedirectMode::Follow
+                } else {
+                    RedirectMode::Manual
+                }),
+            max: options.max_redirects.unwrap_or(first.options.max_redirects),
+            allow_insecure: first.options.allow_insecure_redirects,
+        };
+        let deadline = req.timeout.or(first.options.request_timeout);
+        let client_auth = manager.rules().default_rule().auth.clone();
+        let mut history: Vec<Redirect> = Vec::new();
+        // The origin the caller addressed, once a redirect left it (client-wide and per-request
+        // credentials go to that origin only).
+        let mut initial: Option<Origin> = None;
+        let mut digest_answered = 0u8;
+        loop {
+            let at_initial = initial.as_ref().is_none_or(|o| *o == req.target.origin);
+            let auth = pick_auth(&options, &route.rule, client_auth.as_ref(), at_initial);
+            let decompress = options.decompress.unwrap_or(route.rule.options.decompress);
+            let may_repeat = matches!(policy.mode, RedirectMode::Follow | RedirectMode::Error)
+                || matches!(auth, Some(Auth::Digest { .. }));
+            let retained = may_repeat.then(|| Retained {
+                headers: req.headers.clone(),
+                body: req.body.try_clone(),
+            });
+            let url = std::mem::take(&mut req.url);
+            #[cfg(feature = "cookies")]
+            let jar_url = match &self.cookies {
+                Some(_) => url::Url::parse(&url).ok(),
+                None => None,
+            };
+            self.add_headers(&mut req, auth, decompress)?;
+            #[cfg(feature = "cookies")]
+            if let (Some(jar), Some(u)) = (&self.cookies, &jar_url) {
+                if !has(&req.headers, &COOKIE) {
+                    if let Some(v) = jar.header_for(u) {
+                        req.headers.push((COOKIE, v));
+                    }
+                }
+            }
+            let method = req.method.clone();
+            let origin = req.target.origin.clone();
+            let sent_digest =
+                matches!(auth, Some(Auth::Digest { .. })) && has(&req.headers, &AUTHORIZATION);
+            let resp = route.pool.send(req).await?;
+            #[cfg(feature = "cookies")]
+            if let (Some(jar), Some(u)) = (&self.cookies, &jar_url) {
+                jar.store_from(u, resp.headers());
+            }
+
+            // A Digest challenge: answer it once (twice when the nonce went stale).
+            if resp.status() == http::StatusCode::UNAUTHORIZED
+                && matches!(auth, Some(Auth::Digest { .. }))
+            {
+                let challenge = Challenge::from_headers(resp.headers());
+                let again = retained.as_ref().is_some_and(|r| r.body.is_some());
+                match challenge {
+                    Some(ch)
+                        if again && (digest_answered == 0 || ch.stale && digest_answered == 1) =>
+                    {
+                        digest_answered += 1;
+                        self.digest.remember(&origin, ch);
+                        discard(resp).await;
+                        let Some(r) = retained else {
+                            return Err(Error::internal(
+                                "a challenge answered without its request",
+                            ));
+                        };
+                        let target = crate::origin::Target::parse(&url)?;
+                        req = rebuild(method, url, target, r, deadline, started)?;
+                        continue;
+                    }
+                    _ if sent_digest => self.digest.forget(&origin),
+                    _ => {}
+                }
+            }
+
+            let step = {
+                let visited: Vec<&str> = history.iter().map(|h| h.url.as_str()).collect();
+                let replayable = retained.as_ref().is_some_and(|r| r.body.is_some());
+                redirect::next_step(
+                    &policy,
+                    resp.status(),
+                    resp.headers(),
+                    &method,
+                    &url,
+                    &visited,
+                    replayable,
+                )?
+            };
+            match step {
+                Step::Deliver => {}
+                Step::Unfollowed(why) => {
+                    return Ok(self.deliver(resp, &route, decompress, url, history, Some(why)))
+                }
+                Step::Follow(hop) => {
+                    let cross_origin = hop.target.origin != origin;
+                    if cross_origin && initial.is_none() {
+                        initial = Some(origin.clone());
+                    }
+                    history.push(Redirect {
+                        status: resp.status(),
+                        url,
+                        version: resp.version(),
+                        headers: resp.headers().clone(),
+                    });
+                    discard(resp).await;
+                    let Some(mut r) = retained else {
+                        return Err(Error::internal("a followed redirect without its request"));
+                    };
+                    redirect::carry_headers(&mut r.headers, hop.drop_body, cross_origin);
+                    if hop.drop_body {
+                        r.body = Some(Body::Empty);
+                    }
+                    route = manager.route(&hop.target.origin, options.protocol)?;
+                    req = rebuild(hop.method, hop.url, hop.target, r, deadline, started)?;
+                    continue;
+                }
+            }
+            return Ok(self.deliver(resp, &route, decompress, url, history, None));
+        }
+    }
+
+    /// The response as the caller gets it: decoded if asked, with its URL and history.
+    fn deliver(
+        &self,
+        mut resp: StreamResponse,
+        route: &Route,
+        decompress: bool,
+        url: String,
+        history: Vec<Redirect>,
+        unfollowed: Option<String>,
+    ) -> StreamResponse {
+        if decompress {
+            if let Some(codings) = decode::codings(resp.headers()) {
+                let options = &route.rule.options;
+                let (ratio, limit) = (options.max_decompression_ratio, options.max_response_body);
+                resp.map_body(|body| decode::wrap(body, codings, ratio, limit));
+            }
+        }
+        resp.set_provenance(url, history, unfollowed);
+        resp
+    }
+
+    /// The headers the layer adds to one hop: `accept-encoding` and credentials, unless the
+    /// request carries its own.
+    fn add_headers(&self, req: &mut Request, auth: Option<&Auth>, decompress: bool) -> Result<()> {
+        if decompress && !has(&req.headers, &ACCEPT_ENCODING) {
+            if let Some(v) = decode::accept_encoding() {
+                req.headers.push((ACCEPT_ENCODING, v));
+            }
+        }
+        if let Some(auth) = auth {
+            if !has(&req.headers, &AUTHORIZATION) {
+                let value = match auth {
+                    Auth::Digest { user, password } => self.digest.header(
+                        &req.target.origin,
+                        user,
+                        password,
+                        &req.method,
+                        req.target.path_and_query.as_str(),
+                    ),
+                    other => auth::simple_header(other),
+                };
+                if let Some(v) = value {
+                    req.headers.push((AUTHORIZATION, v));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The credentials for one hop: the request's own and the client's go to the origin the
+/// caller addressed only; a rule's go to its own origins.
+fn pick_auth<'a>(
+    options: &'a LayerOptions,
+    rule: &'a Arc<ResolvedRule>,
+    client: Option<&'a Auth>,
+    at_initial: bool,
+) -> Option<&'a Auth> {
+    let chosen = match (&options.auth, &rule.auth) {
+        (Some(own), _) if at_initial => Some(own),
+        (Some(Auth::None), _) => Some(&Auth::None),
+        (_, Some(rule_auth)) if rule.name != "default" => Some(rule_auth),
+        _ if at_initial => client,
+        _ => None,
+    };
+    chosen.filter(|a| !matches!(a, Auth::None))
+}
+
+fn has(headers: &[(HeaderName, HeaderValue)], name: &HeaderName) -> bool {
+    headers.iter().any(|(n, _)| n == name)
+}
+
+/// The request of the next hop (a redirect, or the same one answering a challenge), its time
+/// limit what is left of the first request's.
+fn rebuild(
+    method: Method,
+    url: String,
+    target: crate::origin::Target,
+    retained: Retained,
+    deadline: Option<std::time::Duration>,
+    started: Instant,
+) -> Result<Request> {
+    let timeout = match deadline {
+        Some(limit) => {
+            let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(Error::new(
+                    ErrorKind::RequestTimeout,
+                    format!("the request took longer than {limit:?} (redirects included)"),
+                ));
+            }
+            Some(left)
+        }
+        None => None,
+    };
+    Ok(Request {
+        method,
+        target,
+        url,
+        headers: retained.headers,
+        body: retained.body.unwrap_or_default(),
+        timeout,
+        early_data: None,
+        layer: LayerOptions::default(),
+    })
+}
+
+/// Reads and drops a response the caller will not see (a redirect, a challenge), so that its
+/// connection can be reused; a long body is cut (the connection closes instead).
+async fn discard(resp: StreamResponse) {
+    let (_, mut body) = resp.into_parts();
+    let mut read = 0usize;
+    while let Ok(Some(chunk)) = body.chunk().await {
+        read += chunk.len();
+        if read > DRAIN_LIMIT {
+            break;
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Responses: fully read ([`Response`]) or streamed ([`StreamResponse`], whose
+//! [`ResponseBody`] is pulled chunk by chunk and holds its connection until the end).
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, Version};
+
+use crate::error::Result;
+
+mod body;
+
+pub(crate) use self::body::LayeredBody;
+pub use self::body::ResponseBody;
+
+/// The status line and headers of a response.
+#[derive(Clone, Debug)]
+pub struct ResponseHead {
+    /// The status code.
+    pub status: StatusCode,
+    /// The HTTP version the response came over.
+    pub version: Version,
+    /// The response headers (case-insensitive names, multiple values kept).
+    pub headers: HeaderMap,
+}
+
+impl From<http::response::Parts> for ResponseHead {
+    fn from(parts: http::response::Parts) -> Self {
+        ResponseHead {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+        }
+    }
+}
+
+/// One redirect the client followed on the way to a response: what answered, and where.
+#[derive(Clone, Debug)]
+pub struct Redirect {
+    /// The redirect's status (301, 302, 303, 307 or 308).
+    pub status: StatusCode,
+    /// The URL that answered with the redirect.
+    pub url: String,
+    /// The HTTP version it came over.
+    pub version: Version,
+    /// Its headers (`location` among them).
+    pub headers: HeaderMap,
+}
+
+/// Where a response came from: its URL, the redirects followed to reach it, and why a
+/// redirect it carries was not followed.
+#[derive(Clone, Debug, Default)]
+struct Provenance {
+    url: String,
+    history: Vec<Redirect>,
+    unfollowed: Option<String>,
+}
+
+/// A response read to its end: head, body and trailers.
+#[derive(Clone)]
+pub struct Response {
+    head: ResponseHead,
+    body: Bytes,
+    trailers: Option<HeaderMap>,
+    from: Provenance,
+}
+
+impl Response {
+    /// The URL that answered (after redirects: the last one).
+    pub fn url(&self) -> &str {
+        &self.from.url
+    }
+
+    /// The redirects followed to get here, oldest first (empty when none).
+    pub fn history(&self) -> &[Redirect] {
+        &self.from.history
+    }
+
+    /// Why this response is a redirect that was not followed although redirects are on (a
+    /// 307/308 whose streamed body cannot be sent again); `None` otherwise.
+    pub fn unfollowed_redirect(&self) -> Option<&str> {
+        self.from.unfollowed.as_deref()
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.head.status
+    }
+
+    /// The HTTP version the response came over.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The status line and headers.
+    pub fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
+    /// The body as text, invalid UTF-8 replaced.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Trailer fields, when the response had any.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.head.status)
+            .field("version", &self.head.version)
+            .field("headers", &self.head.headers)
+            .field("body_len", &self.body.len())
+            .field("trailers", &self.trailers)
+            .finish()
+    }
+}
+
+/// A response whose head has arrived and whose body is pulled chunk by chunk.
+///
+/// The connection (or stream slot) stays with this response until the body ends or the
+/// response is dropped; dropping it early closes an HTTP/1.1 connection rather than reusing it.
+pub struct StreamResponse {
+    head: ResponseHead,
+    body: ResponseBody,
+    from: Provenance,
+}
+
+impl StreamResponse {
+    pub(crate) fn new(head: http::response::Parts, body: ResponseBody) -> StreamResponse {
+        StreamResponse {
+            head: head.into(),
+            body,
+            from: Provenance::default(),
+        }
+    }
+
+    /// The URL that answered (after redirects: the last one).
+    pub fn url(&self) -> &str {
+        &self.from.url
+    }
+
+    /// The redirects followed to get here, oldest first (empty when none).
+    pub fn history(&self) -> &[Redirect] {
+        &self.from.history
+    }
+
+    /// Why this response is a redirect that was not followed although redirects are on;
+    /// `None` otherwise.
+    pub fn unfollowed_redirect(&self) -> Option<&str> {
+        self.from.unfollowed.as_deref()
+    }
+
+    /// Records where the response came from (the client layer, once per response).
+    pub(crate) fn set_provenance(
+        &mut self,
+        url: String,
+        history: Vec<Redirect>,
+        unfollowed: Option<String>,
+    ) {
+        self.from = Provenance {
+            url,
+            history,
+            unfollowed,
+        };
+    }
+
+    /// Replaces the body with a stage stacked on it (`wrap` gets the current body).
+    pub(crate) fn map_body(&mut self, wrap: impl FnOnce(ResponseBody) -> ResponseBody) {
+        let body = std::mem::replace(&mut self.body, ResponseBody::empty());
+        self.body = wrap(body);
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.head.status
+    }
+
+    /// The HTTP version the response came over.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The status line and headers.
+    pub fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    /// The next chunk of the body; `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        self.body.chunk().await
+    }
+
+    /// Trailer fields, available once the body has ended.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.body.trailers()
+    }
+
+    /// The body, for pulling chunks or using it as a `Stream`.
+    pub fn body_mut(&mut self) -> &mut ResponseBody {
+        &mut self.body
+    }
+
+    /// Splits into the head and the body (the URL and history are dropped: read them first).
+    pub fn into_parts(self) -> (ResponseHead, ResponseBody) {
+        (self.head, self.body)
+    }
+
+    /// Reads the rest of the body.
+    pub async fn collect(mut self) -> Result<Response> {
+        let hint = self
+            .head
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let body = self.body.read_all(hint).await?;
+        Ok(Response {
+            head: self.head,
+            body,
+            trailers: self.body.take_trailers(),
+            from: self.from,
+        })
+    }
+}
+
+impl fmt::Debug for StreamResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamResponse")
+            .field("status", &self.head.status)
+            .field("version", &self.head.version)
+            .field("headers", &self.head.headers)
+            .finish_non_exhaustive()
+    }
+}
