@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ALT_SVC, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRAILER};
+use http::header::{
+    ALT_SVC, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE,
+    HOST, LOCATION, SET_COOKIE, TRAILER, VARY, WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, StreamBody};
@@ -18,7 +21,9 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
+use crate::auth::{self, Algorithm, DigestInput, Qop, DIGEST_OPAQUE, DIGEST_REALM};
 use crate::body::{self, BoxBody, BoxError, PatternBody};
+use crate::coding::{self, Coding, EncodedBody, Fill};
 use crate::http3::datagram::EchoSlot;
 use crate::stats::Counters;
 
@@ -50,6 +55,9 @@ pub(crate) struct ConnCtx {
     /// The `alt-svc` header every response of the connection carries (the `https_alt` and
     /// `https_alt_blocked` listeners), unless the endpoint set its own (`/alt-svc`).
     alt_svc: Option<HeaderValue>,
+    /// The connection runs over TLS (TLS listeners, HTTP/3): `/redirect/{n}?kind=absolute`
+    /// writes `https://`.
+    secure: bool,
 }
 
 impl ConnCtx {
@@ -62,7 +70,13 @@ impl ConnCtx {
             drop_next: AtomicBool::new(false),
             control: None,
             alt_svc: None,
+            secure: false,
         }
+    }
+
+    /// The same context, marked as running over TLS (or QUIC) when `secure`.
+    pub(crate) fn with_secure(self, secure: bool) -> Self {
+        ConnCtx { secure, ..self }
     }
 
     /// The same context, with `alt_svc` added to every response that has no `alt-svc` of its
@@ -291,8 +305,12 @@ fn text(status: StatusCode, text: impl Into<Bytes>) -> Response<BoxBody> {
 }
 
 fn json(value: &impl Serialize) -> Response<BoxBody> {
+    json_status(StatusCode::OK, value)
+}
+
+fn json_status(status: StatusCode, value: &impl Serialize) -> Response<BoxBody> {
     match serde_json::to_vec(value) {
-        Ok(bytes) => respond(StatusCode::OK, Some("application/json"), body::full(bytes)),
+        Ok(bytes) => respond(status, Some("application/json"), body::full(bytes)),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -382,6 +400,25 @@ where
         ["too-early"] => Ok(text(StatusCode::OK, "ok")),
         ["datagram-echo"] => datagram_echo(req),
         ["alt-svc"] => alt_svc_endpoint(&query),
+        ["redirect-to"] => redirect_to(&query),
+        ["redirect", n] => redirect_n(&req, conn, n, &query),
+        ["redirect-loop"] => Ok(redirect(
+            StatusCode::FOUND,
+            HeaderValue::from_static("/redirect-loop"),
+        )),
+        ["set-cookie"] => set_cookie(&query),
+        ["cookies"] => Ok(cookies(&req)),
+        ["encoded", codings, n] => encoded(codings, n, &query).await,
+        ["corrupt", coding] => corrupt(coding, &query),
+        ["basic-auth", user, passwd] => basic_auth(&req, user, passwd),
+        ["bearer", token] => bearer(&req, token),
+        ["digest-auth", qop, user, passwd] => {
+            digest_auth(req, [qop, user, passwd], None, &query, counters).await
+        }
+        ["digest-auth", qop, user, passwd, algorithm] => {
+            digest_auth(req, [qop, user, passwd], Some(algorithm), &query, counters).await
+        }
+        ["multipart"] => multipart_endpoint(req, &query).await,
         _ => Ok(text(StatusCode::NOT_FOUND, "not found")),
     };
     result.unwrap_or_else(|BadRequest(what)| {
@@ -408,8 +445,449 @@ fn alt_svc_endpoint(query: &str) -> Result<Response<BoxBody>, BadRequest> {
     Ok(resp)
 }
 
+/// Every value of the query parameter `name`, percent-decoded into a header value; a broken
+/// escape or a value no header can hold is a 400.
+fn query_header_values(query: &str, name: &str) -> Result<Vec<HeaderValue>, BadRequest> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, raw)| {
+            percent_decode(raw)
+                .and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+                .ok_or_else(|| bad_request(&format!("{name}={raw}")))
+        })
+        .collect()
+}
+
+/// The `status` query parameter of a redirect: 302 when absent, else a 3xx.
+fn redirect_status(query: &str) -> Result<StatusCode, BadRequest> {
+    match query_num(query, "status")? {
+        None => Ok(StatusCode::FOUND),
+        Some(code) => u16::try_from(code)
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .filter(StatusCode::is_redirection)
+            .ok_or_else(|| bad_request(&format!("redirect status {code}"))),
+    }
+}
+
+/// A redirect: `status`, `location`, body `redirect`.
+fn redirect(status: StatusCode, location: HeaderValue) -> Response<BoxBody> {
+    let mut resp = text(status, "redirect");
+    resp.headers_mut().insert(LOCATION, location);
+    resp
+}
+
+/// `/redirect-to?url=URL[&status=3xx][&set_cookie=VALUE...]`: a redirect (302 unless `status`
+/// says which 3xx) to the percent-decoded `url`, verbatim (relative, scheme-relative or
+/// absolute), body `redirect`, with one `set-cookie` per `set_cookie` (percent-decoded).
+fn redirect_to(query: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let raw = query_param(query, "url").ok_or_else(|| bad_request("redirect-to needs url="))?;
+    let location = percent_decode(raw)
+        .and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+        .ok_or_else(|| bad_request(&format!("redirect-to url={raw}")))?;
+    let cookies = query_header_values(query, "set_cookie")?;
+    let mut resp = redirect(redirect_status(query)?, location);
+    for cookie in cookies {
+        resp.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(resp)
+}
+
+/// `/redirect/{n}?status=3xx&kind=relative|absolute|scheme-relative`: `n` > 0 redirects to
+/// `/redirect/{n-1}` with the same query, written as `kind` says (the host from `:authority`
+/// or `host`, the scheme from the listener); `/redirect/0` answers like `/headers`.
+fn redirect_n<B>(
+    req: &Request<B>,
+    conn: &ConnCtx,
+    n: &str,
+    query: &str,
+) -> Result<Response<BoxBody>, BadRequest> {
+    let n = path_num(n)?;
+    if n == 0 {
+        return Ok(headers_endpoint(req, conn));
+    }
+    let status = redirect_status(query)?;
+    let mut target = format!("/redirect/{}", n - 1);
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let host = || {
+        req.uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| bad_request("no host or :authority to redirect to"))
+    };
+    let location = match query_param(query, "kind").unwrap_or("relative") {
+        "relative" => target,
+        "absolute" => {
+            let scheme = if conn.secure { "https" } else { "http" };
+            format!("{scheme}://{}{target}", host()?)
+        }
+        "scheme-relative" => format!("//{}{target}", host()?),
+        other => return Err(bad_request(&format!("redirect kind={other}"))),
+    };
+    let location = HeaderValue::from_str(&location)
+        .map_err(|_| bad_request(&format!("location {location}")))?;
+    Ok(redirect(status, location))
+}
+
+/// `/cookies`: a JSON object of the cookies the request carried (every `cookie` header, pairs
+/// split on `;`; a later duplicate overwrites an earlier one).
+fn cookies<B>(req: &Request<B>) -> Response<BoxBody> {
+    let mut map = serde_json::Map::new();
+    for header in req.headers().get_all(COOKIE) {
+        let header = String::from_utf8_lossy(header.as_bytes());
+        for pair in header.split(';') {
+            if let Some((name, value)) = pair.trim().split_once('=') {
+                let name = name.trim();
+                if !name.is_empty() {
+                    map.insert(
+                        name.to_owned(),
+                        serde_json::Value::String(value.trim().to_owned()),
+                    );
+                }
+            }
+        }
+    }
+    json(&map)
+}
+
+/// The largest `n` of `/encoded` (2^40).
+const ENCODED_MAX: u64 = 1 << 40;
+/// The largest `n` of `/encoded` without `chunked=1` (the body is built first).
+const ENCODED_WHOLE_MAX: u64 = 64 << 20;
+/// The largest `chunk_size` of `/encoded`.
+const ENCODED_CHUNK_MAX: u64 = 16 << 20;
+
+/// `/encoded/{codings}/{n}`: the `n`-byte pattern (or zero, `fill=zero`) body compressed with
+/// `codings` (comma-separated, applied in order), labelled with `content-encoding`. Built
+/// whole with a `content-length` (n up to 64 MiB), or with `chunked=1` compressed lazily as the
+/// client reads, `chunk_size` bytes per step, `delay_ms` between steps.
+async fn encoded(codings: &str, n: &str, query: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let spec = path_decode(codings)?;
+    let chain = coding::parse_chain(&spec)
+        .ok_or_else(|| bad_request(&format!("unknown content coding {spec}")))?;
+    let n = path_num(n)?;
+    if n > ENCODED_MAX {
+        return Err(bad_request(&format!("n={n} is over 2^40")));
+    }
+    let fill = match query_param(query, "fill") {
+        None | Some("pattern") => Fill::Pattern,
+        Some("zero") => Fill::Zero,
+        Some(other) => return Err(bad_request(&format!("fill={other}"))),
+    };
+    let chunk_size = match query_num(query, "chunk_size")? {
+        None => DEFAULT_CHUNK as u64,
+        Some(k) if k == 0 || k > ENCODED_CHUNK_MAX => {
+            return Err(bad_request(&format!("chunk_size={k}")))
+        }
+        Some(k) => k,
+    };
+    let delay = query_num(query, "delay_ms")?.map(Duration::from_millis);
+    let chunked = matches!(query_param(query, "chunked"), Some("1" | "true")) || delay.is_some();
+    let mut resp = if chunked {
+        let body = EncodedBody::new(&chain, fill, n, chunk_size, delay)
+            .map_err(|e| bad_request(&e.to_string()))?;
+        respond(
+            StatusCode::OK,
+            Some("application/octet-stream"),
+            body.boxed_unsync(),
+        )
+    } else {
+        if n > ENCODED_WHOLE_MAX {
+            return Err(bad_request(&format!(
+                "n={n} is over 64 MiB: use chunked=1 for larger bodies"
+            )));
+        }
+        let codings = chain.clone();
+        let data = tokio::task::spawn_blocking(move || coding::compress_all(&codings, fill, n))
+            .await
+            .map_err(|e| bad_request(&e.to_string()))?
+            .map_err(|e| bad_request(&e.to_string()))?;
+        let len = data.len() as u64;
+        let mut resp = respond(
+            StatusCode::OK,
+            Some("application/octet-stream"),
+            body::full(data),
+        );
+        resp.headers_mut().insert(CONTENT_LENGTH, len.into());
+        resp
+    };
+    let headers = resp.headers_mut();
+    if let Ok(label) = HeaderValue::from_str(&coding::chain_label(&chain)) {
+        headers.insert(CONTENT_ENCODING, label);
+    }
+    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    headers.insert("x-uncompressed-length", n.into());
+    Ok(resp)
+}
+
+/// `/corrupt/{coding}?kind=garbage|truncated`: a compressed body no decoder accepts, see
+/// [`coding::garbage`] and [`coding::truncated`].
+fn corrupt(coding: &str, query: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let coding = Coding::parse(coding)
+        .filter(|c| {
+            matches!(
+                c,
+                Coding::Gzip | Coding::Deflate | Coding::Br | Coding::Zstd
+            )
+        })
+        .ok_or_else(|| bad_request(&format!("corrupt coding {coding}")))?;
+    let data = match query_param(query, "kind") {
+        None | Some("garbage") => coding::garbage(coding),
+        Some("truncated") => coding::truncated(coding),
+        Some(other) => return Err(bad_request(&format!("corrupt kind={other}"))),
+    }
+    .map_err(|e| bad_request(&e.to_string()))?;
+    let len = data.len() as u64;
+    let mut resp = respond(
+        StatusCode::OK,
+        Some("application/octet-stream"),
+        body::full(data),
+    );
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_LENGTH, len.into());
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static(coding.label()));
+    Ok(resp)
+}
+
+/// A 401 with `www-authenticate: {challenge}` and `{"authenticated": false}`.
+fn unauthorized(challenge: HeaderValue) -> Response<BoxBody> {
+    let mut resp = json_status(
+        StatusCode::UNAUTHORIZED,
+        &serde_json::json!({ "authenticated": false }),
+    );
+    resp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+    resp
+}
+
+/// `/basic-auth/{user}/{passwd}`: 200 when `authorization: Basic base64(user:passwd)`, else
+/// 401 with a Basic challenge.
+fn basic_auth<B>(
+    req: &Request<B>,
+    user: &str,
+    passwd: &str,
+) -> Result<Response<BoxBody>, BadRequest> {
+    let user = path_decode(user)?;
+    let passwd = path_decode(passwd)?;
+    let ok = req
+        .headers()
+        .get_all(AUTHORIZATION)
+        .iter()
+        .any(|v| auth::basic_ok(v.as_bytes(), &user, &passwd));
+    Ok(if ok {
+        json(&serde_json::json!({ "authenticated": true, "user": user }))
+    } else {
+        unauthorized(HeaderValue::from_static("Basic realm=\"quiver\""))
+    })
+}
+
+/// `/bearer/{token}`: 200 when `authorization: Bearer {token}`, else 401 with a Bearer
+/// challenge.
+fn bearer<B>(req: &Request<B>, token: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let token = path_decode(token)?;
+    let ok = req
+        .headers()
+        .get_all(AUTHORIZATION)
+        .iter()
+        .any(|v| auth::bearer_ok(v.as_bytes(), &token));
+    Ok(if ok {
+        json(&serde_json::json!({ "authenticated": true, "token": token }))
+    } else {
+        unauthorized(HeaderValue::from_static("Bearer realm=\"quiver\""))
+    })
+}
+
+/// A 401 with a fresh Digest challenge (counted in `digest_challenges`).
+fn digest_challenge(
+    counters: &Counters,
+    qop: Qop,
+    algorithm: Algorithm,
+    stale: bool,
+) -> Response<BoxBody> {
+    let nonce = counters.digest_nonces.issue(stale);
+    let mut value = format!("Digest realm=\"{DIGEST_REALM}\"");
+    if let Some(qop) = qop.value() {
+        value.push_str(&format!(", qop=\"{qop}\""));
+    }
+    value.push_str(&format!(
+        ", nonce=\"{nonce}\", opaque=\"{DIGEST_OPAQUE}\", algorithm={}",
+        algorithm.name()
+    ));
+    if stale {
+        value.push_str(", stale=true");
+    }
+    counters.on_digest_challenge();
+    unauthorized(HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Digest")))
+}
+
+/// `/digest-auth/{qop}/{user}/{passwd}[/{algorithm}][?stale=1]` (RFC 7616).
+async fn digest_auth<B>(
+    req: Request<B>,
+    [qop, user, passwd]: [&str; 3],
+    algorithm: Option<&str>,
+    query: &str,
+    counters: &Counters,
+) -> Result<Response<BoxBody>, BadRequest>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let qop = Qop::parse(qop).ok_or_else(|| bad_request(&format!("digest qop {qop}")))?;
+    let algorithm = match algorithm {
+        None => Algorithm::Md5,
+        Some(a) => {
+            Algorithm::parse(a).ok_or_else(|| bad_request(&format!("digest algorithm {a}")))?
+        }
+    };
+    let user = path_decode(user)?;
+    let passwd = path_decode(passwd)?;
+    let stale_mode = matches!(query_param(query, "stale"), Some("1" | "true"));
+    let challenge = |stale| Ok(digest_challenge(counters, qop, algorithm, stale));
+    let Some(params) = req
+        .headers()
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(auth::parse_digest_header)
+    else {
+        return challenge(false);
+    };
+    let get = |name: &str| params.get(name).map(String::as_str);
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let checked = || -> Option<auth::NonceInfo> {
+        let userhash = get("userhash").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let username = get("username")?;
+        let user_ok = if userhash {
+            username.eq_ignore_ascii_case(&algorithm.hash(&format!("{user}:{DIGEST_REALM}")))
+        } else {
+            username == user
+        };
+        let algorithm_ok = match get("algorithm") {
+            Some(a) => a.eq_ignore_ascii_case(algorithm.name()),
+            None => algorithm == Algorithm::Md5,
+        };
+        let qop_ok = match (get("qop"), qop.value()) {
+            (Some(got), Some(want)) => {
+                got.eq_ignore_ascii_case(want) && get("nc").is_some() && get("cnonce").is_some()
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        let ok = user_ok
+            && algorithm_ok
+            && qop_ok
+            && get("realm")? == DIGEST_REALM
+            && get("uri")? == uri
+            && get("opaque").is_none_or(|o| o == DIGEST_OPAQUE);
+        if !ok {
+            return None;
+        }
+        counters.digest_nonces.get(get("nonce")?)
+    };
+    let Some(nonce_info) = checked() else {
+        return challenge(false);
+    };
+    let body_hash = if qop == Qop::AuthInt {
+        let mut hasher = algorithm.hasher();
+        let mut body = pin!(req.into_body());
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Ok(text(StatusCode::BAD_REQUEST, "request body error"));
+            };
+            if let Some(data) = frame.data_ref() {
+                hasher.update(data);
+            }
+        }
+        hasher.finish()
+    } else {
+        String::new()
+    };
+    let nonce = get("nonce").unwrap_or_default();
+    let expected = auth::digest_response(&DigestInput {
+        algorithm,
+        user: &user,
+        realm: DIGEST_REALM,
+        passwd: &passwd,
+        method: &method,
+        uri: &uri,
+        nonce,
+        nc: get("nc").unwrap_or_default(),
+        cnonce: get("cnonce").unwrap_or_default(),
+        qop: qop.value(),
+        body_hash: &body_hash,
+    });
+    if !get("response").is_some_and(|r| r.eq_ignore_ascii_case(&expected)) {
+        return challenge(false);
+    }
+    if stale_mode && !nonce_info.replacement {
+        counters.digest_nonces.forget(nonce);
+        return challenge(true);
+    }
+    counters.on_digest_ok();
+    Ok(json(&serde_json::json!({
+        "authenticated": true,
+        "user": user,
+        "nc": get("nc"),
+        "algorithm": algorithm.name(),
+    })))
+}
+
+/// `/multipart[?delay_ms=D]`: the parts of a `multipart/form-data` body, parsed as it streams
+/// in; 400 with the parser's error when it is not valid multipart.
+async fn multipart_endpoint<B>(
+    req: Request<B>,
+    query: &str,
+) -> Result<Response<BoxBody>, BadRequest>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let delay = query_num(query, "delay_ms")?.map(Duration::from_millis);
+    Ok(match crate::multipart::parse(req, delay).await {
+        Ok(form) => json(&form),
+        Err(e) => text(StatusCode::BAD_REQUEST, e),
+    })
+}
+
+/// `/set-cookie?v=COOKIE[&v=...]`: 200 `ok` with one `set-cookie` header per `v`, each the
+/// percent-decoded value verbatim (attributes included, e.g. `a=1; Path=/; Max-Age=60`).
+fn set_cookie(query: &str) -> Result<Response<BoxBody>, BadRequest> {
+    let mut resp = text(StatusCode::OK, "ok");
+    let values = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == "v");
+    for (_, raw) in values {
+        let value = percent_decode(raw)
+            .and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+            .ok_or_else(|| bad_request(&format!("set-cookie value v={raw}")))?;
+        resp.headers_mut().append(SET_COOKIE, value);
+    }
+    Ok(resp)
+}
+
 /// Decodes a query value: `%XX` to its byte, `+` to a space; `None` on a broken escape.
 fn percent_decode(raw: &str) -> Option<Vec<u8>> {
+    percent_decode_with(raw, true)
+}
+
+/// Decodes `%XX` escapes (and `+` to a space when `plus_is_space`); `None` on a broken escape.
+fn percent_decode_with(raw: &str, plus_is_space: bool) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(raw.len());
     let mut bytes = raw.bytes();
     while let Some(b) = bytes.next() {
@@ -419,11 +897,18 @@ fn percent_decode(raw: &str) -> Option<Vec<u8>> {
                 let lo = char::from(bytes.next()?).to_digit(16)?;
                 out.push(u8::try_from(hi * 16 + lo).ok()?);
             }
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             other => out.push(other),
         }
     }
     Some(out)
+}
+
+/// Decodes a path segment (`%XX` escapes; `+` stays a `+`) into UTF-8 text.
+fn path_decode(segment: &str) -> Result<String, BadRequest> {
+    percent_decode_with(segment, false)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| bad_request(&format!("path segment {segment}")))
 }
 
 #[derive(Serialize)]

@@ -13,6 +13,8 @@
 //! `blackhole` answers HTTP/1.1 on `127.0.0.1` but hangs connects to `127.0.0.2` and `[::1]`.
 //! `dns` (UDP, 127.0.0.1) answers HTTPS resource record queries for `quiver.test` origins.
 //! Two Unix sockets in [`TestServer::dir`] serve HTTP/1.1 (`http.sock`) and h2c (`h2c.sock`).
+//! `second` (HTTP/1.1) and `second_tls` (like `https`) serve the same endpoints on other ports:
+//! a second origin, for cross-origin redirects and cookies.
 //! The endpoints, the proxies and the certificates are described in the crate's README;
 //! [`H2Options`] shape the HTTP/2 side, [`H3Options`] the HTTP/3 side, [`ProxyOptions`] the
 //! HTTP proxy.
@@ -28,9 +30,11 @@
 //! ```
 #![deny(missing_docs)]
 
+mod auth;
 mod blackhole;
 mod body;
 mod certs;
+mod coding;
 mod dns;
 mod endpoints;
 mod h1;
@@ -41,6 +45,7 @@ pub mod hypercorn;
 mod http2;
 mod http3;
 mod listen;
+mod multipart;
 pub mod nginx;
 mod peer;
 mod proxy;
@@ -222,6 +227,8 @@ pub struct TestServer {
     https_alt: u16,
     https_alt_blocked: u16,
     dns: u16,
+    second: u16,
+    second_tls: u16,
     unix_http: PathBuf,
     unix_h2c: PathBuf,
     /// The hostile listeners' ports, by mode.
@@ -307,6 +314,8 @@ struct Announcement {
     https_alt: u16,
     https_alt_blocked: u16,
     dns: u16,
+    second: u16,
+    second_tls: u16,
     unix_http: String,
     unix_h2c: String,
     ca_file: String,
@@ -376,9 +385,22 @@ async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shar
                 return;
             };
             if tls.get_ref().1.alpn_protocol() == Some(certs::ALPN_H2) {
-                http2::serve(tls, conn_id, peer, counters, shared.h2.clone(), alt_svc).await;
+                http2::serve(
+                    tls,
+                    conn_id,
+                    peer,
+                    counters,
+                    shared.h2.clone(),
+                    alt_svc,
+                    true,
+                )
+                .await;
             } else {
-                let conn = Arc::new(ConnCtx::new(conn_id, peer).with_alt_svc(alt_svc));
+                let conn = Arc::new(
+                    ConnCtx::new(conn_id, peer)
+                        .with_alt_svc(alt_svc)
+                        .with_secure(true),
+                );
                 h1::serve(tls, conn, counters, None).await;
             }
         }
@@ -391,6 +413,7 @@ async fn serve_connection(stream: TcpStream, transport: Transport, shared: &Shar
                 counters,
                 shared.h2.clone(),
                 None,
+                false,
             )
             .await;
         }
@@ -537,6 +560,7 @@ impl TestServer {
         let (h3_port, udp_blackhole_port) = (h3_sockets.port, udp_blackhole.port);
         let alt_svc = |port: u16| HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400")).ok();
         let https_alt = TlsAcceptor::from(pki.https_config()?);
+        let second_tls = TlsAcceptor::from(pki.https_config()?);
 
         let mut bound = Vec::new();
         for transport in [
@@ -552,6 +576,8 @@ impl TestServer {
             Transport::Socks(socks::SocksAuth::Password),
             Transport::Tls(https_alt.clone(), alt_svc(h3_port)),
             Transport::Tls(https_alt, alt_svc(udp_blackhole_port)),
+            Transport::Http(None),
+            Transport::Tls(second_tls, None),
         ] {
             bound.push((listen::bind_dual(has_ipv6).await?, transport));
         }
@@ -734,6 +760,8 @@ impl TestServer {
             https_alt: ports[10],
             https_alt_blocked: ports[11],
             dns: dns_port,
+            second: ports[12],
+            second_tls: ports[13],
             unix_http,
             unix_h2c,
             hostile_h2,
@@ -959,6 +987,27 @@ impl TestServer {
         self.dns
     }
 
+    /// The port of the `second` listener: HTTP/1.1 cleartext like `http`, another origin.
+    pub fn second_port(&self) -> u16 {
+        self.second
+    }
+
+    /// The port of the `second_tls` listener: HTTP/1.1 or HTTP/2 over TLS like `https`,
+    /// another origin.
+    pub fn second_tls_port(&self) -> u16 {
+        self.second_tls
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the `second` listener.
+    pub fn second_url(&self, path: &str) -> String {
+        Self::url("http", "127.0.0.1", self.second, path)
+    }
+
+    /// `https://localhost:PORT{path}` on the `second_tls` listener.
+    pub fn second_tls_url(&self, path: &str) -> String {
+        Self::url("https", "localhost", self.second_tls, path)
+    }
+
     /// `https://localhost:PORT{path}` on the `https_alt` listener.
     pub fn https_alt_url(&self, path: &str) -> String {
         Self::url("https", "localhost", self.https_alt, path)
@@ -1063,6 +1112,8 @@ impl TestServer {
             https_alt: self.https_alt,
             https_alt_blocked: self.https_alt_blocked,
             dns: self.dns,
+            second: self.second,
+            second_tls: self.second_tls,
             unix_http: path(self.unix_http_path()),
             unix_h2c: path(self.unix_h2c_path()),
             ca_file: path(self.ca_file()),

@@ -90,6 +90,10 @@ pub struct Stats {
     pub chaos_processed_failed: u64,
     /// `/chaos` request ids processed more than once (a request sent twice).
     pub chaos_duplicates: u64,
+    /// Digest challenges sent (every 401 of `/digest-auth`, `stale=true` ones included).
+    pub digest_challenges: u64,
+    /// Requests `/digest-auth` authenticated (answered 200).
+    pub digest_ok: u64,
 }
 
 /// The JSON of `/stats`: every [`Stats`] field, plus `socks_last_target` (kept out of
@@ -140,6 +144,11 @@ pub(crate) struct Counters {
     chaos_processed: AtomicU64,
     chaos_processed_failed: AtomicU64,
     chaos_duplicates: AtomicU64,
+    digest_challenges: AtomicU64,
+    digest_ok: AtomicU64,
+    /// The nonces `/digest-auth` issued (not counters, but shared by every listener like
+    /// them; not reset).
+    pub(crate) digest_nonces: crate::auth::NonceStore,
     /// The `/chaos` request ids seen, and whether each was processed but failed.
     chaos_ids: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
@@ -192,6 +201,16 @@ impl Counters {
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .copied()
+    }
+
+    /// Counts a Digest challenge sent.
+    pub(crate) fn on_digest_challenge(&self) {
+        self.digest_challenges.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a successful Digest authentication.
+    pub(crate) fn on_digest_ok(&self) {
+        self.digest_ok.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Counts one request.
@@ -365,6 +384,8 @@ impl Counters {
             chaos_processed: get(&self.chaos_processed),
             chaos_processed_failed: get(&self.chaos_processed_failed),
             chaos_duplicates: get(&self.chaos_duplicates),
+            digest_challenges: get(&self.digest_challenges),
+            digest_ok: get(&self.digest_ok),
         }
     }
 
@@ -398,6 +419,8 @@ impl Counters {
             &self.chaos_processed,
             &self.chaos_processed_failed,
             &self.chaos_duplicates,
+            &self.digest_challenges,
+            &self.digest_ok,
         ] {
             counter.store(0, Ordering::SeqCst);
         }
@@ -485,6 +508,9 @@ mod tests {
         c.on_chaos_processed("a", false);
         c.on_chaos_processed("b", true);
         c.on_chaos_processed("a", false);
+        c.on_digest_challenge();
+        c.on_digest_challenge();
+        c.on_digest_ok();
         assert_eq!(c.chaos_outcome("b"), Some(true));
         assert_eq!(c.chaos_outcome("c"), None);
         drop(a);
@@ -521,6 +547,8 @@ mod tests {
                 chaos_processed: 2,
                 chaos_processed_failed: 1,
                 chaos_duplicates: 1,
+                digest_challenges: 2,
+                digest_ok: 1,
             }
         );
         c.reset();

@@ -90,7 +90,16 @@ async fn serve(stream: UnixStream, kind: UnixKind, shared: &Shared) {
             h1::serve(stream, conn, counters, None).await;
         }
         UnixKind::H2c => {
-            http2::serve(stream, conn_id, None, counters, shared.h2.clone(), None).await;
+            http2::serve(
+                stream,
+                conn_id,
+                None,
+                counters,
+                shared.h2.clone(),
+                None,
+                false,
+            )
+            .await;
         }
     }
 }

@@ -576,6 +576,8 @@ fn binary_prints_one_json_line_and_exits_on_stdin_eof() {
         "socks5_auth",
         "https_alt",
         "https_alt_blocked",
+        "second",
+        "second_tls",
     ] {
         assert!(json[key].as_u64().is_some_and(|p| p > 0), "{key}");
     }

@@ -54,7 +54,7 @@ const CONNECTION_SPECIFIC: [HeaderName; 4] = [
 
 /// Serves HTTP/2 on `io` (after the TLS handshake, if any) until the connection ends; `peer` is
 /// the client's TCP address (`None` over a Unix socket), `alt_svc` the `alt-svc` header of every
-/// response (see [`ConnCtx::with_alt_svc`]).
+/// response (see [`ConnCtx::with_alt_svc`]), `secure` whether `io` is a TLS stream.
 pub(crate) async fn serve<I>(
     io: I,
     conn_id: u64,
@@ -62,13 +62,17 @@ pub(crate) async fn serve<I>(
     counters: Arc<Counters>,
     options: H2Options,
     alt_svc: Option<HeaderValue>,
+    secure: bool,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     counters.on_h2_connection();
     let (control, requests) = mpsc::unbounded_channel();
-    let conn =
-        Arc::new(ConnCtx::with_control(conn_id, peer, control.clone()).with_alt_svc(alt_svc));
+    let conn = Arc::new(
+        ConnCtx::with_control(conn_id, peer, control.clone())
+            .with_alt_svc(alt_svc)
+            .with_secure(secure),
+    );
     match options.goaway_after {
         Some(limit) => {
             let io = Gate::new(io, limit, control);

@@ -177,11 +177,9 @@ pub(crate) async fn serve(
         )))
     });
     let env = Arc::new(StreamEnv {
-        conn: Arc::new(ConnCtx::with_control(
-            conn_id,
-            Some(quic.remote_address()),
-            control,
-        )),
+        conn: Arc::new(
+            ConnCtx::with_control(conn_id, Some(quic.remote_address()), control).with_secure(true),
+        ),
         counters,
         freeze,
         echo,
