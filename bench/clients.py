@@ -52,12 +52,15 @@ class Client:
     about: str = ""                # one line for the README / report
     kinds: tuple = MATRIX          # workload kinds it runs in (harness.Workload.kind)
     masque: bool = False           # goes through the test server's MASQUE proxy
+    over: str = ""                 # an adapter row: the peer row of the library it sits under
 
 
 RUST = "{rust_bin}"
 PY = "{py} {bench}/py/bench_py.py"
 NODE = "{node} {bench}/node/bench_node.mjs"
 UNDICI = "{bench}/node/node_modules/undici/package.json"
+ADAPTER = ("quiver-http with its httpx/requests adapters is not installed in bench/.work/venv "
+           "(bench/run.sh builds its release wheel)")
 NPM = "undici is not installed: bench/setup.sh runs npm ci in bench/node (needs Node >= 20)"
 
 CLIENTS = [
@@ -101,6 +104,23 @@ CLIENTS = [
            protocols=(H1, H1TLS), about="aiohttp, TCPConnector(limit = pool size)"),
     Client("httpx", "python", "peer", PY + " --client httpx {args}",
            about="httpx AsyncClient (+sniffio, h2), Limits(max_connections = pool size)"),
+    Client("httpx-sync", "python", "peer", PY + " --client httpx-sync {args}",
+           about="httpx Client (h2) shared by C threads, Limits(max_connections = pool size)"),
+    Client("requests", "python", "peer", PY + " --client requests {args}",
+           protocols=(H1, H1TLS),
+           about="requests Session shared by C threads, HTTPAdapter(pool_maxsize = pool size)"),
+    Client("httpx+quiver", "python", "quiver", PY + " --client httpx+quiver {args}",
+           check="{py} -c 'import quiver.httpx'", not_built=ADAPTER,
+           over="httpx",
+           about="httpx AsyncClient over quiver.httpx.AsyncHTTPTransport (quiver's pool options)"),
+    Client("httpx+quiver-sync", "python", "quiver", PY + " --client httpx+quiver-sync {args}",
+           check="{py} -c 'import quiver.httpx'", not_built=ADAPTER,
+           over="httpx-sync",
+           about="httpx Client over quiver.httpx.HTTPTransport, C threads"),
+    Client("requests+quiver", "python", "quiver", PY + " --client requests+quiver {args}",
+           check="{py} -c 'import quiver.requests'", not_built=ADAPTER,
+           over="requests",
+           about="requests Session with quiver.requests.Adapter mounted, C threads"),
     # --- Node ---------------------------------------------------------------------------------
     Client("quiver-node", "node", "quiver", NODE + " --client quiver {args}", cwd="{bench}/node",
            check="{node} --input-type=module -e \"await import('quiver-http')\"",
@@ -116,6 +136,12 @@ CLIENTS = [
            check="{node} -e 'process.exit(+process.versions.node.split(\".\")[0] >= 20 ? 0 : 1)'",
            not_built="needs Node >= 20",
            about="Node's global fetch (bundled undici), default agent"),
+    Client("fetch+quiver", "node", "quiver", NODE + " --client fetch+quiver {args}",
+           cwd="{bench}/node", requires=(UNDICI,), not_built=NPM,
+           check="{node} --input-type=module -e \"const q = await import('quiver-http'); "
+                 "if (!q.Agent) process.exit(1)\"",
+           over="fetch",
+           about="Node's global fetch with setGlobalDispatcher(new quiver.Agent(pool options))"),
     # --- the ceiling --------------------------------------------------------------------------
     Client("h2load", "ceiling", "ceiling", "{py} {bench}/h2load_run.py {args}",
            protocols=(H1, H1TLS, H2, H2C), check="h2load --version",

@@ -930,12 +930,17 @@ def fmt_peer(r):
     """A quiver row's ratio to the best peer of its language, and that peer's name."""
     if r.get("vs_peer") is None:
         return "—"
-    return f"{fmt_ratio(r['vs_peer'])} {r['best_peer']}"
+    text = f"{fmt_ratio(r['vs_peer'])} {r['best_peer']}"
+    if r.get("vs_over") is not None:
+        # an adapter row: also against the same library on its own transport
+        text += f"; {fmt_ratio(r['vs_over'])} {r['over']} alone"
+    return text
 
 
 def ratios(cell_rows, kind):
     """For each row: (vs best peer of its language, vs h2load, that best peer's name, MASQUE vs
-    direct), on the cell's main metric."""
+    direct, an adapter row vs the library it sits under on its own transport), on the cell's
+    main metric."""
     def ok(r):
         return r.status == "ok" and r.summary.get("median") is not None and r.summary["good_runs"] > 0
     ceiling = next((r.summary["median"] for r in cell_rows if r.spec.role == "ceiling" and ok(r)), None)
@@ -952,7 +957,10 @@ def ratios(cell_rows, kind):
         vs_peer = r.summary["median"] / best[0] if best else None
         vs_ceiling = r.summary["median"] / ceiling if ceiling and r.spec.role != "ceiling" else None
         vs_direct = r.summary["median"] / direct if direct and r.spec.masque else None
-        out[r.spec.name] = (vs_peer, vs_ceiling, best[1] if best else None, vs_direct)
+        base = next((p.summary["median"] for p in cell_rows
+                     if r.spec.over and p.spec.name == r.spec.over and ok(p)), None)
+        vs_over = r.summary["median"] / base if base else None
+        out[r.spec.name] = (vs_peer, vs_ceiling, best[1] if best else None, vs_direct, vs_over)
     return out
 
 
@@ -982,6 +990,8 @@ def row_value(r, with_peer=True):
     if with_peer and r["role"] == "quiver":
         text += (f" · **{fmt_ratio(r['vs_peer'])}** {r['best_peer']}" if r.get("best_peer")
                  else " · no peer")
+        if r.get("vs_over") is not None:
+            text += f" · {fmt_ratio(r['vs_over'])} {r['over']} alone"
     return text
 
 
@@ -1001,9 +1011,11 @@ def render_summary(cells_out):
         L += ["", "## Summary: quiver rows", "",
               "Each entry: the median (requests/s; MB/s for streams), then its ratio to the best peer "
               "of the same language, named (Rust: reqwest; C: curl-multi; Python: the best of pycurl, "
-              "aiohttp, httpx; Node: the best of undici, undici-h2, fetch); \"no peer\" where no peer "
-              "of that language ran the cell; ✗N: N runs failed a check. h2load is the ceiling of the "
-              "server and protocol.", ""]
+              "aiohttp, httpx, httpx-sync, requests; Node: the best of undici, undici-h2, fetch); "
+              "\"no peer\" where no peer of that language ran the cell; an adapter row (httpx+quiver, "
+              "requests+quiver, fetch+quiver, ...) also against its library on its own transport "
+              "(\"httpx alone\"); ✗N: N runs failed a check. h2load is the ceiling of the server and "
+              "protocol.", ""]
         L.append("| workload | " + " | ".join(f"{n} ({langs[n]})" for n in surfaces) + " | h2load |")
         L.append("|---" * (len(surfaces) + 2) + "|")
         for c in matrix:
@@ -1353,7 +1365,8 @@ def main(argv=None):
             "rows": [{"client": r.spec.name, "lang": r.spec.lang, "role": r.spec.role, "status": r.status,
                       "reason": r.reason, "summary": r.summary, "vs_peer": rat[r.spec.name][0],
                       "vs_h2load": rat[r.spec.name][1], "best_peer": rat[r.spec.name][2],
-                      "vs_direct": rat[r.spec.name][3], "runs": r.runs} for r in rows],
+                      "vs_direct": rat[r.spec.name][3], "vs_over": rat[r.spec.name][4],
+                      "over": r.spec.over or None, "runs": r.runs} for r in rows],
         })
     md = render(meta, cells_out, cfg)
     out_md = RESULTS / f"{stamp}.md"

@@ -125,7 +125,7 @@ build_wheel() {
   (cd "$WORK" && env -u PYTHONPATH "$VENV/bin/python" -c \
     'import quiver; assert "site-packages" in quiver.__file__, quiver.__file__')
 }
-if wanted quiver-py quiver-py-async; then
+if wanted quiver-py quiver-py-async httpx+quiver httpx+quiver-sync requests+quiver; then
   want=$(py_inputs | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$VENV/.quiver-wheel.sha256" 2>/dev/null)" = "$want" ] \
     && (cd "$WORK" && "$VENV/bin/python" -c 'import quiver' >/dev/null 2>&1); then
@@ -133,7 +133,7 @@ if wanted quiver-py quiver-py-async; then
   else
     say "maturin build --release (bindings/python) + pip install into bench/.work/venv"
     rm -f "$VENV/.quiver-wheel.sha256"
-    build python-wheel quiver-py quiver-py-async -- build_wheel
+    build python-wheel quiver-py quiver-py-async httpx+quiver httpx+quiver-sync requests+quiver -- build_wheel
     if [ ! -e "$WORK/build-failed/quiver-py" ]; then echo "$want" >"$VENV/.quiver-wheel.sha256"; fi
   fi
 fi
@@ -146,8 +146,8 @@ node_inputs() {
   rustc -V
   find bindings/node/src quiver-core/src -type f -name '*.rs' -print0 | sort -z | xargs -0 sha256sum
   sha256sum Cargo.toml Cargo.lock quiver-core/Cargo.toml bindings/node/Cargo.toml \
-    bindings/node/build.rs bindings/node/package.json bindings/node/index.js \
-    bindings/node/index.mjs bindings/node/binding.js bindings/node/index.d.ts
+    bindings/node/build.rs bindings/node/package.json bindings/node/*.js bindings/node/*.mjs \
+    bindings/node/index.d.ts
   if [ -f quiver-core/build.rs ]; then sha256sum quiver-core/build.rs; fi
 }
 build_node() {
@@ -156,21 +156,21 @@ build_node() {
   platform=$(node -p 'process.platform + "-" + process.arch')-gnu
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  cp bindings/node/package.json bindings/node/index.js bindings/node/index.mjs \
-    bindings/node/binding.js bindings/node/index.d.ts "$tmp/"
+  # The package's JavaScript: every top-level .js/.mjs file (index, binding, the adapters).
+  cp bindings/node/package.json bindings/node/*.js bindings/node/*.mjs bindings/node/index.d.ts "$tmp/"
   cp "$CARGO_TARGET_DIR/release/libquiver_node.so" "$tmp/quiver.$platform.node"
   rm -rf "$NODE_PKG"
   mv "$tmp" "$NODE_PKG"
   (cd bench/node && node --input-type=module -e "await import('quiver-http')")
 }
-if wanted quiver-node && command -v node >/dev/null 2>&1 \
+if wanted quiver-node fetch+quiver && command -v node >/dev/null 2>&1 \
   && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
   want=$(node_inputs | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$NODE_PKG/.bench-build.sha256" 2>/dev/null)" = "$want" ]; then
     say "quiver-http (release) is up to date in bench/node/node_modules"
   else
     say "cargo build --release -p quiver-node + copy into bench/node/node_modules/quiver-http"
-    build node quiver-node -- build_node
+    build node quiver-node fetch+quiver -- build_node
     if [ ! -e "$WORK/build-failed/quiver-node" ]; then echo "$want" >"$NODE_PKG/.bench-build.sha256"; fi
   fi
 fi

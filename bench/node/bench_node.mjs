@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Node clients of Quiver's benchmark harness: one run, one JSON line on stdout.
 //
-//   node bench_node.mjs --client undici|undici-h2|fetch|quiver --url URL [--requests N]
+//   node bench_node.mjs --client undici|undici-h2|fetch|quiver|fetch+quiver --url URL [--requests N]
 //     [--concurrency C] [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len BYTES]
 //     [--method GET|POST] [--body-len B] [--duration SECS] [--pool-size P] [--warmup W] [--stream]
 //
@@ -17,6 +17,8 @@
 //   since the default agent has no cap (reported in `note`).
 // - quiver: quiver-http's Client({ size: pool size, protocol, caFile, checkoutTimeout: 120 s }),
 //   client.request(url) -> { statusCode, httpVersion, body }; body.bytes() or `for await`.
+// - fetch+quiver: the global fetch after undici's setGlobalDispatcher(new quiver.Agent(...)),
+//   the same pool options as quiver (so HTTP/2 and HTTP/3 too).
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
@@ -24,7 +26,7 @@ const UNSUPPORTED = 3; // exit status: this client cannot do what was asked (har
 
 function usage(msg) {
   process.stderr.write(`bench_node: ${msg}\n`);
-  process.stderr.write('usage: node bench_node.mjs --client undici|undici-h2|fetch|quiver --url URL [--requests N] ' +
+  process.stderr.write('usage: node bench_node.mjs --client undici|undici-h2|fetch|quiver|fetch+quiver --url URL [--requests N] ' +
     '[--concurrency C] [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len B] [--method M] ' +
     '[--body-len B] [--duration S] [--pool-size P] [--warmup W] [--stream]\n');
   process.exit(2);
@@ -143,6 +145,31 @@ async function makeClient(a) {
     const note = sem ? `semaphore(${a.poolSize}) in front: the global fetch agent has no per-origin connection cap` : null;
     return { one, close: async () => {}, note };
   }
+  if (a.client === 'fetch+quiver') {
+    // Node's global fetch, its dispatcher swapped for quiver's Agent with the quiver row's pool
+    // options (undici's setGlobalDispatcher: the one line a user changes).
+    let quiver;
+    try {
+      quiver = await import('quiver-http');
+    } catch (e) {
+      unsupported(`the quiver Node binding is not installed: ${e.message}`);
+    }
+    if (typeof quiver.Agent !== 'function') unsupported('this quiver-http has no Agent');
+    const { setGlobalDispatcher } = await import('undici');
+    const agent = new quiver.Agent(quiverOptions(a));
+    setGlobalDispatcher(agent);
+    const one = async () => {
+      const r = await fetch(a.url, { method: a.method, body });
+      let n = 0;
+      if (a.stream) {
+        for await (const chunk of r.body) n += chunk.length;
+      } else {
+        n = (await r.arrayBuffer()).byteLength;
+      }
+      return [r.status, n, null];
+    };
+    return { one, close: () => agent.close(), note: null };
+  }
   if (a.client === 'quiver') {
     // quiver-http (bindings/node), the release build bench/run.sh installs into
     // bench/node/node_modules. The pool options of the Rust row (camelCase, durations in ms).
@@ -152,9 +179,7 @@ async function makeClient(a) {
     } catch (e) {
       unsupported(`the quiver Node binding is not installed: ${e.message}`);
     }
-    const opts = { size: a.poolSize, protocol: a.protocol, checkoutTimeout: 120000 };
-    if (a.ca) opts.caFile = a.ca;
-    const client = new quiver.Client(opts);
+    const client = new quiver.Client(quiverOptions(a));
     const one = async () => {
       const r = await client.request(a.url, { method: a.method, body });
       let n = 0;
@@ -168,6 +193,13 @@ async function makeClient(a) {
     return { one, close: () => client.close(), note: null };
   }
   usage(`unknown client ${a.client}`);
+}
+
+// The quiver rows' pool options: those of the Rust row (camelCase, durations in ms).
+function quiverOptions(a) {
+  const opts = { size: a.poolSize, protocol: a.protocol, checkoutTimeout: 120000 };
+  if (a.ca) opts.caFile = a.ca;
+  return opts;
 }
 
 function protoName(v) {

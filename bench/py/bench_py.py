@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Python clients of Quiver's benchmark harness: one run, one JSON line on stdout.
 
-    bench_py.py --client aiohttp|httpx|pycurl|quiver|quiver-async --url URL [--requests N]
+    bench_py.py --client CLIENT --url URL [--requests N]
         [--concurrency C] [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len BYTES]
         [--method GET|POST] [--body-len B] [--duration SECS] [--pool-size P] [--warmup W] [--stream]
 
@@ -15,6 +15,13 @@ connection (PIPEWAIT), HTTP/3 where its libcurl has it; quiver (quiver-http, the
 bench/run.sh installs into the bench venv) with the pool options of the Rust row: size = pool
 size, protocol, ca_file, checkout_timeout 120 s. Every client trusts the bench CA; none turns
 verification off. No uvloop.
+
+CLIENT is one of aiohttp, httpx (AsyncClient), httpx-sync (Client from threads), requests
+(one Session from threads, HTTPAdapter(pool_maxsize = pool size)), pycurl, quiver (Client from
+threads), quiver-async (AsyncClient), and the adapters: httpx+quiver (httpx.AsyncClient over
+quiver.httpx.AsyncHTTPTransport), httpx+quiver-sync (httpx.Client over quiver.httpx.HTTPTransport,
+threads), requests+quiver (a Session with quiver.requests.Adapter mounted, threads). The adapter
+rows get quiver's pool options; httpx/requests above them run as they do on their own transport.
 """
 
 import argparse
@@ -32,7 +39,8 @@ UNSUPPORTED = 3  # exit status: this client cannot do what was asked (the harnes
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--client", required=True,
-                   choices=["aiohttp", "httpx", "pycurl", "quiver", "quiver-async"])
+                   choices=["aiohttp", "httpx", "httpx-sync", "requests", "pycurl", "quiver",
+                            "quiver-async", "httpx+quiver", "httpx+quiver-sync", "requests+quiver"])
     p.add_argument("--url", required=True)
     p.add_argument("--requests", type=int, default=10_000)
     p.add_argument("--concurrency", type=int, default=32)
@@ -192,23 +200,34 @@ async def main_aiohttp(a):
     stats.report("aiohttp", secs, cpu, a.warmup)
 
 
-async def main_httpx(a):
+def httpx_settings(a, quiver_transport):
+    """The httpx client arguments of a row: its own pool (http2=True for HTTP/2, http1=False for h2c), or
+    a quiver transport with quiver's pool options (then HTTP/3 works too)."""
     import httpx
+    kwargs = {"timeout": httpx.Timeout(120.0, pool=None)}
+    if quiver_transport is not None:
+        kwargs["transport"] = quiver_transport(**quiver_options(a))
+        return kwargs
     if a.protocol == "http3":
         unsupported("httpx has no HTTP/3")
-    limits = httpx.Limits(max_connections=a.pool_size, max_keepalive_connections=a.pool_size)
     http2 = a.protocol in ("http2", "auto")
-    http1 = a.protocol != "http2"
     if http2:
         try:
             import h2  # noqa: F401
         except ImportError:
             unsupported("httpx[http2] (the h2 package) is not installed")
+    kwargs.update(http1=a.protocol != "http2", http2=http2,
+                  limits=httpx.Limits(max_connections=a.pool_size,
+                                      max_keepalive_connections=a.pool_size),
+                  verify=ssl_context(a) or True)
+    return kwargs
+
+
+async def main_httpx_over(a, name, transport):
+    """httpx.AsyncClient over `transport` (a quiver transport class), or its own pool (None)."""
+    import httpx
     body = b"x" * a.body_len if a.body_len else None
-    verify = ssl_context(a) or True
-    timeout = httpx.Timeout(120.0, pool=None)
-    async with httpx.AsyncClient(http1=http1, http2=http2, limits=limits, verify=verify,
-                                 timeout=timeout) as c:
+    async with httpx.AsyncClient(**httpx_settings(a, transport)) as c:
         async def one():
             if a.stream:
                 async with c.stream(a.method, a.url, content=body) as r:
@@ -221,7 +240,61 @@ async def main_httpx(a):
 
         stats = Stats(a)
         secs, cpu = await run_async(a, one, stats)
-    stats.report("httpx", secs, cpu, a.warmup)
+    stats.report(name, secs, cpu, a.warmup)
+
+
+def main_httpx_sync(a, name, transport):
+    """httpx.Client shared by C threads, over `transport` or its own pool (None)."""
+    import httpx
+    body = b"x" * a.body_len if a.body_len else None
+    with httpx.Client(**httpx_settings(a, transport)) as c:
+        def one():
+            if a.stream:
+                with c.stream(a.method, a.url, content=body) as r:
+                    n = 0
+                    for chunk in r.iter_raw():
+                        n += len(chunk)
+                    return r.status_code, n, proto_name(r.http_version)
+            r = c.request(a.method, a.url, content=body)
+            return r.status_code, len(r.content), proto_name(r.http_version)
+
+        stats = Stats(a)
+        secs, cpu = run_threads(a, one, stats)
+    stats.report(name, secs, cpu, a.warmup)
+
+
+def main_requests(a, name, adapter):
+    """One requests.Session shared by C threads: its HTTPAdapter (pool_maxsize = pool size,
+    HTTP/1.1 only), or quiver's Adapter (`adapter`) mounted for http:// and https://."""
+    import requests
+    if adapter is None:
+        if a.protocol not in ("http1", "auto"):
+            unsupported(f"requests speaks HTTP/1.1 only (asked for {a.protocol})")
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=a.pool_size,
+                                                pool_block=True)
+        verify = a.ca or True
+    else:
+        adapter = adapter(**quiver_options(a))
+        verify = True
+    body = b"x" * a.body_len if a.body_len else None
+    with requests.Session() as s:
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+
+        def one():
+            r = s.request(a.method, a.url, data=body, stream=a.stream, verify=verify, timeout=120)
+            if a.stream:
+                n = 0
+                for chunk in r.iter_content(chunk_size=None):
+                    n += len(chunk)
+                r.close()
+            else:
+                n = len(r.content)
+            return r.status_code, n, None
+
+        stats = Stats(a)
+        secs, cpu = run_threads(a, one, stats)
+    stats.report(name, secs, cpu, a.warmup)
 
 
 # The quiver rows: quiver-http (bindings/python), the release wheel bench/run.sh builds and
@@ -241,6 +314,16 @@ def import_quiver():
     except ImportError as e:
         unsupported(f"the quiver Python binding is not installed: {e}")
     return quiver
+
+
+def import_adapter(name):
+    """quiver.httpx or quiver.requests (exit 3 when the binding or the adapter is missing)."""
+    import_quiver()
+    try:
+        import importlib
+        return importlib.import_module(f"quiver.{name}")
+    except ImportError as e:
+        unsupported(f"quiver.{name} is not available: {e}")
 
 
 async def main_quiver_async(a):
@@ -440,7 +523,17 @@ def main(argv=None):
     if a.client == "aiohttp":
         asyncio.run(main_aiohttp(a))
     elif a.client == "httpx":
-        asyncio.run(main_httpx(a))
+        asyncio.run(main_httpx_over(a, "httpx", None))
+    elif a.client == "httpx-sync":
+        main_httpx_sync(a, "httpx-sync", None)
+    elif a.client == "requests":
+        main_requests(a, "requests", None)
+    elif a.client == "httpx+quiver":
+        asyncio.run(main_httpx_over(a, "httpx+quiver", import_adapter("httpx").AsyncHTTPTransport))
+    elif a.client == "httpx+quiver-sync":
+        main_httpx_sync(a, "httpx+quiver-sync", import_adapter("httpx").HTTPTransport)
+    elif a.client == "requests+quiver":
+        main_requests(a, "requests+quiver", import_adapter("requests").Adapter)
     elif a.client == "quiver-async":
         asyncio.run(main_quiver_async(a))
     elif a.client == "quiver":
