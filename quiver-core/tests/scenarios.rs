@@ -71,6 +71,8 @@ async fn run(client: &Client, base: &str, case: &Scenario) -> Result<(), String>
                     Check::Text(t) => r.body()[..] == *t.as_bytes(),
                     Check::Len(n) => r.body().len() == *n,
                     Check::Contains(t) => r.text().contains(t.as_str()),
+                    Check::History(n) => r.history().len() == *n,
+                    Check::UrlEnds(t) => r.url().ends_with(t.as_str()),
                     Check::Header(name, value) => {
                         r.headers().get(name.as_str()).and_then(|v| v.to_str().ok())
                             == Some(value.as_str())

@@ -189,7 +189,12 @@ pub(crate) async fn send<H: Multiplexed>(
             }
             Ok((parts, recv)) => {
                 let gauge = H::gauge(&recv).map(|g| pool.buffered.register(g));
-                let body = MuxBody::new(recv, Box::new((lease, gauge)), activity, upload);
+                let body = MuxBody::new(
+                    recv,
+                    Box::new((lease, gauge)),
+                    activity,
+                    (upload, upload_error.clone()),
+                );
                 let body = H::body(body, watchdog).limited(options.max_response_body);
                 return Ok(StreamResponse::new(parts, body));
             }

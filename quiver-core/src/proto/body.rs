@@ -7,7 +7,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::HeaderMap;
 
-use super::{Hold, UploadGuard};
+use std::sync::Arc;
+
+use super::{Hold, UploadFailure, UploadGuard};
 use crate::conn::Activity;
 use crate::error::{Error, Result};
 
@@ -31,16 +33,25 @@ pub(crate) struct MuxBody<R: RecvHalf> {
     hold: Option<Hold>,
     activity: Activity,
     _upload: UploadGuard,
+    /// Why the upload stopped, if the caller's body failed: the cause of a stream reset that
+    /// the response sees after its head arrived.
+    upload_failure: Arc<UploadFailure>,
     data_done: bool,
 }
 
 impl<R: RecvHalf> MuxBody<R> {
-    pub(crate) fn new(recv: R, hold: Hold, activity: Activity, upload: UploadGuard) -> MuxBody<R> {
+    pub(crate) fn new(
+        recv: R,
+        hold: Hold,
+        activity: Activity,
+        upload: (UploadGuard, Arc<UploadFailure>),
+    ) -> MuxBody<R> {
         let mut body = MuxBody {
             recv,
             hold: Some(hold),
             activity,
-            _upload: upload,
+            _upload: upload.0,
+            upload_failure: upload.1,
             data_done: false,
         };
         if body.recv.is_end_stream() {
@@ -64,7 +75,7 @@ impl<R: RecvHalf> MuxBody<R> {
                     self.activity.touch();
                     return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(self.cause(e)))),
                 Poll::Ready(None) => self.data_done = true,
                 Poll::Pending => return Poll::Pending,
             }
@@ -74,9 +85,15 @@ impl<R: RecvHalf> MuxBody<R> {
                 Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
             }
             Poll::Ready(Ok(None)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err::<_, Error>(e))),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err::<_, Error>(self.cause(e)))),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// The error to report: the caller's own body failure when there was one (the reset the
+    /// stream reports is its consequence).
+    fn cause(&self, e: Error) -> Error {
+        self.upload_failure.get().cloned().unwrap_or(e)
     }
 
     /// The stream ended (or failed): free its slot.

@@ -30,6 +30,10 @@ pub enum Check {
     Contains(String),
     /// A response header with this value.
     Header(String, String),
+    /// This many redirects followed on the way (the response's history).
+    History(usize),
+    /// The final URL (after redirects) ends with this text.
+    UrlEnds(String),
 }
 
 /// One row of the table.
@@ -129,6 +133,8 @@ pub fn scenarios() -> Vec<Scenario> {
                             Some(("text", t)) => Check::Text(unescape(t)),
                             Some(("len", n)) => Check::Len(n.parse().unwrap()),
                             Some(("contains", t)) => Check::Contains(unescape(t)),
+                            Some(("history", n)) => Check::History(n.parse().unwrap()),
+                            Some(("url_ends", t)) => Check::UrlEnds(unescape(t)),
                             Some(("header", h)) => {
                                 let (n, v) = h.split_once(':').expect("header=NAME:VALUE");
                                 Check::Header(n.to_owned(), v.to_owned())
