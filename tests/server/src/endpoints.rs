@@ -608,11 +608,7 @@ async fn encoded(codings: &str, n: &str, query: &str) -> Result<Response<BoxBody
                 "n={n} is over 64 MiB: use chunked=1 for larger bodies"
             )));
         }
-        let codings = chain.clone();
-        let data = tokio::task::spawn_blocking(move || coding::compress_all(&codings, fill, n))
-            .await
-            .map_err(|e| bad_request(&e.to_string()))?
-            .map_err(|e| bad_request(&e.to_string()))?;
+        let data = whole_encoded(&chain, fill, n).await?;
         let len = data.len() as u64;
         let mut resp = respond(
             StatusCode::OK,
@@ -629,6 +625,39 @@ async fn encoded(codings: &str, n: &str, query: &str) -> Result<Response<BoxBody
     headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
     headers.insert("x-uncompressed-length", n.into());
     Ok(resp)
+}
+
+/// Whole `/encoded` bodies recently built, so that repeated requests (benchmarks) measure the
+/// client, not the server compressing: the newest few, at most [`WHOLE_CACHE_BYTES`] in all.
+static WHOLE_CACHE: std::sync::Mutex<Vec<((String, bool, u64), Bytes)>> =
+    std::sync::Mutex::new(Vec::new());
+const WHOLE_CACHE_BYTES: usize = 160 << 20;
+
+/// The whole compressed body of `/encoded` (from the cache when it was built lately).
+async fn whole_encoded(chain: &[Coding], fill: Fill, n: u64) -> Result<Bytes, BadRequest> {
+    let key = (coding::chain_label(chain), fill == Fill::Zero, n);
+    let cached = WHOLE_CACHE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, b)| b.clone());
+    if let Some(data) = cached {
+        return Ok(data);
+    }
+    let codings = chain.to_vec();
+    let data = tokio::task::spawn_blocking(move || coding::compress_all(&codings, fill, n))
+        .await
+        .map_err(|e| bad_request(&e.to_string()))?
+        .map_err(|e| bad_request(&e.to_string()))?;
+    let data = Bytes::from(data);
+    let mut cache = WHOLE_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    cache.retain(|(k, _)| *k != key);
+    cache.push((key, data.clone()));
+    while cache.iter().map(|(_, b)| b.len()).sum::<usize>() > WHOLE_CACHE_BYTES {
+        cache.remove(0);
+    }
+    Ok(data)
 }
 
 /// `/corrupt/{coding}?kind=garbage|truncated`: a compressed body no decoder accepts, see
