@@ -52,16 +52,11 @@ pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
 /// Reads and discards the rest of a request body (not counted in `bytes_received`), for at
 /// most [`DRAIN_LIMIT`]; then the stream is dropped (quinn stops it if unfinished, code 0).
+/// Trailers are not read: a client that finished its stream in the middle of a DATA frame
+/// makes h3 0.0.8 end the data early, and asking for trailers then trips an assertion in h3.
 pub(crate) async fn drain(mut recv: RecvHalf) {
     let _ = tokio::time::timeout(DRAIN_LIMIT, async {
-        loop {
-            match recv.recv_data().await {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(_) => return,
-            }
-        }
-        let _ = recv.recv_trailers().await;
+        while let Ok(Some(_)) = recv.recv_data().await {}
     })
     .await;
 }
