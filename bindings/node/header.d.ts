@@ -13,7 +13,9 @@ export type ErrorClass = 'transient' | 'invalid' | 'unrecoverable'
  * Every failure of quiver-http: `code` says what happened (a stable name, the same kind as in
  * Rust, C and Python: `connect_refused`, `request_timeout`, `invalid_url`, `tls`, ... see
  * docs/errors.md), `class` what to do about it (`transient`: retrying may work; `invalid`: the
- * input is wrong; `unrecoverable`: escalate).
+ * input is wrong; `unrecoverable`: escalate). The client layer adds `too_many_redirects`,
+ * `redirect_refused` (`redirect: 'error'`, https to http, a non-http location), `decoding` (a
+ * corrupt compressed body) and `decompression_bomb`, all `unrecoverable`.
  */
 export declare class QuiverError extends Error {
   constructor(code: string, errorClass: ErrorClass, message: string, options?: { cause?: unknown })
@@ -124,10 +126,43 @@ export interface PoolOptions {
   maxResponseHeaders?: number
   /** Longest response body accepted, bytes (0: no limit); longer: `response_body_too_large`. */
   maxResponseBody?: number
+  /**
+   * Follow redirects (301, 302, 303, 307, 308; default true): 301/302 after POST and 303 become
+   * GET without a body, 307/308 keep the method and body; `authorization`, `cookie` and
+   * `proxy-authorization` are dropped when the origin changes. For a chain, the rule of the
+   * first request's origin decides.
+   */
+  followRedirects?: boolean
+  /** Most redirects followed for one request (default 10); one more: `too_many_redirects`. 0: never follow. */
+  maxRedirects?: number
+  /** Follow redirects from https to http (default false: `redirect_refused`). */
+  allowInsecureRedirects?: boolean
+  /**
+   * Ask for compressed responses (`accept-encoding: gzip, deflate, br, zstd` unless the request
+   * has its own) and decode them as the body is read (default true). Headers stay as sent.
+   */
+  decompress?: boolean
+  /** A decoded body may be at most this many times its compressed size (default 1000; 0: no limit): `decompression_bomb`. */
+  maxDecompressionRatio?: number
+  /**
+   * Basic credentials `user:password` for this rule's origins (client-wide: the origin each
+   * request names, never another one a redirect leads to).
+   */
+  basicAuth?: string | null
+  /** A bearer token (`authorization: Bearer ...`), scoped as `basicAuth` is. */
+  bearerToken?: string | null
+  /** Digest credentials `user:password` (MD5, SHA-256, `-sess`, `qop=auth`), scoped as `basicAuth` is. */
+  digestAuth?: string | null
 }
 
 /** Client options: client-wide pool options plus per-origin rules. */
 export interface ClientOptions extends PoolOptions {
+  /**
+   * Keep a cookie jar for the whole client (default false; client-wide only): cookies from
+   * responses (redirects included) are stored and sent with later matching requests. Read
+   * and edit it through `client.cookies`.
+   */
+  cookies?: boolean
   /**
    * Per-origin overrides, keyed by origin pattern: exact (`https://api.example.com`) beats
    * wildcard (`https://*.example.com`, one leftmost label) beats the client-wide options.
@@ -142,13 +177,19 @@ export type IncomingHeaders =
   | Iterable<readonly [string, string | number]>
   | ReadonlyArray<string>
 
-/** A request body: bytes, text, or a stream pulled only as the connection can send it. */
+/**
+ * A request body: bytes, text, or a stream pulled only as the connection can send it. A `Blob`
+ * is streamed with its size as `content-length` and its type as `content-type` (unless given);
+ * a `FormData` is sent as `multipart/form-data`: strings as text fields, Blobs and Files
+ * streamed (a File's `name` as file name, its `type`, or `application/octet-stream`).
+ */
 export type RequestBody =
   | string
   | Uint8Array
   | ArrayBuffer
   | ArrayBufferView
   | Blob
+  | FormData
   | URLSearchParams
   | Readable
   | ReadableStream
@@ -166,6 +207,51 @@ export interface RequestOptions {
   timeout?: number
   /** HTTP/3 with `earlyData`: whether this request may go in the 0-RTT flight. */
   earlyData?: boolean
+  /**
+   * What to do with a redirect (fetch's `redirect`): `follow` it (default, per the client's
+   * `followRedirects`), return it as the response (`manual`), or reject with
+   * `redirect_refused` (`error`).
+   */
+  redirect?: RedirectMode
+  /** Most redirects followed (undici's name; overrides `maxRedirects`); 0: return the first redirect. */
+  maxRedirections?: number
+  /** The same as `maxRedirections` (quiver's option name). */
+  maxRedirects?: number
+  /** Ask for a compressed response and decode it (overrides the option); false: the raw bytes. */
+  decompress?: boolean
+  /**
+   * Credentials for this request's origin (override the client's and the rule's; never sent
+   * to another origin a redirect leads to). `null`: none, even where the client has some. An
+   * explicit `authorization` header wins over all of them.
+   */
+  auth?: RequestAuth | null
+  /** This request over another protocol than its rule's (its own pool for the origin). */
+  protocol?: 'auto' | 'http1' | 'http2' | 'http3' | 'h1' | 'h2' | 'h3'
+  /**
+   * Cookies for this request only, joined into one `cookie` header (the jar adds nothing then).
+   */
+  cookies?: Record<string, string | number> | Iterable<readonly [string, string | number]>
+}
+
+/** fetch's `redirect` modes. */
+export type RedirectMode = 'follow' | 'manual' | 'error'
+
+/** Per-request credentials: one scheme. */
+export type RequestAuth =
+  | { basic: readonly [user: string, password: string] }
+  | { bearer: string }
+  | { digest: readonly [user: string, password: string] }
+
+/** One redirect a response went through. */
+export interface RedirectRecord {
+  /** The redirect's status (301, 302, 303, 307 or 308). */
+  statusCode: number
+  /** The URL that answered with it. */
+  url: string
+  /** `1.1`, `2.0` or `3.0`. */
+  httpVersion: string
+  /** Its headers (`location` among them). */
+  headers: ResponseHeaders
 }
 
 /** Response headers: lower-case names; a repeated header is an array. */
@@ -205,6 +291,61 @@ export interface ResponseData {
   /** Filled in once the body has been read to its end. */
   trailers: ResponseHeaders
   body: ResponseBody
+  /** The URL that answered (after redirects: the last one). */
+  url: string
+  /** True when at least one redirect was followed (fetch's `redirected`). */
+  redirected: boolean
+  /** The redirects followed to get here, oldest first (empty when none). */
+  history: RedirectRecord[]
+  /**
+   * Why this response is a redirect that was not followed although redirects are on (a
+   * 307/308 whose streamed body cannot be sent again); `null` otherwise.
+   */
+  unfollowedRedirect: string | null
+}
+
+/** One cookie in a client's jar. */
+export interface Cookie {
+  name: string
+  value: string
+  /** The host it belongs to (without a leading dot). */
+  domain: string
+  /** True when only that exact host gets it (no `Domain` attribute). */
+  hostOnly: boolean
+  /** The path prefix it is sent for. */
+  path: string
+  /** Sent only over https (and to loopback hosts). */
+  secure: boolean
+  httpOnly: boolean
+  /** `Strict`, `Lax` or `None` as sent; `null` without the attribute. */
+  sameSite: string | null
+  /** When it expires; `null` for a session cookie (lives as long as the client). */
+  expires: Date | null
+}
+
+/**
+ * A client's cookie jar (`client.cookies`, with the option `cookies: true`): RFC 6265 matching,
+ * the public suffix list, Netscape cookie files as curl reads and writes them.
+ */
+export declare class CookieJar {
+  private constructor()
+  /** Every unexpired cookie. */
+  list(): Cookie[]
+  /** The cookies a request to `url` would carry. */
+  get(url: string | URL): Cookie[]
+  /**
+   * Stores a cookie as if `url` had answered with `set-cookie: setCookie` (attributes
+   * included: `a=1; Path=/; Max-Age=60`); a refused one throws `invalid_header` saying why.
+   */
+  set(url: string | URL, setCookie: string): void
+  /** Removes the cookie `name` set for exactly `domain` and `path`; true if there was one. */
+  delete(domain: string, path: string, name: string): boolean
+  /** Removes every cookie, or only those of the host `domain`. */
+  clear(domain?: string): void
+  /** The unexpired cookies in the Netscape cookie-file format (`curl -c`). */
+  exportNetscape(): string
+  /** Adds the cookies of a Netscape cookie file; returns how many were stored. */
+  importNetscape(text: string): number
 }
 
 export interface DatagramChannelOptions {
@@ -301,6 +442,8 @@ export declare class Client {
   /** Tears down every pooled connection to proxies: tunnels and requests in flight on them
    * fail with `shutdown` (a waiting `recv()` rejects); later ones connect anew. */
   closeAllTunnels(): void
+  /** The cookie jar (option `cookies: true`); `null` when the client keeps none. */
+  readonly cookies: CookieJar | null
   /** Pool statistics per origin and in total; `proxies` lists the pooled proxy connections. */
   stats(): native.ClientStats
   /**

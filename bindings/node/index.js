@@ -120,6 +120,12 @@ function flattenHeaders(headers) {
   return out
 }
 
+/** Whether a flat header list has `name` (lower-case), in any case. */
+function hasHeader(flat, name) {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i].toLowerCase() === name) return true
+  return false
+}
+
 function headersObject(flat) {
   const out = {}
   for (let i = 0; i < flat.length; i += 2) {
@@ -205,21 +211,128 @@ function streamedBody(iterable) {
     }, fail)
   }
   source = new native.UploadSource(pull)
-  return { bytes: null, upload: source, state }
+  return { bytes: null, upload: source, form: null, states: [state], state }
+}
+
+/** A `FormData` as a native multipart form: strings as text fields, Blobs (and Files) streamed. */
+function formBody(formData) {
+  const form = new native.NativeForm()
+  const states = []
+  for (const [name, value] of formData) {
+    if (typeof value === 'string') {
+      callNative(() => form.text(name, value))
+      continue
+    }
+    // A File has a name (FormData makes every Blob a File, named `blob` unless given one);
+    // an empty type is sent as application/octet-stream, as browsers and undici do.
+    const streamed = streamedBody(value.stream())
+    states.push(streamed.state)
+    const filename = typeof value.name === 'string' ? value.name : 'blob'
+    callNative(() => form.stream(name, streamed.upload, value.size, filename, value.type || 'application/octet-stream'))
+  }
+  return { bytes: null, upload: null, form, states }
 }
 
 function prepareBody(body) {
-  if (body === undefined || body === null) return { bytes: null, upload: null, state: null }
+  if (body === undefined || body === null) return { bytes: null, upload: null, form: null, states: [] }
   if (typeof body === 'string' || Buffer.isBuffer(body) || ArrayBuffer.isView(body) ||
       body instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && body instanceof SharedArrayBuffer)) {
-    return { bytes: toBuffer(body), upload: null, state: null }
+    return { bytes: toBuffer(body), upload: null, form: null, states: [] }
   }
-  if (body instanceof URLSearchParams) return { bytes: Buffer.from(body.toString(), 'utf8'), upload: null, state: null }
-  if (typeof Blob !== 'undefined' && body instanceof Blob) return streamedBody(body.stream())
+  if (body instanceof URLSearchParams) return { bytes: Buffer.from(body.toString(), 'utf8'), upload: null, form: null, states: [] }
+  if (typeof FormData !== 'undefined' && body instanceof FormData) return formBody(body)
+  if (typeof Blob !== 'undefined' && body instanceof Blob) {
+    // Streamed, with its size as content-length and its type as content-type (as fetch does).
+    const streamed = streamedBody(body.stream())
+    streamed.length = body.size
+    streamed.contentType = body.type || null
+    return streamed
+  }
   if (typeof body[Symbol.asyncIterator] === 'function' || typeof body[Symbol.iterator] === 'function') {
     return streamedBody(body)
   }
   throw quiverError('invalid_body', `unsupported request body type: ${typeof body}`)
+}
+
+// ---- per-request options --------------------------------------------------------------------
+
+const REDIRECT_MODES = new Set(['follow', 'manual', 'error'])
+
+function typeName(value) {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value
+}
+
+function expect(ok, message) {
+  if (!ok) throw quiverError('invalid_config', message)
+}
+
+/** `auth` as the native layer takes it: `undefined` keeps the client's, `null` sends none. */
+function authSpec(auth) {
+  if (auth === undefined) return undefined
+  if (auth === null) return { scheme: 'none' }
+  expect(typeof auth === 'object' && !Array.isArray(auth),
+    `\`auth\` must be { basic: [user, password] }, { bearer: token }, { digest: [user, password] } or null, got ${typeName(auth)}`)
+  const schemes = Object.keys(auth).filter((k) => auth[k] !== undefined)
+  expect(schemes.length === 1 && ['basic', 'bearer', 'digest'].includes(schemes[0]),
+    `\`auth\` must have exactly one of basic, bearer or digest, got ${schemes.length === 0 ? 'none' : schemes.join(', ')}`)
+  const scheme = schemes[0]
+  const value = auth[scheme]
+  if (scheme === 'bearer') {
+    expect(typeof value === 'string', `\`auth.bearer\` must be a string token, got ${typeName(value)}`)
+    return { scheme, secret: value }
+  }
+  expect(Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'string'),
+    `\`auth.${scheme}\` must be [user, password] (two strings)`)
+  return { scheme, user: value[0], secret: value[1] }
+}
+
+/** Per-request cookies (`{ name: value }`, a Map or [name, value] pairs) as a flat list. */
+function cookieList(cookies) {
+  expect(cookies !== null && typeof cookies === 'object',
+    `\`cookies\` must be an object of name: value, got ${typeName(cookies)}`)
+  const out = []
+  const entries = typeof cookies[Symbol.iterator] === 'function' ? cookies : Object.entries(cookies)
+  for (const [name, value] of entries) {
+    if (value !== undefined) out.push(String(name), String(value))
+  }
+  return out
+}
+
+/** The native settings of a request; every check before anything is sent or streamed. */
+function requestSettings(options) {
+  const { timeout, earlyData, redirect, maxRedirections, maxRedirects, decompress, auth, protocol, cookies } = options
+  const settings = {}
+  if (timeout !== undefined && timeout !== null) {
+    expect(typeof timeout === 'number', `\`timeout\` must be a number of milliseconds, got ${typeName(timeout)}`)
+    settings.timeoutMs = timeout
+  }
+  if (earlyData !== undefined && earlyData !== null) {
+    expect(typeof earlyData === 'boolean', `\`earlyData\` must be a boolean, got ${typeName(earlyData)}`)
+    settings.earlyData = earlyData
+  }
+  if (redirect !== undefined) {
+    expect(REDIRECT_MODES.has(redirect), `\`redirect\` must be 'follow', 'manual' or 'error', got ${JSON.stringify(redirect) ?? typeName(redirect)}`)
+    settings.redirect = redirect
+  }
+  const max = maxRedirections ?? maxRedirects
+  if (max !== undefined && max !== null) {
+    expect(maxRedirections === undefined || maxRedirects === undefined || maxRedirections === maxRedirects,
+      `\`maxRedirections\` (${maxRedirections}) and \`maxRedirects\` (${maxRedirects}) disagree: give one`)
+    expect(typeof max === 'number', `\`maxRedirections\` must be a number, got ${typeName(max)}`)
+    settings.maxRedirects = max
+  }
+  if (decompress !== undefined) {
+    expect(typeof decompress === 'boolean', `\`decompress\` must be a boolean, got ${typeName(decompress)}`)
+    settings.decompress = decompress
+  }
+  const spec = authSpec(auth)
+  if (spec !== undefined) settings.auth = spec
+  if (protocol !== undefined && protocol !== null) {
+    expect(typeof protocol === 'string', `\`protocol\` must be 'auto', 'http1', 'http2' or 'http3', got ${typeName(protocol)}`)
+    settings.protocol = protocol
+  }
+  if (cookies !== undefined && cookies !== null) settings.cookies = cookieList(cookies)
+  return settings
 }
 
 // ---- responses ------------------------------------------------------------------------------
@@ -393,10 +506,10 @@ class ResponseBody {
   }
 }
 
-function requestFailed(e, signal, upload) {
+function requestFailed(e, signal, states) {
   let cause
   if (signal?.aborted) cause = signal.reason
-  else if (upload !== null && upload.state.error !== undefined) cause = upload.state.error
+  else cause = states.find((state) => state.error !== undefined)?.error
   return convert(e, cause)
 }
 
@@ -509,6 +622,70 @@ class UdpTunnel extends DatagramEndpoint {
   }
 }
 
+// ---- the cookie jar -------------------------------------------------------------------------
+
+function cookieOf(c) {
+  return {
+    name: c.name,
+    value: c.value,
+    domain: c.domain,
+    hostOnly: c.hostOnly,
+    path: c.path,
+    secure: c.secure,
+    httpOnly: c.httpOnly,
+    sameSite: c.sameSite ?? null,
+    expires: c.expires === undefined || c.expires === null ? null : new Date(c.expires),
+  }
+}
+
+function requireString(value, what) {
+  if (typeof value !== 'string') throw quiverError('invalid_config', `${what} must be a string, got ${typeName(value)}`)
+  return value
+}
+
+/** A client's cookie jar (`client.cookies`); see index.d.ts. */
+class CookieJar {
+  #native
+
+  /** @internal */
+  constructor(jar) {
+    this.#native = jar
+  }
+
+  list() {
+    return this.#native.list().map(cookieOf)
+  }
+
+  get(url) {
+    const href = urlString(url)
+    return callNative(() => this.#native.get(href)).map(cookieOf)
+  }
+
+  set(url, setCookie) {
+    const href = urlString(url)
+    requireString(setCookie, 'the set-cookie value')
+    callNative(() => this.#native.set(href, setCookie))
+  }
+
+  delete(domain, path, name) {
+    return this.#native.remove(requireString(domain, 'the domain'), requireString(path, 'the path'),
+      requireString(name, 'the name'))
+  }
+
+  clear(domain) {
+    this.#native.clear(domain === undefined || domain === null ? null : requireString(domain, 'the domain'))
+  }
+
+  exportNetscape() {
+    return this.#native.exportNetscape()
+  }
+
+  importNetscape(text) {
+    requireString(text, 'the cookie file')
+    return callNative(() => this.#native.importNetscape(text))
+  }
+}
+
 // ---- the client -----------------------------------------------------------------------------
 
 function urlString(url) {
@@ -524,10 +701,13 @@ class Client {
   #inflight = 0
   #drained = []
   #closing = null
+  #cookies = null
 
   constructor(options) {
     const entries = optionEntries(options)
     this.#native = callNative(() => new native.NativeClient(entries))
+    const jar = this.#native.cookies()
+    if (jar !== null && jar !== undefined) this.#cookies = new CookieJar(jar)
   }
 
   get closed() {
@@ -536,15 +716,19 @@ class Client {
 
   async request(url, options) {
     if (this.#closing !== null) throw quiverError('shutdown', 'the client is closed')
-    const { method = 'GET', headers, body, signal, timeout, earlyData } = options ?? {}
+    const { method = 'GET', headers, body, signal } = options ?? {}
     const href = urlString(url)
     if (signal?.aborted) {
       throw quiverError('cancelled', 'the request was aborted', { cause: signal.reason })
     }
     const verb = normaliseMethod(method)
     const flat = flattenHeaders(headers)
+    const settings = requestSettings(options ?? {})
     const prepared = prepareBody(body)
-    const upload = prepared.upload === null ? null : prepared
+    if (prepared.contentType != null && !hasHeader(flat, 'content-type')) flat.push('content-type', prepared.contentType)
+    if (prepared.length !== undefined && !hasHeader(flat, 'content-length') && !hasHeader(flat, 'transfer-encoding')) {
+      flat.push('content-length', String(prepared.length))
+    }
     let call = null
     let onAbort = null
     if (signal) {
@@ -556,22 +740,35 @@ class Client {
     this.#inflight++
     let res
     try {
-      res = await this.#native.send(verb, href, flat, prepared.bytes, prepared.upload,
-        timeout ?? null, earlyData ?? null, call)
+      res = await this.#native.send(verb, href, flat, settings, prepared.bytes, prepared.upload, prepared.form, call)
     } catch (e) {
       if (release !== null) release()
-      throw requestFailed(e, signal, upload)
+      throw requestFailed(e, signal, prepared.states)
     } finally {
       if (--this.#inflight === 0) for (const wake of this.#drained.splice(0)) wake()
     }
     const trailers = {}
+    const history = res.history().map((h) => ({
+      statusCode: h.statusCode,
+      url: h.url,
+      httpVersion: h.httpVersion,
+      headers: headersObject(h.headers),
+    }))
     return {
       statusCode: res.status,
       httpVersion: res.version,
       headers: headersObject(res.headers()),
       trailers,
       body: new ResponseBody(res, trailers, release, signal),
+      url: res.url,
+      redirected: history.length > 0,
+      history,
+      unfollowedRedirect: res.unfollowedRedirect ?? null,
     }
+  }
+
+  get cookies() {
+    return this.#cookies
   }
 
   async openDatagramChannel(url, options) {
@@ -645,6 +842,7 @@ function request(url, options) {
 
 module.exports = {
   Client,
+  CookieJar,
   DatagramChannel,
   QuiverError,
   ResponseBody,

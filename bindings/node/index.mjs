@@ -3,6 +3,7 @@ import quiver from './index.js'
 
 export const {
   Client,
+  CookieJar,
   DatagramChannel,
   QuiverError,
   ResponseBody,

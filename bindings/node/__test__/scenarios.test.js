@@ -86,6 +86,10 @@ for (const name of NAMES) {
           else if (kind === 'text') assert.equal(body.toString(), unescape(arg), c.name)
           else if (kind === 'len') assert.equal(body.length, Number(arg), c.name)
           else if (kind === 'contains') assert.ok(body.toString().includes(unescape(arg)), c.name)
+          else if (kind === 'history') {
+            assert.equal(res.history.length, Number(arg), `${c.name}: ${res.history.map((h) => h.url).join(' -> ')}`)
+            assert.equal(res.redirected, res.history.length > 0, c.name)
+          } else if (kind === 'url_ends') assert.ok(res.url.endsWith(unescape(arg)), `${c.name}: ${res.url}`)
           else if (kind === 'header') {
             const i = arg.indexOf(':')
             assert.equal(res.headers[arg.slice(0, i)], arg.slice(i + 1), c.name)

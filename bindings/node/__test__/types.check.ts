@@ -1,5 +1,6 @@
 // Compiled (not run) by types.test.js: the public API as a TypeScript user sees it.
-import { Client, QuiverError, UdpTunnel, request, version, errorKinds, native, type ResponseData, type UdpTunnelOptions } from 'quiver-http'
+import { Client, CookieJar, QuiverError, UdpTunnel, request, version, errorKinds, native, type Cookie, type RedirectRecord, type RequestAuth, type ResponseData, type UdpTunnelOptions } from 'quiver-http'
+import { openAsBlob } from 'node:fs'
 import { Readable } from 'node:stream'
 
 async function demo(): Promise<void> {
@@ -75,5 +76,73 @@ async function demo(): Promise<void> {
   }
   const kinds = errorKinds.map(([kind, cls]) => `${kind}:${cls}`)
   void [kinds, version]
+  await layer()
+}
+
+/** The client layer: redirects, decoding, cookies, credentials, forms. */
+async function layer(): Promise<void> {
+  const client = new Client({
+    followRedirects: true,
+    maxRedirects: 5,
+    allowInsecureRedirects: false,
+    decompress: true,
+    maxDecompressionRatio: 1000,
+    cookies: true,
+    basicAuth: 'user:password',
+    pools: { 'https://api.example.com': { bearerToken: 't0k', digestAuth: null, maxRedirects: 0 } },
+  })
+  const form = new FormData()
+  form.append('title', 'holiday')
+  form.append('photo', await openAsBlob('/tmp/photo.jpg', { type: 'image/jpeg' }), 'photo.jpg')
+  const auth: RequestAuth = { digest: ['user', 'password'] }
+  const res = await client.request('https://example.com/upload', {
+    method: 'POST',
+    body: form,
+    redirect: 'manual',
+    maxRedirections: 0,
+    decompress: false,
+    auth,
+    protocol: 'http2',
+    cookies: { session: 'abc', n: 1 },
+  })
+  const url: string = res.url
+  const redirected: boolean = res.redirected
+  const first: RedirectRecord | undefined = res.history[0]
+  const location: string | string[] | undefined = first?.headers.location
+  const why: string | null = res.unfollowedRedirect
+  void [url, redirected, first?.statusCode, first?.httpVersion, location, why]
+  await client.request('https://example.com/', { auth: null, redirect: 'error', maxRedirects: 3 })
+  await client.request('https://example.com/', { auth: { bearer: 't' }, body: new Blob(['x'], { type: 'text/plain' }) })
+  await client.request('https://example.com/', { auth: { basic: ['u', 'p'] }, cookies: new Map([['a', '1']]) })
+  const jar: CookieJar | null = client.cookies
+  if (jar !== null) {
+    jar.set('https://example.com/', 'a=1; Path=/')
+    jar.set(new URL('https://example.com/'), 'b=2')
+    const all: Cookie[] = jar.list()
+    const sent: Cookie[] = jar.get('https://example.com/x')
+    const expires: Date | null = all[0].expires
+    const sameSite: string | null = all[0].sameSite
+    const hostOnly: boolean = sent[0].hostOnly
+    const removed: boolean = jar.delete('example.com', '/', 'a')
+    jar.clear('example.com')
+    jar.clear()
+    const file: string = jar.exportNetscape()
+    const stored: number = jar.importNetscape(file)
+    void [expires, sameSite, hostOnly, removed, stored]
+  }
+  try {
+    await client.request('https://example.com/loop')
+  } catch (e) {
+    if (e instanceof QuiverError && (e.code === 'too_many_redirects' || e.code === 'decompression_bomb')) {
+      const cls: 'unrecoverable' | 'transient' | 'invalid' = e.class
+      void cls
+    }
+  }
+  // @ts-expect-error: not a redirect mode
+  await client.request('https://example.com/', { redirect: 'sometimes' })
+  // @ts-expect-error: one scheme at a time, with its own shape
+  await client.request('https://example.com/', { auth: { basic: 'u:p' } })
+  // @ts-expect-error: the jar is client-wide, not per rule
+  void new Client({ pools: { 'https://a.example': { cookies: true } } })
 }
 void demo

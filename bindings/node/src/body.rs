@@ -24,6 +24,7 @@ use tokio::task::AbortHandle;
 
 use crate::errors;
 use crate::headers;
+use crate::layer::RedirectEntry;
 use crate::pending::{spawn_promise, Pending};
 
 #[derive(Default)]
@@ -133,12 +134,19 @@ async fn run(client: Client, req: Request, shared: Arc<Shared>) {
             return;
         }
         Ok(response) => {
+            // Read before splitting: `into_parts` drops them.
+            let url = response.url().to_owned();
+            let history = response.history().iter().map(RedirectEntry::from).collect();
+            let unfollowed = response.unfollowed_redirect().map(str::to_owned);
             let (head, body) = response.into_parts();
             let (prefetch, pump) = Prefetch::new(body, Prefetch::DEFAULT_HIGH_WATER);
             let prefetch = Arc::new(prefetch);
             shared.lock().body = Some(prefetch.clone());
             head_promise.resolve(NativeResponse {
                 head,
+                url,
+                history,
+                unfollowed,
                 body: prefetch,
                 shared: shared.clone(),
                 handle,
@@ -170,6 +178,9 @@ fn to_buffer(chunks: Vec<Bytes>) -> Buffer {
 #[napi(namespace = "native")]
 pub struct NativeResponse {
     head: ResponseHead,
+    url: String,
+    history: Vec<RedirectEntry>,
+    unfollowed: Option<String>,
     body: Arc<Prefetch>,
     shared: Arc<Shared>,
     handle: Handle,
@@ -193,6 +204,25 @@ impl NativeResponse {
     #[napi]
     pub fn headers(&self) -> Vec<String> {
         headers::flatten(&self.head.headers)
+    }
+
+    /// The URL that answered (after redirects: the last one).
+    #[napi(getter)]
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The redirects followed to get here, oldest first (empty when none).
+    #[napi]
+    pub fn history(&self) -> Vec<RedirectEntry> {
+        self.history.clone()
+    }
+
+    /// Why this response is a redirect that was not followed although redirects are on (a
+    /// 307/308 whose streamed body cannot be sent again); `null` otherwise.
+    #[napi(getter)]
+    pub fn unfollowed_redirect(&self) -> Option<String> {
+        self.unfollowed.clone()
     }
 
     /// Takes every buffered byte of the body as one Buffer; `null` when nothing is buffered

@@ -13,8 +13,10 @@ use quiver_core::{
 
 use crate::body::{self, RequestCall};
 use crate::channel;
+use crate::cookies::NativeCookieJar;
 use crate::errors;
 use crate::headers;
+use crate::layer::{self, NativeForm, RequestSettings};
 use crate::options::{self, OptionEntry};
 use crate::pending;
 use crate::stats::ClientStats;
@@ -47,8 +49,9 @@ impl NativeClient {
 
     /// Sends a request; resolves with its response once the head arrives.
     ///
-    /// `headers` is a flat `[name, value, ...]` list; the body is `body` (bytes, copied) or
-    /// `upload` (streamed); `timeoutMs` limits the whole request, body included.
+    /// `headers` is a flat `[name, value, ...]` list; the body is `body` (bytes, copied),
+    /// `upload` (streamed) or `form` (`multipart/form-data`); `settings` holds the per-request
+    /// options (timeout, redirects, decoding, credentials, protocol, cookies).
     #[allow(clippy::too_many_arguments)]
     #[napi(ts_return_type = "Promise<NativeResponse>")]
     pub fn send<'env>(
@@ -57,10 +60,10 @@ impl NativeClient {
         method: String,
         url: String,
         headers: Vec<String>,
+        settings: RequestSettings,
         body: Option<BufferSlice>,
         upload: Option<&mut UploadSource>,
-        timeout_ms: Option<f64>,
-        early_data: Option<bool>,
+        form: Option<&mut NativeForm>,
         call: Option<&RequestCall>,
     ) -> napi::Result<Object<'env>> {
         let client = self.client()?.clone();
@@ -78,16 +81,24 @@ impl NativeClient {
                 ));
             };
             builder = builder.body(stream);
+        } else if let Some(form) = form {
+            let Some(form) = form.take() else {
+                return Err(errors::encode(
+                    ErrorKind::InvalidBody,
+                    "this form was already sent",
+                ));
+            };
+            builder = builder.multipart(form);
         }
-        // 0 and Infinity: no per-request limit (the pool's `request_timeout` applies).
-        if let Some(ms) = timeout_ms.filter(|ms| *ms != 0.0 && *ms != f64::INFINITY) {
-            builder = builder.timeout(duration_ms("timeout", ms)?);
-        }
-        if let Some(early) = early_data {
-            builder = builder.early_data(early);
-        }
+        let builder = layer::apply(builder, settings).map_err(|e| errors::to_js(&e))?;
         let req = builder.build().map_err(|e| errors::to_js(&e))?;
         body::send(env, client, req, call)
+    }
+
+    /// The client's cookie jar; `null` unless the option `cookies` is on.
+    #[napi]
+    pub fn cookies(&self) -> napi::Result<Option<NativeCookieJar>> {
+        Ok(self.client()?.cookies().map(NativeCookieJar::new))
     }
 
     /// Opens an RFC 9297 datagram channel (an extended CONNECT over HTTP/3).
@@ -198,13 +209,13 @@ fn tunnel_protocol(name: &str) -> Result<Protocol, Error> {
 }
 
 /// A non-negative number of milliseconds as a duration.
-fn duration_ms(what: &str, ms: f64) -> napi::Result<Duration> {
+pub(crate) fn duration_ms(what: &str, ms: f64) -> Result<Duration, Error> {
     if ms.is_finite() && ms >= 0.0 && ms <= u64::MAX as f64 / 1000.0 {
         Ok(Duration::from_secs_f64(ms / 1000.0))
     } else {
-        Err(errors::to_js(&Error::new(
+        Err(Error::new(
             ErrorKind::InvalidConfig,
             format!("`{what}` must be a non-negative number of milliseconds, got {ms}"),
-        )))
+        ))
     }
 }

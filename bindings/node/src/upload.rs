@@ -17,7 +17,7 @@ use napi::bindgen_prelude::{BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
-use quiver_core::{Body, Error, ErrorKind};
+use quiver_core::{Body, BodyStream, Error, ErrorKind};
 
 /// JavaScript's `pull(more)`: weak, so a body waiting on it never holds the event loop alone.
 type PullFn = ThreadsafeFunction<bool, (), bool, Status, false, true, 0>;
@@ -55,8 +55,8 @@ impl Shared {
     }
 }
 
-/// The native end of a streamed request body (`index.js` makes one per async-iterable or
-/// `Readable` body and feeds it from the source).
+/// The native end of a streamed request body (`index.js` makes one per async-iterable,
+/// `Readable` or `Blob` body, and per `Blob` in a `FormData`, and feeds it from the source).
 #[napi(namespace = "native")]
 pub struct UploadSource {
     shared: Arc<Shared>,
@@ -103,8 +103,14 @@ impl UploadSource {
 impl UploadSource {
     /// The body core sends; `None` if this source was already used.
     pub(crate) fn take_body(&mut self) -> Option<Body> {
+        self.take_stream().map(Body::Stream)
+    }
+
+    /// The chunks core pulls (a request body, or one part of a form); `None` if this source
+    /// was already used.
+    pub(crate) fn take_stream(&mut self) -> Option<BodyStream> {
         let pull = self.pull.take()?;
-        Some(Body::from_stream(UploadStream {
+        Some(Box::pin(UploadStream {
             shared: self.shared.clone(),
             pull,
         }))
