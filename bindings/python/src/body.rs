@@ -104,7 +104,7 @@ pub(crate) fn to_body(
 
 /// A chunk's bytes: `bytes` is shared without a copy; `bytearray`, `memoryview` and `str`
 /// (UTF-8) are copied. `None` for other types.
-fn chunk_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Option<Bytes>> {
+pub(crate) fn chunk_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Option<Bytes>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Some(Bytes::from_owner(PyBackedBytes::from(b.clone()))));
     }

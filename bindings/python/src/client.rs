@@ -15,10 +15,11 @@ use tokio::runtime::Handle;
 use crate::body::{to_body, BodyFailure};
 use crate::bridge::{self, LoopBridge, Pending};
 use crate::channel::NativeChannel;
+use crate::cookies::NativeCookieJar;
 use crate::response::{RawResponse, ResponseStream};
 use crate::tunnel::NativeUdpTunnel;
 use crate::wait::{self, ForkGuard};
-use crate::{errors, options, stats};
+use crate::{errors, layer, options, stats};
 
 /// A core client with its pools; shared by every thread (and event loop) that uses it.
 #[pyclass(frozen, module = "quiver._quiver")]
@@ -81,6 +82,7 @@ impl Call {
         content: Option<&Bound<'_, PyAny>>,
         timeout: Option<f64>,
         early_data: Option<bool>,
+        layer: Option<&Bound<'_, PyDict>>,
         handle: &Handle,
         bridge: Option<&std::sync::Arc<bridge::Bridge>>,
     ) -> PyResult<Call> {
@@ -89,6 +91,12 @@ impl Call {
         let failure = BodyFailure::default();
         let body = to_body(content, handle, bridge, &failure)?;
         let mut builder = Request::builder(method, url).body(body);
+        let streams = layer::Streams {
+            handle,
+            bridge,
+            failure: &failure,
+        };
+        builder = layer::apply(py, builder, layer, &streams)?;
         for (name, value) in fields {
             builder = builder.header(name, value);
         }
@@ -213,7 +221,8 @@ impl NativeClient {
 
     /// Sends a request and blocks (GIL released) for the whole response, or only for its head
     /// when `stream` is true.
-    #[pyo3(signature = (method, url, headers = None, content = None, timeout = None, early_data = None, stream = false))]
+    /// `layer`: the client layer's per-request settings (see `layer::apply`).
+    #[pyo3(signature = (method, url, headers = None, content = None, timeout = None, early_data = None, stream = false, layer = None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -225,11 +234,12 @@ impl NativeClient {
         timeout: Option<f64>,
         early_data: Option<bool>,
         stream: bool,
+        layer: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let client = self.client(py)?;
         let handle = self.runtime(&client);
         let (req, failure) = Call::new(
-            py, &method, &url, headers, content, timeout, early_data, &handle, None,
+            py, &method, &url, headers, content, timeout, early_data, layer, &handle, None,
         )?
         .into_parts(py)?;
         if stream {
@@ -245,7 +255,7 @@ impl NativeClient {
     }
 
     /// Like `send`, for asyncio: completes `fut` (on the loop of `bridge`) with the response.
-    #[pyo3(signature = (bridge, fut, method, url, headers = None, content = None, timeout = None, early_data = None, stream = false))]
+    #[pyo3(signature = (bridge, fut, method, url, headers = None, content = None, timeout = None, early_data = None, stream = false, layer = None))]
     #[allow(clippy::too_many_arguments)]
     fn send_async(
         &self,
@@ -259,6 +269,7 @@ impl NativeClient {
         timeout: Option<f64>,
         early_data: Option<bool>,
         stream: bool,
+        layer: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Pending> {
         let client = self.client(py)?;
         let handle = self.runtime(&client);
@@ -271,6 +282,7 @@ impl NativeClient {
             content,
             timeout,
             early_data,
+            layer,
             &handle,
             Some(&shared),
         )?
@@ -437,6 +449,11 @@ impl NativeClient {
         if !self.closed.swap(true, Ordering::AcqRel) && !self.client.is_forked() {
             py.detach(|| self.client.close());
         }
+    }
+
+    /// The client's cookie jar (option `cookies`), or None when it keeps none.
+    fn cookies(&self) -> Option<NativeCookieJar> {
+        self.client.cookies().map(NativeCookieJar::new)
     }
 
     /// True once `close()` was called.

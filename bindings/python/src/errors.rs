@@ -15,6 +15,8 @@ struct Classes {
     invalid: Py<PyType>,
     unrecoverable: Py<PyType>,
     timeout: Py<PyType>,
+    too_many_redirects: Py<PyType>,
+    decoding: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -30,6 +32,8 @@ fn classes(py: Python<'_>) -> PyResult<&Classes> {
             invalid: get("InvalidError")?,
             unrecoverable: get("UnrecoverableError")?,
             timeout: get("TimeoutError")?,
+            too_many_redirects: get("TooManyRedirects")?,
+            decoding: get("DecodingError")?,
         })
     })
 }
@@ -40,8 +44,16 @@ pub(crate) fn to_py(py: Python<'_>, err: &Error) -> PyErr {
         Ok(c) => c,
         Err(e) => return e,
     };
+    // httpx's names for two kinds, subclasses of the class their kinds imply.
     let class = if err.is_timeout() {
         &classes.timeout
+    } else if err.kind() == ErrorKind::TooManyRedirects {
+        &classes.too_many_redirects
+    } else if matches!(
+        err.kind(),
+        ErrorKind::Decoding | ErrorKind::DecompressionBomb
+    ) {
+        &classes.decoding
     } else {
         match err.class() {
             ErrorClass::Transient => &classes.transient,

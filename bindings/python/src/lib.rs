@@ -8,7 +8,10 @@
 //! - asyncio calls spawn the core future on quiver's runtime and complete an asyncio future on
 //!   the caller's loop through a per-loop `LoopBridge` (`bridge`);
 //!   cancelling the awaiting task aborts the core future;
-//! - request bodies from Python iterators are pulled only when core polls for them (`body`).
+//! - request bodies from Python iterators are pulled only when core polls for them (`body`);
+//! - the client layer's per-request settings (redirects, decoding, credentials, cookies,
+//!   multipart parts) map onto core's request builder (`layer`), and a client's cookie jar is
+//!   shared with Python as it is (`cookies`).
 //!
 //! Nothing here holds the GIL while waiting on the network, and runtime worker threads do not
 //! wait for the GIL to deliver a result (a sync body iterator runs on tokio's blocking pool; only
@@ -21,8 +24,10 @@ mod body;
 mod bridge;
 mod channel;
 mod client;
+mod cookies;
 mod endpoint;
 mod errors;
+mod layer;
 mod options;
 mod response;
 mod stats;
@@ -49,6 +54,7 @@ fn _quiver(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::RawResponse>()?;
     m.add_class::<response::ResponseStream>()?;
     m.add_class::<channel::NativeChannel>()?;
+    m.add_class::<cookies::NativeCookieJar>()?;
     m.add_class::<tunnel::NativeUdpTunnel>()?;
     m.add_class::<bridge::LoopBridge>()?;
     m.add_class::<bridge::Pending>()?;

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use quiver_core::embed::{Prefetch, Taken};
-use quiver_core::{Bytes, Error, HeaderMap, Response, ResponseHead, StatusCode, Version};
+use quiver_core::{Bytes, Error, HeaderMap, Redirect, Response, ResponseHead, StatusCode, Version};
 use tokio::runtime::Handle;
 
 use crate::bridge::{self, LoopBridge, Pending};
@@ -43,12 +43,41 @@ pub(crate) fn header_list<'py>(py: Python<'py>, map: &HeaderMap) -> PyResult<Bou
     Ok(list)
 }
 
+/// Where a response came from: the URL that answered, the redirects followed to reach it
+/// (oldest first) and why a redirect it is was not followed.
+#[derive(Clone, Default)]
+pub(crate) struct Provenance {
+    url: String,
+    history: Vec<Redirect>,
+    unfollowed: Option<String>,
+}
+
+impl Provenance {
+    fn new(url: &str, history: &[Redirect], unfollowed: Option<&str>) -> Provenance {
+        Provenance {
+            url: url.to_owned(),
+            history: history.to_vec(),
+            unfollowed: unfollowed.map(str::to_owned),
+        }
+    }
+
+    /// The redirects as responses with empty bodies, oldest first.
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for hop in &self.history {
+            list.append(Py::new(py, RawResponse::redirect(hop))?)?;
+        }
+        Ok(list)
+    }
+}
+
 /// A response read to its end.
 #[pyclass(frozen, module = "quiver._quiver")]
 pub struct RawResponse {
     head: ResponseHead,
     body: Bytes,
     trailers: Option<HeaderMap>,
+    from: Provenance,
 }
 
 impl RawResponse {
@@ -56,10 +85,29 @@ impl RawResponse {
     pub(crate) fn new(resp: Response) -> RawResponse {
         let head = resp.head().clone();
         let trailers = resp.trailers().cloned();
+        let from = Provenance::new(resp.url(), resp.history(), resp.unfollowed_redirect());
         RawResponse {
             head,
             body: resp.into_body(),
             trailers,
+            from,
+        }
+    }
+
+    /// A redirect that was followed, as a response with an empty body (its own history empty).
+    fn redirect(hop: &Redirect) -> RawResponse {
+        RawResponse {
+            head: ResponseHead {
+                status: hop.status,
+                version: hop.version,
+                headers: hop.headers.clone(),
+            },
+            body: Bytes::new(),
+            trailers: None,
+            from: Provenance {
+                url: hop.url.clone(),
+                ..Provenance::default()
+            },
         }
     }
 }
@@ -95,6 +143,24 @@ impl RawResponse {
             .map(|t| header_list(py, t))
             .transpose()
     }
+
+    /// The URL that answered (after redirects: the last one).
+    #[getter]
+    fn url(&self) -> &str {
+        &self.from.url
+    }
+
+    /// The redirects followed to get here, oldest first, as responses with empty bodies.
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.from.history(py)
+    }
+
+    /// Why this redirect was returned rather than followed (a 307/308 whose streamed body
+    /// could not be sent again); None otherwise.
+    #[getter]
+    fn unfollowed_redirect(&self) -> Option<&str> {
+        self.from.unfollowed.as_deref()
+    }
 }
 
 /// Joins chunks into one `bytes` object (one copy).
@@ -127,6 +193,7 @@ pub struct ResponseStream {
     /// A read is in progress.
     reading: AtomicBool,
     trailers: Mutex<Option<HeaderMap>>,
+    from: Provenance,
     handle: Handle,
     fork: ForkGuard,
 }
@@ -148,6 +215,8 @@ impl ResponseStream {
         handle: Handle,
         fork: ForkGuard,
     ) -> ResponseStream {
+        // Core's `into_parts` drops the URL and the history: read them first.
+        let from = Provenance::new(resp.url(), resp.history(), resp.unfollowed_redirect());
         let (head, body) = resp.into_parts();
         // One read returns what arrived meanwhile, joined: fewer round trips through Python.
         let prefetch = Prefetch::start(body, &handle, Prefetch::DEFAULT_HIGH_WATER);
@@ -159,6 +228,7 @@ impl ResponseStream {
             closed: AtomicBool::new(false),
             reading: AtomicBool::new(false),
             trailers: Mutex::new(None),
+            from,
             handle,
             fork,
         }
@@ -225,6 +295,23 @@ impl ResponseStream {
     fn trailers<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
         let trailers = self.trailers.lock().unwrap_or_else(|p| p.into_inner());
         trailers.as_ref().map(|t| header_list(py, t)).transpose()
+    }
+
+    /// The URL that answered (after redirects: the last one).
+    #[getter]
+    fn url(&self) -> &str {
+        &self.from.url
+    }
+
+    /// The redirects followed to get here, oldest first, as responses with empty bodies.
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.from.history(py)
+    }
+
+    /// Why this redirect was returned rather than followed; None otherwise.
+    #[getter]
+    fn unfollowed_redirect(&self) -> Option<&str> {
+        self.from.unfollowed.as_deref()
     }
 
     /// True once the body has ended or the stream was closed.

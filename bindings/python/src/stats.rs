@@ -24,10 +24,11 @@ fn origin_dict<'py>(py: Python<'py>, o: &OriginStats) -> PyResult<Bound<'py, PyD
     Ok(d)
 }
 
-/// `{"connections": .., "idle": .., ..., "origins": {"https://host:443": {...}}, "proxies":
-/// [{...}]}`: the totals, one dict per origin (keyed by `scheme://host:port`) and one per pool
-/// of connections to a proxy (HTTP/2 and HTTP/3 proxy connections are pooled; not counted in
-/// the totals).
+/// `{"connections": .., "idle": .., ..., "origins": {"https://host:443": {...}},
+/// "other_protocols": [{...}], "proxies": [{...}]}`: the totals, one dict per origin (keyed by
+/// `scheme://host:port`: the pool its rule makes), one per extra pool that a request asking for
+/// another protocol opened for an origin, and one per pool of connections to a proxy (HTTP/2
+/// and HTTP/3 proxy connections are pooled; not counted in the totals).
 pub(crate) fn to_dict<'py>(py: Python<'py>, s: &ClientStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("connections", s.connections)?;
@@ -40,11 +41,18 @@ pub(crate) fn to_dict<'py>(py: Python<'py>, s: &ClientStats) -> PyResult<Bound<'
     d.set_item("retries", s.retries)?;
     d.set_item("buffered_bytes", s.buffered_bytes)?;
     d.set_item("fallbacks", s.fallbacks)?;
+    // Core lists each origin's rule pool before the pools of other protocols (per request).
     let origins = PyDict::new(py);
+    let mut others = Vec::new();
     for o in &s.origins {
-        origins.set_item(&o.origin, origin_dict(py, o)?)?;
+        if origins.contains(&o.origin)? {
+            others.push(origin_dict(py, o)?);
+        } else {
+            origins.set_item(&o.origin, origin_dict(py, o)?)?;
+        }
     }
     d.set_item("origins", origins)?;
+    d.set_item("other_protocols", others)?;
     let proxies = s
         .proxies
         .iter()

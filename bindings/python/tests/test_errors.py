@@ -269,6 +269,8 @@ def test_typed_options_match_the_engine() -> None:
     import ast
 
     engine = set(quiver.OPTION_NAMES)
+    # httpx's `auth=` stands for basic_auth / digest_auth / bearer_token (client-wide and per rule).
+    engine |= {"auth"}
     assert set(quiver.PoolOptions.__annotations__) == engine
     stub = ast.parse((Path(quiver.__file__).parent / "__init__.pyi").read_text())
     for node in stub.body:

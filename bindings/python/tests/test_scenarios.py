@@ -103,6 +103,10 @@ def verify(case: Case, response: Optional[quiver.Response], error: Optional[Base
         elif kind == "header":
             name, expected = arg.split(":", 1)
             assert response.headers.get(name) == expected, f"{case.name}: {name}"
+        elif kind == "history":
+            assert len(response.history) == int(arg), f"{case.name}: {response.history}"
+        elif kind == "url_ends":
+            assert response.url.endswith(unescape(arg)), f"{case.name}: {response.url}"
         else:
             raise AssertionError(f"unknown check {kind}")
 

@@ -7,6 +7,11 @@
         r.raise_for_status()
         print(r.http_version, r.headers["content-type"], r.text)
 
+    # httpx's client layer: redirects, decoding, cookies, auth, multipart uploads
+    with quiver.Client(cookies=True, auth=("user", "secret")) as client:
+        r = client.post("https://example.com/upload", data={"title": "x"}, files={"f": open("a.bin", "rb")})
+        print(r.url, [h.status_code for h in r.history], client.cookies.jar)
+
     async with quiver.AsyncClient() as client:
         async with client.stream("GET", "https://example.com/big") as r:
             async for chunk in r.aiter_bytes():
@@ -14,11 +19,26 @@
 """
 
 from . import _quiver
+from ._auth import BasicAuth, BearerAuth, DigestAuth, NoAuth
 from ._client import AsyncClient, AsyncDatagramChannel, AsyncUdpTunnel, Client, DatagramChannel, UdpTunnel
-from ._exceptions import HTTPStatusError, InvalidError, QuiverError, TransientError, UnrecoverableError
+from ._cookies import Cookies
+from ._exceptions import (
+    CookieConflict,
+    DecodingError,
+    HTTPStatusError,
+    InvalidError,
+    QuiverError,
+    TooManyRedirects,
+    TransientError,
+    UnrecoverableError,
+)
 from ._exceptions import TimeoutError as TimeoutError  # noqa: A004 - see __all__
 from ._models import Headers, Response
-from ._types import ClientStats, OriginStats, PoolOptions
+from ._types import AuthTypes as AuthTypes
+from ._types import ClientStats, CookieDict, OriginStats, PoolOptions
+from ._types import CookieTypes as CookieTypes
+from ._types import FileTypes as FileTypes
+from ._types import RequestFiles as RequestFiles
 from ._types import HeaderTypes as HeaderTypes
 from ._types import Protocol as Protocol
 from ._types import QueryParamTypes as QueryParamTypes
@@ -41,18 +61,27 @@ __all__ = [
     "AsyncClient",
     "AsyncDatagramChannel",
     "AsyncUdpTunnel",
+    "BasicAuth",
+    "BearerAuth",
     "Client",
     "ClientStats",
+    "CookieConflict",
+    "CookieDict",
+    "Cookies",
     "DatagramChannel",
+    "DecodingError",
+    "DigestAuth",
     "ERROR_KINDS",
     "HTTPStatusError",
     "Headers",
     "InvalidError",
+    "NoAuth",
     "OPTION_NAMES",
     "OriginStats",
     "PoolOptions",
     "QuiverError",
     "Response",
+    "TooManyRedirects",
     "TransientError",
     "UdpTunnel",
     "UnrecoverableError",

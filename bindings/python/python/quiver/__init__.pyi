@@ -18,13 +18,24 @@ from typing import (
     overload,
 )
 
+from ._auth import BasicAuth as BasicAuth
+from ._auth import BearerAuth as BearerAuth
+from ._auth import DigestAuth as DigestAuth
+from ._auth import NoAuth as NoAuth
+from ._cookies import Cookies as Cookies
+from ._types import AuthTypes as AuthTypes
 from ._types import ClientStats as ClientStats
+from ._types import CookieDict as CookieDict
+from ._types import CookieTypes as CookieTypes
+from ._types import FileTypes as FileTypes
 from ._types import HeaderTypes as HeaderTypes
 from ._types import OriginStats as OriginStats
 from ._types import PoolOptions as PoolOptions
 from ._types import Protocol as Protocol
 from ._types import QueryParamTypes as QueryParamTypes
 from ._types import RequestContent as RequestContent
+from ._types import RequestData as RequestData
+from ._types import RequestFiles as RequestFiles
 from ._types import Seconds as Seconds
 from ._types import StrPath as StrPath
 from ._types import SyncRequestContent as SyncRequestContent
@@ -52,6 +63,15 @@ class TransientError(QuiverError): ...
 class InvalidError(QuiverError): ...
 class UnrecoverableError(QuiverError): ...
 class TimeoutError(TransientError, builtins.TimeoutError): ...
+
+class TooManyRedirects(UnrecoverableError):
+    """Kind ``too_many_redirects``: more redirects than ``max_redirects`` (or a loop)."""
+
+class DecodingError(UnrecoverableError):
+    """Kinds ``decoding`` (a corrupt or truncated compressed body) and ``decompression_bomb``."""
+
+class CookieConflict(LookupError):
+    """Several cookies match a name: give ``domain=`` and ``path=``."""
 
 class HTTPStatusError(Exception):
     response: Response
@@ -86,7 +106,12 @@ class Response:
 
     status_code: int
     http_version: str
+    #: The URL that answered (after redirects: the last one).
     url: str
+    @property
+    def history(self) -> List[Response]: ...
+    @property
+    def unfollowed_redirect(self) -> Optional[str]: ...
     @property
     def headers(self) -> Headers: ...
     @property
@@ -252,6 +277,16 @@ class Client:
         danger_accept_invalid_certs: bool = ...,
         max_response_headers: int = ...,
         max_response_body: int = ...,
+        follow_redirects: bool = ...,
+        max_redirects: int = ...,
+        allow_insecure_redirects: bool = ...,
+        decompress: bool = ...,
+        max_decompression_ratio: int = ...,
+        cookies: Union[bool, CookieTypes, None] = ...,
+        basic_auth: Optional[str] = ...,
+        bearer_token: Optional[str] = ...,
+        digest_auth: Optional[str] = ...,
+        auth: AuthTypes = ...,
     ) -> None: ...
     def request(
         self,
@@ -261,8 +296,16 @@ class Client:
         params: Optional[QueryParamTypes] = None,
         headers: Optional[HeaderTypes] = None,
         content: Optional[SyncRequestContent] = None,
-        data: Optional[Mapping[str, Any]] = None,
+        data: Optional[RequestData] = None,
+        files: Optional[RequestFiles] = None,
         json: Any = None,
+        cookies: Optional[CookieTypes] = None,
+        auth: AuthTypes = None,
+        follow_redirects: Optional[bool] = None,
+        redirect: Optional[Literal["follow", "manual", "error"]] = None,
+        max_redirects: Optional[int] = None,
+        decompress: Optional[bool] = None,
+        protocol: Optional[Protocol] = None,
         timeout: Optional[float] = None,
         early_data: Optional[bool] = None,
     ) -> Response: ...
@@ -292,6 +335,8 @@ class Client:
     ) -> UdpTunnel: ...
     def close_all_tunnels(self) -> None: ...
     def stats(self) -> ClientStats: ...
+    @property
+    def cookies(self) -> Optional[Cookies]: ...
     @property
     def is_closed(self) -> bool: ...
     def close(self) -> None: ...
@@ -347,6 +392,16 @@ class AsyncClient:
         danger_accept_invalid_certs: bool = ...,
         max_response_headers: int = ...,
         max_response_body: int = ...,
+        follow_redirects: bool = ...,
+        max_redirects: int = ...,
+        allow_insecure_redirects: bool = ...,
+        decompress: bool = ...,
+        max_decompression_ratio: int = ...,
+        cookies: Union[bool, CookieTypes, None] = ...,
+        basic_auth: Optional[str] = ...,
+        bearer_token: Optional[str] = ...,
+        digest_auth: Optional[str] = ...,
+        auth: AuthTypes = ...,
     ) -> None: ...
     async def request(
         self,
@@ -356,8 +411,16 @@ class AsyncClient:
         params: Optional[QueryParamTypes] = None,
         headers: Optional[HeaderTypes] = None,
         content: Optional[RequestContent] = None,
-        data: Optional[Mapping[str, Any]] = None,
+        data: Optional[RequestData] = None,
+        files: Optional[RequestFiles] = None,
         json: Any = None,
+        cookies: Optional[CookieTypes] = None,
+        auth: AuthTypes = None,
+        follow_redirects: Optional[bool] = None,
+        redirect: Optional[Literal["follow", "manual", "error"]] = None,
+        max_redirects: Optional[int] = None,
+        decompress: Optional[bool] = None,
+        protocol: Optional[Protocol] = None,
         timeout: Optional[float] = None,
         early_data: Optional[bool] = None,
     ) -> Response: ...
@@ -388,6 +451,8 @@ class AsyncClient:
     def close_all_tunnels(self) -> None: ...
     def stats(self) -> ClientStats: ...
     @property
+    def cookies(self) -> Optional[Cookies]: ...
+    @property
     def is_closed(self) -> bool: ...
     async def aclose(self) -> None: ...
     async def __aenter__(self) -> AsyncClient: ...
@@ -402,18 +467,27 @@ __all__ = [
     "AsyncClient",
     "AsyncDatagramChannel",
     "AsyncUdpTunnel",
+    "BasicAuth",
+    "BearerAuth",
     "Client",
     "ClientStats",
+    "CookieConflict",
+    "CookieDict",
+    "Cookies",
     "DatagramChannel",
+    "DecodingError",
+    "DigestAuth",
     "ERROR_KINDS",
     "HTTPStatusError",
     "Headers",
     "InvalidError",
+    "NoAuth",
     "OPTION_NAMES",
     "OriginStats",
     "PoolOptions",
     "QuiverError",
     "Response",
+    "TooManyRedirects",
     "TransientError",
     "UdpTunnel",
     "UnrecoverableError",

@@ -19,11 +19,26 @@ from typing import (
     Tuple,
     Type,
     TypeVar,
+    Union,
 )
 
 from . import _quiver
+from ._auth import auth_options, request_auth
+from ._cookies import Cookies, request_cookies, seed
 from ._models import Headers, Response, merge_url, prepare_body
-from ._types import ClientStats, HeaderTypes, PoolOptions, Protocol, QueryParamTypes, RequestContent
+from ._multipart import parts
+from ._types import (
+    AuthTypes,
+    ClientStats,
+    CookieTypes,
+    HeaderTypes,
+    PoolOptions,
+    Protocol,
+    QueryParamTypes,
+    RequestContent,
+    RequestData,
+    RequestFiles,
+)
 
 __all__ = ["Client", "AsyncClient", "DatagramChannel", "AsyncDatagramChannel", "UdpTunnel", "AsyncUdpTunnel"]
 
@@ -99,8 +114,22 @@ async def _call(start: Callable[..., _quiver.Pending], *args: Any) -> Any:
 # -- clients ----------------------------------------------------------------------------------
 
 
+#: What the native ``send`` takes after ``(method, url)``: header fields, the body, the timeout,
+#: early data, and the client layer's settings.
+_Prepared = Tuple[str, List[Tuple[str, str]], Any, Optional[float], Optional[bool], Optional[Dict[str, Any]]]
+
+
+def _rule_options(pattern: str, rule: Any) -> Any:
+    """A pool rule with httpx's ``auth=`` mapped onto the credential options."""
+    if not isinstance(rule, Mapping) or "auth" not in rule:
+        return rule
+    rule = dict(rule)
+    auth_options(rule.pop("auth"), rule, f"pool rule `{pattern}`: ")
+    return rule
+
+
 class _BaseClient:
-    __slots__ = ("_native", "_base_url", "_headers", "__weakref__")
+    __slots__ = ("_native", "_base_url", "_headers", "_cookies", "__weakref__")
 
     def __init__(
         self,
@@ -108,22 +137,59 @@ class _BaseClient:
         base_url: Optional[str] = None,
         headers: Optional[HeaderTypes] = None,
         pools: Optional[Mapping[str, PoolOptions]] = None,
+        auth: AuthTypes = None,
+        cookies: Union[bool, CookieTypes, None] = None,
         **options: Any,
     ) -> None:
+        auth_options(auth, options)
+        seeded = None
+        if isinstance(cookies, (Cookies, Mapping, list, tuple)):
+            options["cookies"] = True
+            seeded = cookies
+        elif cookies is not None:
+            options["cookies"] = cookies  # a bool (the engine refuses anything else)
+        if pools is not None and hasattr(pools, "items"):
+            pools = {pattern: _rule_options(pattern, rule) for pattern, rule in pools.items()}
         self._native = _quiver.NativeClient(options, pools)
         self._base_url = base_url
         self._headers = Headers(headers) if headers else None
+        jar = self._native.cookies()
+        self._cookies = None if jar is None else Cookies._wrap(jar)
+        if seeded is not None and jar is not None:
+            try:
+                seed(jar, seeded, base_url)
+            except BaseException:
+                self._native.close()
+                raise
+
+    @property
+    def cookies(self) -> Optional[Cookies]:
+        """The client's cookie jar (``cookies=True``, or a jar or pairs to start with); None when
+        the client keeps none (the default). Changes made here go with the next requests."""
+        return self._cookies
 
     def _prepare(
         self,
+        method: str,
         url: str,
-        params: Optional[QueryParamTypes],
-        headers: Optional[HeaderTypes],
-        content: Optional[RequestContent],
-        data: Optional[Mapping[str, Any]],
-        json: Any,
         allow_async: bool,
-    ) -> Tuple[str, List[Tuple[str, str]], Any]:
+        *,
+        params: Optional[QueryParamTypes] = None,
+        headers: Optional[HeaderTypes] = None,
+        content: Optional[RequestContent] = None,
+        data: Optional[RequestData] = None,
+        files: Optional[RequestFiles] = None,
+        json: Any = None,
+        cookies: Optional[CookieTypes] = None,
+        auth: AuthTypes = None,
+        follow_redirects: Optional[bool] = None,
+        redirect: Optional[str] = None,
+        max_redirects: Optional[int] = None,
+        decompress: Optional[bool] = None,
+        protocol: Optional[Protocol] = None,
+        timeout: Optional[float] = None,
+        early_data: Optional[bool] = None,
+    ) -> _Prepared:
         url = merge_url(self._base_url, url, params)
         if self._headers is not None:
             merged = self._headers.merged(headers)
@@ -131,16 +197,43 @@ class _BaseClient:
             merged = headers.copy()
         else:
             merged = Headers(headers)
-        body = prepare_body(merged, content, data, json, allow_async)
-        return url, merged.multi_items(), body
+        layer: Dict[str, Any] = {}
+        if files:
+            given = [name for name, v in (("content", content), ("json", json)) if v is not None]
+            if given:
+                raise TypeError(f"files= goes with data= fields only, not with {' or '.join(given)}=")
+            layer["files"] = parts(data, files, allow_async)
+            body = None
+        else:
+            body = prepare_body(merged, content, data, json, allow_async)
+        if follow_redirects is not None and redirect is not None:
+            raise TypeError("give follow_redirects= or redirect=, not both")
+        if follow_redirects is not None:
+            layer["follow_redirects"] = bool(follow_redirects)
+        if redirect is not None:
+            layer["redirect"] = redirect
+        if max_redirects is not None:
+            layer["max_redirects"] = max_redirects
+        if decompress is not None:
+            layer["decompress"] = bool(decompress)
+        if auth is not None:
+            layer["auth"] = request_auth(auth)
+        if protocol is not None:
+            layer["protocol"] = protocol
+        own = request_cookies(cookies, url)
+        if own:
+            layer["cookies"] = own
+        return url, merged.multi_items(), body, timeout, early_data, layer or None
 
     def stats(self) -> ClientStats:
         """Pool statistics: totals (``connections``, ``idle``, ``active``, ``queued``,
         ``connections_opened``, ``requests``, ``errors``, ``retries``, ``buffered_bytes``,
         ``fallbacks``), ``origins``, a dict per ``scheme://host:port`` with the same counters
         plus ``protocol``, ``connection_streams``, ``alt_svc`` (the fresh HTTP/3 alternatives as
-        an ``alt-svc`` value, or None) and ``alt_svc_broken``, and ``proxies``, one such dict per
-        pool of HTTP/2 or HTTP/3 connections to a proxy (not in the totals)."""
+        an ``alt-svc`` value, or None) and ``alt_svc_broken``; ``other_protocols``, such dicts
+        for the extra pools that requests with their own ``protocol=`` opened; and ``proxies``,
+        one such dict per pool of HTTP/2 or HTTP/3 connections to a proxy (not in the
+        totals)."""
         return self._native.stats()  # type: ignore[return-value]
 
     def close_all_tunnels(self) -> None:
@@ -163,6 +256,12 @@ class Client(_BaseClient):
     Keyword arguments are pool options (see ``quiver.OPTION_NAMES``; durations in seconds),
     ``pools={"https://api.example.com": {...}, "https://*.example.com": {...}}`` per-origin
     overrides, ``base_url=`` and default ``headers=``. Every option is validated here.
+
+    httpx's names: ``auth=`` (a ``(user, password)`` tuple for Basic, ``quiver.BasicAuth``,
+    ``quiver.DigestAuth``, ``quiver.BearerAuth``; also in a ``pools`` rule), ``cookies=``
+    (``True`` keeps a jar, see :attr:`cookies`; a ``quiver.Cookies`` is copied into it;
+    name/value pairs are set for ``base_url``'s host), ``follow_redirects=`` and
+    ``max_redirects=``.
     """
 
     __slots__ = ()
@@ -175,14 +274,51 @@ class Client(_BaseClient):
         params: Optional[QueryParamTypes] = None,
         headers: Optional[HeaderTypes] = None,
         content: Optional[RequestContent] = None,
-        data: Optional[Mapping[str, Any]] = None,
+        data: Optional[RequestData] = None,
+        files: Optional[RequestFiles] = None,
         json: Any = None,
+        cookies: Optional[CookieTypes] = None,
+        auth: AuthTypes = None,
+        follow_redirects: Optional[bool] = None,
+        redirect: Optional[str] = None,
+        max_redirects: Optional[int] = None,
+        decompress: Optional[bool] = None,
+        protocol: Optional[Protocol] = None,
         timeout: Optional[float] = None,
         early_data: Optional[bool] = None,
     ) -> Response:
-        """Sends a request and reads the whole response."""
-        url, fields, body = self._prepare(url, params, headers, content, data, json, False)
-        native = self._native.send(method, url, fields, body, timeout, early_data, False)
+        """Sends a request and reads the whole response.
+
+        ``files=`` sends a ``multipart/form-data`` body (with ``data=`` fields first);
+        ``cookies=`` are this request's own cookies; ``auth=`` its credentials (None: the
+        client's, ``quiver.NoAuth()``: none); ``follow_redirects=``, ``max_redirects=``,
+        ``decompress=`` and ``protocol=`` override the origin's options for this request;
+        ``redirect="error"`` fails on a redirect (kind ``redirect_refused``)."""
+        prepared = self._prepare(
+            method,
+            url,
+            False,
+            params=params,
+            headers=headers,
+            content=content,
+            data=data,
+            files=files,
+            json=json,
+            cookies=cookies,
+            auth=auth,
+            follow_redirects=follow_redirects,
+            redirect=redirect,
+            max_redirects=max_redirects,
+            decompress=decompress,
+            protocol=protocol,
+            timeout=timeout,
+            early_data=early_data,
+        )
+        return self._send(method, prepared, False)
+
+    def _send(self, method: str, prepared: _Prepared, stream: bool) -> Response:
+        url, fields, body, timeout, early_data, layer = prepared
+        native = self._native.send(method, url, fields, body, timeout, early_data, stream, layer)
         return Response._from_native(native, url)
 
     def get(self, url: str, **kwargs: Any) -> Response:
@@ -212,18 +348,7 @@ class Client(_BaseClient):
         return _SyncStream(self, method, url, kwargs)
 
     def _open_stream(self, method: str, url: str, kwargs: Dict[str, Any]) -> Response:
-        params = kwargs.pop("params", None)
-        headers = kwargs.pop("headers", None)
-        content = kwargs.pop("content", None)
-        data = kwargs.pop("data", None)
-        json = kwargs.pop("json", None)
-        timeout = kwargs.pop("timeout", None)
-        early_data = kwargs.pop("early_data", None)
-        if kwargs:
-            raise TypeError(f"stream() got unexpected keyword arguments: {', '.join(kwargs)}")
-        url, fields, body = self._prepare(url, params, headers, content, data, json, False)
-        native = self._native.send(method, url, fields, body, timeout, early_data, True)
-        return Response._from_native(native, url)
+        return self._send(method, self._prepare(method, url, False, **kwargs), True)
 
     def open_datagram_channel(
         self,
@@ -291,14 +416,46 @@ class AsyncClient(_BaseClient):
         params: Optional[QueryParamTypes] = None,
         headers: Optional[HeaderTypes] = None,
         content: Optional[RequestContent] = None,
-        data: Optional[Mapping[str, Any]] = None,
+        data: Optional[RequestData] = None,
+        files: Optional[RequestFiles] = None,
         json: Any = None,
+        cookies: Optional[CookieTypes] = None,
+        auth: AuthTypes = None,
+        follow_redirects: Optional[bool] = None,
+        redirect: Optional[str] = None,
+        max_redirects: Optional[int] = None,
+        decompress: Optional[bool] = None,
+        protocol: Optional[Protocol] = None,
         timeout: Optional[float] = None,
         early_data: Optional[bool] = None,
     ) -> Response:
-        """Sends a request and reads the whole response."""
-        url, fields, body = self._prepare(url, params, headers, content, data, json, True)
-        native = await _call(self._native.send_async, method, url, fields, body, timeout, early_data, False)
+        """Sends a request and reads the whole response (the arguments of
+        :meth:`Client.request`)."""
+        prepared = self._prepare(
+            method,
+            url,
+            True,
+            params=params,
+            headers=headers,
+            content=content,
+            data=data,
+            files=files,
+            json=json,
+            cookies=cookies,
+            auth=auth,
+            follow_redirects=follow_redirects,
+            redirect=redirect,
+            max_redirects=max_redirects,
+            decompress=decompress,
+            protocol=protocol,
+            timeout=timeout,
+            early_data=early_data,
+        )
+        return await self._send(method, prepared, False)
+
+    async def _send(self, method: str, prepared: _Prepared, stream: bool) -> Response:
+        url, fields, body, timeout, early_data, layer = prepared
+        native = await _call(self._native.send_async, method, url, fields, body, timeout, early_data, stream, layer)
         return Response._from_native(native, url)
 
     async def get(self, url: str, **kwargs: Any) -> Response:
@@ -328,18 +485,7 @@ class AsyncClient(_BaseClient):
         return _AsyncStream(self, method, url, kwargs)
 
     async def _open_stream(self, method: str, url: str, kwargs: Dict[str, Any]) -> Response:
-        params = kwargs.pop("params", None)
-        headers = kwargs.pop("headers", None)
-        content = kwargs.pop("content", None)
-        data = kwargs.pop("data", None)
-        json = kwargs.pop("json", None)
-        timeout = kwargs.pop("timeout", None)
-        early_data = kwargs.pop("early_data", None)
-        if kwargs:
-            raise TypeError(f"stream() got unexpected keyword arguments: {', '.join(kwargs)}")
-        url, fields, body = self._prepare(url, params, headers, content, data, json, True)
-        native = await _call(self._native.send_async, method, url, fields, body, timeout, early_data, True)
-        return Response._from_native(native, url)
+        return await self._send(method, self._prepare(method, url, True, **kwargs), True)
 
     async def open_datagram_channel(
         self,

@@ -3,7 +3,8 @@
 Every failure from the engine is a :class:`QuiverError` carrying the engine's stable ``kind``
 (such as ``"connect_refused"``) and its ``error_class`` (``"transient"``, ``"invalid"`` or
 ``"unrecoverable"``), raised as the subclass for that class. Timeouts are also instances of the
-builtin :class:`TimeoutError`. :class:`HTTPStatusError` (from ``raise_for_status()``) is not a
+builtin :class:`TimeoutError`; two kinds have httpx's names too: :class:`TooManyRedirects` and
+:class:`DecodingError`. :class:`HTTPStatusError` (from ``raise_for_status()``) is not a
 transport error and is not a :class:`QuiverError`.
 """
 
@@ -21,7 +22,10 @@ __all__ = [
     "InvalidError",
     "UnrecoverableError",
     "TimeoutError",
+    "TooManyRedirects",
+    "DecodingError",
     "HTTPStatusError",
+    "CookieConflict",
 ]
 
 
@@ -74,6 +78,21 @@ class UnrecoverableError(QuiverError):
 class TimeoutError(TransientError, builtins.TimeoutError):  # noqa: A001 - like asyncio.TimeoutError
     """A timeout (kinds ``connect_timeout``, ``checkout_timeout``, ``request_timeout``,
     ``read_timeout``, ``ping_timeout``); also caught by ``except TimeoutError`` (the builtin)."""
+
+
+class TooManyRedirects(UnrecoverableError):
+    """More redirects than ``max_redirects`` (kind ``too_many_redirects``; a loop ends here too)."""
+
+
+class DecodingError(UnrecoverableError):
+    """The response body could not be decoded (kind ``decoding``: corrupt or truncated gzip,
+    deflate, br or zstd) or decoded to far more than it came as (kind ``decompression_bomb``,
+    see ``max_decompression_ratio``)."""
+
+
+class CookieConflict(LookupError):
+    """``cookies[name]`` or ``cookies.get(name)`` matched several cookies (of other domains or
+    paths): give ``domain=`` and ``path=`` to pick one. Not an engine error."""
 
 
 class HTTPStatusError(Exception):

@@ -163,6 +163,7 @@ class Response:
         "_content",
         "_stream",
         "_trailers",
+        "_history",
     )
 
     status_code: int
@@ -173,6 +174,7 @@ class Response:
     _content: Optional[bytes]
     _stream: Optional[_quiver.ResponseStream]
     _trailers: Optional[Headers]
+    _history: Optional[List[Response]]
 
     def __init__(self) -> None:
         raise TypeError("responses are made by quiver.Client and quiver.AsyncClient")
@@ -182,10 +184,12 @@ class Response:
         r = cls.__new__(cls)
         r.status_code = native.status
         r.http_version = native.http_version
-        r.url = url
+        # The URL that answered: after redirects, the last one.
+        r.url = native.url or url
         r._native = native
         r._headers = None
         r._trailers = None
+        r._history = None
         if isinstance(native, _quiver.ResponseStream):
             r._stream = native
             r._content = None
@@ -202,6 +206,20 @@ class Response:
         if self._headers is None:
             self._headers = Headers._from_pairs(self._native.headers())
         return self._headers
+
+    @property
+    def history(self) -> List[Response]:
+        """The redirects followed to get here, oldest first, as responses (status, headers,
+        ``url``, ``http_version``; empty bodies). Empty when none was followed."""
+        if self._history is None:
+            self._history = [Response._from_native(hop, hop.url) for hop in self._native.history()]
+        return self._history
+
+    @property
+    def unfollowed_redirect(self) -> Optional[str]:
+        """Why this redirect was returned instead of followed although redirects are on (a 307
+        or 308 whose streamed body could not be sent again); None otherwise."""
+        return self._native.unfollowed_redirect
 
     @property
     def reason_phrase(self) -> str:

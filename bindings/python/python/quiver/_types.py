@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 from typing import (
+    IO,
     TYPE_CHECKING,
     Any,
     AsyncIterable,
@@ -21,17 +22,26 @@ from typing import (
 )
 
 if TYPE_CHECKING:
+    from ._auth import BasicAuth, BearerAuth, DigestAuth, NoAuth
+    from ._cookies import Cookies
     from ._models import Headers
 
 
 __all__ = [
+    "AuthTypes",
     "ClientStats",
+    "CookieDict",
+    "CookieTypes",
+    "FileContent",
+    "FileTypes",
     "HeaderTypes",
     "OriginStats",
     "PoolOptions",
     "Protocol",
     "QueryParamTypes",
     "RequestContent",
+    "RequestData",
+    "RequestFiles",
     "Seconds",
     "StrPath",
     "SyncRequestContent",
@@ -45,6 +55,41 @@ HeaderTypes = Union["Headers", Mapping[str, str], Iterable[Tuple[Union[str, byte
 QueryParamTypes = Union[Mapping[str, Any], Sequence[Tuple[str, Any]], str, bytes]
 SyncRequestContent = Union[str, bytes, bytearray, memoryview, Iterable[Union[bytes, str]]]
 RequestContent = Union[SyncRequestContent, AsyncIterable[Union[bytes, str]]]
+
+RequestData = Mapping[str, Any]
+#: What a file part holds: bytes, text (sent as UTF-8) or a readable object (a file opened in
+#: binary mode, ``io.BytesIO``, a pipe, ...).
+FileContent = Union[bytes, bytearray, memoryview, str, IO[bytes], IO[str]]
+#: One ``files=`` value: the content (file name from its ``name``, else ``upload``), or
+#: ``(filename, content)``, or ``(filename, content, content_type)``.
+FileTypes = Union[
+    FileContent,
+    Tuple[Optional[str], FileContent],
+    Tuple[Optional[str], FileContent, Optional[str]],
+]
+RequestFiles = Union[Mapping[str, FileTypes], Sequence[Tuple[str, FileTypes]]]
+#: Credentials: ``(user, password)`` (Basic), ``BasicAuth``, ``DigestAuth``, ``BearerAuth``,
+#: ``NoAuth`` (per request: none at all) or None (per request: the client's).
+AuthTypes = Union[
+    Tuple[Union[str, bytes], Union[str, bytes]], "BasicAuth", "DigestAuth", "BearerAuth", "NoAuth", None
+]
+#: A request's own cookies: name/value pairs, or a ``quiver.Cookies`` jar (those matching the
+#: URL).
+CookieTypes = Union[Mapping[str, str], Sequence[Tuple[str, str]], "Cookies"]
+
+
+class CookieDict(TypedDict):
+    """One cookie of ``Cookies.jar``."""
+
+    name: str
+    value: str
+    domain: str
+    host_only: bool
+    path: str
+    secure: bool
+    http_only: bool
+    same_site: Optional[str]
+    expires: Optional[float]
 
 
 class PoolOptions(TypedDict, total=False):
@@ -86,6 +131,18 @@ class PoolOptions(TypedDict, total=False):
     danger_accept_invalid_certs: bool
     max_response_headers: int
     max_response_body: int
+    follow_redirects: bool
+    max_redirects: int
+    allow_insecure_redirects: bool
+    decompress: bool
+    max_decompression_ratio: int
+    #: Client-wide only (a rule giving it is refused).
+    cookies: bool
+    basic_auth: Optional[str]
+    bearer_token: Optional[str]
+    digest_auth: Optional[str]
+    #: httpx's shape of the three above (in a rule: that rule's origins only).
+    auth: AuthTypes
 
 
 class OriginStats(TypedDict):
@@ -110,8 +167,9 @@ class OriginStats(TypedDict):
 
 
 class ClientStats(TypedDict):
-    """What ``Client.stats()`` returns: totals over origins, each origin's pool, and the pools
-    of HTTP/2 and HTTP/3 connections to proxies (not in the totals)."""
+    """What ``Client.stats()`` returns: totals over origins, each origin's pool (and the extra
+    pools per-request protocols opened), and the pools of HTTP/2 and HTTP/3 connections to
+    proxies (not in the totals)."""
 
     connections: int
     idle: int
@@ -124,4 +182,7 @@ class ClientStats(TypedDict):
     buffered_bytes: int
     fallbacks: int
     origins: Dict[str, OriginStats]
+    #: Extra pools of origins in ``origins``: those opened by requests that asked for another
+    #: protocol (``protocol=`` per request) than the origin's rule.
+    other_protocols: List[OriginStats]
     proxies: List[OriginStats]
