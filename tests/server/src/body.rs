@@ -303,3 +303,67 @@ mod tests {
         assert!(!err);
     }
 }
+
+/// A request body that, when an endpoint drops it unread, is read to its end in the background
+/// (for at most [`LINGER`]) instead of being abandoned: a server that closes a connection with
+/// request bytes still unread makes the kernel reset it, and the client can lose the response it
+/// already sent (the "lingering close" real servers do). `enabled` false: dropped as is.
+pub(crate) struct DrainOnDrop<B: Body + Send + Unpin + 'static> {
+    inner: Option<B>,
+    enabled: bool,
+}
+
+/// How long a dropped request body is read in the background.
+const LINGER: Duration = Duration::from_secs(2);
+
+impl<B: Body + Send + Unpin + 'static> DrainOnDrop<B> {
+    pub(crate) fn new(inner: B, enabled: bool) -> Self {
+        DrainOnDrop {
+            inner: Some(inner),
+            enabled,
+        }
+    }
+}
+
+impl<B: Body + Send + Unpin + 'static> Body for DrainOnDrop<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.inner.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl<B: Body + Send + Unpin + 'static> Drop for DrainOnDrop<B> {
+    fn drop(&mut self) {
+        let Some(mut body) = self.inner.take() else {
+            return;
+        };
+        if !self.enabled || body.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(LINGER, async {
+                while let Some(Ok(_)) = body.frame().await {}
+            })
+            .await;
+        });
+    }
+}

@@ -262,6 +262,22 @@ where
         _ => {}
     }
     let is_head = req.method() == Method::HEAD;
+    // The client-layer endpoints answer without reading the request body (a redirect, a
+    // challenge): read it after them, as servers that answer early do.
+    let linger = req.version() != http::Version::HTTP_3
+        && matches!(
+            req.uri().path().trim_start_matches('/').split('/').next(),
+            Some(
+                "redirect-to"
+                    | "redirect"
+                    | "redirect-loop"
+                    | "basic-auth"
+                    | "bearer"
+                    | "set-cookie"
+                    | "cookies"
+            )
+        );
+    let req = req.map(|b| body::DrainOnDrop::new(Box::pin(b), linger));
     let mut resp = route(req, conn, served, counters).await;
     if is_head {
         // Headers only; keep the announced length.
@@ -635,7 +651,7 @@ const WHOLE_CACHE_BYTES: usize = 160 << 20;
 
 /// The whole compressed body of `/encoded` (from the cache when it was built lately).
 async fn whole_encoded(chain: &[Coding], fill: Fill, n: u64) -> Result<Bytes, BadRequest> {
-    let key = (coding::chain_label(chain), fill == Fill::Zero, n);
+    let key = (format!("{chain:?}"), fill == Fill::Zero, n);
     let cached = WHOLE_CACHE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
