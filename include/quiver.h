@@ -17,8 +17,8 @@
  *   calls return QUIVER_RESULT_WOULD_DEADLOCK there). Completion callbacks (response callback,
  *   on_end) run exactly once for every request, stream and channel that was started.
  *   quiver_client, quiver_stream, quiver_channel, quiver_queue, quiver_cancel_token,
- *   quiver_response, quiver_error and quiver_stats may be used from any thread; quiver_config
- *   and quiver_request from one thread at a time.
+ *   quiver_response, quiver_error and quiver_stats may be used from any thread; quiver_config,
+ *   quiver_request and quiver_mime from one thread at a time.
  * - Completion queue, for programs with their own event loop (epoll, poll, libuv): a client
  *   built from a config with a queue runs no callback by itself; its callbacks wait in the
  *   queue, whose file descriptor is readable exactly while any waits, and run on the thread
@@ -40,6 +40,13 @@
  * - Proxies: pool options "proxy", "proxy_authorization", "proxy_protocol", "proxy_from_env".
  *   UDP tunnels through a MASQUE proxy (RFC 9298, over pooled HTTP/3 or HTTP/2 connections):
  *   quiver_client_open_udp_tunnel, with the callbacks and controls of a datagram channel.
+ * - Client layer (redirects, content decoding, cookies, Basic/Bearer/Digest credentials): pool
+ *   options ("follow_redirects", "max_redirects", "decompress", "cookies", "basic_auth",
+ *   "bearer_token", "digest_auth", ...) with per-request overrides (quiver_request_set_*);
+ *   responses tell their final URL and the redirects followed (quiver_response_url,
+ *   quiver_response_history_*); multipart bodies come from a quiver_mime form; the cookie jar
+ *   is read and written with quiver_client_cookies_*. Strings quiver allocates for the caller
+ *   are freed with quiver_string_free.
  * - No Rust panic crosses this boundary: it becomes QUIVER_RESULT_PANIC (or NULL / 0 / -1).
  * - fork(): a client built before fork() fails in the child with kind "forked"; build a new
  *   client there.
@@ -414,6 +421,71 @@ typedef uint32_t quiver_stat;
 #endif // __cplusplus
 
 /**
+ * What to do with a redirect response (`quiver_request_set_redirect_mode`). Values are never
+ * renumbered.
+ */
+enum quiver_redirect_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Follow it, up to `max_redirects` hops (fetch's `redirect: 'follow'`).
+     */
+    QUIVER_REDIRECT_FOLLOW = 0,
+    /**
+     * Return it as the response (fetch's `'manual'`).
+     */
+    QUIVER_REDIRECT_MANUAL = 1,
+    /**
+     * Fail with `QUIVER_RESULT_REDIRECT_REFUSED` (fetch's `'error'`).
+     */
+    QUIVER_REDIRECT_ERROR = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum quiver_redirect_mode quiver_redirect_mode;
+#else
+typedef uint32_t quiver_redirect_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Which credentials a request carries (`quiver_request_set_auth`). Values are never
+ * renumbered.
+ */
+enum quiver_auth_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * No credentials, even where the client or the origin's rule sets some.
+     */
+    QUIVER_AUTH_NONE = 0,
+    /**
+     * `Authorization: Basic base64(user:secret)` (RFC 7617).
+     */
+    QUIVER_AUTH_BASIC = 1,
+    /**
+     * `Authorization: Bearer <secret>` (RFC 6750); no user.
+     */
+    QUIVER_AUTH_BEARER = 2,
+    /**
+     * HTTP Digest (RFC 7616): the request goes without credentials and a Digest challenge
+     * (401) is answered once.
+     */
+    QUIVER_AUTH_DIGEST = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum quiver_auth_kind quiver_auth_kind;
+#else
+typedef uint32_t quiver_auth_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Cancels the requests it is attached to (`quiver_request_set_cancel_token`), now or later.
  *
  * Thread-safe: any thread may cancel it, any number of requests may share it, and each
@@ -453,6 +525,17 @@ typedef struct quiver_config quiver_config;
 typedef struct quiver_error quiver_error;
 
 /**
+ * A `multipart/form-data` form: parts in the order they were added.
+ *
+ * One thread at a time (it may move between threads). Free it with `quiver_mime_free`, unless
+ * it was given to `quiver_request_set_mime`, which consumes it (in every case, even when that
+ * call fails). Nothing about a part is checked when it is added: a control character in a
+ * name, file name or content type, or a file that cannot be read, fails the request it goes
+ * with when that is sent (`invalid_body`).
+ */
+typedef struct quiver_mime quiver_mime;
+
+/**
  * A completion queue: callbacks of the clients built with it wait here until
  * `quiver_queue_dispatch` runs them, on the thread that calls it.
  *
@@ -469,12 +552,14 @@ typedef struct quiver_queue quiver_queue;
  * `quiver_client_send_blocking`, `quiver_client_stream`, `quiver_client_open_channel` and
  * `quiver_client_open_udp_tunnel` (in every case, even when they fail);
  * free it with `quiver_request_free` only if it is never sent. Nothing is validated before it
- * is sent: a bad method, URL or header is reported as that call's error.
+ * is sent: a bad method, URL, header, cookie or credential is reported as that call's error
+ * (only enum values and protocol names are checked by their setters).
  */
 typedef struct quiver_request quiver_request;
 
 /**
- * A response: status, version, headers, body and trailers. Immutable.
+ * A response: status, version, headers, body and trailers, and where it came from (final URL,
+ * redirects followed). Immutable.
  *
  * A response given to a `quiver_response_cb` or by `quiver_client_send_blocking` is owned by
  * the caller: any thread may read it (concurrently too) and free it once with
@@ -562,14 +647,6 @@ typedef void (*quiver_channel_end_cb)(void *userdata,
 typedef void (*quiver_response_cb)(void *userdata, quiver_response *response, quiver_error *error);
 
 /**
- * Called exactly once when quiver no longer needs the data it was lent
- * (`quiver_request_set_body_borrowed`, `quiver_request_set_body_source`), possibly on a quiver
- * thread, possibly after the request's callback has run. Never called while a quiver lock is
- * held. Not called if the call that lent the data failed.
- */
-typedef void (*quiver_release_cb)(void *userdata);
-
-/**
  * Supplies the next piece of a request body: writes at most `capacity` bytes to `buf` and
  * returns how many it wrote; returns 0 at the end of the body, or a negative value to fail the
  * request (kind `body_stream`).
@@ -579,6 +656,14 @@ typedef void (*quiver_release_cb)(void *userdata);
  * request does not wait for it, but the release callback does).
  */
 typedef ptrdiff_t (*quiver_body_read_cb)(void *userdata, uint8_t *buf, size_t capacity);
+
+/**
+ * Called exactly once when quiver no longer needs the data it was lent
+ * (`quiver_request_set_body_borrowed`, `quiver_request_set_body_source`), possibly on a quiver
+ * thread, possibly after the request's callback has run. Never called while a quiver lock is
+ * held. Not called if the call that lent the data failed.
+ */
+typedef void (*quiver_release_cb)(void *userdata);
 
 /**
  * Called once with the response head (status, version, headers), before any data.
@@ -650,6 +735,13 @@ const char *quiver_version(void);
  * The library version as a number: `major << 16 | minor << 8 | patch` (0.1.0 is 0x000100).
  */
 uint32_t quiver_version_num(void);
+
+/**
+ * Frees a string quiver allocated for the caller (`quiver_client_cookies_export`,
+ * `quiver_client_cookies_header`). NULL is a no-op. Any thread. Never pass it anything else,
+ * nor a string whose bytes were changed.
+ */
+void quiver_string_free(char *text);
 
 /**
  * Makes a cancel token (free it with `quiver_cancel_token_free`). NULL only on a panic.
@@ -953,6 +1045,79 @@ quiver_result quiver_config_set_none(quiver_config *config,
 quiver_result quiver_config_set_queue(quiver_config *config, const quiver_queue *queue);
 
 /**
+ * Stores a cookie in the client's jar as if `url` (an absolute http(s) URL) had answered with
+ * `set-cookie: <set_cookie>`, attributes included (`"a=1; Path=/; Max-Age=60"`); both
+ * NUL-terminated UTF-8.
+ *
+ * Every `quiver_client_cookies_*` call needs a client built with the option `cookies` set to
+ * true; otherwise it returns `QUIVER_RESULT_INVALID_CONFIG` (with an `invalid_config` error
+ * where the call has an `error` out-parameter). In a child process forked after the client
+ * was built: `QUIVER_RESULT_FORKED`. The jar is shared with the client's requests and is
+ * thread-safe: any thread, callbacks included; none of these calls waits for the network.
+ *
+ * A cookie the rules refuse (another domain, a public suffix, already expired) or cannot
+ * parse: `QUIVER_RESULT_INVALID_HEADER`, a bad URL: `QUIVER_RESULT_INVALID_URL`; when `error`
+ * is not NULL, `*error` then receives the error saying why (free it with `quiver_error_free`).
+ */
+quiver_result quiver_client_cookies_set(const quiver_client *client,
+                                        const char *url,
+                                        const char *set_cookie,
+                                        quiver_error **error);
+
+/**
+ * The value of the `cookie` header a request to `url` (an absolute http(s) URL,
+ * NUL-terminated) would carry from the jar: `name=value` pairs joined with `"; "`, empty when
+ * none match. `*header` receives a NUL-terminated string (free it with `quiver_string_free`)
+ * and `*len`, when `len` is not NULL, its length. A bad URL: `QUIVER_RESULT_INVALID_URL`
+ * (`*header` is then NULL). See `quiver_client_cookies_set` for the rest.
+ */
+quiver_result quiver_client_cookies_header(const quiver_client *client,
+                                           const char *url,
+                                           char **header,
+                                           size_t *len);
+
+/**
+ * Removes the cookie `name` set for exactly `domain` (a host; a leading dot is ignored) and
+ * `path` (all NUL-terminated UTF-8); `*removed`, when `removed` is not NULL, says whether there
+ * was one. See `quiver_client_cookies_set` for the rest.
+ */
+quiver_result quiver_client_cookies_remove(const quiver_client *client,
+                                           const char *domain,
+                                           const char *path,
+                                           const char *name,
+                                           bool *removed);
+
+/**
+ * Removes every cookie, or with `domain` (NUL-terminated; NULL: all) only those of that
+ * host. See `quiver_client_cookies_set` for the rest.
+ */
+quiver_result quiver_client_cookies_clear(const quiver_client *client, const char *domain);
+
+/**
+ * The jar's unexpired cookies in the Netscape cookie-file format (`curl -c` writes it,
+ * `curl -b` reads it): one line per cookie, tab-separated domain, subdomains flag, path,
+ * secure flag, expiry (Unix seconds, 0 for a session cookie), name and value; `HttpOnly` ones
+ * prefixed `#HttpOnly_`. `*text` receives a NUL-terminated string (free it with
+ * `quiver_string_free`) and `*len`, when `len` is not NULL, its length. See
+ * `quiver_client_cookies_set` for the rest.
+ */
+quiver_result quiver_client_cookies_export(const quiver_client *client, char **text, size_t *len);
+
+/**
+ * Adds the cookies of a Netscape cookie file (`len` bytes of UTF-8 at `text`, as
+ * `quiver_client_cookies_export` or `curl -c` writes it; expired ones are skipped);
+ * `*stored`, when `stored` is not NULL, receives how many were stored. A malformed line:
+ * `QUIVER_RESULT_INVALID_HEADER` naming its number (in `*error` when `error` is not NULL; the
+ * lines before it are stored); text that is not UTF-8: `QUIVER_RESULT_INVALID_ARGUMENT`. See
+ * `quiver_client_cookies_set` for the rest.
+ */
+quiver_result quiver_client_cookies_import(const quiver_client *client,
+                                           const char *text,
+                                           size_t len,
+                                           size_t *stored,
+                                           quiver_error **error);
+
+/**
  * Renders any result code as static text (never NULL; unknown codes get a generic text).
  */
 const char *quiver_result_str(uint32_t result);
@@ -995,6 +1160,70 @@ const char *quiver_error_message(const quiver_error *error);
  * Frees an error. NULL is a no-op. Any thread.
  */
 void quiver_error_free(quiver_error *error);
+
+/**
+ * Makes an empty form. NULL only on a panic. Free it with `quiver_mime_free`, or give it to
+ * `quiver_request_set_mime`.
+ */
+quiver_mime *quiver_mime_new(void);
+
+/**
+ * Frees a form that was not given to a request; its source parts are released. NULL is a
+ * no-op.
+ */
+void quiver_mime_free(quiver_mime *mime);
+
+/**
+ * Adds a text field: `name` and `value`, NUL-terminated UTF-8, copied. Not UTF-8:
+ * `QUIVER_RESULT_INVALID_ARGUMENT` (nothing is added).
+ */
+quiver_result quiver_mime_add_text(quiver_mime *mime, const char *name, const char *value);
+
+/**
+ * Adds a part of `len` bytes at `data`, copied (`data` may be NULL when `len` is 0).
+ * `filename` (may be NULL: none) makes it a file upload; `content_type` (may be NULL: none
+ * sent) is its `content-type`. Strings are NUL-terminated UTF-8, copied.
+ */
+quiver_result quiver_mime_add_data(quiver_mime *mime,
+                                   const char *name,
+                                   const uint8_t *data,
+                                   size_t len,
+                                   const char *filename,
+                                   const char *content_type);
+
+/**
+ * Adds the file at `path` (NUL-terminated, copied; any bytes on Unix), streamed from disk
+ * chunk by chunk as the connection can send, never read whole. The file is opened and its
+ * size read when the request is sent (a missing file fails it with `invalid_body`; one that
+ * cannot be read then fails it with `body_stream`), so the form's `content-length` is known.
+ * `filename` (NULL: the path's last component) and `content_type` (NULL:
+ * `application/octet-stream`) are NUL-terminated UTF-8, copied.
+ */
+quiver_result quiver_mime_add_file(quiver_mime *mime,
+                                   const char *name,
+                                   const char *path,
+                                   const char *filename,
+                                   const char *content_type);
+
+/**
+ * Adds a part whose content `read` supplies on demand, as `quiver_request_set_body_source`
+ * does for a whole body (same callbacks, same threads, pulled only as the connection can
+ * send). `len` is its exact length in bytes, or -1 when unknown (the whole form is then sent
+ * chunked; a source that delivers another length than it announced fails the request).
+ * `filename` and `content_type` may be NULL (none sent).
+ *
+ * quiver calls `release(userdata)` exactly once (`release` may be NULL) when it needs the
+ * source no more: after the request, or when the form or the request is freed unsent. On
+ * failure (a NULL or unusable argument) nothing is added and `release` is not called.
+ */
+quiver_result quiver_mime_add_source(quiver_mime *mime,
+                                     const char *name,
+                                     quiver_body_read_cb read,
+                                     quiver_release_cb release,
+                                     void *userdata,
+                                     int64_t len,
+                                     const char *filename,
+                                     const char *content_type);
 
 /**
  * Makes a completion queue and writes it to `*queue_out` (free it with `quiver_queue_free`).
@@ -1116,6 +1345,86 @@ quiver_result quiver_request_set_cancel_token(quiver_request *request,
 quiver_result quiver_request_set_early_data(quiver_request *request, bool allowed);
 
 /**
+ * Sets the body to a `multipart/form-data` form (see `quiver_mime_new`), replacing any body set
+ * before. The request gets `content-type: multipart/form-data; boundary=...` (replacing one
+ * set with `quiver_request_add_header`) and a `content-length` when every part's length is
+ * known, else it is sent chunked.
+ *
+ * Consumes `mime` in every case, even when this fails (a NULL request): never use or free it
+ * afterwards; its parts' sources are released with the request (or the form, on failure).
+ * A form held entirely in memory (text and data parts) can be sent again, so a 307/308
+ * redirect or a Digest challenge replays it; one with a file or source part cannot (the
+ * redirect is then returned, see `quiver_response_unfollowed_redirect`).
+ */
+quiver_result quiver_request_set_mime(quiver_request *request, quiver_mime *mime);
+
+/**
+ * Whether to follow redirects, overriding the origin's `follow_redirects` option: true is
+ * `QUIVER_REDIRECT_FOLLOW`, false `QUIVER_REDIRECT_MANUAL` (a redirect is the response).
+ */
+quiver_result quiver_request_set_follow_redirects(quiver_request *request, bool follow);
+
+/**
+ * What to do with a redirect response (a `quiver_redirect_mode` value), overriding the
+ * origin's `follow_redirects` option: follow it, return it, or fail with
+ * `QUIVER_RESULT_REDIRECT_REFUSED`. An unknown value is `QUIVER_RESULT_INVALID_ARGUMENT` (the
+ * request is unchanged).
+ */
+quiver_result quiver_request_set_redirect_mode(quiver_request *request, uint32_t mode);
+
+/**
+ * The most redirects followed for this request, overriding the origin's `max_redirects`
+ * option; one more fails with `QUIVER_RESULT_TOO_MANY_REDIRECTS`. 0: the first redirect is
+ * the response.
+ */
+quiver_result quiver_request_set_max_redirects(quiver_request *request, uint32_t max);
+
+/**
+ * Whether to ask for a compressed response and decode it, overriding the origin's
+ * `decompress` option. false: no `accept-encoding` is added and the body comes as the server
+ * sent it (the response's `content-encoding` says how it is encoded).
+ */
+quiver_result quiver_request_set_decompress(quiver_request *request, bool decompress);
+
+/**
+ * Credentials for this request's origin (a `quiver_auth_kind` value), overriding the client's
+ * and the origin's rule's (`basic_auth`, `bearer_token`, `digest_auth` options); like those,
+ * they are never sent to another origin a redirect leads to. An `authorization` header added
+ * with `quiver_request_add_header` wins over all of them.
+ *
+ * - `QUIVER_AUTH_BASIC`, `QUIVER_AUTH_DIGEST`: `user` and the password `secret`, both required.
+ * - `QUIVER_AUTH_BEARER`: the token `secret`, required; `user` is ignored (pass NULL).
+ * - `QUIVER_AUTH_NONE`: no credentials at all; both are ignored.
+ *
+ * NUL-terminated UTF-8, copied (NULL where required: `QUIVER_RESULT_NULL_PARAMETER`; not
+ * UTF-8 or an unknown kind: `QUIVER_RESULT_INVALID_ARGUMENT`; the request is then unchanged).
+ * A control character, or a `:` in a Basic user name, fails the request when it is sent
+ * (`invalid_header`).
+ */
+quiver_result quiver_request_set_auth(quiver_request *request,
+                                      uint32_t kind,
+                                      const char *user,
+                                      const char *secret);
+
+/**
+ * Sends this request over another protocol than its origin's rule says (`"http1"`,
+ * `"http2"`, `"http3"` or `"auto"`; also `"h1"`, `"h2"`, `"h3"`, `"http/1.1"`, any case),
+ * through a pool of its own for the origin; NULL goes back to the rule's. Redirects keep it.
+ * An unknown name is `QUIVER_RESULT_INVALID_ARGUMENT` (the request is unchanged).
+ */
+quiver_result quiver_request_set_protocol(quiver_request *request, const char *name);
+
+/**
+ * Adds a cookie sent with this request only (NUL-terminated UTF-8 name and value, copied).
+ * The request's cookies go in one `cookie` header, `name=value` pairs joined with `; `, in
+ * order; the client's cookie jar adds nothing to a request that has a `cookie` header. A
+ * character a header cannot carry fails the request when it is sent (`invalid_header`).
+ */
+quiver_result quiver_request_add_cookie(quiver_request *request,
+                                        const char *name,
+                                        const char *value);
+
+/**
  * The status code (200, 404, ...). NULL: 0.
  */
 uint16_t quiver_response_status(const quiver_response *response);
@@ -1191,6 +1500,46 @@ quiver_result quiver_response_trailer_get(const quiver_response *response,
                                           size_t nth,
                                           const char **value,
                                           size_t *value_len);
+
+/**
+ * The URL that answered: after redirects, the last one (the request's own URL when none was
+ * followed). Writes a pointer and length to the out-parameters that are not NULL; the text
+ * is also NUL-terminated, and valid as long as the response. Empty for a datagram channel's
+ * or a UDP tunnel's head.
+ */
+quiver_result quiver_response_url(const quiver_response *response, const char **url, size_t *len);
+
+/**
+ * How many redirects were followed to reach this response (0 when none). NULL: 0.
+ */
+size_t quiver_response_history_len(const quiver_response *response);
+
+/**
+ * The status (301, 302, 303, 307, 308) of the redirect at `index` in the history (0 is the
+ * first, answered by the request's own URL). 0 when `index` is out of range (or NULL).
+ */
+uint16_t quiver_response_history_status(const quiver_response *response, size_t index);
+
+/**
+ * The URL that answered with the redirect at `index` in the history (0 is the request's own
+ * URL). Writes a pointer and length (also NUL-terminated, valid as long as the response) to the
+ * out-parameters that are not NULL. `QUIVER_RESULT_NOT_FOUND` when `index` is out of range.
+ */
+quiver_result quiver_response_history_url(const quiver_response *response,
+                                          size_t index,
+                                          const char **url,
+                                          size_t *len);
+
+/**
+ * Why this response is a redirect that was not followed although redirects are on: a 307 or
+ * 308 whose streamed body (a body source, a form with a file or source part) cannot be sent
+ * again. Writes a pointer and length (also NUL-terminated, valid as long as the response) to
+ * the out-parameters that are not NULL; when there is no such reason, writes NULL and 0 and
+ * returns `QUIVER_RESULT_NOT_FOUND`.
+ */
+quiver_result quiver_response_unfollowed_redirect(const quiver_response *response,
+                                                  const char **why,
+                                                  size_t *len);
 
 /**
  * Frees a response the caller owns. NULL is a no-op. Any thread. Never pass a stream's

@@ -62,7 +62,7 @@ impl ClientShared {
     /// True in a child process forked after the client was built. Core refuses such a client
     /// with `forked`; this side must also keep away from the parent's runtime (its threads do
     /// not exist here) and from locks a vanished thread may hold.
-    fn forked(&self) -> bool {
+    pub(crate) fn forked(&self) -> bool {
         self.core.is_forked()
     }
 

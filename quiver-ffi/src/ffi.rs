@@ -143,6 +143,20 @@ pub(crate) fn free_box<C: Castable<Ownership = OwnershipBox>>(ptr: *mut C) {
     drop(try_box_from(ptr));
 }
 
+/// Gives C a string it frees with `quiver_string_free`.
+pub(crate) fn to_c_string_ptr(text: std::ffi::CString) -> *mut c_char {
+    text.into_raw()
+}
+
+/// Frees a string from [`to_c_string_ptr`]; NULL is a no-op.
+pub(crate) fn free_c_string(ptr: *mut c_char) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL strings given here come from `to_c_string_ptr`, are freed once and
+        // were not changed (header contract).
+        drop(unsafe { std::ffi::CString::from_raw(ptr) });
+    }
+}
+
 /// An out-parameter, or `None` for NULL.
 pub(crate) fn try_out<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
     // SAFETY: out-parameters point at writable storage of their type (header contract).

@@ -2,8 +2,9 @@
 //! crate by cbindgen at build time).
 //!
 //! One module per C handle family, as the header's sections: [`config`] (`quiver_config`),
-//! [`client`] (`quiver_client`, one-shot sends), [`request`] (`quiver_request` and request
-//! bodies), [`response`] (`quiver_response`), [`stream`] (`quiver_stream`), [`channel`]
+//! [`client`] (`quiver_client`, one-shot sends), [`cookies`] (a client's cookie jar),
+//! [`request`] (`quiver_request` and request bodies), [`mime`] (`quiver_mime`, multipart forms),
+//! [`response`] (`quiver_response`), [`stream`] (`quiver_stream`), [`channel`]
 //! (`quiver_channel`, HTTP/3 datagrams), [`tunnel`] (`quiver_udp_tunnel`, MASQUE
 //! CONNECT-UDP through a proxy), [`queue`] (`quiver_queue`, the completion queue),
 //! [`cancel`] (`quiver_cancel_token`), [`stats`] (`quiver_stats`) and [`error`]
@@ -17,9 +18,11 @@ pub mod cancel;
 pub mod channel;
 pub mod client;
 pub mod config;
+pub mod cookies;
 mod endpoint;
 pub mod error;
 mod ffi;
+pub mod mime;
 mod panic;
 pub mod queue;
 pub mod request;
@@ -30,6 +33,7 @@ pub mod tunnel;
 
 use std::ffi::c_char;
 
+use crate::ffi::free_c_string;
 use crate::panic::ffi_panic_boundary;
 
 /// `CARGO_PKG_VERSION_*` as a number, at compile time.
@@ -61,5 +65,15 @@ pub extern "C" fn quiver_version() -> *const c_char {
 pub extern "C" fn quiver_version_num() -> u32 {
     ffi_panic_boundary! {
         VERSION_NUM
+    }
+}
+
+/// Frees a string quiver allocated for the caller (`quiver_client_cookies_export`,
+/// `quiver_client_cookies_header`). NULL is a no-op. Any thread. Never pass it anything else,
+/// nor a string whose bytes were changed.
+#[no_mangle]
+pub extern "C" fn quiver_string_free(text: *mut c_char) {
+    ffi_panic_boundary! {
+        free_c_string(text)
     }
 }

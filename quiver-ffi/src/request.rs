@@ -1,6 +1,7 @@
 //! `quiver_request`: the request builder (method, URL, headers, body, timeout, cancel token,
-//! 0-RTT) and the request bodies C can supply: copied bytes, borrowed bytes with a release callback,
-//! and a body source pulled chunk by chunk.
+//! 0-RTT, and the client layer's per-request settings: redirects, decoding, credentials,
+//! protocol, cookies) and the request bodies C can supply: copied bytes, borrowed bytes with a
+//! release callback, a body source pulled chunk by chunk, and a `quiver_mime` form.
 
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
@@ -8,14 +9,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{self, Stream};
-use quiver_core::{Body, Error, ErrorKind, Request};
+use quiver_core::{Auth, Body, Error, ErrorKind, Protocol, RedirectMode, Request};
 
 use crate::cancel::{quiver_cancel_token, Signal};
 use crate::error::quiver_result;
 use crate::ffi::{
-    box_castable, clone_arc, free_box, to_boxed_mut_ptr, try_bytes, try_callback, try_cstr_bytes,
-    try_mut_from_ptr, try_slice, try_str, UserData,
+    box_castable, clone_arc, free_box, to_boxed_mut_ptr, try_box_from, try_bytes, try_callback,
+    try_cstr, try_cstr_bytes, try_mut_from_ptr, try_slice, try_str, UserData,
 };
+use crate::mime::{quiver_mime, Form};
 use crate::panic::ffi_panic_boundary;
 
 /// Bytes the body source callback may write per call.
@@ -27,7 +29,8 @@ const SOURCE_CHUNK: usize = 64 * 1024;
 /// `quiver_client_send_blocking`, `quiver_client_stream`, `quiver_client_open_channel` and
 /// `quiver_client_open_udp_tunnel` (in every case, even when they fail);
 /// free it with `quiver_request_free` only if it is never sent. Nothing is validated before it
-/// is sent: a bad method, URL or header is reported as that call's error.
+/// is sent: a bad method, URL, header, cookie or credential is reported as that call's error
+/// (only enum values and protocol names are checked by their setters).
 pub struct quiver_request {
     _private: [u8; 0],
 }
@@ -57,9 +60,54 @@ pub(crate) struct RequestParts {
     timeout: Option<Duration>,
     cancel: Option<Arc<Signal>>,
     early_data: Option<bool>,
+    layer: LayerParts,
 }
 
 box_castable!(quiver_request => RequestParts);
+
+/// The client layer's per-request settings; unset ones come from the origin's rule.
+#[derive(Default)]
+struct LayerParts {
+    redirect: Option<RedirectMode>,
+    max_redirects: Option<usize>,
+    decompress: Option<bool>,
+    auth: Option<Auth>,
+    protocol: Option<Protocol>,
+    cookies: Vec<(String, String)>,
+}
+
+/// What to do with a redirect response (`quiver_request_set_redirect_mode`). Values are never
+/// renumbered.
+/// cbindgen:prefix-with-name=false
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum quiver_redirect_mode {
+    /// Follow it, up to `max_redirects` hops (fetch's `redirect: 'follow'`).
+    QuiverRedirectFollow = 0,
+    /// Return it as the response (fetch's `'manual'`).
+    QuiverRedirectManual = 1,
+    /// Fail with `QUIVER_RESULT_REDIRECT_REFUSED` (fetch's `'error'`).
+    QuiverRedirectError = 2,
+}
+
+/// Which credentials a request carries (`quiver_request_set_auth`). Values are never
+/// renumbered.
+/// cbindgen:prefix-with-name=false
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum quiver_auth_kind {
+    /// No credentials, even where the client or the origin's rule sets some.
+    QuiverAuthNone = 0,
+    /// `Authorization: Basic base64(user:secret)` (RFC 7617).
+    QuiverAuthBasic = 1,
+    /// `Authorization: Bearer <secret>` (RFC 6750); no user.
+    QuiverAuthBearer = 2,
+    /// HTTP Digest (RFC 7616): the request goes without credentials and a Digest challenge
+    /// (401) is answered once.
+    QuiverAuthDigest = 3,
+}
 
 /// What opening a datagram channel or a UDP tunnel takes from a request.
 pub(crate) struct ChannelRequest {
@@ -73,6 +121,7 @@ enum BodySpec {
     Empty,
     Bytes(Bytes),
     Source(BodySource),
+    Mime(Form),
 }
 
 impl RequestParts {
@@ -93,12 +142,32 @@ impl RequestParts {
             BodySpec::Source(source) => {
                 builder.body(Body::from_stream(source.into_stream(ended.clone())))
             }
+            BodySpec::Mime(form) => builder.multipart(form.into_multipart(ended)),
         };
         if let Some(timeout) = self.timeout {
             builder = builder.timeout(timeout);
         }
         if let Some(early) = self.early_data {
             builder = builder.early_data(early);
+        }
+        let layer = self.layer;
+        if let Some(mode) = layer.redirect {
+            builder = builder.redirect(mode);
+        }
+        if let Some(max) = layer.max_redirects {
+            builder = builder.max_redirects(max);
+        }
+        if let Some(decompress) = layer.decompress {
+            builder = builder.decompress(decompress);
+        }
+        if let Some(auth) = layer.auth {
+            builder = builder.auth(auth);
+        }
+        if let Some(protocol) = layer.protocol {
+            builder = builder.protocol(protocol);
+        }
+        for (name, value) in &layer.cookies {
+            builder = builder.cookie(name, value);
         }
         (builder.build(), self.cancel)
     }
@@ -199,8 +268,8 @@ impl Drop for LentBytes {
     }
 }
 
-/// A body pulled from C chunk by chunk; released when dropped.
-struct BodySource {
+/// A body pulled from C chunk by chunk (a request body or a form part); released when dropped.
+pub(crate) struct BodySource {
     read: unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> isize,
     release: Option<unsafe extern "C" fn(*mut c_void)>,
     userdata: UserData,
@@ -213,6 +282,19 @@ enum Read {
 }
 
 impl BodySource {
+    /// A source from C's callbacks (`release` runs once when the source is dropped).
+    pub(crate) fn new(
+        read: unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> isize,
+        release: quiver_release_cb,
+        userdata: *mut c_void,
+    ) -> BodySource {
+        BodySource {
+            read,
+            release,
+            userdata: UserData(userdata),
+        }
+    }
+
     fn read(&mut self) -> Read {
         let mut buf = vec![0u8; SOURCE_CHUNK];
         // SAFETY: a non-NULL C function pointer of this type; `buf` is writable for its length.
@@ -235,7 +317,7 @@ impl BodySource {
     /// for the next chunk (so only as fast as the connection sends). Once `ended` fires the
     /// stream fails instead: core's HTTP/2 upload task outlives a dropped request and would
     /// otherwise keep reading (and sending) the body.
-    fn into_stream(
+    pub(crate) fn into_stream(
         self,
         ended: Arc<Signal>,
     ) -> impl Stream<Item = Result<Bytes, Error>> + Send + 'static {
@@ -313,6 +395,7 @@ pub extern "C" fn quiver_request_new(
             timeout: None,
             cancel: None,
             early_data: None,
+            layer: LayerParts::default(),
         })
     }
 }
@@ -400,11 +483,7 @@ pub extern "C" fn quiver_request_set_body_source(
     ffi_panic_boundary! {
         let request = try_mut_from_ptr!(request);
         let read = try_callback!(read);
-        request.body = BodySpec::Source(BodySource {
-            read,
-            release,
-            userdata: UserData(userdata),
-        });
+        request.body = BodySpec::Source(BodySource::new(read, release, userdata));
         quiver_result::Ok
     }
 }
@@ -448,6 +527,180 @@ pub extern "C" fn quiver_request_set_early_data(
     ffi_panic_boundary! {
         let request = try_mut_from_ptr!(request);
         request.early_data = Some(allowed);
+        quiver_result::Ok
+    }
+}
+
+/// Sets the body to a `multipart/form-data` form (see `quiver_mime_new`), replacing any body set
+/// before. The request gets `content-type: multipart/form-data; boundary=...` (replacing one
+/// set with `quiver_request_add_header`) and a `content-length` when every part's length is
+/// known, else it is sent chunked.
+///
+/// Consumes `mime` in every case, even when this fails (a NULL request): never use or free it
+/// afterwards; its parts' sources are released with the request (or the form, on failure).
+/// A form held entirely in memory (text and data parts) can be sent again, so a 307/308
+/// redirect or a Digest challenge replays it; one with a file or source part cannot (the
+/// redirect is then returned, see `quiver_response_unfollowed_redirect`).
+#[no_mangle]
+pub extern "C" fn quiver_request_set_mime(
+    request: *mut quiver_request,
+    mime: *mut quiver_mime,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let form = try_box_from(mime);
+        let request = try_mut_from_ptr!(request);
+        let Some(form) = form else {
+            return quiver_result::NullParameter;
+        };
+        request.body = BodySpec::Mime(*form);
+        quiver_result::Ok
+    }
+}
+
+/// Whether to follow redirects, overriding the origin's `follow_redirects` option: true is
+/// `QUIVER_REDIRECT_FOLLOW`, false `QUIVER_REDIRECT_MANUAL` (a redirect is the response).
+#[no_mangle]
+pub extern "C" fn quiver_request_set_follow_redirects(
+    request: *mut quiver_request,
+    follow: bool,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        request.layer.redirect =
+            Some(if follow { RedirectMode::Follow } else { RedirectMode::Manual });
+        quiver_result::Ok
+    }
+}
+
+/// What to do with a redirect response (a `quiver_redirect_mode` value), overriding the
+/// origin's `follow_redirects` option: follow it, return it, or fail with
+/// `QUIVER_RESULT_REDIRECT_REFUSED`. An unknown value is `QUIVER_RESULT_INVALID_ARGUMENT` (the
+/// request is unchanged).
+#[no_mangle]
+pub extern "C" fn quiver_request_set_redirect_mode(
+    request: *mut quiver_request,
+    mode: u32,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        let mode = match mode {
+            m if m == quiver_redirect_mode::QuiverRedirectFollow as u32 => RedirectMode::Follow,
+            m if m == quiver_redirect_mode::QuiverRedirectManual as u32 => RedirectMode::Manual,
+            m if m == quiver_redirect_mode::QuiverRedirectError as u32 => RedirectMode::Error,
+            _ => return quiver_result::InvalidArgument,
+        };
+        request.layer.redirect = Some(mode);
+        quiver_result::Ok
+    }
+}
+
+/// The most redirects followed for this request, overriding the origin's `max_redirects`
+/// option; one more fails with `QUIVER_RESULT_TOO_MANY_REDIRECTS`. 0: the first redirect is
+/// the response.
+#[no_mangle]
+pub extern "C" fn quiver_request_set_max_redirects(
+    request: *mut quiver_request,
+    max: u32,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        request.layer.max_redirects = Some(usize::try_from(max).unwrap_or(usize::MAX));
+        quiver_result::Ok
+    }
+}
+
+/// Whether to ask for a compressed response and decode it, overriding the origin's
+/// `decompress` option. false: no `accept-encoding` is added and the body comes as the server
+/// sent it (the response's `content-encoding` says how it is encoded).
+#[no_mangle]
+pub extern "C" fn quiver_request_set_decompress(
+    request: *mut quiver_request,
+    decompress: bool,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        request.layer.decompress = Some(decompress);
+        quiver_result::Ok
+    }
+}
+
+/// Credentials for this request's origin (a `quiver_auth_kind` value), overriding the client's
+/// and the origin's rule's (`basic_auth`, `bearer_token`, `digest_auth` options); like those,
+/// they are never sent to another origin a redirect leads to. An `authorization` header added
+/// with `quiver_request_add_header` wins over all of them.
+///
+/// - `QUIVER_AUTH_BASIC`, `QUIVER_AUTH_DIGEST`: `user` and the password `secret`, both required.
+/// - `QUIVER_AUTH_BEARER`: the token `secret`, required; `user` is ignored (pass NULL).
+/// - `QUIVER_AUTH_NONE`: no credentials at all; both are ignored.
+///
+/// NUL-terminated UTF-8, copied (NULL where required: `QUIVER_RESULT_NULL_PARAMETER`; not
+/// UTF-8 or an unknown kind: `QUIVER_RESULT_INVALID_ARGUMENT`; the request is then unchanged).
+/// A control character, or a `:` in a Basic user name, fails the request when it is sent
+/// (`invalid_header`).
+#[no_mangle]
+pub extern "C" fn quiver_request_set_auth(
+    request: *mut quiver_request,
+    kind: u32,
+    user: *const c_char,
+    secret: *const c_char,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        let auth = match kind {
+            k if k == quiver_auth_kind::QuiverAuthNone as u32 => Auth::None,
+            k if k == quiver_auth_kind::QuiverAuthBasic as u32 => {
+                Auth::basic(try_str!(user), try_str!(secret))
+            }
+            k if k == quiver_auth_kind::QuiverAuthBearer as u32 => Auth::bearer(try_str!(secret)),
+            k if k == quiver_auth_kind::QuiverAuthDigest as u32 => {
+                Auth::digest(try_str!(user), try_str!(secret))
+            }
+            _ => return quiver_result::InvalidArgument,
+        };
+        request.layer.auth = Some(auth);
+        quiver_result::Ok
+    }
+}
+
+/// Sends this request over another protocol than its origin's rule says (`"http1"`,
+/// `"http2"`, `"http3"` or `"auto"`; also `"h1"`, `"h2"`, `"h3"`, `"http/1.1"`, any case),
+/// through a pool of its own for the origin; NULL goes back to the rule's. Redirects keep it.
+/// An unknown name is `QUIVER_RESULT_INVALID_ARGUMENT` (the request is unchanged).
+#[no_mangle]
+pub extern "C" fn quiver_request_set_protocol(
+    request: *mut quiver_request,
+    name: *const c_char,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        let protocol = match try_cstr(name).map(|n| n.to_str()) {
+            None => None,
+            Some(Ok(n)) => match n.parse::<Protocol>() {
+                Ok(p) => Some(p),
+                Err(_) => return quiver_result::InvalidArgument,
+            },
+            Some(Err(_)) => return quiver_result::InvalidArgument,
+        };
+        request.layer.protocol = protocol;
+        quiver_result::Ok
+    }
+}
+
+/// Adds a cookie sent with this request only (NUL-terminated UTF-8 name and value, copied).
+/// The request's cookies go in one `cookie` header, `name=value` pairs joined with `; `, in
+/// order; the client's cookie jar adds nothing to a request that has a `cookie` header. A
+/// character a header cannot carry fails the request when it is sent (`invalid_header`).
+#[no_mangle]
+pub extern "C" fn quiver_request_add_cookie(
+    request: *mut quiver_request,
+    name: *const c_char,
+    value: *const c_char,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        let name = try_str!(name);
+        let value = try_str!(value);
+        request.layer.cookies.push((name.to_owned(), value.to_owned()));
         quiver_result::Ok
     }
 }

@@ -1,12 +1,13 @@
-//! `quiver_response`: status, HTTP version, headers, body and trailers of a response.
+//! `quiver_response`: status, HTTP version, headers, body and trailers of a response, and
+//! where it came from (its final URL and the redirects followed to reach it).
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, CStr, CString};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use quiver_core::{HeaderMap, HeaderName, HeaderValue, ResponseHead, Version};
+use quiver_core::{HeaderMap, HeaderName, HeaderValue, Redirect, ResponseHead, Version};
 
-use crate::error::quiver_result;
+use crate::error::{c_string, quiver_result};
 use crate::ffi::{box_castable, free_box, set_optional_out, try_cstr_bytes, try_ref_from_ptr};
 use crate::panic::ffi_panic_boundary;
 
@@ -43,7 +44,8 @@ impl From<Version> for quiver_http_version {
     }
 }
 
-/// A response: status, version, headers, body and trailers. Immutable.
+/// A response: status, version, headers, body and trailers, and where it came from (final URL,
+/// redirects followed). Immutable.
 ///
 /// A response given to a `quiver_response_cb` or by `quiver_client_send_blocking` is owned by
 /// the caller: any thread may read it (concurrently too) and free it once with
@@ -63,9 +65,31 @@ pub(crate) struct Response {
     headers: Fields,
     body: Bytes,
     trailers: OnceLock<Fields>,
+    from: Provenance,
 }
 
 box_castable!(quiver_response => Response);
+
+/// Where a response came from, as C reads it (NUL-terminated, for convenience).
+#[derive(Default)]
+struct Provenance {
+    url: CString,
+    history: Vec<(u16, CString)>,
+    unfollowed: Option<CString>,
+}
+
+impl Provenance {
+    fn new(url: &str, history: &[Redirect], unfollowed: Option<&str>) -> Provenance {
+        Provenance {
+            url: c_string(url),
+            history: history
+                .iter()
+                .map(|h| (h.status.as_u16(), c_string(&h.url)))
+                .collect(),
+            unfollowed: unfollowed.map(c_string),
+        }
+    }
+}
 
 impl Response {
     /// A response read to its end.
@@ -80,12 +104,16 @@ impl Response {
             headers: Fields::from_map(r.headers()),
             body: r.body().clone(),
             trailers,
+            from: Provenance::new(r.url(), r.history(), r.unfollowed_redirect()),
         }
     }
 
     /// The head of a streamed response (trailers come later, with [`Response::set_trailers`]).
     pub(crate) fn from_head(r: &quiver_core::StreamResponse) -> Response {
-        Response::from_response_head(r.head())
+        Response {
+            from: Provenance::new(r.url(), r.history(), r.unfollowed_redirect()),
+            ..Response::from_response_head(r.head())
+        }
     }
 
     /// A response head without a body (a stream's or a datagram channel's).
@@ -96,6 +124,7 @@ impl Response {
             headers: Fields::from_map(&head.headers),
             body: Bytes::new(),
             trailers: OnceLock::new(),
+            from: Provenance::default(),
         }
     }
 
@@ -297,6 +326,99 @@ pub extern "C" fn quiver_response_trailer_get(
         let name = try_cstr_bytes!(name);
         let trailers = response.trailers.get().unwrap_or(&NO_FIELDS);
         value_out(trailers.get(name, nth), value, value_len)
+    }
+}
+
+/// Writes a C string's pointer and length (without the NUL) to the optional out-parameters.
+fn text_out(text: &CStr, ptr: *mut *const c_char, len: *mut usize) {
+    set_optional_out(ptr, text.as_ptr());
+    set_optional_out(len, text.to_bytes().len());
+}
+
+/// The URL that answered: after redirects, the last one (the request's own URL when none was
+/// followed). Writes a pointer and length to the out-parameters that are not NULL; the text
+/// is also NUL-terminated, and valid as long as the response. Empty for a datagram channel's
+/// or a UDP tunnel's head.
+#[no_mangle]
+pub extern "C" fn quiver_response_url(
+    response: *const quiver_response,
+    url: *mut *const c_char,
+    len: *mut usize,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let response = try_ref_from_ptr!(response);
+        text_out(&response.from.url, url, len);
+        quiver_result::Ok
+    }
+}
+
+/// How many redirects were followed to reach this response (0 when none). NULL: 0.
+#[no_mangle]
+pub extern "C" fn quiver_response_history_len(response: *const quiver_response) -> usize {
+    ffi_panic_boundary! {
+        try_ref_from_ptr!(response).from.history.len()
+    }
+}
+
+/// The status (301, 302, 303, 307, 308) of the redirect at `index` in the history (0 is the
+/// first, answered by the request's own URL). 0 when `index` is out of range (or NULL).
+#[no_mangle]
+pub extern "C" fn quiver_response_history_status(
+    response: *const quiver_response,
+    index: usize,
+) -> u16 {
+    ffi_panic_boundary! {
+        let response = try_ref_from_ptr!(response);
+        response.from.history.get(index).map_or(0, |h| h.0)
+    }
+}
+
+/// The URL that answered with the redirect at `index` in the history (0 is the request's own
+/// URL). Writes a pointer and length (also NUL-terminated, valid as long as the response) to the
+/// out-parameters that are not NULL. `QUIVER_RESULT_NOT_FOUND` when `index` is out of range.
+#[no_mangle]
+pub extern "C" fn quiver_response_history_url(
+    response: *const quiver_response,
+    index: usize,
+    url: *mut *const c_char,
+    len: *mut usize,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let response = try_ref_from_ptr!(response);
+        match response.from.history.get(index) {
+            Some((_, u)) => {
+                text_out(u, url, len);
+                quiver_result::Ok
+            }
+            None => quiver_result::NotFound,
+        }
+    }
+}
+
+/// Why this response is a redirect that was not followed although redirects are on: a 307 or
+/// 308 whose streamed body (a body source, a form with a file or source part) cannot be sent
+/// again. Writes a pointer and length (also NUL-terminated, valid as long as the response) to
+/// the out-parameters that are not NULL; when there is no such reason, writes NULL and 0 and
+/// returns `QUIVER_RESULT_NOT_FOUND`.
+#[no_mangle]
+pub extern "C" fn quiver_response_unfollowed_redirect(
+    response: *const quiver_response,
+    why: *mut *const c_char,
+    len: *mut usize,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let response = try_ref_from_ptr!(response);
+        match &response.from.unfollowed {
+            Some(text) => {
+                text_out(text, why, len);
+                quiver_result::Ok
+            }
+            None => {
+                set_optional_out(why, std::ptr::null());
+                set_optional_out(len, 0);
+                quiver_result::NotFound
+            }
+        }
     }
 }
 

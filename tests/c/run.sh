@@ -60,8 +60,8 @@ read -r -a PC_CFLAGS <<< "$(pkg-config --cflags quiver)"
 read -r -a PC_LIBS <<< "$(pkg-config --libs quiver)"
 
 say "compile the C and C++ tests and the examples"
-TESTS=(${QUIVER_C_TESTS:-test_api test_channel test_queue test_proxy test_dialing test_scenarios test_cpp})
-for t in test_api test_channel test_queue test_proxy test_dialing test_scenarios demo; do # against libquiver.so, through pkg-config
+TESTS=(${QUIVER_C_TESTS:-test_api test_channel test_queue test_proxy test_dialing test_scenarios test_client_layer test_cpp})
+for t in test_api test_channel test_queue test_proxy test_dialing test_scenarios test_client_layer demo; do # against libquiver.so, through pkg-config
     "$CC" "${CFLAGS[@]}" "${PC_CFLAGS[@]}" "tests/c/$t.c" -o "$WORK/$t" "${PC_LIBS[@]}" \
         -Wl,-rpath,"$LIB"
 done
@@ -97,6 +97,7 @@ export QUIVER_TEST_PROXY_TLS="https://localhost:$(json_port proxy_tls)"
 if [ -n "$(json_port proxy_h3)" ]; then export QUIVER_TEST_PROXY_H3="https://localhost:$(json_port proxy_h3)"; fi
 export QUIVER_TEST_UDP_ECHO_PORT="$(json_port udp_echo)"
 export QUIVER_TEST_HTTP_PORT="$(json_port http)"
+export QUIVER_TEST_SECOND_PORT="$(json_port second)"
 export QUIVER_TEST_BLACKHOLE_PORT="$(json_port blackhole)"
 export QUIVER_TEST_SOCKS5_PORT="$(json_port socks5)"
 export QUIVER_TEST_SOCKS5_AUTH_PORT="$(json_port socks5_auth)"

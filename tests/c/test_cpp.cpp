@@ -1,7 +1,7 @@
 // quiver.h from C++ (g++ -std=c++17 -Wall -Wextra -Werror -pedantic): the header compiles as
 // C++, its enums and callback types work with C++ idioms (RAII owners, captureless lambdas as
-// callbacks, std::promise), and the calls behave as from C. Against the loopback test server
-// (tests/c/run.sh sets QUIVER_TEST_*).
+// callbacks, std::promise), and the calls behave as from C (the client layer's too). Against
+// the loopback test server (tests/c/run.sh sets QUIVER_TEST_*).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -145,6 +145,24 @@ int main() {
                                 nullptr, on_data, on_end, &totals, nullptr) == QUIVER_RESULT_OK);
     EXPECT(ended.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     EXPECT(totals.bytes == 100000 && totals.ends == 1);
+
+    // The client layer: its enums as arguments, a form, the final URL and the history.
+    const std::string redirect = http + "/redirect-to?url=%2Fmultipart&status=307";
+    quiver_request *req = quiver_request_new("POST", redirect.c_str());
+    EXPECT(quiver_request_set_redirect_mode(req, QUIVER_REDIRECT_FOLLOW) == QUIVER_RESULT_OK);
+    EXPECT(quiver_request_set_auth(req, QUIVER_AUTH_NONE, nullptr, nullptr) == QUIVER_RESULT_OK);
+    quiver_mime *mime = quiver_mime_new();
+    EXPECT(quiver_mime_add_text(mime, "k", "v") == QUIVER_RESULT_OK);
+    EXPECT(quiver_request_set_mime(req, mime) == QUIVER_RESULT_OK);
+    resp = nullptr;
+    EXPECT(quiver_client_send_blocking(client.get(), req, &resp, nullptr) == QUIVER_RESULT_OK);
+    Response form(resp);
+    EXPECT(form && body_of(form.get()).find("\"text\":\"v\"") != std::string::npos);
+    EXPECT(form && quiver_response_history_len(form.get()) == 1);
+    const char *final_url = nullptr;
+    size_t final_len = 0;
+    EXPECT(form && quiver_response_url(form.get(), &final_url, &final_len) == QUIVER_RESULT_OK &&
+           std::string(final_url, final_len) == http + "/multipart");
 
     // The completion queue's calls from C++ too.
     const quiver_queue *queue = nullptr;

@@ -154,6 +154,14 @@ static void run_case(const quiver_client *client, const char *base, const char *
                 ok = quiver_response_header_get(resp, arg, 0, &value, &value_len) ==
                          QUIVER_RESULT_OK &&
                      bytes_eq(value, value_len, colon + 1);
+            } else if (strcmp(checks[i], "history") == 0) {
+                ok = quiver_response_history_len(resp) == strtoull(arg, NULL, 10);
+            } else if (strcmp(checks[i], "url_ends") == 0) {
+                unescape(arg);
+                const char *final_url = NULL;
+                size_t url_len = 0, n_end = strlen(arg);
+                ok = quiver_response_url(resp, &final_url, &url_len) == QUIVER_RESULT_OK &&
+                     url_len >= n_end && memcmp(final_url + url_len - n_end, arg, n_end) == 0;
             } else {
                 ok = 0;
             }
