@@ -222,6 +222,8 @@ pub struct ClientBuilder {
     rules: Vec<(String, PoolSettings)>,
     runtime: Option<Handle>,
     resolver: Option<Arc<dyn Resolve>>,
+    #[cfg(feature = "cookies")]
+    jar: Option<Arc<crate::layer::cookies::CookieJar>>,
     error: Option<Error>,
 }
 
@@ -232,6 +234,8 @@ impl Clone for ClientBuilder {
             rules: self.rules.clone(),
             runtime: self.runtime.clone(),
             resolver: self.resolver.clone(),
+            #[cfg(feature = "cookies")]
+            jar: self.jar.clone(),
             error: self.error.clone(),
         }
     }
@@ -294,6 +298,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Keeps cookies in `jar` (turns the `cookies` option on): clients given the same jar share
+    /// their cookies.
+    #[cfg(feature = "cookies")]
+    pub fn cookie_jar(mut self, jar: Arc<crate::layer::cookies::CookieJar>) -> Self {
+        self.jar = Some(jar);
+        self
+    }
+
     /// Validates every option and rule and builds the client.
     pub fn build(self) -> Result<Client> {
         if let Some(e) = self.error {
@@ -308,6 +320,9 @@ impl ClientBuilder {
             Some(custom) => Resolver::new(custom),
             None => Resolver::default(),
         });
+        #[cfg(feature = "cookies")]
+        let layer = Layer::new(rules.defaults(), self.jar)?;
+        #[cfg(not(feature = "cookies"))]
         let layer = Layer::new(rules.defaults())?;
         let manager = Manager::new(rules, runtime.clone(), resolver)?;
         Ok(Client {

@@ -147,6 +147,7 @@ impl Manager {
     }
 
     /// The pool for `origin`, created on first use.
+    #[cfg(feature = "http3")]
     pub(crate) fn pool(&self, origin: &Origin) -> Result<Pool> {
         self.route(origin, None).map(|r| r.pool)
     }
@@ -420,21 +421,25 @@ impl Manager {
 
     /// Stats of every pool.
     pub(crate) fn stats(&self) -> Vec<OriginStats> {
-        let mut pools: Vec<Pool> = self
+        let pools: Vec<Pool> = self
             .pools
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .map(|r| r.pool.clone())
             .collect();
-        pools.extend(
-            self.other_protocols
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .map(|r| r.pool.clone()),
-        );
+        let others: Vec<Pool> = self
+            .other_protocols
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|r| r.pool.clone())
+            .collect();
         let mut stats: Vec<OriginStats> = pools.iter().map(Pool::stats).collect();
+        stats.extend(others.iter().map(|p| OriginStats {
+            per_request: true,
+            ..p.stats()
+        }));
         // A dial waiting for room under the cap is not a connection yet.
         if let Some(cap) = &self.cap {
             for o in &mut stats {

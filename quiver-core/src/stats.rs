@@ -38,6 +38,9 @@ pub struct OriginStats {
     /// `auto` pools: whether the HTTP/3 alternative is marked broken (a QUIC connection to it
     /// failed lately), so requests go over TCP.
     pub alt_svc_broken: bool,
+    /// True for a pool opened for requests that asked for another protocol than their
+    /// origin's rule (`protocol` per request); the rule's own pool has `false`.
+    pub per_request: bool,
 }
 
 impl OriginStats {
@@ -90,7 +93,7 @@ pub struct ClientStats {
 
 impl ClientStats {
     pub(crate) fn from_origins(mut origins: Vec<OriginStats>) -> ClientStats {
-        origins.sort_by(|a, b| a.origin.cmp(&b.origin));
+        origins.sort_by(|a, b| (&a.origin, a.per_request).cmp(&(&b.origin, b.per_request)));
         let mut total = ClientStats::default();
         for o in &origins {
             total.connections += o.connections;
@@ -108,8 +111,11 @@ impl ClientStats {
         total
     }
 
-    /// The stats of one origin (`scheme://host:port`), if it has a pool.
+    /// The stats of one origin's pool (`scheme://host:port`; the pool its rule makes, not one
+    /// opened for requests asking for another protocol), if it has one.
     pub fn origin(&self, origin: &str) -> Option<&OriginStats> {
-        self.origins.iter().find(|o| o.origin == origin)
+        self.origins
+            .iter()
+            .find(|o| o.origin == origin && !o.per_request)
     }
 }

@@ -1,6 +1,7 @@
 //! Cookies and credentials against the test server: the jar (off by default, stored across
 //! redirects, host, domain, path, Secure, expiry and the public suffix list, Netscape files),
 //! Basic, Bearer and Digest per client, rule and request, and multipart uploads.
+#![cfg(all(feature = "cookies", feature = "http3"))]
 
 use std::time::Duration;
 

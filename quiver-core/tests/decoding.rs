@@ -2,6 +2,12 @@
 //! HTTP/1.1, HTTP/2 and HTTP/3; `accept-encoding` and the raw switch; corrupt and truncated
 //! streams; a decompression bomb; and a 1 GiB gzip stream read slowly, which must stall the
 //! server rather than fill memory.
+#![cfg(all(
+    feature = "gzip",
+    feature = "brotli",
+    feature = "zstd",
+    feature = "http3"
+))]
 
 use std::time::Duration;
 

@@ -43,6 +43,9 @@ pub enum quiver_stat {
     /// `auto` pools: 1 while the HTTP/3 alternative is marked broken (a QUIC connection to it
     /// failed lately, so requests go over TCP), else 0.
     AltSvcBroken = 10,
+    /// 1 for a pool opened for requests that asked for another protocol than their origin's
+    /// rule (`quiver_request_set_protocol`), else 0.
+    PerRequest = 11,
 }
 
 /// A snapshot of a client's pools (from `quiver_client_stats`). Immutable: any thread may read
@@ -100,6 +103,7 @@ fn origin_value(o: &OriginStats, stat: u32) -> Option<u64> {
         8 => o.buffered_bytes,
         9 => o.fallbacks,
         10 => u64::from(o.alt_svc_broken),
+        11 => u64::from(o.per_request),
         _ => return None,
     })
 }

@@ -35,6 +35,9 @@ pub struct OriginStats {
     pub alt_svc: Option<String>,
     /// `auto` pools: whether the HTTP/3 alternative is marked broken.
     pub alt_svc_broken: bool,
+    /// True for a pool opened for requests that asked for another `protocol` than their
+    /// origin's rule.
+    pub per_request: bool,
 }
 
 /// Statistics of a whole client: every origin's pool plus totals.
@@ -94,6 +97,7 @@ impl From<quiver_core::OriginStats> for OriginStats {
             fallbacks: total(o.fallbacks),
             alt_svc: o.alt_svc,
             alt_svc_broken: o.alt_svc_broken,
+            per_request: o.per_request,
         }
     }
 }

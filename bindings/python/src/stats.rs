@@ -41,11 +41,10 @@ pub(crate) fn to_dict<'py>(py: Python<'py>, s: &ClientStats) -> PyResult<Bound<'
     d.set_item("retries", s.retries)?;
     d.set_item("buffered_bytes", s.buffered_bytes)?;
     d.set_item("fallbacks", s.fallbacks)?;
-    // Core lists each origin's rule pool before the pools of other protocols (per request).
     let origins = PyDict::new(py);
     let mut others = Vec::new();
     for o in &s.origins {
-        if origins.contains(&o.origin)? {
+        if o.per_request {
             others.push(origin_dict(py, o)?);
         } else {
             origins.set_item(&o.origin, origin_dict(py, o)?)?;

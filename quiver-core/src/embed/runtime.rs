@@ -76,7 +76,10 @@ pub fn background() -> crate::error::Result<Handle> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads())
         .thread_name("quiver-worker")
-        .on_thread_start(|| ON_RUNTIME.with(|c| c.set(true)))
+        .on_thread_start(|| {
+            ON_RUNTIME.with(|c| c.set(true));
+            block_sigpipe();
+        })
         .enable_all()
         .build()
         .map_err(|e| {
@@ -92,6 +95,21 @@ pub fn background() -> crate::error::Result<Handle> {
         runtime,
     });
     Ok(handle)
+}
+
+/// Blocks SIGPIPE on the calling (runtime) thread: a write to a connection the peer closed then
+/// fails with `EPIPE` (an error quiver reports) instead of raising a signal whose default action
+/// kills the process — C programs do not ignore it the way Rust, Python and Node do.
+fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `set` is a local sigset_t initialised by sigemptyset before use; pthread_sigmask
+    // only changes this thread's mask and accepts a null old-set pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 #[cfg(test)]
@@ -115,5 +133,26 @@ mod tests {
             let _ = tx.send(is_runtime_thread());
         });
         assert!(rx.recv().unwrap());
+    }
+
+    /// Finding (C tests): a write to a connection the server closed raised SIGPIPE on a runtime
+    /// thread and killed C programs, which do not ignore it.
+    #[cfg(unix)]
+    #[test]
+    fn runtime_threads_block_sigpipe() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        background().unwrap().spawn(async move {
+            // SAFETY: reads this thread's signal mask into a zeroed local set.
+            let blocked = unsafe {
+                let mut old: libc::sigset_t = std::mem::zeroed();
+                libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old);
+                libc::sigismember(&old, libc::SIGPIPE) == 1
+            };
+            let _ = tx.send(blocked);
+        });
+        assert!(
+            rx.recv().unwrap(),
+            "SIGPIPE is not blocked on a runtime thread"
+        );
     }
 }

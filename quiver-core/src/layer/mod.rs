@@ -13,7 +13,9 @@ pub(crate) mod redirect;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{ACCEPT_ENCODING, AUTHORIZATION, COOKIE};
+#[cfg(feature = "cookies")]
+use http::header::COOKIE;
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION};
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::{PoolOptions, ResolvedRule};
@@ -44,18 +46,32 @@ struct Retained {
 }
 
 impl Layer {
+    /// The layer for a client whose client-wide options are `defaults`, keeping its cookies in
+    /// `jar` when one is given (a jar shared with other clients).
+    #[cfg(feature = "cookies")]
+    pub(crate) fn new(
+        defaults: &PoolOptions,
+        jar: Option<Arc<cookies::CookieJar>>,
+    ) -> Result<Layer> {
+        Ok(Layer {
+            cookies: jar.or_else(|| {
+                defaults
+                    .cookies
+                    .then(|| Arc::new(cookies::CookieJar::new()))
+            }),
+            digest: DigestCache::default(),
+        })
+    }
+
     /// The layer for a client whose client-wide options are `defaults`.
+    #[cfg(not(feature = "cookies"))]
     pub(crate) fn new(defaults: &PoolOptions) -> Result<Layer> {
-        if defaults.cookies && !cfg!(feature = "cookies") {
+        if defaults.cookies {
             return Err(Error::invalid_config(
                 "option `cookies` needs quiver's `cookies` feature",
             ));
         }
         Ok(Layer {
-            #[cfg(feature = "cookies")]
-            cookies: defaults
-                .cookies
-                .then(|| Arc::new(cookies::CookieJar::new())),
             digest: DigestCache::default(),
         })
     }

@@ -28,6 +28,11 @@ pub(crate) trait LayeredBody: Send {
 
 enum Source {
     Http1(H1Body),
+    /// A stage of the client layer (content decoding, compiled in with a codec feature).
+    #[cfg_attr(
+        not(any(feature = "gzip", feature = "brotli", feature = "zstd")),
+        allow(dead_code)
+    )]
     Layered(Box<dyn LayeredBody>),
     Http2(MuxBody<H2Recv>),
     #[cfg(feature = "http3")]
@@ -90,6 +95,10 @@ impl ResponseBody {
 
     /// A body produced by a layer stacked on another body; `limit` caps what it produces
     /// (`max_response_body`; 0: no cap).
+    #[cfg_attr(
+        not(any(feature = "gzip", feature = "brotli", feature = "zstd")),
+        allow(dead_code)
+    )]
     pub(crate) fn layered(stage: Box<dyn LayeredBody>, limit: u64) -> ResponseBody {
         ResponseBody {
             source: Source::Layered(stage),

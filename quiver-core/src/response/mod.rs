@@ -10,6 +10,7 @@ use crate::error::Result;
 
 mod body;
 
+#[cfg(any(feature = "gzip", feature = "brotli", feature = "zstd"))]
 pub(crate) use self::body::LayeredBody;
 pub use self::body::ResponseBody;
 

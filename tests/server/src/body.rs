@@ -253,57 +253,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn collect(body: PatternBody) -> (Vec<u8>, usize, bool) {
-        let mut body = std::pin::pin!(body);
-        let mut out = Vec::new();
-        let mut frames = 0;
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(frame) => {
-                    frames += 1;
-                    out.extend_from_slice(&frame.into_data().unwrap());
-                }
-                Err(_) => return (out, frames, true),
-            }
-        }
-        (out, frames, false)
-    }
-
-    #[tokio::test]
-    async fn pattern_bodies() {
-        let (data, frames, err) = collect(PatternBody::exact(100, 30)).await;
-        assert_eq!(data.len(), 100);
-        assert_eq!(frames, 4);
-        assert!(!err);
-        assert!(data
-            .iter()
-            .enumerate()
-            .all(|(i, b)| *b == pattern_byte(i as u64)));
-
-        let big = SHARED_CHUNK_MAX + 100;
-        let (data, frames, _) = collect(PatternBody::exact(big as u64 * 2, big)).await;
-        assert_eq!(frames, 2);
-        assert!(data
-            .iter()
-            .enumerate()
-            .all(|(i, b)| *b == pattern_byte(i as u64)));
-
-        let (data, _, err) = collect(PatternBody::aborting(10, 4)).await;
-        assert_eq!(data.len(), 10);
-        assert!(err);
-
-        let (data, frames, err) =
-            collect(PatternBody::streamed(5, 2, Some(Duration::from_millis(1)))).await;
-        assert_eq!(data, b"abcde");
-        assert_eq!(frames, 3);
-        assert!(!err);
-    }
-}
-
 /// A request body that, when an endpoint drops it unread, is read to its end in the background
 /// (for at most [`LINGER`]) instead of being abandoned: a server that closes a connection with
 /// request bytes still unread makes the kernel reset it, and the client can lose the response it
@@ -365,5 +314,56 @@ impl<B: Body + Send + Unpin + 'static> Drop for DrainOnDrop<B> {
             })
             .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(body: PatternBody) -> (Vec<u8>, usize, bool) {
+        let mut body = std::pin::pin!(body);
+        let mut out = Vec::new();
+        let mut frames = 0;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    frames += 1;
+                    out.extend_from_slice(&frame.into_data().unwrap());
+                }
+                Err(_) => return (out, frames, true),
+            }
+        }
+        (out, frames, false)
+    }
+
+    #[tokio::test]
+    async fn pattern_bodies() {
+        let (data, frames, err) = collect(PatternBody::exact(100, 30)).await;
+        assert_eq!(data.len(), 100);
+        assert_eq!(frames, 4);
+        assert!(!err);
+        assert!(data
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern_byte(i as u64)));
+
+        let big = SHARED_CHUNK_MAX + 100;
+        let (data, frames, _) = collect(PatternBody::exact(big as u64 * 2, big)).await;
+        assert_eq!(frames, 2);
+        assert!(data
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern_byte(i as u64)));
+
+        let (data, _, err) = collect(PatternBody::aborting(10, 4)).await;
+        assert_eq!(data.len(), 10);
+        assert!(err);
+
+        let (data, frames, err) =
+            collect(PatternBody::streamed(5, 2, Some(Duration::from_millis(1)))).await;
+        assert_eq!(data, b"abcde");
+        assert_eq!(frames, 3);
+        assert!(!err);
     }
 }

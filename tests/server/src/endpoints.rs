@@ -645,8 +645,9 @@ async fn encoded(codings: &str, n: &str, query: &str) -> Result<Response<BoxBody
 
 /// Whole `/encoded` bodies recently built, so that repeated requests (benchmarks) measure the
 /// client, not the server compressing: the newest few, at most [`WHOLE_CACHE_BYTES`] in all.
-static WHOLE_CACHE: std::sync::Mutex<Vec<((String, bool, u64), Bytes)>> =
-    std::sync::Mutex::new(Vec::new());
+static WHOLE_CACHE: std::sync::Mutex<Vec<(WholeKey, Bytes)>> = std::sync::Mutex::new(Vec::new());
+/// The codings (as parsed), whether the body is zeros, and its decoded length.
+type WholeKey = (String, bool, u64);
 const WHOLE_CACHE_BYTES: usize = 160 << 20;
 
 /// The whole compressed body of `/encoded` (from the cache when it was built lately).

@@ -21,13 +21,34 @@ use crate::request::{Body, BodyStream};
 /// The most of a held body handed to h3 at a time.
 const PIECE: usize = 64 * 1024;
 
+/// The send half of a request stream that is reset (H3_REQUEST_CANCELLED) when dropped before
+/// it finished: an upload abandoned midway (the response came and went, the caller gave up)
+/// must not look like a complete body to the server, which quinn's implicit finish on drop
+/// would make it (a stream ending inside a DATA frame).
+struct ResetOnDrop(Option<H3SendHalf>);
+
+impl ResetOnDrop {
+    fn stream(&mut self) -> std::result::Result<&mut H3SendHalf, Option<Error>> {
+        self.0.as_mut().ok_or(None)
+    }
+}
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        if let Some(send) = &mut self.0 {
+            send.stop_stream(Code::H3_REQUEST_CANCELLED);
+        }
+    }
+}
+
 /// Sends the request body (QUIC flow control paces `send_data`), then finishes the stream.
 pub(crate) async fn upload(
     body: Body,
-    mut send: H3SendHalf,
+    send: H3SendHalf,
     activity: Activity,
     error: Arc<UploadFailure>,
 ) {
+    let mut send = ResetOnDrop(Some(send));
     let result: std::result::Result<(), Option<Error>> = async {
         match body {
             Body::Empty => {}
@@ -36,7 +57,7 @@ pub(crate) async fn upload(
                 // (`read_timeout`) as QUIC flow control lets each one go.
                 while !b.is_empty() {
                     let piece = b.split_to(b.len().min(PIECE));
-                    send.send_data(piece).await.map_err(|_| None)?;
+                    send.stream()?.send_data(piece).await.map_err(|_| None)?;
                     activity.touch();
                 }
             }
@@ -46,18 +67,22 @@ pub(crate) async fn upload(
                     let mut chunk = chunk.map_err(Some)?;
                     while !chunk.is_empty() {
                         let piece = chunk.split_to(chunk.len().min(PIECE));
-                        send.send_data(piece).await.map_err(|_| None)?;
+                        send.stream()?.send_data(piece).await.map_err(|_| None)?;
                         activity.touch();
                     }
                 }
             }
         }
-        send.finish().await.map_err(|_| None)
+        send.stream()?.finish().await.map_err(|_| None)
     }
     .await;
-    if let Err(Some(e)) = result {
-        error.fail(e);
-        send.stop_stream(Code::H3_REQUEST_CANCELLED);
+    match result {
+        // Finished: nothing to reset.
+        Ok(()) => send.0 = None,
+        // The caller's body failed: the drop resets the stream.
+        Err(Some(e)) => error.fail(e),
+        // The peer stopped the stream (or it broke): resetting it too is harmless.
+        Err(None) => {}
     }
 }
 
