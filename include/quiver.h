@@ -411,6 +411,11 @@ enum quiver_stat
      * failed lately, so requests go over TCP), else 0.
      */
     QUIVER_STAT_ALT_SVC_BROKEN = 10,
+    /**
+     * 1 for a pool opened for requests that asked for another protocol than their origin's
+     * rule (`quiver_request_set_protocol`), else 0.
+     */
+    QUIVER_STAT_PER_REQUEST = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
