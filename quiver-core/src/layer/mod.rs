@@ -100,6 +100,7 @@ impl Layer {
             allow_insecure: first.options.allow_insecure_redirects,
         };
         let deadline = req.timeout.or(first.options.request_timeout);
+        let own_timeouts = (req.read_timeout, req.checkout_timeout);
         let client_auth = manager.rules().default_rule().auth.clone();
         let mut history: Vec<Redirect> = Vec::new();
         // The origin the caller addressed, once a redirect left it (client-wide and per-request
@@ -161,6 +162,7 @@ impl Layer {
                         };
                         let target = crate::origin::Target::parse(&url)?;
                         req = rebuild(method, url, target, r, deadline, started)?;
+                        (req.read_timeout, req.checkout_timeout) = own_timeouts;
                         continue;
                     }
                     _ if sent_digest => self.digest.forget(&origin),
@@ -207,6 +209,7 @@ impl Layer {
                     }
                     route = manager.route(&hop.target.origin, options.protocol)?;
                     req = rebuild(hop.method, hop.url, hop.target, r, deadline, started)?;
+                    (req.read_timeout, req.checkout_timeout) = own_timeouts;
                     continue;
                 }
             }
@@ -316,6 +319,8 @@ fn rebuild(
         headers: retained.headers,
         body: retained.body.unwrap_or_default(),
         timeout,
+        read_timeout: None,
+        checkout_timeout: None,
         early_data: None,
         layer: LayerOptions::default(),
     })

@@ -207,7 +207,7 @@ impl AutoPool {
         let (tx, mut quic) = oneshot::channel();
         let (pool, cache, origin) = (alt.pool.clone(), alt.cache.clone(), self.origin.clone());
         self.runtime.spawn(async move {
-            let res = pool.checkout(None).await.map(drop);
+            let res = pool.checkout(None, None).await.map(drop);
             match &res {
                 Ok(()) => cache.confirmed(&origin),
                 Err(e) if !matches!(e.kind(), ErrorKind::CheckoutTimeout | ErrorKind::Shutdown) => {

@@ -228,8 +228,9 @@ impl H1Pool {
     /// Waits for a connection: an idle one (unless `fresh`), a new one, or one checked in by
     /// another caller, within `checkout_timeout` (or, when a connection is dialled for this
     /// caller, as long as the dial may take, so that its error is the one the caller sees).
-    async fn checkout(self: &Arc<Self>, fresh: bool) -> Result<H1Lease> {
-        let mut deadline = tokio::time::Instant::now() + self.options.checkout_timeout;
+    async fn checkout(self: &Arc<Self>, fresh: bool, wait: Option<Duration>) -> Result<H1Lease> {
+        let wait = wait.unwrap_or(self.options.checkout_timeout);
+        let mut deadline = tokio::time::Instant::now() + wait;
         loop {
             let mut dropped = Vec::new();
             let decision = {
@@ -254,7 +255,7 @@ impl H1Pool {
                         Ok(Err(_)) => {
                             return Err(Error::new(ErrorKind::Shutdown, "the pool was closed"))
                         }
-                        Err(_) => return Err(self.checkout_timeout_error()),
+                        Err(_) => return Err(self.checkout_timeout_error(wait)),
                     }
                 }
             };
@@ -264,19 +265,19 @@ impl H1Pool {
                 Ok(Err(_)) => lease.discard(),
                 Err(_) => {
                     lease.discard();
-                    return Err(self.checkout_timeout_error());
+                    return Err(self.checkout_timeout_error(wait));
                 }
             }
         }
     }
 
-    fn checkout_timeout_error(&self) -> Error {
+    fn checkout_timeout_error(&self, wait: Duration) -> Error {
         Error::new(
             ErrorKind::CheckoutTimeout,
             format!(
                 "no connection to {} became free within {} ms (pool size {})",
                 self.origin,
-                self.options.checkout_timeout.as_millis(),
+                wait.as_millis(),
                 self.options.size
             ),
         )
@@ -287,7 +288,7 @@ impl H1Pool {
     /// its body can be replayed and either its method is idempotent or it was never written.
     pub(crate) async fn send(self: &Arc<Self>, mut req: Request) -> Result<StreamResponse> {
         let mut watchdog = Watchdog::new(
-            self.options.read_timeout,
+            req.read_timeout.unwrap_or(self.options.read_timeout),
             req.timeout.or(self.options.request_timeout),
         );
         let replayable = req.body.try_clone().is_some();
@@ -297,7 +298,7 @@ impl H1Pool {
                 Some(body) => body,
                 None => std::mem::take(&mut req.body),
             };
-            let mut lease = self.checkout(fresh).await?;
+            let mut lease = self.checkout(fresh, req.checkout_timeout).await?;
             let reused = lease.conn_mut().served > 0;
             let activity = lease.conn_mut().activity.clone();
             let wire = req.to_http1(body, &self.host, self.proxy_form.as_ref());

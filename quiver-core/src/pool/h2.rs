@@ -196,7 +196,7 @@ pub(crate) async fn open_tunnel_stream(
     RecvStream,
 )> {
     let run = async {
-        let lease = pool.checkout(None).await?;
+        let lease = pool.checkout(None, None).await?;
         let (parts, send, recv) = open_connect_stream(lease.handle(), head).await?;
         Ok((lease, parts, send, recv))
     };

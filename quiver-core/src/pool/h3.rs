@@ -246,7 +246,7 @@ pub(crate) async fn open_channel(
             .or(Some(limits.connect_timeout + limits.read_timeout)),
     );
     let lease: StreamLease<H3Handle> = watchdog
-        .guard(&Activity::new(), pool.checkout(None))
+        .guard(&Activity::new(), pool.checkout(None, None))
         .await??;
     let conn = lease.handle().conn.clone();
     let head = request_head(&req, &pool.origin, http::Version::HTTP_3)?;

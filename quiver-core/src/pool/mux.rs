@@ -152,11 +152,14 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
         &self.runtime
     }
 
-    /// Waits (up to `checkout_timeout`) for a stream slot, avoiding `avoid` when possible.
+    /// Waits (up to `wait`: the request's `checkout_timeout`, else the pool's) for a stream
+    /// slot, avoiding `avoid` when possible.
     pub(crate) async fn checkout(
         self: &Arc<Self>,
         avoid: Option<ConnId>,
+        wait: Option<std::time::Duration>,
     ) -> Result<StreamLease<H>> {
+        let wait = wait.unwrap_or(self.options.checkout_timeout);
         let mut new_control = None;
         let decision = self.lock().checkout(avoid, || {
             let c = Arc::new(ConnControl::default());
@@ -170,7 +173,7 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
                 handle: Some(handle),
             }),
             MuxCheckout::Wait { rx, connect } => {
-                let mut deadline = tokio::time::Instant::now() + self.options.checkout_timeout;
+                let mut deadline = tokio::time::Instant::now() + wait;
                 if let (Some(id), Some(control)) = (connect, new_control) {
                     deadline = deadline.max(super::dial_deadline(&self.options));
                     self.start_connect(id, control, None);
@@ -184,7 +187,7 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
                             "no {} stream slot to {} became free within {} ms",
                             self.protocol.as_str(),
                             self.origin,
-                            self.options.checkout_timeout.as_millis()
+                            wait.as_millis()
                         ),
                     )),
                 }

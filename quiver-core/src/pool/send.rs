@@ -121,7 +121,7 @@ pub(crate) async fn send<H: Multiplexed>(
 ) -> Result<StreamResponse> {
     let options = pool.options.clone();
     let mut watchdog = Watchdog::new(
-        options.read_timeout,
+        req.read_timeout.unwrap_or(options.read_timeout),
         req.timeout.or(options.request_timeout),
     );
     let replayable = req.body.try_clone().is_some();
@@ -135,7 +135,7 @@ pub(crate) async fn send<H: Multiplexed>(
     let mut retries = Retries::default();
     loop {
         let lease = watchdog
-            .guard(&Activity::new(), pool.checkout(avoid))
+            .guard(&Activity::new(), pool.checkout(avoid, req.checkout_timeout))
             .await??;
         let activity = Activity::new();
         let opened = watchdog

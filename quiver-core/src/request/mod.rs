@@ -51,6 +51,10 @@ pub struct Request {
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Body,
     pub(crate) timeout: Option<Duration>,
+    /// Overrides the pool's `read_timeout`.
+    pub(crate) read_timeout: Option<Duration>,
+    /// Overrides the pool's `checkout_timeout`.
+    pub(crate) checkout_timeout: Option<Duration>,
     pub(crate) early_data: Option<bool>,
     pub(crate) layer: LayerOptions,
 }
@@ -159,6 +163,8 @@ pub struct RequestBuilder {
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     body: Body,
     timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
+    checkout_timeout: Option<Duration>,
     early_data: Option<bool>,
     layer: LayerOptions,
     multipart: Option<Multipart>,
@@ -173,6 +179,8 @@ impl RequestBuilder {
             headers: Vec::new(),
             body: Body::Empty,
             timeout: None,
+            read_timeout: None,
+            checkout_timeout: None,
             early_data: None,
             layer: LayerOptions::default(),
             multipart: None,
@@ -266,6 +274,20 @@ impl RequestBuilder {
         self
     }
 
+    /// Longest this request may go without a byte moving on its connection, overriding the
+    /// pool's `read_timeout` (httpx's `read` timeout).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
+        self
+    }
+
+    /// Longest this request waits for a connection or stream slot, overriding the pool's
+    /// `checkout_timeout` (httpx's `pool` timeout).
+    pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.checkout_timeout = Some(timeout);
+        self
+    }
+
     /// HTTP/3 with `early_data`: whether this request may go in the 0-RTT flight. Default:
     /// only idempotent, safe methods (GET, HEAD, OPTIONS, TRACE).
     pub fn early_data(mut self, allowed: bool) -> Self {
@@ -302,12 +324,25 @@ impl RequestBuilder {
             })?;
             headers.push((name, value));
         }
-        if let Some(t) = self.timeout {
-            if t > crate::config::MAX_DURATION {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("the request timeout ({t:?}) must be at most a year"),
-                ));
+        for (what, t) in [
+            ("request timeout", self.timeout),
+            ("read timeout", self.read_timeout),
+            ("checkout timeout", self.checkout_timeout),
+        ] {
+            match t {
+                Some(t) if t > crate::config::MAX_DURATION => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!("the {what} ({t:?}) must be at most a year"),
+                    ))
+                }
+                Some(t) if t.is_zero() && what != "request timeout" => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!("the {what} must be greater than zero"),
+                    ))
+                }
+                _ => {}
             }
         }
         if let Some(auth) = &self.layer.auth {
@@ -356,6 +391,8 @@ impl RequestBuilder {
             headers,
             body,
             timeout: self.timeout,
+            read_timeout: self.read_timeout,
+            checkout_timeout: self.checkout_timeout,
             early_data: self.early_data,
             layer: self.layer,
         })
