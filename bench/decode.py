@@ -67,8 +67,9 @@ def main():
     p.add_argument("--coding", default="gzip")
     a = p.parse_args()
     env = dict(os.environ)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "quiver-testserver", "-p", "quiver-core",
-                    "--example", "fetch"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "quiver-testserver"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "quiver-core", "--example", "fetch"], cwd=ROOT,
+                   check=True)
     target = Path(env.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
     server = subprocess.Popen([str(target / "quiver-testserver")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
