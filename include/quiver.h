@@ -1336,6 +1336,21 @@ quiver_result quiver_request_set_body_source(quiver_request *request,
 quiver_result quiver_request_set_timeout_ms(quiver_request *request, uint64_t milliseconds);
 
 /**
+ * Longest this request may go without a byte moving on its connection, overriding the
+ * pool's `read_timeout`; it then fails with `QUIVER_RESULT_READ_TIMEOUT`. 0 is refused when
+ * the request is sent (`QUIVER_RESULT_INVALID_CONFIG`).
+ */
+quiver_result quiver_request_set_read_timeout_ms(quiver_request *request, uint64_t milliseconds);
+
+/**
+ * Longest this request waits for a connection or stream slot, overriding the pool's
+ * `checkout_timeout`; it then fails with `QUIVER_RESULT_CHECKOUT_TIMEOUT`. 0 is refused when
+ * the request is sent (`QUIVER_RESULT_INVALID_CONFIG`).
+ */
+quiver_result quiver_request_set_checkout_timeout_ms(quiver_request *request,
+                                                     uint64_t milliseconds);
+
+/**
  * Attaches a cancel token (the request keeps its own reference; NULL detaches). Cancelling
  * the token ends the request with a `cancelled` error, whenever that happens.
  */

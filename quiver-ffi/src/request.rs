@@ -74,6 +74,8 @@ struct LayerParts {
     auth: Option<Auth>,
     protocol: Option<Protocol>,
     cookies: Vec<(String, String)>,
+    read_timeout: Option<Duration>,
+    checkout_timeout: Option<Duration>,
 }
 
 /// What to do with a redirect response (`quiver_request_set_redirect_mode`). Values are never
@@ -168,6 +170,12 @@ impl RequestParts {
         }
         for (name, value) in &layer.cookies {
             builder = builder.cookie(name, value);
+        }
+        if let Some(t) = layer.read_timeout {
+            builder = builder.read_timeout(t);
+        }
+        if let Some(t) = layer.checkout_timeout {
+            builder = builder.checkout_timeout(t);
         }
         (builder.build(), self.cancel)
     }
@@ -498,6 +506,36 @@ pub extern "C" fn quiver_request_set_timeout_ms(
     ffi_panic_boundary! {
         let request = try_mut_from_ptr!(request);
         request.timeout = Some(Duration::from_millis(milliseconds));
+        quiver_result::Ok
+    }
+}
+
+/// Longest this request may go without a byte moving on its connection, overriding the
+/// pool's `read_timeout`; it then fails with `QUIVER_RESULT_READ_TIMEOUT`. 0 is refused when
+/// the request is sent (`QUIVER_RESULT_INVALID_CONFIG`).
+#[no_mangle]
+pub extern "C" fn quiver_request_set_read_timeout_ms(
+    request: *mut quiver_request,
+    milliseconds: u64,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        request.layer.read_timeout = Some(Duration::from_millis(milliseconds));
+        quiver_result::Ok
+    }
+}
+
+/// Longest this request waits for a connection or stream slot, overriding the pool's
+/// `checkout_timeout`; it then fails with `QUIVER_RESULT_CHECKOUT_TIMEOUT`. 0 is refused when
+/// the request is sent (`QUIVER_RESULT_INVALID_CONFIG`).
+#[no_mangle]
+pub extern "C" fn quiver_request_set_checkout_timeout_ms(
+    request: *mut quiver_request,
+    milliseconds: u64,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        request.layer.checkout_timeout = Some(Duration::from_millis(milliseconds));
         quiver_result::Ok
     }
 }
