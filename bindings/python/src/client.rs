@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use quiver_core::{
-    Client, ConnectProtocol, DatagramOptions, Error, ErrorKind, Protocol, Request, UdpTunnelOptions,
+    Client, ConnectProtocol, DatagramOptions, Error, ErrorKind, Protocol, Request, RequestBuilder,
+    UdpTunnelOptions,
 };
 use tokio::runtime::Handle;
 
@@ -50,20 +51,46 @@ fn fields(headers: Option<&Bound<'_, PyAny>>) -> PyResult<Fields> {
     Ok(out)
 }
 
-/// A per-request timeout in seconds; negative, NaN or infinite ones are `invalid_config` (core
-/// refuses those over a year).
-fn seconds(py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Duration>> {
+/// A per-request timeout in seconds (`what` names it); negative, NaN or infinite ones are
+/// `invalid_config` (core refuses those over a year, and zero read and checkout timeouts).
+fn seconds(py: Python<'_>, what: &str, timeout: Option<f64>) -> PyResult<Option<Duration>> {
     timeout
         .map(|t| {
             Duration::try_from_secs_f64(t).map_err(|_| {
                 errors::new_py(
                     py,
                     ErrorKind::InvalidConfig,
-                    format!("timeout must be a non-negative number of seconds, got {t}"),
+                    format!("{what} must be a non-negative number of seconds, got {t}"),
                 )
             })
         })
         .transpose()
+}
+
+/// A request's own timeouts, in seconds (None: the pool's).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    /// The whole request (`timeout=`), overriding `request_timeout`.
+    total: Option<f64>,
+    /// Idle between bytes (`read_timeout=`), overriding the pool's `read_timeout`.
+    read: Option<f64>,
+    /// Waiting for a connection or stream slot (`checkout_timeout=`), overriding the pool's.
+    checkout: Option<f64>,
+}
+
+impl Timeouts {
+    fn apply(self, py: Python<'_>, mut builder: RequestBuilder) -> PyResult<RequestBuilder> {
+        if let Some(t) = seconds(py, "timeout", self.total)? {
+            builder = builder.timeout(t);
+        }
+        if let Some(t) = seconds(py, "read_timeout", self.read)? {
+            builder = builder.read_timeout(t);
+        }
+        if let Some(t) = seconds(py, "checkout_timeout", self.checkout)? {
+            builder = builder.checkout_timeout(t);
+        }
+        Ok(builder)
+    }
 }
 
 /// One request, converted while attached, and where its body iterator reports an exception.
@@ -80,13 +107,12 @@ impl Call {
         url: &str,
         headers: Option<&Bound<'_, PyAny>>,
         content: Option<&Bound<'_, PyAny>>,
-        timeout: Option<f64>,
+        timeouts: Timeouts,
         early_data: Option<bool>,
         layer: Option<&Bound<'_, PyDict>>,
         handle: &Handle,
         bridge: Option<&std::sync::Arc<bridge::Bridge>>,
     ) -> PyResult<Call> {
-        let timeout = seconds(py, timeout)?;
         let fields = fields(headers)?;
         let failure = BodyFailure::default();
         let body = to_body(content, handle, bridge, &failure)?;
@@ -100,9 +126,7 @@ impl Call {
         for (name, value) in fields {
             builder = builder.header(name, value);
         }
-        if let Some(t) = timeout {
-            builder = builder.timeout(t);
-        }
+        builder = timeouts.apply(py, builder)?;
         if let Some(e) = early_data {
             builder = builder.early_data(e);
         }
@@ -221,8 +245,9 @@ impl NativeClient {
 
     /// Sends a request and blocks (GIL released) for the whole response, or only for its head
     /// when `stream` is true.
-    /// `layer`: the client layer's per-request settings (see `layer::apply`).
-    #[pyo3(signature = (method, url, headers = None, content = None, timeout = None, early_data = None, stream = false, layer = None))]
+    /// `layer`: the client layer's per-request settings (see `layer::apply`); `timeout`,
+    /// `read_timeout` and `checkout_timeout` (seconds) override the pool's for this request.
+    #[pyo3(signature = (method, url, headers = None, content = None, timeout = None, early_data = None, stream = false, layer = None, read_timeout = None, checkout_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -235,11 +260,18 @@ impl NativeClient {
         early_data: Option<bool>,
         stream: bool,
         layer: Option<&Bound<'_, PyDict>>,
+        read_timeout: Option<f64>,
+        checkout_timeout: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
         let client = self.client(py)?;
         let handle = self.runtime(&client);
+        let timeouts = Timeouts {
+            total: timeout,
+            read: read_timeout,
+            checkout: checkout_timeout,
+        };
         let (req, failure) = Call::new(
-            py, &method, &url, headers, content, timeout, early_data, layer, &handle, None,
+            py, &method, &url, headers, content, timeouts, early_data, layer, &handle, None,
         )?
         .into_parts(py)?;
         if stream {
@@ -255,7 +287,7 @@ impl NativeClient {
     }
 
     /// Like `send`, for asyncio: completes `fut` (on the loop of `bridge`) with the response.
-    #[pyo3(signature = (bridge, fut, method, url, headers = None, content = None, timeout = None, early_data = None, stream = false, layer = None))]
+    #[pyo3(signature = (bridge, fut, method, url, headers = None, content = None, timeout = None, early_data = None, stream = false, layer = None, read_timeout = None, checkout_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn send_async(
         &self,
@@ -270,17 +302,24 @@ impl NativeClient {
         early_data: Option<bool>,
         stream: bool,
         layer: Option<&Bound<'_, PyDict>>,
+        read_timeout: Option<f64>,
+        checkout_timeout: Option<f64>,
     ) -> PyResult<Pending> {
         let client = self.client(py)?;
         let handle = self.runtime(&client);
         let shared = bridge.shared();
+        let timeouts = Timeouts {
+            total: timeout,
+            read: read_timeout,
+            checkout: checkout_timeout,
+        };
         let (req, failure) = Call::new(
             py,
             &method,
             &url,
             headers,
             content,
-            timeout,
+            timeouts,
             early_data,
             layer,
             &handle,

@@ -43,6 +43,20 @@ pub(crate) fn header_list<'py>(py: Python<'py>, map: &HeaderMap) -> PyResult<Bou
     Ok(list)
 }
 
+/// Header fields as a list of `(name, value)` bytes pairs, in order, duplicates kept, the values
+/// exactly as received (for adapters whose library takes raw bytes, such as httpx).
+pub(crate) fn header_bytes<'py>(py: Python<'py>, map: &HeaderMap) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for (name, value) in map {
+        let pair = [
+            PyBytes::new(py, name.as_str().as_bytes()),
+            PyBytes::new(py, value.as_bytes()),
+        ];
+        list.append(PyTuple::new(py, pair)?)?;
+    }
+    Ok(list)
+}
+
 /// Where a response came from: the URL that answered, the redirects followed to reach it
 /// (oldest first) and why a redirect it is was not followed.
 #[derive(Clone, Default)]
@@ -129,6 +143,11 @@ impl RawResponse {
     /// The headers as `(name, value)` pairs.
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         header_list(py, &self.head.headers)
+    }
+
+    /// The headers as `(name, value)` bytes pairs, values as received.
+    fn raw_headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        header_bytes(py, &self.head.headers)
     }
 
     /// The body (a new `bytes` object on every call).
@@ -295,6 +314,17 @@ impl ResponseStream {
     fn trailers<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
         let trailers = self.trailers.lock().unwrap_or_else(|p| p.into_inner());
         trailers.as_ref().map(|t| header_list(py, t)).transpose()
+    }
+
+    /// The headers as `(name, value)` bytes pairs, values as received.
+    fn raw_headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        header_bytes(py, &self.headers)
+    }
+
+    /// The trailer fields as bytes pairs, once the body has ended (if it had any).
+    fn raw_trailers<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        let trailers = self.trailers.lock().unwrap_or_else(|p| p.into_inner());
+        trailers.as_ref().map(|t| header_bytes(py, t)).transpose()
     }
 
     /// The URL that answered (after redirects: the last one).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import pickle
 import time
 from pathlib import Path
@@ -110,6 +111,78 @@ async def test_async_errors(h1: Target) -> None:
         with pytest.raises(TimeoutError) as info3:
             await client.get(h1.url("/slow/5000"), timeout=0.2)
         assert info3.value.kind == "request_timeout"  # type: ignore[attr-defined]
+
+
+def test_per_request_read_timeout(target: Target) -> None:
+    """read_timeout= overrides the pool's (30 s) for one request: waiting for the head, and
+    between the chunks of a streamed body."""
+    with quiver.Client(**target.options) as client:
+        with pytest.raises(quiver.TimeoutError) as info:
+            client.get(target.url("/slow/3000"), read_timeout=0.2)
+        assert info.value.kind == "read_timeout"
+        with pytest.raises(quiver.TimeoutError) as info:
+            with client.stream("GET", target.url("/slow/3000"), read_timeout=0.2):
+                pass
+        assert info.value.kind == "read_timeout"
+        # The body stalls 3 s after its first chunk.
+        with client.stream("GET", target.url("/bytes/20?chunk_size=10&delay_ms=3000"), read_timeout=0.3) as r:
+            with pytest.raises(quiver.TimeoutError) as info:
+                r.read()
+        assert info.value.kind == "read_timeout"
+        # A request without one keeps the pool's.
+        assert client.get(target.url("/slow/500")).status_code == 200
+        assert client.get(target.url("/slow/500"), read_timeout=datetime.timedelta(seconds=20)).text == "slow"
+
+
+@async_test
+async def test_per_request_read_timeout_async(target: Target) -> None:
+    async with quiver.AsyncClient(**target.options) as client:
+        with pytest.raises(quiver.TimeoutError) as info:
+            await client.get(target.url("/slow/3000"), read_timeout=0.2)
+        assert info.value.kind == "read_timeout"
+        with pytest.raises(quiver.TimeoutError) as info:
+            async with client.stream("GET", target.url("/slow/3000"), read_timeout=0.2):
+                pass
+        assert info.value.kind == "read_timeout"
+        assert (await client.get(target.url("/slow/300"), read_timeout=10)).text == "slow"
+
+
+def test_per_request_checkout_timeout(h1: Target) -> None:
+    """checkout_timeout= overrides the pool's (5 s): with size=1 and the one connection held by
+    an unread streamed response, a request gives up after its own 0.2 s."""
+    with quiver.Client(size=1) as client:
+        with client.stream("GET", h1.url("/bytes/1000000")):
+            started = time.monotonic()
+            with pytest.raises(quiver.TimeoutError) as info:
+                client.get(h1.url("/health"), checkout_timeout=0.2)
+            assert info.value.kind == "checkout_timeout"
+            assert time.monotonic() - started < 4.0
+            with pytest.raises(quiver.TimeoutError) as info:
+                with client.stream("GET", h1.url("/health"), checkout_timeout=0.2):
+                    pass
+            assert info.value.kind == "checkout_timeout"
+        # The connection is free again.
+        assert client.get(h1.url("/health"), checkout_timeout=5).status_code == 200
+
+
+@async_test
+async def test_per_request_checkout_timeout_async(h1: Target) -> None:
+    async with quiver.AsyncClient(size=1) as client:
+        async with client.stream("GET", h1.url("/bytes/1000000")):
+            with pytest.raises(quiver.TimeoutError) as info:
+                await client.get(h1.url("/health"), checkout_timeout=0.2)
+            assert info.value.kind == "checkout_timeout"
+        assert (await client.get(h1.url("/health"), checkout_timeout=5)).status_code == 200
+
+
+def test_bad_per_request_timeouts_are_invalid_errors(h1: Target) -> None:
+    with quiver.Client() as client:
+        for name in ("read_timeout", "checkout_timeout"):
+            for value in [0, -1.0, 1e19, float("nan")]:
+                with pytest.raises(quiver.InvalidError) as info:
+                    client.get(h1.url("/health"), **{name: value})
+                assert info.value.kind == "invalid_config", (name, value)
+                assert name.replace("_", " ") in str(info.value) or name in str(info.value)
 
 
 def test_raise_for_status(h1: Target) -> None:

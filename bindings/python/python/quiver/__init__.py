@@ -16,6 +16,11 @@
         async with client.stream("GET", "https://example.com/big") as r:
             async for chunk in r.aiter_bytes():
                 ...
+
+    # code written for httpx or requests: swap the transport (imports those libraries)
+    import quiver.httpx, quiver.requests
+    httpx.Client(transport=quiver.httpx.HTTPTransport(protocol="http2"))
+    session.mount("https://", quiver.requests.Adapter(protocol="http3"))
 """
 
 from . import _quiver

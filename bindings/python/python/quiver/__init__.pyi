@@ -306,7 +306,9 @@ class Client:
         max_redirects: Optional[int] = None,
         decompress: Optional[bool] = None,
         protocol: Optional[Protocol] = None,
-        timeout: Optional[float] = None,
+        timeout: Optional[Seconds] = None,
+        read_timeout: Optional[Seconds] = None,
+        checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
     ) -> Response: ...
     def get(self, url: str, **kwargs: Any) -> Response: ...
@@ -421,7 +423,9 @@ class AsyncClient:
         max_redirects: Optional[int] = None,
         decompress: Optional[bool] = None,
         protocol: Optional[Protocol] = None,
-        timeout: Optional[float] = None,
+        timeout: Optional[Seconds] = None,
+        read_timeout: Optional[Seconds] = None,
+        checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
     ) -> Response: ...
     async def get(self, url: str, **kwargs: Any) -> Response: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import typing
 import weakref
+from datetime import timedelta
 from types import TracebackType
 from typing import (
     Any,
@@ -38,6 +39,7 @@ from ._types import (
     RequestContent,
     RequestData,
     RequestFiles,
+    Seconds,
 )
 
 __all__ = ["Client", "AsyncClient", "DatagramChannel", "AsyncDatagramChannel", "UdpTunnel", "AsyncUdpTunnel"]
@@ -115,8 +117,25 @@ async def _call(start: Callable[..., _quiver.Pending], *args: Any) -> Any:
 
 
 #: What the native ``send`` takes after ``(method, url)``: header fields, the body, the timeout,
-#: early data, and the client layer's settings.
-_Prepared = Tuple[str, List[Tuple[str, str]], Any, Optional[float], Optional[bool], Optional[Dict[str, Any]]]
+#: early data, the client layer's settings, and the read and checkout timeouts.
+_Prepared = Tuple[
+    str,
+    List[Tuple[str, str]],
+    Any,
+    Optional[float],
+    Optional[bool],
+    Optional[Dict[str, Any]],
+    Optional[float],
+    Optional[float],
+]
+
+
+def _seconds(value: Optional[Seconds]) -> Any:
+    """A per-request duration as seconds: a ``datetime.timedelta`` converted, anything else left
+    for the native layer to check."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
 
 
 def _rule_options(pattern: str, rule: Any) -> Any:
@@ -187,7 +206,9 @@ class _BaseClient:
         max_redirects: Optional[int] = None,
         decompress: Optional[bool] = None,
         protocol: Optional[Protocol] = None,
-        timeout: Optional[float] = None,
+        timeout: Optional[Seconds] = None,
+        read_timeout: Optional[Seconds] = None,
+        checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
     ) -> _Prepared:
         url = merge_url(self._base_url, url, params)
@@ -223,7 +244,16 @@ class _BaseClient:
         own = request_cookies(cookies, url)
         if own:
             layer["cookies"] = own
-        return url, merged.multi_items(), body, timeout, early_data, layer or None
+        return (
+            url,
+            merged.multi_items(),
+            body,
+            _seconds(timeout),
+            early_data,
+            layer or None,
+            _seconds(read_timeout),
+            _seconds(checkout_timeout),
+        )
 
     def stats(self) -> ClientStats:
         """Pool statistics: totals (``connections``, ``idle``, ``active``, ``queued``,
@@ -284,7 +314,9 @@ class Client(_BaseClient):
         max_redirects: Optional[int] = None,
         decompress: Optional[bool] = None,
         protocol: Optional[Protocol] = None,
-        timeout: Optional[float] = None,
+        timeout: Optional[Seconds] = None,
+        read_timeout: Optional[Seconds] = None,
+        checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
     ) -> Response:
         """Sends a request and reads the whole response.
@@ -293,7 +325,9 @@ class Client(_BaseClient):
         ``cookies=`` are this request's own cookies; ``auth=`` its credentials (None: the
         client's, ``quiver.NoAuth()``: none); ``follow_redirects=``, ``max_redirects=``,
         ``decompress=`` and ``protocol=`` override the origin's options for this request;
-        ``redirect="error"`` fails on a redirect (kind ``redirect_refused``)."""
+        ``redirect="error"`` fails on a redirect (kind ``redirect_refused``). ``timeout=``
+        (seconds) bounds the whole request; ``read_timeout=`` (idle between bytes) and
+        ``checkout_timeout=`` (waiting for a connection or stream slot) override the pool's."""
         prepared = self._prepare(
             method,
             url,
@@ -312,13 +346,17 @@ class Client(_BaseClient):
             decompress=decompress,
             protocol=protocol,
             timeout=timeout,
+            read_timeout=read_timeout,
+            checkout_timeout=checkout_timeout,
             early_data=early_data,
         )
         return self._send(method, prepared, False)
 
     def _send(self, method: str, prepared: _Prepared, stream: bool) -> Response:
-        url, fields, body, timeout, early_data, layer = prepared
-        native = self._native.send(method, url, fields, body, timeout, early_data, stream, layer)
+        url, fields, body, timeout, early_data, layer, read_timeout, checkout_timeout = prepared
+        native = self._native.send(
+            method, url, fields, body, timeout, early_data, stream, layer, read_timeout, checkout_timeout
+        )
         return Response._from_native(native, url)
 
     def get(self, url: str, **kwargs: Any) -> Response:
@@ -426,7 +464,9 @@ class AsyncClient(_BaseClient):
         max_redirects: Optional[int] = None,
         decompress: Optional[bool] = None,
         protocol: Optional[Protocol] = None,
-        timeout: Optional[float] = None,
+        timeout: Optional[Seconds] = None,
+        read_timeout: Optional[Seconds] = None,
+        checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
     ) -> Response:
         """Sends a request and reads the whole response (the arguments of
@@ -449,13 +489,27 @@ class AsyncClient(_BaseClient):
             decompress=decompress,
             protocol=protocol,
             timeout=timeout,
+            read_timeout=read_timeout,
+            checkout_timeout=checkout_timeout,
             early_data=early_data,
         )
         return await self._send(method, prepared, False)
 
     async def _send(self, method: str, prepared: _Prepared, stream: bool) -> Response:
-        url, fields, body, timeout, early_data, layer = prepared
-        native = await _call(self._native.send_async, method, url, fields, body, timeout, early_data, stream, layer)
+        url, fields, body, timeout, early_data, layer, read_timeout, checkout_timeout = prepared
+        native = await _call(
+            self._native.send_async,
+            method,
+            url,
+            fields,
+            body,
+            timeout,
+            early_data,
+            stream,
+            layer,
+            read_timeout,
+            checkout_timeout,
+        )
         return Response._from_native(native, url)
 
     async def get(self, url: str, **kwargs: Any) -> Response:
