@@ -13,6 +13,7 @@ cargo clippy --locked --workspace --all-targets -q -- -D warnings
 # The Cargo features: HTTP/1 + HTTP/2 only, and HTTP/3 without MASQUE, build and lint clean too.
 cargo clippy --locked -p quiver-core --no-default-features --all-targets -q -- -D warnings
 cargo clippy --locked -p quiver-core --no-default-features --features http3 --all-targets -q -- -D warnings
+cargo clippy --locked -p quiver-core --features tracing --all-targets -q -- -D warnings
 
 say "Rust tests"
 # The chaos soak's short version (quiver-core/tests/soak.rs; `make soak` runs a million requests).
@@ -23,6 +24,8 @@ else
   cargo test --locked -q
 fi
 cargo test --locked --doc -q
+# The `tracing` feature (off by default): spans and events through a subscriber.
+cargo test --locked -q -p quiver-core --features tracing --test tracing
 
 say "C tests (libquiver)"
 tests/c/run.sh

@@ -224,6 +224,7 @@ pub struct ClientBuilder {
     resolver: Option<Arc<dyn Resolve>>,
     #[cfg(feature = "cookies")]
     jar: Option<Arc<crate::layer::cookies::CookieJar>>,
+    listeners: Vec<Arc<dyn crate::events::Listener>>,
     error: Option<Error>,
 }
 
@@ -236,6 +237,7 @@ impl Clone for ClientBuilder {
             resolver: self.resolver.clone(),
             #[cfg(feature = "cookies")]
             jar: self.jar.clone(),
+            listeners: self.listeners.clone(),
             error: self.error.clone(),
         }
     }
@@ -306,6 +308,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Adds a listener for the client's request and connection events (see
+    /// [`crate::Event`]); with none, events cost nothing.
+    pub fn listener(mut self, listener: impl crate::events::Listener) -> Self {
+        self.listeners.push(Arc::new(listener));
+        self
+    }
+
     /// Validates every option and rule and builds the client.
     pub fn build(self) -> Result<Client> {
         if let Some(e) = self.error {
@@ -320,11 +329,18 @@ impl ClientBuilder {
             Some(custom) => Resolver::new(custom),
             None => Resolver::default(),
         });
+        #[cfg_attr(not(feature = "tracing"), allow(unused_mut))]
+        let mut listeners = self.listeners;
+        #[cfg(feature = "tracing")]
+        if tracing::dispatcher::has_been_set() {
+            listeners.push(Arc::new(crate::events::TracingListener));
+        }
+        let events = crate::events::Events::new(listeners);
         #[cfg(feature = "cookies")]
-        let layer = Layer::new(rules.defaults(), self.jar)?;
+        let layer = Layer::new(rules.defaults(), self.jar, events.clone())?;
         #[cfg(not(feature = "cookies"))]
-        let layer = Layer::new(rules.defaults())?;
-        let manager = Manager::new(rules, runtime.clone(), resolver)?;
+        let layer = Layer::new(rules.defaults(), events.clone())?;
+        let manager = Manager::new(rules, runtime.clone(), resolver, events)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 manager,

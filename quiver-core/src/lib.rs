@@ -28,6 +28,7 @@ mod conn;
 mod datagram;
 pub mod embed;
 mod error;
+mod events;
 mod layer;
 mod manager;
 mod origin;
@@ -47,10 +48,12 @@ pub use config::{
     OptionInfo, OptionKind, OptionValue, PoolOptions, PoolSettings, Protocol, TlsRoots,
 };
 pub use conn::resolve::{Resolve, Resolving, SystemResolver};
+pub use conn::ConnectionInfo;
 #[cfg(feature = "http3")]
 pub use datagram::{
     ConnectProtocol, DatagramChannel, DatagramOptions, DatagramReceiver, DatagramSender,
 };
+pub use events::{Event, EventKind, Listener};
 #[cfg(feature = "masque")]
 pub use proxy::masque::{UdpTunnel, UdpTunnelOptions, UdpTunnelSender};
 
@@ -61,7 +64,7 @@ pub use origin::{Host, Origin, Scheme, Target};
 pub use request::{
     Auth, Body, BodyStream, Multipart, Part, RedirectMode, Request, RequestBuilder, Secret,
 };
-pub use response::{Redirect, Response, ResponseBody, ResponseHead, StreamResponse};
+pub use response::{Redirect, Response, ResponseBody, ResponseHead, StreamResponse, Timings};
 pub use stats::{ClientStats, OriginStats};
 
 pub use bytes::Bytes;

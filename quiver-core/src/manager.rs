@@ -62,6 +62,8 @@ pub(crate) struct Manager {
     /// HTTPS-record resolvers (`https_rr`), shared by every `auto` pool.
     #[cfg(feature = "https-rr")]
     https_records: Arc<crate::conn::https_rr::HttpsRecords>,
+    /// The client's event listeners, if any (connections report their life to them).
+    events: Option<crate::events::Events>,
     closed: AtomicBool,
 }
 
@@ -70,6 +72,7 @@ impl Manager {
         rules: RuleTable,
         runtime: Handle,
         resolver: Arc<Resolver>,
+        events: Option<crate::events::Events>,
     ) -> Result<Manager> {
         let mut tls = HashMap::new();
         for rule in rules.all() {
@@ -114,6 +117,7 @@ impl Manager {
             runtime,
             pools,
             other_protocols,
+            events,
             closed: AtomicBool::new(false),
         })
     }
@@ -306,6 +310,7 @@ impl Manager {
             tls: https.then(|| config.clone()),
             connect_timeout: options.connect_timeout,
             cap: cap.clone(),
+            events: self.events.clone(),
         };
         Ok(match protocol {
             #[cfg(feature = "http3")]
@@ -328,6 +333,7 @@ impl Manager {
                     runtime,
                     path,
                     cap,
+                    self.events.clone(),
                 )?)
             }
             #[cfg(not(feature = "http3"))]
@@ -357,6 +363,7 @@ impl Manager {
                                 runtime.clone(),
                                 Arc::new(path),
                                 cap.clone(),
+                                self.events.clone(),
                             )?,
                             self.alt_svc.clone(),
                         );
@@ -382,6 +389,7 @@ impl Manager {
                     dial,
                     cap,
                     runtime,
+                    self.events.clone(),
                     #[cfg(feature = "http3")]
                     alt,
                 ))

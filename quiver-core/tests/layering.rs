@@ -23,7 +23,9 @@ const LAYERS: &[(&str, u32)] = &[
 ];
 
 /// Modules every layer may use, which themselves use no layer.
-const VOCABULARY: &[&str] = &["error", "origin", "config", "request", "signal", "stats"];
+const VOCABULARY: &[&str] = &[
+    "error", "origin", "config", "request", "signal", "stats", "events",
+];
 
 fn rank(module: &str) -> Option<u32> {
     LAYERS.iter().find(|(m, _)| *m == module).map(|(_, r)| *r)

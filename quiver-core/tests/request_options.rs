@@ -9,7 +9,10 @@ use quiver_testserver::{Options, TestServer};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_sets_its_own_read_and_checkout_timeouts() {
     let server = TestServer::start(Options::default()).await.unwrap();
-    for (protocol, base) in [("http1", server.http_url("")), ("http2", server.h2c_url(""))] {
+    for (protocol, base) in [
+        ("http1", server.http_url("")),
+        ("http2", server.h2c_url("")),
+    ] {
         let base = base.trim_end_matches('/').to_owned();
         let client = Client::builder()
             .set("proxy_from_env", false)

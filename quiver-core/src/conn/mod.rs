@@ -237,12 +237,73 @@ impl AsyncWrite for Tracked {
 pub(crate) trait Dial: Send + Sync + 'static {
     /// Opens a stream towards `origin`; bounded by the [`Connector`]'s connect timeout.
     fn dial<'a>(&'a self, origin: &'a Origin) -> BoxFuture<'a, Result<Stream>>;
+
+    /// Like [`Dial::dial`], also telling how long name resolution took and how many addresses
+    /// it gave, where the dialer resolves names itself.
+    fn dial_timed<'a>(&'a self, origin: &'a Origin) -> BoxFuture<'a, Result<(Stream, Resolved)>> {
+        Box::pin(async move { Ok((self.dial(origin).await?, None)) })
+    }
 }
 
-/// What connecting produced: the stream and the protocol the server chose by ALPN.
+/// How long name resolution took and how many addresses it gave, when a dialer resolved.
+pub(crate) type Resolved = Option<(Duration, usize)>;
+
+/// How one connection was made: its id, and how long each step took. A request that opened
+/// the connection it ran on reports these steps in its timings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The connection's id, unique in the process (as in events).
+    pub id: u64,
+    /// Name resolution, when this connection resolved a name itself.
+    pub dns: Option<Duration>,
+    /// The transport's connect (TCP; for HTTP/3 the QUIC handshake, TLS included).
+    pub connect: Option<Duration>,
+    /// The TLS handshake (TCP connections to https origins).
+    pub tls: Option<Duration>,
+    /// The protocol ALPN chose, if any.
+    pub alpn: Option<String>,
+    /// True when TLS resumed an earlier session.
+    pub resumed: bool,
+    /// The peer's address, when connected directly.
+    pub remote: Option<std::net::SocketAddr>,
+}
+
+/// A live connection's record, shared by the pool and the requests on it: how it was made, and
+/// how many requests it started (so a request knows whether it reused it).
+#[derive(Debug, Default)]
+pub(crate) struct ConnRecord {
+    pub info: Arc<ConnectionInfo>,
+    /// How many addresses name resolution gave, when this connection resolved a name.
+    #[cfg_attr(not(feature = "http3"), allow(dead_code))]
+    pub addresses: Option<usize>,
+    started: AtomicU64,
+}
+
+impl ConnRecord {
+    pub(crate) fn new(info: ConnectionInfo) -> Arc<ConnRecord> {
+        ConnRecord::resolved(info, None)
+    }
+
+    pub(crate) fn resolved(info: ConnectionInfo, addresses: Option<usize>) -> Arc<ConnRecord> {
+        Arc::new(ConnRecord {
+            info: Arc::new(info),
+            addresses,
+            started: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts a request starting on the connection; true when it is not the first.
+    pub(crate) fn start_request(&self) -> bool {
+        self.started.fetch_add(1, Ordering::Relaxed) > 0
+    }
+}
+
+/// What connecting produced: the stream, the protocol the server chose by ALPN, and how it went.
 pub(crate) struct Connected {
     pub stream: Stream,
     pub alpn: Option<Vec<u8>>,
+    pub info: ConnectionInfo,
 }
 
 /// How a pool reaches its origin: a dialer, TLS for https origins, the connect timeout.
@@ -253,6 +314,8 @@ pub(crate) struct Connector {
     pub connect_timeout: Duration,
     /// The client-wide connection cap, when `max_total_connections` is set.
     pub cap: Option<limit::Cap>,
+    /// The client's event listeners, if any.
+    pub events: Option<crate::events::Events>,
 }
 
 impl Connector {
@@ -264,23 +327,68 @@ impl Connector {
             Some(cap) => Some(cap.acquire(origin).await?),
             None => None,
         };
-        let mut connected = self.connect_now(origin).await?;
+        let id = crate::events::next_id();
+        let mut connected = match self.connect_now(origin, id).await {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(events) = &self.events {
+                    events.connection(
+                        origin,
+                        None,
+                        Some(id),
+                        crate::events::EventKind::ConnectionFailed { error: e.clone() },
+                    );
+                }
+                return Err(e);
+            }
+        };
         if let Some(permit) = permit {
             connected.stream = limit::permitted(connected.stream, permit);
         }
         Ok(connected)
     }
 
-    async fn connect_now(&self, origin: &Origin) -> Result<Connected> {
+    async fn connect_now(&self, origin: &Origin, id: u64) -> Result<Connected> {
         let fut = async {
-            let raw = self.dial.dial(origin).await?;
-            match (origin.scheme(), &self.tls) {
-                (Scheme::Https, Some(config)) => tls::handshake(raw, origin, config).await,
-                _ => Ok(Connected {
+            let started = Instant::now();
+            let (raw, resolved) = self.dial.dial_timed(origin).await?;
+            let dialed = Instant::now();
+            let remote = match &raw {
+                Stream::Tcp(tcp) => tcp.peer_addr().ok(),
+                _ => None,
+            };
+            let mut info = ConnectionInfo {
+                id,
+                dns: resolved.map(|(d, _)| d),
+                connect: Some(dialed - started - resolved.map_or(Duration::ZERO, |(d, _)| d)),
+                remote,
+                ..ConnectionInfo::default()
+            };
+            let connected = match (origin.scheme(), &self.tls) {
+                (Scheme::Https, Some(config)) => {
+                    let mut c = tls::handshake(raw, origin, config).await?;
+                    info.tls = Some(dialed.elapsed());
+                    info.alpn = c.info.alpn.take();
+                    info.resumed = c.info.resumed;
+                    c.info = info;
+                    c
+                }
+                _ => Connected {
                     stream: raw,
                     alpn: None,
-                }),
+                    info,
+                },
+            };
+            if let Some(events) = &self.events {
+                emit_dial(
+                    events,
+                    origin,
+                    started,
+                    resolved.map(|(_, n)| n),
+                    &connected.info,
+                );
             }
+            Ok(connected)
         };
         match tokio::time::timeout(self.connect_timeout, fut).await {
             Ok(res) => res,
@@ -292,6 +400,47 @@ impl Connector {
                 ),
             )),
         }
+    }
+}
+
+/// The events of a finished dial, each at the instant its step ended.
+pub(crate) fn emit_dial(
+    events: &crate::events::Events,
+    origin: &Origin,
+    started: Instant,
+    addresses: Option<usize>,
+    info: &ConnectionInfo,
+) {
+    use crate::events::{Event, EventKind};
+    let event = |at: Instant, kind: EventKind| Event {
+        kind,
+        at,
+        request: None,
+        origin: origin.clone(),
+        protocol: None,
+        connection: Some(info.id),
+        stream: None,
+    };
+    let mut at = started;
+    if let (Some(dns), Some(addresses)) = (info.dns, addresses) {
+        at += dns;
+        events.emit(event(at, EventKind::DnsResolved { addresses }));
+    }
+    at += info.connect.unwrap_or_default();
+    events.emit(event(
+        at,
+        EventKind::Connected {
+            remote: info.remote,
+        },
+    ));
+    if let Some(tls) = info.tls {
+        events.emit(event(
+            at + tls,
+            EventKind::TlsDone {
+                alpn: info.alpn.clone(),
+                resumed: info.resumed,
+            },
+        ));
     }
 }
 

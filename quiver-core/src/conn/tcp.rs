@@ -38,14 +38,23 @@ impl DirectDial {
 
 impl Dial for DirectDial {
     fn dial<'a>(&'a self, origin: &'a Origin) -> BoxFuture<'a, Result<Stream>> {
+        Box::pin(async move { Ok(self.dial_timed(origin).await?.0) })
+    }
+
+    fn dial_timed<'a>(
+        &'a self,
+        origin: &'a Origin,
+    ) -> BoxFuture<'a, Result<(Stream, super::Resolved)>> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let addrs = self.resolver.lookup(origin).await?;
+            let resolved = (started.elapsed(), addrs.len());
             let shown = origin.to_string();
             let tcp = happy::connect(origin, happy::interleave(addrs), self.delay, |addr| {
                 Box::pin(connect_one(shown.clone(), addr))
             })
             .await?;
-            Ok(Stream::Tcp(tcp))
+            Ok((Stream::Tcp(tcp), Some(resolved)))
         })
     }
 }

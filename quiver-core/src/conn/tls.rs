@@ -178,10 +178,19 @@ pub(crate) async fn handshake(
         .connect(name, raw)
         .await
         .map_err(|e| handshake_error(e, origin, config))?;
-    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+    let session = tls.get_ref().1;
+    let alpn = session.alpn_protocol().map(|p| p.to_vec());
+    let info = super::ConnectionInfo {
+        alpn: alpn
+            .as_deref()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+        resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        ..super::ConnectionInfo::default()
+    };
     Ok(Connected {
         stream: Stream::Tls(Box::new(tls)),
         alpn,
+        info,
     })
 }
 

@@ -18,12 +18,13 @@ use http::header::COOKIE;
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION};
 use http::{HeaderName, HeaderValue, Method};
 
-use crate::config::{PoolOptions, ResolvedRule};
+use crate::config::{PoolOptions, Protocol, ResolvedRule};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::{EventKind, Events, Trace};
 use crate::manager::{Manager, Route};
 use crate::origin::Origin;
 use crate::request::{Auth, Body, LayerOptions, RedirectMode, Request};
-use crate::response::{Redirect, StreamResponse};
+use crate::response::{Redirect, StreamResponse, Timings};
 
 use self::auth::{Challenge, DigestCache};
 use self::redirect::{Policy, Step};
@@ -32,11 +33,19 @@ use self::redirect::{Policy, Step};
 /// longer one closes the connection instead.
 const DRAIN_LIMIT: usize = 64 << 10;
 
-/// The client layer's state for one client: the cookie jar and remembered Digest challenges.
+/// The client layer's state for one client: the cookie jar, remembered Digest challenges and
+/// the event listeners.
 pub(crate) struct Layer {
     #[cfg(feature = "cookies")]
     cookies: Option<Arc<cookies::CookieJar>>,
     digest: DigestCache,
+    events: Option<Events>,
+}
+
+/// When the request started, and when its last hop did.
+struct Clock {
+    started: Instant,
+    hop_started: Instant,
 }
 
 /// What a hop sends with its request that the next hop may need again.
@@ -52,6 +61,7 @@ impl Layer {
     pub(crate) fn new(
         defaults: &PoolOptions,
         jar: Option<Arc<cookies::CookieJar>>,
+        events: Option<Events>,
     ) -> Result<Layer> {
         Ok(Layer {
             cookies: jar.or_else(|| {
@@ -60,12 +70,13 @@ impl Layer {
                     .then(|| Arc::new(cookies::CookieJar::new()))
             }),
             digest: DigestCache::default(),
+            events,
         })
     }
 
     /// The layer for a client whose client-wide options are `defaults`.
     #[cfg(not(feature = "cookies"))]
-    pub(crate) fn new(defaults: &PoolOptions) -> Result<Layer> {
+    pub(crate) fn new(defaults: &PoolOptions, events: Option<Events>) -> Result<Layer> {
         if defaults.cookies {
             return Err(Error::invalid_config(
                 "option `cookies` needs quiver's `cookies` feature",
@@ -73,6 +84,7 @@ impl Layer {
         }
         Ok(Layer {
             digest: DigestCache::default(),
+            events,
         })
     }
 
@@ -82,9 +94,58 @@ impl Layer {
         self.cookies.as_ref()
     }
 
-    /// Sends `req` through its origin's pool with everything the layer does around it.
-    pub(crate) async fn send(&self, manager: &Manager, mut req: Request) -> Result<StreamResponse> {
+    /// Sends `req` through its origin's pool with everything the layer does around it; with
+    /// listeners, the request's events from its start to its failure or its response.
+    pub(crate) async fn send(&self, manager: &Manager, req: Request) -> Result<StreamResponse> {
+        #[cfg(feature = "tracing")]
+        {
+            use tracing::Instrument;
+            let span = tracing::debug_span!(
+                target: "quiver",
+                "quiver.request",
+                method = %req.method,
+                url = %req.url
+            );
+            return self.send_traced(manager, req).instrument(span).await;
+        }
+        #[cfg(not(feature = "tracing"))]
+        self.send_traced(manager, req).await
+    }
+
+    async fn send_traced(&self, manager: &Manager, mut req: Request) -> Result<StreamResponse> {
+        let Some(events) = &self.events else {
+            return self.send_hops(manager, req).await;
+        };
+        let trace = Trace::new(events);
+        let origin = req.target.origin.clone();
+        trace.emit(
+            &origin,
+            None,
+            None,
+            None,
+            EventKind::RequestStart {
+                method: req.method.clone(),
+                url: req.url.clone(),
+            },
+        );
+        req.trace = Some(trace.clone());
+        let out = self.send_hops(manager, req).await;
+        if let Err(e) = &out {
+            trace.emit(
+                &origin,
+                None,
+                None,
+                None,
+                EventKind::RequestFailed { error: e.clone() },
+            );
+        }
+        out
+    }
+
+    async fn send_hops(&self, manager: &Manager, mut req: Request) -> Result<StreamResponse> {
         let started = Instant::now();
+        let mut hop_started = started;
+        let trace = req.trace.clone();
         let options: LayerOptions = std::mem::take(&mut req.layer);
         let mut route = manager.route(&req.target.origin, options.protocol)?;
         let first = route.rule.clone();
@@ -163,6 +224,8 @@ impl Layer {
                         let target = crate::origin::Target::parse(&url)?;
                         req = rebuild(method, url, target, r, deadline, started)?;
                         (req.read_timeout, req.checkout_timeout) = own_timeouts;
+                        req.trace = trace.clone();
+                        hop_started = Instant::now();
                         continue;
                     }
                     _ if sent_digest => self.digest.forget(&origin),
@@ -186,12 +249,30 @@ impl Layer {
             match step {
                 Step::Deliver => {}
                 Step::Unfollowed(why) => {
-                    return Ok(self.deliver(resp, &route, decompress, url, history, Some(why)))
+                    let when = Clock {
+                        started,
+                        hop_started,
+                    };
+                    let trace = trace.map(|t| (t, &origin));
+                    let parts = (url, history, Some(why));
+                    return Ok(self.deliver(resp, &route, decompress, parts, when, trace));
                 }
                 Step::Follow(hop) => {
                     let cross_origin = hop.target.origin != origin;
                     if cross_origin && initial.is_none() {
                         initial = Some(origin.clone());
+                    }
+                    if let Some(t) = &trace {
+                        t.emit(
+                            &origin,
+                            None,
+                            None,
+                            None,
+                            EventKind::Redirected {
+                                status: resp.status(),
+                                location: hop.url.clone(),
+                            },
+                        );
                     }
                     history.push(Redirect {
                         status: resp.status(),
@@ -210,22 +291,30 @@ impl Layer {
                     route = manager.route(&hop.target.origin, options.protocol)?;
                     req = rebuild(hop.method, hop.url, hop.target, r, deadline, started)?;
                     (req.read_timeout, req.checkout_timeout) = own_timeouts;
+                    req.trace = trace.clone();
+                    hop_started = Instant::now();
                     continue;
                 }
             }
-            return Ok(self.deliver(resp, &route, decompress, url, history, None));
+            let when = Clock {
+                started,
+                hop_started,
+            };
+            let trace = trace.map(|t| (t, &origin));
+            return Ok(self.deliver(resp, &route, decompress, (url, history, None), when, trace));
         }
     }
 
-    /// The response as the caller gets it: decoded if asked, with its URL and history.
+    /// The response as the caller gets it: decoded if asked, with its URL, history and
+    /// timings; with listeners, its end reported.
     fn deliver(
         &self,
         mut resp: StreamResponse,
         route: &Route,
         decompress: bool,
-        url: String,
-        history: Vec<Redirect>,
-        unfollowed: Option<String>,
+        (url, history, unfollowed): (String, Vec<Redirect>, Option<String>),
+        when: Clock,
+        trace: Option<(Trace, &Origin)>,
     ) -> StreamResponse {
         if decompress {
             if let Some(codings) = decode::codings(resp.headers()) {
@@ -234,7 +323,40 @@ impl Layer {
                 resp.map_body(|body| decode::wrap(body, codings, ratio, limit));
             }
         }
-        resp.set_provenance(url, history, unfollowed);
+        let via = std::mem::take(&mut resp.via);
+        let fresh = via.record.is_some() && !via.reused;
+        let info = via.record.map(|r| r.info.clone()).unwrap_or_default();
+        let timings = Timings {
+            queued: via.queued,
+            dns: info.dns.filter(|_| fresh),
+            connect: info.connect.filter(|_| fresh),
+            tls: info.tls.filter(|_| fresh),
+            ttfb: when.started.elapsed(),
+            redirects: when.hop_started - when.started,
+            reused: via.reused,
+            protocol: match resp.version() {
+                http::Version::HTTP_2 => Protocol::Http2,
+                http::Version::HTTP_3 => Protocol::Http3,
+                _ => Protocol::Http1,
+            },
+            stream: via.stream,
+            connection: info,
+            ..Timings::default()
+        };
+        resp.time_to_end(when.started, timings.end_cell());
+        if let Some((t, origin)) = trace {
+            let (origin, protocol) = (origin.clone(), timings.protocol);
+            let conn = Some(timings.connection.id).filter(|id| *id != 0);
+            let stream = timings.stream;
+            resp.on_end(Box::new(move |bytes, outcome| {
+                let kind = match outcome {
+                    Ok(()) => EventKind::ResponseEnd { bytes },
+                    Err(e) => EventKind::RequestFailed { error: e.clone() },
+                };
+                t.emit(&origin, Some(protocol), conn, stream, kind);
+            }));
+        }
+        resp.set_provenance(url, history, unfollowed, timings);
         resp
     }
 
@@ -323,6 +445,7 @@ fn rebuild(
         checkout_timeout: None,
         early_data: None,
         layer: LayerOptions::default(),
+        trace: None,
     })
 }
 

@@ -40,6 +40,8 @@ pub(crate) struct AutoPool {
     dial: Arc<dyn Dial>,
     cap: Option<Cap>,
     runtime: Handle,
+    /// The client's event listeners, if any.
+    events: Option<crate::events::Events>,
     decided: OnceLock<Pool>,
     /// `Some` while a decision is in flight: the callers waiting for it.
     deciding: Mutex<Option<Waiters>>,
@@ -114,6 +116,7 @@ impl AltH3 {
 }
 
 impl AutoPool {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         origin: Origin,
         options: Arc<PoolOptions>,
@@ -121,6 +124,7 @@ impl AutoPool {
         dial: Arc<dyn Dial>,
         cap: Option<Cap>,
         runtime: Handle,
+        events: Option<crate::events::Events>,
         #[cfg(feature = "http3")] alt: Option<AltH3>,
     ) -> Arc<AutoPool> {
         Arc::new(AutoPool {
@@ -130,6 +134,7 @@ impl AutoPool {
             dial,
             cap,
             runtime,
+            events,
             decided: OnceLock::new(),
             deciding: Mutex::new(None),
             counters: Counters::default(),
@@ -207,7 +212,7 @@ impl AutoPool {
         let (tx, mut quic) = oneshot::channel();
         let (pool, cache, origin) = (alt.pool.clone(), alt.cache.clone(), self.origin.clone());
         self.runtime.spawn(async move {
-            let res = pool.checkout(None, None).await.map(drop);
+            let res = pool.checkout(None, None, None).await.map(drop);
             match &res {
                 Ok(()) => cache.confirmed(&origin),
                 Err(e) if !matches!(e.kind(), ErrorKind::CheckoutTimeout | ErrorKind::Shutdown) => {
@@ -324,6 +329,7 @@ impl AutoPool {
             tls: Some(tls.clone()),
             connect_timeout: self.options.connect_timeout,
             cap: self.cap.clone(),
+            events: self.events.clone(),
         }
     }
 
@@ -340,9 +346,16 @@ impl AutoPool {
                 connector,
                 runtime,
             );
-            let (origin, options, stream) =
-                (self.origin.clone(), self.options.clone(), connected.stream);
-            pool.adopt(move |link| crate::proto::h2::setup(link, stream, origin, options));
+            let (origin, options, stream, info, events) = (
+                self.origin.clone(),
+                self.options.clone(),
+                connected.stream,
+                connected.info,
+                self.events.clone(),
+            );
+            pool.adopt(move |link| {
+                crate::proto::h2::setup(link, stream, origin, options, info, events)
+            });
             Ok(Pool::Http2(pool))
         } else {
             let connector = self.connector(&self.tls.http1);
@@ -353,7 +366,7 @@ impl AutoPool {
                 None,
                 runtime,
             );
-            pool.adopt(connected.stream).await?;
+            pool.adopt(connected.stream, connected.info).await?;
             Ok(Pool::Http1(pool))
         }
     }

@@ -9,12 +9,13 @@ use tokio::runtime::Handle;
 use super::h1_state::{Checkout, H1State, Lease, PooledConn};
 use super::Counters;
 use crate::config::{PoolOptions, Protocol};
-use crate::conn::{Activity, Connector, Stream};
+use crate::conn::{Activity, ConnRecord, ConnectionInfo, Connector, Stream};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::EventKind;
 use crate::origin::Origin;
 use crate::proto::h1::{self, ConnReturn, H1Body, H1Sender};
 use crate::request::{ProxyForm, Request};
-use crate::response::{ResponseBody, StreamResponse};
+use crate::response::{ResponseBody, StreamResponse, Via};
 use crate::signal::Signal;
 use crate::stats::OriginStats;
 use crate::timeout::Watchdog;
@@ -25,6 +26,8 @@ pub(crate) struct H1Conn {
     activity: Activity,
     /// Requests this connection has completed.
     served: u32,
+    /// How the connection was made (its id, dial timings).
+    record: Arc<ConnRecord>,
 }
 
 impl PooledConn for H1Conn {
@@ -198,23 +201,34 @@ impl H1Pool {
 
     async fn open_connection(&self) -> Result<H1Conn> {
         let connected = self.connector.connect(&self.origin).await?;
-        self.handshake(connected.stream).await
+        self.handshake(connected.stream, connected.info).await
     }
 
     /// Adds a connection whose transport already exists (the one that decided an `auto` pool).
-    pub(crate) async fn adopt(self: &Arc<Self>, stream: Stream) -> Result<()> {
-        let conn = self.handshake(stream).await?;
+    pub(crate) async fn adopt(
+        self: &Arc<Self>,
+        stream: Stream,
+        info: ConnectionInfo,
+    ) -> Result<()> {
+        let conn = self.handshake(stream, info).await?;
         self.lock().adopt(conn, Instant::now(), self.wrap());
         Ok(())
     }
 
-    async fn handshake(&self, stream: Stream) -> Result<H1Conn> {
+    async fn handshake(&self, stream: Stream, info: ConnectionInfo) -> Result<H1Conn> {
+        let record = ConnRecord::new(info);
+        let watch = self.connector.events.clone().map(|events| h1::Lifecycle {
+            events,
+            origin: self.origin.clone(),
+            id: record.info.id,
+        });
         let (sender, activity) = h1::handshake(
             stream,
             &self.origin,
             &self.runtime,
             self.closing.clone(),
             self.options.max_response_headers,
+            watch,
         )
         .await?;
         self.counters.connection_opened();
@@ -222,13 +236,19 @@ impl H1Pool {
             sender,
             activity,
             served: 0,
+            record,
         })
     }
 
     /// Waits for a connection: an idle one (unless `fresh`), a new one, or one checked in by
     /// another caller, within `checkout_timeout` (or, when a connection is dialled for this
     /// caller, as long as the dial may take, so that its error is the one the caller sees).
-    async fn checkout(self: &Arc<Self>, fresh: bool, wait: Option<Duration>) -> Result<H1Lease> {
+    async fn checkout(
+        self: &Arc<Self>,
+        fresh: bool,
+        wait: Option<Duration>,
+        trace: Option<&crate::events::Trace>,
+    ) -> Result<H1Lease> {
         let wait = wait.unwrap_or(self.options.checkout_timeout);
         let mut deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -245,6 +265,15 @@ impl H1Pool {
             let mut lease = match decision {
                 Checkout::Ready(conn) => self.wrap()(conn),
                 Checkout::Wait { rx, connect } => {
+                    if let Some(t) = trace {
+                        t.emit(
+                            &self.origin,
+                            Some(Protocol::Http1),
+                            None,
+                            None,
+                            EventKind::Queued,
+                        );
+                    }
                     if connect {
                         deadline = deadline.max(super::dial_deadline(&self.options));
                         self.spawn_connect();
@@ -298,12 +327,46 @@ impl H1Pool {
                 Some(body) => body,
                 None => std::mem::take(&mut req.body),
             };
-            let mut lease = self.checkout(fresh, req.checkout_timeout).await?;
+            let asked = Instant::now();
+            let mut lease = self
+                .checkout(fresh, req.checkout_timeout, req.trace.as_ref())
+                .await?;
+            let queued = asked.elapsed();
             let reused = lease.conn_mut().served > 0;
+            let record = lease.conn_mut().record.clone();
+            let conn_reused = record.start_request();
+            let conn_id = Some(record.info.id);
+            let emit = |kind: EventKind| {
+                if let Some(t) = &req.trace {
+                    t.emit(&self.origin, Some(Protocol::Http1), conn_id, None, kind);
+                }
+            };
+            emit(EventKind::ConnectionAcquired {
+                reused: conn_reused,
+            });
             let activity = lease.conn_mut().activity.clone();
-            let wire = req.to_http1(body, &self.host, self.proxy_form.as_ref());
+            // hyper never polls an empty body: its `body_sent` goes out with the response head.
+            let empty = body.exact_len() == Some(0);
+            let sent = req
+                .trace
+                .clone()
+                .filter(|_| !empty)
+                .map(|t| -> crate::request::SentHook {
+                    let origin = self.origin.clone();
+                    Box::new(move |bytes| {
+                        t.emit(
+                            &origin,
+                            Some(Protocol::Http1),
+                            conn_id,
+                            None,
+                            EventKind::BodySent { bytes },
+                        )
+                    })
+                });
+            let wire = req.to_http1(body, &self.host, self.proxy_form.as_ref(), sent);
             lease.used = true;
             let response = lease.conn_mut().sender.send_request(wire);
+            emit(EventKind::HeadersSent);
             match watchdog.guard(&activity, response).await {
                 Ok(Ok(response)) => {
                     let (head, incoming) = response.into_parts();
@@ -322,10 +385,23 @@ impl H1Pool {
                         self.origin.clone(),
                         self.closing.clone(),
                     );
-                    return Ok(StreamResponse::new(
+                    if empty {
+                        emit(EventKind::BodySent { bytes: 0 });
+                    }
+                    emit(EventKind::ResponseHeaders {
+                        status: head.status,
+                    });
+                    let mut resp = StreamResponse::new(
                         head,
                         ResponseBody::http1(body, watchdog).limited(self.options.max_response_body),
-                    ));
+                    );
+                    resp.via = Via {
+                        queued,
+                        record: Some(record),
+                        reused: conn_reused,
+                        stream: None,
+                    };
+                    return Ok(resp);
                 }
                 Ok(Err(e)) => {
                     lease.discard();
@@ -339,6 +415,9 @@ impl H1Pool {
                         && (unsent || req.method.is_idempotent())
                     {
                         self.counters.retried();
+                        emit(EventKind::Retried {
+                            reason: h1::map_hyper_error(e, &self.origin, &self.closing).kind(),
+                        });
                         fresh = true;
                         continue;
                     }

@@ -59,7 +59,15 @@ pub(crate) fn new_pool(
                         format!("{origin} does not speak HTTP/2 (ALPN chose {chose}); use protocol `auto` or `http1`"),
                     ));
                 }
-                crate::proto::h2::setup(link, connected.stream, origin, options).await
+                crate::proto::h2::setup(
+                    link,
+                    connected.stream,
+                    origin,
+                    options,
+                    connected.info,
+                    connector.events.clone(),
+                )
+                .await
             })
         },
     );
@@ -74,6 +82,12 @@ impl BufferedBytes for H2Buffered {
 
 impl Multiplexed for H2Handle {
     type Stream = (h2::client::ResponseFuture, SendStream<Bytes>);
+
+    const PROTOCOL: Protocol = Protocol::Http2;
+
+    fn record(&self) -> &Arc<crate::conn::ConnRecord> {
+        &self.record
+    }
     type Waiting = h2::client::ResponseFuture;
     type Recv = H2Recv;
 
@@ -97,6 +111,7 @@ impl Multiplexed for H2Handle {
             .await;
             match opened {
                 Ok(stream) => Ok(Opened {
+                    id: Some(u64::from(u32::from(stream.1.stream_id()))),
                     stream,
                     early: false,
                 }),
@@ -115,28 +130,39 @@ impl Multiplexed for H2Handle {
         body: Body,
         activity: &Activity,
         runtime: &Handle,
-        error: &Arc<UploadFailure>,
+        (error, on_sent): (&Arc<UploadFailure>, Option<crate::request::SentHook>),
     ) -> (Self::Waiting, UploadGuard) {
         let (response, stream) = opened.stream;
         let mut upload = UploadGuard::none();
+        let sent_now = |bytes: u64, on_sent: Option<crate::request::SentHook>| {
+            if let Some(hook) = on_sent {
+                hook(bytes);
+            }
+        };
         match body {
-            Body::Empty => {}
-            Body::Bytes(b) if b.is_empty() => {}
+            Body::Empty => sent_now(0, on_sent),
+            Body::Bytes(b) if b.is_empty() => sent_now(0, on_sent),
             // A small body the caller already holds goes to h2 at once, which sends it as the
             // window allows. A large one goes through the pump, which hands it over as capacity
             // is granted and so records that bytes are moving (`read_timeout`).
-            Body::Bytes(b) if b.len() <= HELD_AT_ONCE => send_held(stream, b),
+            Body::Bytes(b) if b.len() <= HELD_AT_ONCE => {
+                let len = b.len() as u64;
+                send_held(stream, b);
+                sent_now(len, on_sent);
+            }
             Body::Bytes(b) => {
                 let once: crate::request::BodyStream =
                     Box::pin(futures_util::stream::once(async move { Ok(b) }));
                 upload = UploadGuard::spawn(
                     runtime,
-                    pump(once, stream, activity.clone(), error.clone()),
+                    pump(once, stream, activity.clone(), error.clone(), on_sent),
                 );
             }
             Body::Stream(s) => {
-                upload =
-                    UploadGuard::spawn(runtime, pump(s, stream, activity.clone(), error.clone()));
+                upload = UploadGuard::spawn(
+                    runtime,
+                    pump(s, stream, activity.clone(), error.clone(), on_sent),
+                );
             }
         }
         (response, upload)
@@ -196,7 +222,7 @@ pub(crate) async fn open_tunnel_stream(
     RecvStream,
 )> {
     let run = async {
-        let lease = pool.checkout(None, None).await?;
+        let lease = pool.checkout(None, None, None).await?;
         let (parts, send, recv) = open_connect_stream(lease.handle(), head).await?;
         Ok((lease, parts, send, recv))
     };

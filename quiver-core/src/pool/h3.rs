@@ -39,18 +39,20 @@ pub(crate) fn new_pool(
     runtime: Handle,
     path: Arc<dyn QuicPath>,
     cap: Option<Cap>,
+    events: Option<crate::events::Events>,
 ) -> Result<Arc<H3Pool>> {
     let quic = crate::proto::h3::client_config(tls, &options, path.as_ref())?;
     let connect_origin = origin.clone();
     let connect_options = options.clone();
     let connect = Box::new(
         move |link: ConnLink<H3Handle>| -> BoxFuture<'static, Result<(H3Handle, usize)>> {
-            let (origin, options, quic, path, cap) = (
+            let (origin, options, quic, path, cap, events) = (
                 connect_origin.clone(),
                 connect_options.clone(),
                 quic.clone(),
                 path.clone(),
                 cap.clone(),
+                events.clone(),
             );
             // Bounded as a whole: a server that never completes the HTTP/3 setup (it grants
             // too few unidirectional streams, say) must not leave the slot connecting.
@@ -64,7 +66,7 @@ pub(crate) fn new_pool(
                 let shown = origin.to_string();
                 match tokio::time::timeout(
                     limit,
-                    crate::proto::h3::connect(link, origin, options, quic, path),
+                    crate::proto::h3::connect(link, origin, options, quic, path, events),
                 )
                 .await
                 {
@@ -137,6 +139,12 @@ fn stream_failure(e: &StreamError, handle: &H3Handle, early: bool) -> Failure {
 impl Multiplexed for H3Handle {
     /// The stream, and whether the request is a HEAD (its answer has no body).
     type Stream = (H3Stream, bool);
+
+    const PROTOCOL: Protocol = Protocol::Http3;
+
+    fn record(&self) -> &Arc<crate::conn::ConnRecord> {
+        &self.record
+    }
     /// The receive half, whether the head went as early data, whether the request is a HEAD.
     type Waiting = (crate::proto::h3::H3RecvStream, bool, bool);
     type Recv = H3Recv;
@@ -165,6 +173,7 @@ impl Multiplexed for H3Handle {
             }
             match conn.sender().send_request(head).await {
                 Ok(stream) => Ok(Opened {
+                    id: Some(stream.id().into_inner()),
                     stream: (stream, is_head),
                     early,
                 }),
@@ -179,14 +188,14 @@ impl Multiplexed for H3Handle {
         body: Body,
         activity: &Activity,
         runtime: &Handle,
-        error: &Arc<UploadFailure>,
+        (error, on_sent): (&Arc<UploadFailure>, Option<crate::request::SentHook>),
     ) -> (Self::Waiting, UploadGuard) {
         let early = opened.early;
         let (stream, is_head) = opened.stream;
         let (send_half, recv) = stream.split();
         let guard = UploadGuard::spawn(
             runtime,
-            upload(body, send_half, activity.clone(), error.clone()),
+            upload(body, send_half, activity.clone(), error.clone(), on_sent),
         );
         ((recv, early, is_head), guard)
     }
@@ -246,7 +255,7 @@ pub(crate) async fn open_channel(
             .or(Some(limits.connect_timeout + limits.read_timeout)),
     );
     let lease: StreamLease<H3Handle> = watchdog
-        .guard(&Activity::new(), pool.checkout(None, None))
+        .guard(&Activity::new(), pool.checkout(None, None, None))
         .await??;
     let conn = lease.handle().conn.clone();
     let head = request_head(&req, &pool.origin, http::Version::HTTP_3)?;

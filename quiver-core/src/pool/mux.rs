@@ -158,6 +158,7 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
         self: &Arc<Self>,
         avoid: Option<ConnId>,
         wait: Option<std::time::Duration>,
+        trace: Option<&crate::events::Trace>,
     ) -> Result<StreamLease<H>> {
         let wait = wait.unwrap_or(self.options.checkout_timeout);
         let mut new_control = None;
@@ -173,6 +174,15 @@ impl<H: Clone + Send + Sync + 'static> Coordinator<H> {
                 handle: Some(handle),
             }),
             MuxCheckout::Wait { rx, connect } => {
+                if let Some(t) = trace {
+                    t.emit(
+                        &self.origin,
+                        Some(self.protocol),
+                        None,
+                        None,
+                        crate::events::EventKind::Queued,
+                    );
+                }
                 let mut deadline = tokio::time::Instant::now() + wait;
                 if let (Some(id), Some(control)) = (connect, new_control) {
                     deadline = deadline.max(super::dial_deadline(&self.options));

@@ -11,13 +11,15 @@ use tokio::runtime::Handle;
 use super::mux::Coordinator;
 use super::retry::{Retries, Retry};
 use super::BufferedBytes;
-use crate::conn::Activity;
+use crate::config::Protocol;
+use crate::conn::{Activity, ConnRecord};
 use crate::error::{Error, Result};
+use crate::events::EventKind;
 use crate::origin::Origin;
 use crate::proto::body::{MuxBody, RecvHalf};
 use crate::proto::{UploadFailure, UploadGuard};
 use crate::request::{Body, Request};
-use crate::response::{ResponseBody, StreamResponse};
+use crate::response::{ResponseBody, StreamResponse, Via};
 use crate::timeout::Watchdog;
 
 /// A request stream that failed, and what that means for sending the request again.
@@ -51,6 +53,8 @@ pub(crate) struct Opened<S> {
     pub stream: S,
     /// The head went out as 0-RTT early data.
     pub early: bool,
+    /// The stream's id on its connection.
+    pub id: Option<u64>,
 }
 
 /// What a request may do on this attempt.
@@ -66,6 +70,12 @@ pub(crate) struct Attempt {
 pub(crate) trait Multiplexed: Clone + Send + Sync + 'static {
     /// A stream whose head was sent, before its body started.
     type Stream: Send + 'static;
+
+    /// How the connection was made (its id, dial timings).
+    fn record(&self) -> &Arc<ConnRecord>;
+
+    /// The protocol these connections speak.
+    const PROTOCOL: Protocol;
     /// A stream whose body is under way, waiting for the response head.
     type Waiting: Send + 'static;
     /// The receive half of a response body.
@@ -79,14 +89,15 @@ pub(crate) trait Multiplexed: Clone + Send + Sync + 'static {
         attempt: &Attempt,
     ) -> impl Future<Output = std::result::Result<Opened<Self::Stream>, Failure>> + Send;
 
-    /// Starts sending `body` on the stream; a failing upload records its error in `error`.
+    /// Starts sending `body` on the stream; a failing upload records its error in `error`;
+    /// `on_sent` hears when it all went out.
     fn start(
         &self,
         opened: Opened<Self::Stream>,
         body: Body,
         activity: &Activity,
         runtime: &Handle,
-        error: &Arc<UploadFailure>,
+        upload: (&Arc<UploadFailure>, Option<crate::request::SentHook>),
     ) -> (Self::Waiting, UploadGuard);
 
     /// Waits for the response head.
@@ -133,16 +144,34 @@ pub(crate) async fn send<H: Multiplexed>(
     };
     let mut avoid = None;
     let mut retries = Retries::default();
+    let trace = req.trace.clone();
+    let emit = |conn: Option<u64>, stream: Option<u64>, kind: EventKind| {
+        if let Some(t) = &trace {
+            t.emit(&pool.origin, Some(H::PROTOCOL), conn, stream, kind);
+        }
+    };
     loop {
+        let asked = std::time::Instant::now();
         let lease = watchdog
-            .guard(&Activity::new(), pool.checkout(avoid, req.checkout_timeout))
+            .guard(
+                &Activity::new(),
+                pool.checkout(avoid, req.checkout_timeout, trace.as_ref()),
+            )
             .await??;
+        let queued = asked.elapsed();
+        let record = lease.handle().record().clone();
+        let conn_id = Some(record.info.id);
+        let reused = record.start_request();
+        emit(conn_id, None, EventKind::ConnectionAcquired { reused });
         let activity = Activity::new();
         let opened = watchdog
             .guard(&activity, lease.handle().open(&req, &pool.origin, &attempt))
             .await?;
         let opened = match opened {
-            Ok(opened) => opened,
+            Ok(opened) => {
+                emit(conn_id, opened.id, EventKind::HeadersSent);
+                opened
+            }
             Err(failure) => {
                 // The stream was never opened: the body is untouched and the request can go again.
                 if failure.draining {
@@ -153,6 +182,13 @@ pub(crate) async fn send<H: Multiplexed>(
                     continue;
                 }
                 if retries.before_open(failure.error.kind(), &pool.counters) == Retry::Again {
+                    emit(
+                        conn_id,
+                        None,
+                        EventKind::Retried {
+                            reason: failure.error.kind(),
+                        },
+                    );
                     continue;
                 }
                 return Err(failure.error);
@@ -164,9 +200,27 @@ pub(crate) async fn send<H: Multiplexed>(
         };
         let upload_error = Arc::new(UploadFailure::default());
         let early = opened.early;
+        let stream_id = opened.id;
         let handle = lease.handle();
-        let (waiting, upload) =
-            handle.start(opened, body, &activity, pool.runtime(), &upload_error);
+        let on_sent = trace.clone().map(|t| -> crate::request::SentHook {
+            let origin = pool.origin.clone();
+            Box::new(move |bytes| {
+                t.emit(
+                    &origin,
+                    Some(H::PROTOCOL),
+                    conn_id,
+                    stream_id,
+                    EventKind::BodySent { bytes },
+                )
+            })
+        });
+        let (waiting, upload) = handle.start(
+            opened,
+            body,
+            &activity,
+            pool.runtime(),
+            (&upload_error, on_sent),
+        );
         // A body that fails ends the request now: the stream is dropped with the wait (the
         // server may never answer a request whose body broke off).
         let answer = async {
@@ -196,7 +250,21 @@ pub(crate) async fn send<H: Multiplexed>(
                     (upload, upload_error.clone()),
                 );
                 let body = H::body(body, watchdog).limited(options.max_response_body);
-                return Ok(StreamResponse::new(parts, body));
+                emit(
+                    conn_id,
+                    stream_id,
+                    EventKind::ResponseHeaders {
+                        status: parts.status,
+                    },
+                );
+                let mut resp = StreamResponse::new(parts, body);
+                resp.via = Via {
+                    queued,
+                    record: Some(record),
+                    reused,
+                    stream: stream_id,
+                };
+                return Ok(resp);
             }
             Err(failure) => failure,
         };
@@ -212,7 +280,17 @@ pub(crate) async fn send<H: Multiplexed>(
         if failure.draining || failure.error.kind() == crate::error::ErrorKind::Goaway {
             pool.draining(conn);
         }
-        match retries.after_send(failure.error.kind(), replayable, &pool.counters) {
+        let retry = retries.after_send(failure.error.kind(), replayable, &pool.counters);
+        if retry != Retry::No {
+            emit(
+                conn_id,
+                stream_id,
+                EventKind::Retried {
+                    reason: failure.error.kind(),
+                },
+            );
+        }
+        match retry {
             Retry::No => return Err(failure.error),
             Retry::Again => continue,
             Retry::Elsewhere => {

@@ -17,6 +17,24 @@ use crate::signal::Signal;
 /// Sends requests on one HTTP/1.1 connection.
 pub(crate) type H1Sender = http1::SendRequest<WireBody>;
 
+/// Who hears about a connection's life (its client's listeners), and which connection it is.
+pub(crate) struct Lifecycle {
+    pub events: crate::events::Events,
+    pub origin: Origin,
+    pub id: u64,
+}
+
+impl Lifecycle {
+    pub(crate) fn emit(&self, kind: crate::events::EventKind) {
+        self.events.connection(
+            &self.origin,
+            Some(crate::config::Protocol::Http1),
+            Some(self.id),
+            kind,
+        );
+    }
+}
+
 /// Runs the HTTP/1.1 handshake over `stream` and spawns the connection's task on `runtime`.
 /// The connection's task ends when the peer closes the connection, or when `closing` fires
 /// (requests in flight on it then fail with `shutdown`).
@@ -26,6 +44,7 @@ pub(crate) async fn handshake(
     runtime: &Handle,
     closing: Arc<Signal>,
     max_response_headers: usize,
+    watch: Option<Lifecycle>,
 ) -> Result<(H1Sender, Activity)> {
     let activity = Activity::new();
     let io = TokioIo::new(Tracked::new(stream, activity.clone()));
@@ -36,11 +55,20 @@ pub(crate) async fn handshake(
         .handshake(io)
         .await
         .map_err(|e| map_hyper_error(e, origin, &closing))?;
+    if let Some(w) = &watch {
+        w.emit(crate::events::EventKind::ConnectionOpened);
+    }
     runtime.spawn(async move {
         // Errors surface on requests.
-        tokio::select! {
-            _ = conn => {}
-            _ = closing.fired() => {}
+        let reason = tokio::select! {
+            end = conn => match end {
+                Ok(()) => "closed".to_owned(),
+                Err(e) => e.to_string(),
+            },
+            _ = closing.fired() => "shutdown".to_owned(),
+        };
+        if let Some(w) = watch {
+            w.emit(crate::events::EventKind::ConnectionClosed { reason });
         }
     });
     Ok((sender, activity))

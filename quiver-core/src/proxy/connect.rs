@@ -77,6 +77,7 @@ impl ProxyRoute {
             },
             connect_timeout: self.options.connect_timeout,
             cap: None,
+            events: None,
         };
         Ok(connector.connect(&self.proxy.origin).await?.stream)
     }

@@ -127,6 +127,7 @@ impl Upstreams {
                 .then(|| tls.http2.clone()),
             connect_timeout: options.connect_timeout,
             cap: None,
+            events: None,
         };
         let pool = h2::new_pool(
             proxy.origin.clone(),
@@ -165,6 +166,7 @@ impl Upstreams {
             self.runtime.clone(),
             // Room for a tunnelled QUIC packet (at least 1200 bytes) plus the framing.
             Arc::new(path.with_initial_mtu(1452)),
+            None,
             None,
         )?;
         pools.insert(key, Upstream::Http3(pool.clone()));

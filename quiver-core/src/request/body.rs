@@ -83,11 +83,26 @@ body_from!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
 /// The body as hyper (HTTP/1.1) pulls it: frames are produced only when hyper polls.
 pub(crate) struct WireBody {
     body: Body,
+    sent: u64,
+    on_sent: Option<SentHook>,
 }
 
+/// Told, once, that a request body went out whole, with its length (the `body_sent` event).
+pub(crate) type SentHook = Box<dyn FnOnce(u64) + Send>;
+
 impl WireBody {
-    pub(crate) fn new(body: Body) -> WireBody {
-        WireBody { body }
+    pub(crate) fn new(body: Body, on_sent: Option<SentHook>) -> WireBody {
+        WireBody {
+            body,
+            sent: 0,
+            on_sent,
+        }
+    }
+
+    fn sent_all(&mut self) {
+        if let Some(hook) = self.on_sent.take() {
+            hook(self.sent);
+        }
     }
 }
 
@@ -101,21 +116,34 @@ impl http_body::Body for WireBody {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>>>> {
         let this = self.get_mut();
         match &mut this.body {
-            Body::Empty => Poll::Ready(None),
+            Body::Empty => {
+                this.sent_all();
+                Poll::Ready(None)
+            }
+            // Handed over whole: hyper asks for nothing more (the body is then at its end).
             Body::Bytes(_) => match std::mem::take(&mut this.body) {
-                Body::Bytes(b) if !b.is_empty() => Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
-                _ => Poll::Ready(None),
+                Body::Bytes(b) if !b.is_empty() => {
+                    this.sent = b.len() as u64;
+                    this.sent_all();
+                    Poll::Ready(Some(Ok(http_body::Frame::data(b))))
+                }
+                _ => {
+                    this.sent_all();
+                    Poll::Ready(None)
+                }
             },
             Body::Stream(s) => loop {
                 match s.as_mut().poll_next(cx) {
                     // Skip empty chunks: an empty chunk would end an HTTP/1.1 chunked body.
                     Poll::Ready(Some(Ok(b))) if b.is_empty() => continue,
                     Poll::Ready(Some(Ok(b))) => {
-                        return Poll::Ready(Some(Ok(http_body::Frame::data(b))))
+                        this.sent += b.len() as u64;
+                        return Poll::Ready(Some(Ok(http_body::Frame::data(b))));
                     }
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                     Poll::Ready(None) => {
                         this.body = Body::Empty;
+                        this.sent_all();
                         return Poll::Ready(None);
                     }
                     Poll::Pending => return Poll::Pending,

@@ -14,8 +14,8 @@ mod framing;
 mod multipart;
 
 pub use self::auth::{Auth, Secret};
-pub(crate) use self::body::WireBody;
 pub use self::body::{Body, BodyStream};
+pub(crate) use self::body::{SentHook, WireBody};
 pub(crate) use self::multipart::random_hex;
 pub use self::multipart::{Multipart, Part};
 
@@ -57,6 +57,8 @@ pub struct Request {
     pub(crate) checkout_timeout: Option<Duration>,
     pub(crate) early_data: Option<bool>,
     pub(crate) layer: LayerOptions,
+    /// Its link to the client's listeners, when anyone listens.
+    pub(crate) trace: Option<crate::events::Trace>,
 }
 
 impl Request {
@@ -120,8 +122,9 @@ impl Request {
         body: Body,
         host: &HeaderValue,
         proxy: Option<&ProxyForm>,
+        on_sent: Option<SentHook>,
     ) -> http::Request<WireBody> {
-        let mut req = http::Request::new(WireBody::new(body));
+        let mut req = http::Request::new(WireBody::new(body, on_sent));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = match proxy {
             Some(_) => http::Uri::builder()
@@ -395,6 +398,7 @@ impl RequestBuilder {
             checkout_timeout: self.checkout_timeout,
             early_data: self.early_data,
             layer: self.layer,
+            trace: None,
         })
     }
 }
@@ -418,7 +422,12 @@ mod tests {
             .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
             .collect();
         assert_eq!(names, vec![("b", "1"), ("a", "2"), ("b", "3")]);
-        let wire = req.to_http1(Body::Empty, &HeaderValue::from_static("example.com"), None);
+        let wire = req.to_http1(
+            Body::Empty,
+            &HeaderValue::from_static("example.com"),
+            None,
+            None,
+        );
         assert_eq!(wire.headers()["host"], "example.com");
         assert_eq!(wire.uri(), "/x");
         let bs: Vec<_> = wire.headers().get_all("b").iter().collect();

@@ -48,7 +48,18 @@ pub struct ResponseBody {
     /// `max_response_body` (0: none) and the bytes received so far.
     limit: u64,
     received: u64,
+    /// Called once when the body ends or fails (events).
+    on_end: Option<EndHook>,
+    /// When the request started, and where to record how long until the body ended.
+    clock: Option<(
+        std::time::Instant,
+        std::sync::Arc<std::sync::OnceLock<std::time::Duration>>,
+    )>,
 }
+
+/// What runs when a body ends (`Ok`) or fails: it gets the bytes the caller received.
+pub(crate) type EndHook =
+    Box<dyn FnOnce(u64, std::result::Result<(), &crate::error::Error>) + Send>;
 
 impl ResponseBody {
     pub(crate) fn http1(body: H1Body, watchdog: Watchdog) -> ResponseBody {
@@ -58,6 +69,8 @@ impl ResponseBody {
             trailers: None,
             limit: 0,
             received: 0,
+            on_end: None,
+            clock: None,
         }
     }
 
@@ -68,6 +81,8 @@ impl ResponseBody {
             trailers: None,
             limit: 0,
             received: 0,
+            on_end: None,
+            clock: None,
         }
     }
 
@@ -79,6 +94,8 @@ impl ResponseBody {
             trailers: None,
             limit: 0,
             received: 0,
+            on_end: None,
+            clock: None,
         }
     }
 
@@ -90,6 +107,8 @@ impl ResponseBody {
             trailers: None,
             limit: 0,
             received: 0,
+            on_end: None,
+            clock: None,
         }
     }
 
@@ -106,6 +125,26 @@ impl ResponseBody {
             trailers: None,
             limit,
             received: 0,
+            on_end: None,
+            clock: None,
+        }
+    }
+
+    /// Runs `hook` once, when the body ends or fails.
+    pub(crate) fn on_end(&mut self, hook: EndHook) {
+        self.on_end = Some(hook);
+    }
+
+    /// Records in `cell` how long after `started` the body ended (or failed).
+    pub(crate) fn time_to_end(
+        &mut self,
+        started: std::time::Instant,
+        cell: std::sync::Arc<std::sync::OnceLock<std::time::Duration>>,
+    ) {
+        if self.is_end() {
+            let _ = cell.set(started.elapsed());
+        } else {
+            self.clock = Some((started, cell));
         }
     }
 
@@ -137,6 +176,23 @@ impl ResponseBody {
 
     /// Polls for the next chunk; `Ready(Ok(None))` at the end.
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
+        let out = self.poll_source(cx);
+        if matches!(out, Poll::Ready(Ok(None) | Err(_))) {
+            if let Some((started, cell)) = self.clock.take() {
+                let _ = cell.set(started.elapsed());
+            }
+            if let Some(hook) = self.on_end.take() {
+                let outcome = match &out {
+                    Poll::Ready(Err(e)) => Err(e),
+                    _ => Ok(()),
+                };
+                hook(self.received, outcome);
+            }
+        }
+        out
+    }
+
+    fn poll_source(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
         loop {
             let polled = match &mut self.source {
                 Source::Done => return Poll::Ready(Ok(None)),

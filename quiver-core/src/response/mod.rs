@@ -2,14 +2,19 @@
 //! [`ResponseBody`] is pulled chunk by chunk and holds its connection until the end).
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
 
+use crate::config::Protocol;
+use crate::conn::{ConnRecord, ConnectionInfo};
 use crate::error::Result;
 
 mod body;
 
+pub(crate) use self::body::EndHook;
 #[cfg(any(feature = "gzip", feature = "brotli", feature = "zstd"))]
 pub(crate) use self::body::LayeredBody;
 pub use self::body::ResponseBody;
@@ -48,13 +53,66 @@ pub struct Redirect {
     pub headers: HeaderMap,
 }
 
-/// Where a response came from: its URL, the redirects followed to reach it, and why a
-/// redirect it carries was not followed.
+/// How long each step of a request took and which connection carried it, as curl's
+/// `CURLINFO_*_TIME` tell. Durations of phases, not cumulative: `queued` + `dns` + `connect` +
+/// `tls` + the server's time + transfer make up `ttfb` for a request without redirects.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Timings {
+    /// Waiting for a connection or stream slot (of the last hop).
+    pub queued: Duration,
+    /// Name resolution, when the request opened its connection (`None` on a reused one).
+    pub dns: Option<Duration>,
+    /// The transport's connect (TCP; HTTP/3: the QUIC handshake), when the request opened its
+    /// connection.
+    pub connect: Option<Duration>,
+    /// The TLS handshake (over TCP), when the request opened its connection.
+    pub tls: Option<Duration>,
+    /// From the start of the request (redirects included) to the response head.
+    pub ttfb: Duration,
+    /// Spent on redirects before the last hop started.
+    pub redirects: Duration,
+    /// The connection that carried the last hop: id, ALPN, resumption, peer address.
+    pub connection: Arc<ConnectionInfo>,
+    /// True when that connection had carried requests before.
+    pub reused: bool,
+    /// The protocol the response came over.
+    pub protocol: Protocol,
+    /// The HTTP/2 or HTTP/3 stream id, when there is one.
+    pub stream: Option<u64>,
+    pub(crate) end: Arc<OnceLock<Duration>>,
+}
+
+impl Timings {
+    /// From the start of the request to the end of its body; `None` until the body ended.
+    pub fn total(&self) -> Option<Duration> {
+        self.end.get().copied()
+    }
+
+    /// Where the total is recorded when the body ends.
+    pub(crate) fn end_cell(&self) -> Arc<OnceLock<Duration>> {
+        self.end.clone()
+    }
+}
+
+/// What the pool that carried a request knows about it: how long it waited and on which
+/// connection and stream it went.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Via {
+    pub queued: Duration,
+    pub record: Option<Arc<ConnRecord>>,
+    pub reused: bool,
+    pub stream: Option<u64>,
+}
+
+/// Where a response came from: its URL, the redirects followed to reach it, why a redirect it
+/// carries was not followed, and how long it all took.
 #[derive(Clone, Debug, Default)]
 struct Provenance {
     url: String,
     history: Vec<Redirect>,
     unfollowed: Option<String>,
+    timings: Timings,
 }
 
 /// A response read to its end: head, body and trailers.
@@ -81,6 +139,11 @@ impl Response {
     /// 307/308 whose streamed body cannot be sent again); `None` otherwise.
     pub fn unfollowed_redirect(&self) -> Option<&str> {
         self.from.unfollowed.as_deref()
+    }
+
+    /// How long each step took, and the connection that carried it.
+    pub fn timings(&self) -> &Timings {
+        &self.from.timings
     }
 
     /// The status code.
@@ -144,6 +207,8 @@ pub struct StreamResponse {
     head: ResponseHead,
     body: ResponseBody,
     from: Provenance,
+    /// Set by the pool that carried the request; read by the client layer.
+    pub(crate) via: Via,
 }
 
 impl StreamResponse {
@@ -152,7 +217,14 @@ impl StreamResponse {
             head: head.into(),
             body,
             from: Provenance::default(),
+            via: Via::default(),
         }
+    }
+
+    /// How long each step took, and the connection that carried it (`total` once the body
+    /// ended).
+    pub fn timings(&self) -> &Timings {
+        &self.from.timings
     }
 
     /// The URL that answered (after redirects: the last one).
@@ -177,12 +249,28 @@ impl StreamResponse {
         url: String,
         history: Vec<Redirect>,
         unfollowed: Option<String>,
+        timings: Timings,
     ) {
         self.from = Provenance {
             url,
             history,
             unfollowed,
+            timings,
         };
+    }
+
+    /// Runs `hook` once when the body ends or fails.
+    pub(crate) fn on_end(&mut self, hook: EndHook) {
+        self.body.on_end(hook);
+    }
+
+    /// Records in `cell` how long after `started` the body ended (or failed).
+    pub(crate) fn time_to_end(
+        &mut self,
+        started: std::time::Instant,
+        cell: Arc<OnceLock<Duration>>,
+    ) {
+        self.body.time_to_end(started, cell);
     }
 
     /// Replaces the body with a stage stacked on it (`wrap` gets the current body).

@@ -45,9 +45,11 @@ pub(crate) async fn pump(
     mut stream: SendStream<Bytes>,
     activity: Activity,
     error: Arc<UploadFailure>,
+    on_sent: Option<crate::request::SentHook>,
 ) {
     const WANT: usize = 64 * 1024;
     let mut pending: Option<Bytes> = None;
+    let mut sent = 0u64;
     loop {
         // Room first: nothing is pulled from the caller's body before the window has space.
         if stream.capacity() == 0 {
@@ -72,7 +74,11 @@ pub(crate) async fn pump(
                     return;
                 }
                 None => {
-                    let _ = stream.send_data(Bytes::new(), true);
+                    if stream.send_data(Bytes::new(), true).is_ok() {
+                        if let Some(hook) = on_sent {
+                            hook(sent);
+                        }
+                    }
                     return;
                 }
             },
@@ -82,6 +88,7 @@ pub(crate) async fn pump(
         if !chunk.is_empty() {
             pending = Some(chunk);
         }
+        sent += part.len() as u64;
         if stream.send_data(part, false).is_err() {
             return;
         }

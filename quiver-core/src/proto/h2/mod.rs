@@ -19,7 +19,7 @@ use self::sniff::{FrameSniffer, H2Signals};
 use super::head::announced_header_limit;
 use super::{CloseReason, WorkerLink};
 use crate::config::PoolOptions;
-use crate::conn::{io_error, Activity, BoxFuture, Stream, Tracked};
+use crate::conn::{io_error, Activity, BoxFuture, ConnRecord, ConnectionInfo, Stream, Tracked};
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::Origin;
 
@@ -28,6 +28,34 @@ use crate::origin::Origin;
 pub(crate) struct H2Handle {
     pub(crate) send: SendRequest<Bytes>,
     pub(crate) shared: Arc<H2Shared>,
+    /// How the connection was made (its id, dial timings).
+    pub(crate) record: Arc<ConnRecord>,
+}
+
+/// The client's listeners for one connection's life, with what its events carry.
+pub(crate) struct Watch {
+    events: crate::events::Events,
+    origin: Origin,
+    id: u64,
+}
+
+impl Watch {
+    fn new(events: Option<crate::events::Events>, origin: &Origin, id: u64) -> Option<Watch> {
+        events.map(|events| Watch {
+            events,
+            origin: origin.clone(),
+            id,
+        })
+    }
+
+    fn emit(&self, kind: crate::events::EventKind) {
+        self.events.connection(
+            &self.origin,
+            Some(crate::config::Protocol::Http2),
+            Some(self.id),
+            kind,
+        );
+    }
 }
 
 /// State shared by a connection's worker and the requests on it.
@@ -63,8 +91,12 @@ pub(crate) fn setup<L: WorkerLink>(
     stream: Stream,
     origin: Origin,
     options: Arc<PoolOptions>,
+    info: ConnectionInfo,
+    events: Option<crate::events::Events>,
 ) -> BoxFuture<'static, Result<(H2Handle, usize)>> {
     Box::pin(async move {
+        let record = ConnRecord::new(info);
+        let watch = Watch::new(events, &origin, record.info.id);
         let signals = Arc::new(H2Signals::new());
         let io = Tracked::observed(
             stream,
@@ -100,7 +132,15 @@ pub(crate) fn setup<L: WorkerLink>(
                 as usize,
             max_response_headers: options.max_response_headers,
         });
-        Handle::current().spawn(worker(conn, ping, link, shared.clone(), options.clone()));
+        let watch = watch.map(Arc::new);
+        Handle::current().spawn(worker(
+            conn,
+            ping,
+            link,
+            shared.clone(),
+            options.clone(),
+            watch.clone(),
+        ));
         let wait_settings = async {
             while !signals.settings_seen.load(Ordering::Acquire) {
                 if settings.changed().await.is_err() {
@@ -126,7 +166,17 @@ pub(crate) fn setup<L: WorkerLink>(
         } else {
             max
         };
-        Ok((H2Handle { send, shared }, max))
+        if let Some(w) = &watch {
+            w.emit(crate::events::EventKind::ConnectionOpened);
+        }
+        Ok((
+            H2Handle {
+                send,
+                shared,
+                record,
+            },
+            max,
+        ))
     })
 }
 
@@ -138,6 +188,7 @@ async fn worker<L: WorkerLink>(
     link: L,
     shared: Arc<H2Shared>,
     options: Arc<PoolOptions>,
+    watch: Option<Arc<Watch>>,
 ) {
     let mut conn = std::pin::pin!(conn);
     let mut changes = shared.signals.changed.subscribe();
@@ -154,6 +205,9 @@ async fn worker<L: WorkerLink>(
         if !draining && shared.signals.goaway.load(Ordering::Acquire) {
             draining = true;
             link.draining();
+            if let Some(w) = &watch {
+                w.emit(crate::events::EventKind::Goaway);
+            }
         }
         let now_max = shared
             .signals
@@ -213,6 +267,13 @@ async fn worker<L: WorkerLink>(
         }
     }
     link.closed();
+    if let Some(w) = &watch {
+        let reason = shared
+            .close_reason
+            .error(&shared.origin)
+            .map_or_else(|| "closed".to_owned(), |e| e.to_string());
+        w.emit(crate::events::EventKind::ConnectionClosed { reason });
+    }
     // Dropping the connection fails the streams still open on it.
 }
 

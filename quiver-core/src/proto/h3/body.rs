@@ -47,8 +47,10 @@ pub(crate) async fn upload(
     send: H3SendHalf,
     activity: Activity,
     error: Arc<UploadFailure>,
+    on_sent: Option<crate::request::SentHook>,
 ) {
     let mut send = ResetOnDrop(Some(send));
+    let mut sent = 0u64;
     let result: std::result::Result<(), Option<Error>> = async {
         match body {
             Body::Empty => {}
@@ -57,6 +59,7 @@ pub(crate) async fn upload(
                 // (`read_timeout`) as QUIC flow control lets each one go.
                 while !b.is_empty() {
                     let piece = b.split_to(b.len().min(PIECE));
+                    sent += piece.len() as u64;
                     send.stream()?.send_data(piece).await.map_err(|_| None)?;
                     activity.touch();
                 }
@@ -67,6 +70,7 @@ pub(crate) async fn upload(
                     let mut chunk = chunk.map_err(Some)?;
                     while !chunk.is_empty() {
                         let piece = chunk.split_to(chunk.len().min(PIECE));
+                        sent += piece.len() as u64;
                         send.stream()?.send_data(piece).await.map_err(|_| None)?;
                         activity.touch();
                     }
@@ -78,7 +82,12 @@ pub(crate) async fn upload(
     .await;
     match result {
         // Finished: nothing to reset.
-        Ok(()) => send.0 = None,
+        Ok(()) => {
+            send.0 = None;
+            if let Some(hook) = on_sent {
+                hook(sent);
+            }
+        }
         // The caller's body failed: the drop resets the stream.
         Err(Some(e)) => error.fail(e),
         // The peer stopped the stream (or it broke): resetting it too is harmless.

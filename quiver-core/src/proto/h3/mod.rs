@@ -56,9 +56,27 @@ pub(crate) struct H3Conn {
     /// The field section size announced to the server, as h3 reports it when a response
     /// breaks it.
     pub(crate) announced_headers: u64,
+    /// The client's listeners and this connection's id, when anyone listens.
+    watch: std::sync::OnceLock<(crate::events::Events, u64)>,
 }
 
 impl H3Conn {
+    /// Reports this connection's life (GOAWAY, close) to `events` from now on.
+    fn watch(&self, events: crate::events::Events, id: u64) {
+        let _ = self.watch.set((events, id));
+    }
+
+    fn emit(&self, kind: crate::events::EventKind) {
+        if let Some((events, id)) = self.watch.get() {
+            events.connection(
+                &self.origin,
+                Some(crate::config::Protocol::Http3),
+                Some(*id),
+                kind,
+            );
+        }
+    }
+
     pub(crate) fn sender(&self) -> H3Send {
         self.send.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -117,6 +135,8 @@ impl H3Conn {
 #[derive(Clone)]
 pub(crate) struct H3Handle {
     pub(crate) conn: Arc<H3Conn>,
+    /// How the connection was made (its id, timings).
+    pub(crate) record: Arc<crate::conn::ConnRecord>,
 }
 
 /// The quinn client configuration of a pool: its TLS config (ALPN h3) and transport settings
@@ -158,8 +178,51 @@ pub(crate) async fn connect<L: WorkerLink>(
     options: Arc<PoolOptions>,
     quic: quinn::ClientConfig,
     path: Arc<dyn QuicPath>,
+    events: Option<crate::events::Events>,
+) -> Result<(H3Handle, usize)> {
+    let id = crate::events::next_id();
+    let started = std::time::Instant::now();
+    let connected = connect_quic(link, origin.clone(), options, quic, path, id, started).await;
+    match (&connected, &events) {
+        (Ok((handle, _)), Some(events)) => {
+            crate::conn::emit_dial(
+                events,
+                &origin,
+                started,
+                handle.record.addresses,
+                &handle.record.info,
+            );
+            events.connection(
+                &origin,
+                Some(crate::config::Protocol::Http3),
+                Some(id),
+                crate::events::EventKind::ConnectionOpened,
+            );
+            handle.conn.watch(events.clone(), id);
+        }
+        (Err(e), Some(events)) => events.connection(
+            &origin,
+            Some(crate::config::Protocol::Http3),
+            Some(id),
+            crate::events::EventKind::ConnectionFailed { error: e.clone() },
+        ),
+        _ => {}
+    }
+    connected
+}
+
+async fn connect_quic<L: WorkerLink>(
+    link: L,
+    origin: Origin,
+    options: Arc<PoolOptions>,
+    quic: quinn::ClientConfig,
+    path: Arc<dyn QuicPath>,
+    id: u64,
+    started: std::time::Instant,
 ) -> Result<(H3Handle, usize)> {
     let candidates = path.candidates(&origin).await?;
+    let resolved = started.elapsed();
+    let addresses = candidates.len();
     let server_name = match origin.host() {
         Host::Name(n) => n.clone(),
         Host::Ip(ip) => ip.to_string(),
@@ -204,6 +267,18 @@ pub(crate) async fn connect<L: WorkerLink>(
     let (quic_conn, accepted) =
         crate::conn::happy::connect(&origin, candidates, options.happy_eyeballs_delay, attempt)
             .await?;
+    let record = crate::conn::ConnRecord::resolved(
+        crate::conn::ConnectionInfo {
+            id,
+            dns: Some(resolved),
+            connect: Some(started.elapsed().saturating_sub(resolved)),
+            tls: None,
+            alpn: Some("h3".to_owned()),
+            resumed: accepted.is_some(),
+            remote: Some(quic_conn.remote_address()),
+        },
+        Some(addresses),
+    );
     let (driver, send) = h3_session(&quic_conn, &origin, &options).await?;
     let early = accepted.is_some();
     let (handshake_tx, handshake_rx) = watch::channel(if early {
@@ -220,6 +295,7 @@ pub(crate) async fn connect<L: WorkerLink>(
         origin: origin.clone(),
         max_response_headers: options.max_response_headers,
         announced_headers: announced_header_limit(options.max_response_headers),
+        watch: std::sync::OnceLock::new(),
     });
     Handle::current().spawn(worker(
         driver,
@@ -229,7 +305,7 @@ pub(crate) async fn connect<L: WorkerLink>(
         handshake_tx,
         options.clone(),
     ));
-    Ok((H3Handle { conn }, options.initial_max_streams))
+    Ok((H3Handle { conn, record }, options.initial_max_streams))
 }
 
 async fn h3_session(
@@ -312,6 +388,7 @@ async fn worker<L: WorkerLink>(
         if !draining && conn.sender().is_closing() {
             draining = true;
             link.draining();
+            conn.emit(crate::events::EventKind::Goaway);
         }
     }
     let _ = handshake.send(Handshake::Confirmed);
@@ -324,6 +401,7 @@ async fn worker<L: WorkerLink>(
         sink.outcome.fail(Error::new(kind, message.clone()));
     }
     link.closed();
+    conn.emit(crate::events::EventKind::ConnectionClosed { reason: message });
 }
 
 fn route_datagram(conn: &H3Conn, bytes: Bytes) {
