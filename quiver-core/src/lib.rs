@@ -62,7 +62,8 @@ pub use error::{BoxError, Error, ErrorClass, ErrorKind, Result};
 pub use layer::cookies::{CookieInfo, CookieJar};
 pub use origin::{Host, Origin, Scheme, Target};
 pub use request::{
-    Auth, Body, BodyStream, Multipart, Part, RedirectMode, Request, RequestBuilder, Secret,
+    Auth, Body, BodyStream, Multipart, Part, Progress, RedirectMode, Request, RequestBuilder,
+    Secret,
 };
 pub use response::{Redirect, Response, ResponseBody, ResponseHead, StreamResponse, Timings};
 pub use stats::{ClientStats, OriginStats};

@@ -326,3 +326,85 @@ async fn a_panicking_listener_changes_nothing() {
     let resp = client.get(&server.http_url("/bytes/10")).await.unwrap();
     assert_eq!(resp.body().len(), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_of_uploads_and_downloads() {
+    use quiver_core::{Body, Bytes, Progress};
+    let server = TestServer::start(Options::default()).await.unwrap();
+    for (protocol, base) in [
+        ("http1", server.http_url("")),
+        ("http2", server.h2c_url("")),
+        ("http3", server.h3_url("")),
+    ] {
+        let base = base.trim_end_matches('/').to_owned();
+        let client = Client::builder()
+            .set("proxy_from_env", false)
+            .set("protocol", protocol)
+            .set("ca_file", server.ca_file().to_str().unwrap())
+            .build()
+            .unwrap();
+        // Download: what the caller took so far, and the announced total.
+        let progress = Arc::new(Progress::new());
+        let req = Request::get(&format!("{base}/bytes/1000000"))
+            .progress(progress.clone())
+            .build()
+            .unwrap();
+        let mut resp = client.stream(req).await.unwrap();
+        assert_eq!(progress.download_total(), Some(1_000_000), "{protocol}");
+        let mut taken = 0;
+        for _ in 0..2 {
+            taken += resp.chunk().await.unwrap().unwrap().len() as u64;
+        }
+        assert_eq!(progress.downloaded(), taken, "{protocol}");
+        while let Some(c) = resp.chunk().await.unwrap() {
+            taken += c.len() as u64;
+        }
+        assert_eq!(progress.downloaded(), 1_000_000, "{protocol}");
+        assert_eq!(taken, 1_000_000);
+        // Upload: a stream of chunks with a declared length, then bytes in memory.
+        let progress = Arc::new(Progress::new());
+        let chunks = futures_util::stream::iter(
+            (0..10).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 100_000]))),
+        );
+        let req = Request::post(&format!("{base}/sink"))
+            .header("content-length", "1000000")
+            .body(Body::from_stream(chunks))
+            .progress(progress.clone())
+            .build()
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert!(
+            resp.text().contains("1000000"),
+            "{protocol}: {}",
+            resp.text()
+        );
+        assert_eq!(progress.upload_total(), Some(1_000_000), "{protocol}");
+        assert_eq!(progress.uploaded(), 1_000_000, "{protocol}");
+        let progress = Arc::new(Progress::new());
+        let req = Request::post(&format!("{base}/sink"))
+            .body(vec![b'y'; 300_000])
+            .progress(progress.clone())
+            .build()
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert!(
+            resp.text().contains("300000"),
+            "{protocol}: {}",
+            resp.text()
+        );
+        assert_eq!(
+            (progress.uploaded(), progress.upload_total()),
+            (300_000, Some(300_000)),
+            "{protocol}"
+        );
+        // A decoded body has no known total (content-length counts compressed bytes).
+        let progress = Arc::new(Progress::new());
+        let req = Request::get(&format!("{base}/encoded/gzip/50000"))
+            .progress(progress.clone())
+            .build()
+            .unwrap();
+        client.request(req).await.unwrap();
+        assert_eq!(progress.download_total(), None);
+        assert_eq!(progress.downloaded(), 50_000);
+    }
+}

@@ -72,7 +72,10 @@ fn requests_are_spans_and_events_are_tracing_events() {
         assert!(client.get("http://127.0.0.1:1/").await.is_err());
     });
     let spans = seen.spans.lock().unwrap().clone();
-    assert!(spans.iter().filter(|s| *s == "quiver.request").count() >= 2, "{spans:?}");
+    assert!(
+        spans.iter().filter(|s| *s == "quiver.request").count() >= 2,
+        "{spans:?}"
+    );
     let events = seen.events.lock().unwrap().clone();
     for want in [
         "request_start",
@@ -81,6 +84,9 @@ fn requests_are_spans_and_events_are_tracing_events() {
         "response_end",
         "request_failed",
     ] {
-        assert!(events.iter().any(|e| e == want), "{want} missing: {events:?}");
+        assert!(
+            events.iter().any(|e| e == want),
+            "{want} missing: {events:?}"
+        );
     }
 }

@@ -146,6 +146,28 @@ impl Layer {
         let started = Instant::now();
         let mut hop_started = started;
         let trace = req.trace.clone();
+        let progress = req.progress.clone();
+        if let Some(p) = &progress {
+            p.set_upload_total(
+                req.body
+                    .exact_len()
+                    .or_else(|| declared_length(&req.headers)),
+            );
+            req.body = match std::mem::take(&mut req.body) {
+                Body::Stream(stream) => {
+                    let counter = p.clone();
+                    Body::Stream(Box::pin(futures_util::StreamExt::inspect(
+                        stream,
+                        move |chunk| {
+                            if let Ok(c) = chunk {
+                                counter.add_uploaded(c.len() as u64);
+                            }
+                        },
+                    )))
+                }
+                other => other,
+            };
+        }
         let options: LayerOptions = std::mem::take(&mut req.layer);
         let mut route = manager.route(&req.target.origin, options.protocol)?;
         let first = route.rule.clone();
@@ -225,6 +247,7 @@ impl Layer {
                         req = rebuild(method, url, target, r, deadline, started)?;
                         (req.read_timeout, req.checkout_timeout) = own_timeouts;
                         req.trace = trace.clone();
+                        req.progress = progress.clone();
                         hop_started = Instant::now();
                         continue;
                     }
@@ -255,7 +278,15 @@ impl Layer {
                     };
                     let trace = trace.map(|t| (t, &origin));
                     let parts = (url, history, Some(why));
-                    return Ok(self.deliver(resp, &route, decompress, parts, when, trace));
+                    return Ok(self.deliver(
+                        resp,
+                        &route,
+                        decompress,
+                        parts,
+                        when,
+                        trace,
+                        progress.as_ref(),
+                    ));
                 }
                 Step::Follow(hop) => {
                     let cross_origin = hop.target.origin != origin;
@@ -292,6 +323,7 @@ impl Layer {
                     req = rebuild(hop.method, hop.url, hop.target, r, deadline, started)?;
                     (req.read_timeout, req.checkout_timeout) = own_timeouts;
                     req.trace = trace.clone();
+                    req.progress = progress.clone();
                     hop_started = Instant::now();
                     continue;
                 }
@@ -301,7 +333,16 @@ impl Layer {
                 hop_started,
             };
             let trace = trace.map(|t| (t, &origin));
-            return Ok(self.deliver(resp, &route, decompress, (url, history, None), when, trace));
+            let parts = (url, history, None);
+            return Ok(self.deliver(
+                resp,
+                &route,
+                decompress,
+                parts,
+                when,
+                trace,
+                progress.as_ref(),
+            ));
         }
     }
 
@@ -315,6 +356,7 @@ impl Layer {
         (url, history, unfollowed): (String, Vec<Redirect>, Option<String>),
         when: Clock,
         trace: Option<(Trace, &Origin)>,
+        progress: Option<&Arc<crate::request::Progress>>,
     ) -> StreamResponse {
         if decompress {
             if let Some(codings) = decode::codings(resp.headers()) {
@@ -322,6 +364,15 @@ impl Layer {
                 let (ratio, limit) = (options.max_decompression_ratio, options.max_response_body);
                 resp.map_body(|body| decode::wrap(body, codings, ratio, limit));
             }
+        }
+        if let Some(p) = &progress {
+            let decoded = decompress && decode::codings(resp.headers()).is_some();
+            let total = match decoded {
+                true => None,
+                false => declared_length_of(resp.headers()),
+            };
+            p.start_download(total);
+            resp.count_in(Arc::clone(p));
         }
         let via = std::mem::take(&mut resp.via);
         let fresh = via.record.is_some() && !via.reused;
@@ -407,6 +458,21 @@ fn pick_auth<'a>(
     chosen.filter(|a| !matches!(a, Auth::None))
 }
 
+/// A request's own `content-length`, if it set one.
+fn declared_length(headers: &[(HeaderName, HeaderValue)]) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(n, _)| n == http::header::CONTENT_LENGTH)
+        .and_then(|(_, v)| v.to_str().ok()?.trim().parse().ok())
+}
+
+/// A response's `content-length`, if it announced one.
+fn declared_length_of(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+}
+
 fn has(headers: &[(HeaderName, HeaderValue)], name: &HeaderName) -> bool {
     headers.iter().any(|(n, _)| n == name)
 }
@@ -446,6 +512,7 @@ fn rebuild(
         early_data: None,
         layer: LayerOptions::default(),
         trace: None,
+        progress: None,
     })
 }
 

@@ -347,26 +347,15 @@ impl H1Pool {
             let activity = lease.conn_mut().activity.clone();
             // hyper never polls an empty body: its `body_sent` goes out with the response head.
             let empty = body.exact_len() == Some(0);
-            let sent = req
-                .trace
-                .clone()
-                .filter(|_| !empty)
-                .map(|t| -> crate::request::SentHook {
-                    let origin = self.origin.clone();
-                    Box::new(move |bytes| {
-                        t.emit(
-                            &origin,
-                            Some(Protocol::Http1),
-                            conn_id,
-                            None,
-                            EventKind::BodySent { bytes },
-                        )
-                    })
-                });
+            let sent = match empty {
+                true => None,
+                false => req.sent_hook(&self.origin, Protocol::Http1, conn_id, None),
+            };
             let wire = req.to_http1(body, &self.host, self.proxy_form.as_ref(), sent);
             lease.used = true;
-            let response = lease.conn_mut().sender.send_request(wire);
+            // Before hyper's connection task can write the head and pull the body.
             emit(EventKind::HeadersSent);
+            let response = lease.conn_mut().sender.send_request(wire);
             match watchdog.guard(&activity, response).await {
                 Ok(Ok(response)) => {
                     let (head, incoming) = response.into_parts();
@@ -386,7 +375,11 @@ impl H1Pool {
                         self.closing.clone(),
                     );
                     if empty {
-                        emit(EventKind::BodySent { bytes: 0 });
+                        if let Some(hook) =
+                            req.sent_hook(&self.origin, Protocol::Http1, conn_id, None)
+                        {
+                            hook(0);
+                        }
                     }
                     emit(EventKind::ResponseHeaders {
                         status: head.status,

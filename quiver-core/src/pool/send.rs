@@ -202,18 +202,7 @@ pub(crate) async fn send<H: Multiplexed>(
         let early = opened.early;
         let stream_id = opened.id;
         let handle = lease.handle();
-        let on_sent = trace.clone().map(|t| -> crate::request::SentHook {
-            let origin = pool.origin.clone();
-            Box::new(move |bytes| {
-                t.emit(
-                    &origin,
-                    Some(H::PROTOCOL),
-                    conn_id,
-                    stream_id,
-                    EventKind::BodySent { bytes },
-                )
-            })
-        });
+        let on_sent = req.sent_hook(&pool.origin, H::PROTOCOL, conn_id, stream_id);
         let (waiting, upload) = handle.start(
             opened,
             body,

@@ -12,12 +12,14 @@ mod auth;
 mod body;
 mod framing;
 mod multipart;
+mod progress;
 
 pub use self::auth::{Auth, Secret};
 pub use self::body::{Body, BodyStream};
 pub(crate) use self::body::{SentHook, WireBody};
 pub(crate) use self::multipart::random_hex;
 pub use self::multipart::{Multipart, Part};
+pub use self::progress::Progress;
 
 use self::framing::{check_framing, LengthChecked};
 
@@ -59,6 +61,8 @@ pub struct Request {
     pub(crate) layer: LayerOptions,
     /// Its link to the client's listeners, when anyone listens.
     pub(crate) trace: Option<crate::events::Trace>,
+    /// Where its upload and download progress is kept, when asked for.
+    pub(crate) progress: Option<std::sync::Arc<Progress>>,
 }
 
 impl Request {
@@ -110,6 +114,36 @@ impl Request {
     /// The body.
     pub fn body(&self) -> &Body {
         &self.body
+    }
+
+    /// The hook a pool gives the upload, to hear when the body went out whole (the `body_sent`
+    /// event, the upload progress); `None` when nobody listens.
+    pub(crate) fn sent_hook(
+        &self,
+        origin: &crate::origin::Origin,
+        protocol: Protocol,
+        connection: Option<u64>,
+        stream: Option<u64>,
+    ) -> Option<SentHook> {
+        if self.trace.is_none() && self.progress.is_none() {
+            return None;
+        }
+        let (trace, progress) = (self.trace.clone(), self.progress.clone());
+        let origin = origin.clone();
+        Some(Box::new(move |bytes| {
+            if let Some(p) = progress {
+                p.set_uploaded(bytes);
+            }
+            if let Some(t) = trace {
+                t.emit(
+                    &origin,
+                    Some(protocol),
+                    connection,
+                    stream,
+                    crate::events::EventKind::BodySent { bytes },
+                );
+            }
+        }))
     }
 
     /// Builds the `http::Request` for HTTP/1.1: origin-form target and a `Host` header
@@ -172,6 +206,7 @@ pub struct RequestBuilder {
     layer: LayerOptions,
     multipart: Option<Multipart>,
     cookies: Vec<(String, String)>,
+    progress: Option<std::sync::Arc<Progress>>,
 }
 
 impl RequestBuilder {
@@ -188,6 +223,7 @@ impl RequestBuilder {
             layer: LayerOptions::default(),
             multipart: None,
             cookies: Vec::new(),
+            progress: None,
         }
     }
 
@@ -241,6 +277,13 @@ impl RequestBuilder {
     /// Sends this request over `protocol` instead of the rule's (its own pool for the origin).
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.layer.protocol = Some(protocol);
+        self
+    }
+
+    /// Keeps this request's upload and download progress in `progress` (read it while the
+    /// request runs).
+    pub fn progress(mut self, progress: std::sync::Arc<Progress>) -> Self {
+        self.progress = Some(progress);
         self
     }
 
@@ -399,6 +442,7 @@ impl RequestBuilder {
             early_data: self.early_data,
             layer: self.layer,
             trace: None,
+            progress: self.progress,
         })
     }
 }

@@ -55,6 +55,8 @@ pub struct ResponseBody {
         std::time::Instant,
         std::sync::Arc<std::sync::OnceLock<std::time::Duration>>,
     )>,
+    /// The request's progress record, when it keeps one.
+    progress: Option<std::sync::Arc<crate::request::Progress>>,
 }
 
 /// What runs when a body ends (`Ok`) or fails: it gets the bytes the caller received.
@@ -71,6 +73,7 @@ impl ResponseBody {
             received: 0,
             on_end: None,
             clock: None,
+            progress: None,
         }
     }
 
@@ -83,6 +86,7 @@ impl ResponseBody {
             received: 0,
             on_end: None,
             clock: None,
+            progress: None,
         }
     }
 
@@ -96,6 +100,7 @@ impl ResponseBody {
             received: 0,
             on_end: None,
             clock: None,
+            progress: None,
         }
     }
 
@@ -109,6 +114,7 @@ impl ResponseBody {
             received: 0,
             on_end: None,
             clock: None,
+            progress: None,
         }
     }
 
@@ -127,12 +133,18 @@ impl ResponseBody {
             received: 0,
             on_end: None,
             clock: None,
+            progress: None,
         }
     }
 
     /// Runs `hook` once, when the body ends or fails.
     pub(crate) fn on_end(&mut self, hook: EndHook) {
         self.on_end = Some(hook);
+    }
+
+    /// Counts the bytes the caller takes in `progress`.
+    pub(crate) fn count_in(&mut self, progress: std::sync::Arc<crate::request::Progress>) {
+        self.progress = Some(progress);
     }
 
     /// Records in `cell` how long after `started` the body ended (or failed).
@@ -177,6 +189,9 @@ impl ResponseBody {
     /// Polls for the next chunk; `Ready(Ok(None))` at the end.
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
         let out = self.poll_source(cx);
+        if let (Poll::Ready(Ok(Some(data))), Some(p)) = (&out, &self.progress) {
+            p.add_downloaded(data.len() as u64);
+        }
         if matches!(out, Poll::Ready(Ok(None) | Err(_))) {
             if let Some((started, cell)) = self.clock.take() {
                 let _ = cell.set(started.elapsed());

@@ -264,6 +264,11 @@ impl StreamResponse {
         self.body.on_end(hook);
     }
 
+    /// Counts the body bytes the caller takes in `progress`.
+    pub(crate) fn count_in(&mut self, progress: Arc<crate::request::Progress>) {
+        self.body.count_in(progress);
+    }
+
     /// Records in `cell` how long after `started` the body ended (or failed).
     pub(crate) fn time_to_end(
         &mut self,
