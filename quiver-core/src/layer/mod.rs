@@ -42,10 +42,13 @@ pub(crate) struct Layer {
     events: Option<Events>,
 }
 
-/// When the request started, and when its last hop did.
-struct Clock {
+/// When the request started and when its last hop did, and who follows it (listeners, a
+/// progress record).
+struct Clock<'a> {
     started: Instant,
     hop_started: Instant,
+    trace: Option<(Trace, &'a Origin)>,
+    progress: Option<&'a Arc<crate::request::Progress>>,
 }
 
 /// What a hop sends with its request that the next hop may need again.
@@ -275,18 +278,11 @@ impl Layer {
                     let when = Clock {
                         started,
                         hop_started,
+                        trace: trace.map(|t| (t, &origin)),
+                        progress: progress.as_ref(),
                     };
-                    let trace = trace.map(|t| (t, &origin));
                     let parts = (url, history, Some(why));
-                    return Ok(self.deliver(
-                        resp,
-                        &route,
-                        decompress,
-                        parts,
-                        when,
-                        trace,
-                        progress.as_ref(),
-                    ));
+                    return Ok(self.deliver(resp, &route, decompress, parts, when));
                 }
                 Step::Follow(hop) => {
                     let cross_origin = hop.target.origin != origin;
@@ -331,18 +327,11 @@ impl Layer {
             let when = Clock {
                 started,
                 hop_started,
+                trace: trace.map(|t| (t, &origin)),
+                progress: progress.as_ref(),
             };
-            let trace = trace.map(|t| (t, &origin));
             let parts = (url, history, None);
-            return Ok(self.deliver(
-                resp,
-                &route,
-                decompress,
-                parts,
-                when,
-                trace,
-                progress.as_ref(),
-            ));
+            return Ok(self.deliver(resp, &route, decompress, parts, when));
         }
     }
 
@@ -354,10 +343,14 @@ impl Layer {
         route: &Route,
         decompress: bool,
         (url, history, unfollowed): (String, Vec<Redirect>, Option<String>),
-        when: Clock,
-        trace: Option<(Trace, &Origin)>,
-        progress: Option<&Arc<crate::request::Progress>>,
+        when: Clock<'_>,
     ) -> StreamResponse {
+        let Clock {
+            started,
+            hop_started,
+            trace,
+            progress,
+        } = when;
         if decompress {
             if let Some(codings) = decode::codings(resp.headers()) {
                 let options = &route.rule.options;
@@ -382,8 +375,8 @@ impl Layer {
             dns: info.dns.filter(|_| fresh),
             connect: info.connect.filter(|_| fresh),
             tls: info.tls.filter(|_| fresh),
-            ttfb: when.started.elapsed(),
-            redirects: when.hop_started - when.started,
+            ttfb: started.elapsed(),
+            redirects: hop_started - started,
             reused: via.reused,
             protocol: match resp.version() {
                 http::Version::HTTP_2 => Protocol::Http2,
@@ -394,7 +387,7 @@ impl Layer {
             connection: info,
             ..Timings::default()
         };
-        resp.time_to_end(when.started, timings.end_cell());
+        resp.time_to_end(started, timings.end_cell());
         if let Some((t, origin)) = trace {
             let (origin, protocol) = (origin.clone(), timings.protocol);
             let conn = Some(timings.connection.id).filter(|id| *id != 0);
