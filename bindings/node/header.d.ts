@@ -3,7 +3,8 @@
 // comes from header.d.ts (the JavaScript API in index.js), the `native` namespace at the end
 // from the Rust sources (src/). Edit those, not this file.
 
-import type { Readable, ReadableOptions } from 'node:stream'
+import { EventEmitter } from 'node:events'
+import type { Duplex, Readable, ReadableOptions } from 'node:stream'
 import type { ReadableStream } from 'node:stream/web'
 
 /** The class of an error: what a caller can do about it. */
@@ -205,6 +206,16 @@ export interface RequestOptions {
   signal?: AbortSignal
   /** Limit for the whole request, body included, ms (overrides `requestTimeout`; 0: none). */
   timeout?: number
+  /**
+   * Longest this request may go without a byte moving on its connection, ms, greater than 0
+   * (overrides the option `readTimeout`): past it, `read_timeout`.
+   */
+  readTimeout?: number
+  /**
+   * Longest this request waits for a connection or stream slot, ms, greater than 0 (overrides
+   * the option `checkoutTimeout`): past it, `checkout_timeout`.
+   */
+  checkoutTimeout?: number
   /** HTTP/3 with `earlyData`: whether this request may go in the 0-RTT flight. */
   earlyData?: boolean
   /**
@@ -454,6 +465,178 @@ export declare class Client {
    */
   close(): Promise<void>
   readonly closed: boolean
+}
+
+/**
+ * Options of a `quiver.Agent`: a quiver client's (`new Agent({ protocol: 'http2', size: 64,
+ * caFile })`), without a cookie jar (cookies belong to the code above a dispatcher).
+ */
+export interface AgentOptions extends Omit<ClientOptions, 'cookies'> {
+  cookies?: false
+}
+
+/**
+ * What undici's `dispatch()` takes (undici's `Dispatcher.DispatchOptions`), as `quiver.Agent`
+ * reads it.
+ */
+export interface DispatchOptions {
+  /** `http://host:port` or `https://...`; the path may instead be an absolute URL. */
+  origin?: string | URL
+  /** The path and query (starting with `/`), or an absolute URL. */
+  path: string
+  method: string
+  /** An object (array values repeat a header), a flat `[name, value, ...]` array or `[name, value]` pairs. */
+  headers?: Record<string, string | string[] | number | null | undefined> | Iterable<readonly [string, string | string[] | undefined]> | ReadonlyArray<string> | null
+  /** Bytes, text, a `Readable`, an async iterable, a `Blob` or a `FormData`; streams are pulled as the connection sends. */
+  body?: RequestBody | FormDataLike | null
+  /** Query parameters appended to the path (`node:querystring`'s `stringify`). */
+  query?: Record<string, unknown> | null
+  /** Aborting it aborts the request (undici's request()/stream() pass theirs down). */
+  signal?: AbortSignal | EventEmitter | null
+  /** ms without a byte before the head (0: none); quiver has one idle limit, the longer of the two. */
+  headersTimeout?: number | null
+  /** ms without a byte of the body (0: none); see `headersTimeout`. */
+  bodyTimeout?: number | null
+  /** Not supported (as in undici 7): anything but 0 is refused; compose `interceptors.redirect`. */
+  maxRedirections?: number | null
+  /** Not supported: an upgrade (or a CONNECT) is refused with `invalid_config` (`invalid_method`). */
+  upgrade?: boolean | string | null
+  /** Accepted and ignored (quiver decides retries and connection reuse itself), as are `blocking`, `reset`, ... */
+  idempotent?: boolean
+  blocking?: boolean
+  reset?: boolean
+  expectContinue?: boolean
+  typeOfService?: number | null
+}
+
+/** A `FormData` of another implementation (npm undici's): taken by its shape, as undici does. */
+export interface FormDataLike {
+  readonly [Symbol.toStringTag]: string
+  append(name: string, value: unknown, fileName?: string): void
+  getAll(name: string): unknown[]
+  [Symbol.iterator](): Iterator<[string, unknown]>
+}
+
+/** What a handler gets to steer its request (undici's `Dispatcher.DispatchController`). */
+export interface DispatchController {
+  readonly aborted: boolean
+  readonly paused: boolean
+  readonly reason: Error | null
+  /** The response head as raw Buffers, names and values alternating. */
+  rawHeaders?: Buffer[] | string[] | null
+  rawTrailers?: Buffer[] | string[] | null
+  /** Cancels the request; the handler hears `onResponseError(controller, reason)`. */
+  abort(reason: Error): void
+  /** Stops pulling the body from quiver (which soon stops reading the connection). */
+  pause(): void
+  resume(): void
+}
+
+/**
+ * A dispatch handler (undici's `Dispatcher.DispatchHandler`): undici 7's controller style
+ * (`onRequestStart`, `onResponseStart`, ...), or the legacy style Node 20's fetch and undici's
+ * request() use (`onConnect`, `onHeaders` and `onData` returning false to pause, ...). A
+ * handler with `onRequestStart` is driven in the controller style, any other in the legacy one.
+ */
+export interface DispatchHandler {
+  onRequestStart?(controller: DispatchController, context: any): void
+  onRequestUpgrade?(controller: DispatchController, statusCode: number, headers: ResponseHeaders, socket: Duplex): void
+  onResponseStart?(controller: DispatchController, statusCode: number, headers: ResponseHeaders, statusMessage?: string): void
+  onResponseData?(controller: DispatchController, chunk: Buffer): void
+  onResponseEnd?(controller: DispatchController, trailers: ResponseHeaders): void
+  onResponseError?(controller: DispatchController, error: Error): void
+  /** @deprecated undici's legacy style. */
+  onConnect?(abort: (err?: Error) => void): void
+  /** @deprecated undici's legacy style. */
+  onError?(err: Error): void
+  /** @deprecated undici's legacy style (never called: quiver.Agent does no upgrades). */
+  onUpgrade?(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void
+  /** @deprecated undici's legacy style: the response head arrived. */
+  onResponseStarted?(): void
+  /** @deprecated undici's legacy style; return false to pause until `resume()`. */
+  onHeaders?(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean
+  /** @deprecated undici's legacy style; return false to pause until `resume()`. */
+  onData?(chunk: Buffer): boolean
+  /** @deprecated undici's legacy style. */
+  onComplete?(trailers: string[] | Buffer[] | null): void
+  /**
+   * @deprecated undici's legacy style: a chunk of the request body quiver took (a body in
+   * memory: once, when the response starts). `any`: undici's types say a size, undici (and
+   * quiver.Agent) pass the chunk.
+   */
+  onBodySent?(chunk: any, totalBytesSent?: number): void
+}
+
+/** A dispatch function (`agent.dispatch`, bound). */
+export type Dispatch = (options: DispatchOptions, handler: DispatchHandler) => boolean
+
+/** An undici interceptor (`interceptors.redirect(...)`, `retry`, `decompress`, ...). */
+export type DispatchInterceptor = (dispatch: any) => (options: any, handler: any) => boolean
+
+/**
+ * An undici `Dispatcher` whose requests run on a quiver client: its pools, HTTP/2 and HTTP/3.
+ * `undici.setGlobalDispatcher(new Agent(options))` puts Node's global `fetch` and undici's
+ * `request()`, `stream()` and `fetch()` on quiver; `{ dispatcher: agent }` does it per call.
+ *
+ * Translation only: every request goes with quiver's redirects off (`manual`), decoding off,
+ * no cookie jar and no credentials, since fetch and undici's interceptors do those above the
+ * dispatcher. Errors reach the handler as `QuiverError`s (fetch: `TypeError('fetch failed', {
+ * cause })`). A paused handler stops quiver pulling the body: beyond quiver's bounded
+ * read-ahead the connection is not read (flow control reaches the server). No CONNECT, no
+ * upgrades (WebSocket); no connection events (`connect`, `disconnect`, `drain`).
+ */
+export declare class Agent extends EventEmitter {
+  constructor(options?: AgentOptions)
+  /** undici's dispatch contract; both handler styles. Returns false only when it refused the request at once (the handler has heard why). */
+  dispatch(options: DispatchOptions, handler: DispatchHandler): boolean
+  /**
+   * This agent with `interceptors` around its `dispatch` (undici's `Dispatcher#compose`): given
+   * as arguments, or as one array; the first one given is the innermost.
+   */
+  compose(...interceptors: Array<DispatchInterceptor | null | undefined | Array<DispatchInterceptor | null | undefined>>): Agent
+  /** Refuses new requests; resolves when those in flight have settled, then closes the client. */
+  close(): Promise<void>
+  close(callback: (err: Error | null, data: null) => void): void
+  /** Aborts what is in flight (with `err`, or `QuiverError` `shutdown`) and closes the client. */
+  destroy(err?: Error | null): Promise<void>
+  destroy(callback: (err: Error | null, data: null) => void): void
+  destroy(err: Error | null, callback: (err: Error | null, data: null) => void): void
+  /** True once `close()` or `destroy()` was called. */
+  readonly closed: boolean
+  readonly destroyed: boolean
+  /** The quiver client's pool statistics. */
+  stats(): native.ClientStats
+  /** EventEmitter's (`any[]`: undici's Dispatcher types them per event; the Agent emits none). */
+  listeners(eventName: string | symbol): any[]
+  rawListeners(eventName: string | symbol): any[]
+  /** undici's `Dispatcher#request` through this agent (loads the `undici` package; its types are undici's). */
+  request(...args: any[]): any
+  /** undici's `Dispatcher#stream` through this agent (loads `undici`). */
+  stream(...args: any[]): any
+  /** undici's `Dispatcher#pipeline` through this agent (loads `undici`). */
+  pipeline(...args: any[]): any
+  /** undici's `Dispatcher#connect`: refused (`invalid_method`), quiver.Agent opens no tunnels. */
+  connect(...args: any[]): any
+  /** undici's `Dispatcher#upgrade`: refused (`invalid_config`), quiver.Agent does no upgrades. */
+  upgrade(...args: any[]): any
+}
+
+/** fetch's signature (Node's global `fetch`). */
+export type Fetch = typeof globalThis.fetch
+
+/**
+ * WHATWG `fetch` on a quiver client (Node's `Request`, `Response` and `Headers`): quiver
+ * follows redirects per `redirect` (`follow`: up to 20 on the default client, a client's own
+ * `maxRedirects` with `withClient`; `manual`: the 3xx is the response; `error`: rejects) and
+ * sets `response.url` and `response.redirected`; it decodes the body
+ * (`content-encoding` stays, as in fetch); the body is a `ReadableStream` pulled from quiver
+ * as it is read; `signal` cancels the request or its body (rejecting with the signal's
+ * reason). Network errors reject with `TypeError('fetch failed', { cause: QuiverError })`.
+ * The default client is created on first use; `fetch.withClient(client)` is fetch on yours.
+ */
+export declare const fetch: Fetch & {
+  /** fetch on `client` (its pools, protocol, options and cookie jar, if any). */
+  withClient(client: Client): Fetch
 }
 
 /** `request()` on a default client (created on first use, with default options). */

@@ -233,6 +233,19 @@ function formBody(formData) {
   return { bytes: null, upload: null, form, states }
 }
 
+// By shape, as undici tells them: a FormData or Blob of another realm or of npm undici (whose
+// classes are not Node's globals) is still one.
+function isFormDataLike(body) {
+  return body !== null && typeof body === 'object' && body[Symbol.toStringTag] === 'FormData' &&
+    typeof body.append === 'function' && typeof body.getAll === 'function' && typeof body[Symbol.iterator] === 'function'
+}
+
+function isBlobLike(body) {
+  return (typeof Blob !== 'undefined' && body instanceof Blob) ||
+    (body !== null && typeof body === 'object' && typeof body.stream === 'function' &&
+      typeof body.arrayBuffer === 'function' && /^(Blob|File)$/.test(body[Symbol.toStringTag]))
+}
+
 function prepareBody(body) {
   if (body === undefined || body === null) return { bytes: null, upload: null, form: null, states: [] }
   if (typeof body === 'string' || Buffer.isBuffer(body) || ArrayBuffer.isView(body) ||
@@ -240,8 +253,8 @@ function prepareBody(body) {
     return { bytes: toBuffer(body), upload: null, form: null, states: [] }
   }
   if (body instanceof URLSearchParams) return { bytes: Buffer.from(body.toString(), 'utf8'), upload: null, form: null, states: [] }
-  if (typeof FormData !== 'undefined' && body instanceof FormData) return formBody(body)
-  if (typeof Blob !== 'undefined' && body instanceof Blob) {
+  if (isFormDataLike(body)) return formBody(body)
+  if (isBlobLike(body)) {
     // Streamed, with its size as content-length and its type as content-type (as fetch does).
     const streamed = streamedBody(body.stream())
     streamed.length = body.size
@@ -300,11 +313,24 @@ function cookieList(cookies) {
 
 /** The native settings of a request; every check before anything is sent or streamed. */
 function requestSettings(options) {
-  const { timeout, earlyData, redirect, maxRedirections, maxRedirects, decompress, auth, protocol, cookies } = options
+  const {
+    timeout, readTimeout, checkoutTimeout, earlyData, redirect, maxRedirections, maxRedirects, decompress, auth,
+    protocol, cookies,
+  } = options
   const settings = {}
   if (timeout !== undefined && timeout !== null) {
     expect(typeof timeout === 'number', `\`timeout\` must be a number of milliseconds, got ${typeName(timeout)}`)
     settings.timeoutMs = timeout
+  }
+  // Core takes them greater than 0 and at most a year (`invalid_config` otherwise).
+  if (readTimeout !== undefined && readTimeout !== null) {
+    expect(typeof readTimeout === 'number', `\`readTimeout\` must be a number of milliseconds, got ${typeName(readTimeout)}`)
+    settings.readTimeoutMs = readTimeout
+  }
+  if (checkoutTimeout !== undefined && checkoutTimeout !== null) {
+    expect(typeof checkoutTimeout === 'number',
+      `\`checkoutTimeout\` must be a number of milliseconds, got ${typeName(checkoutTimeout)}`)
+    settings.checkoutTimeoutMs = checkoutTimeout
   }
   if (earlyData !== undefined && earlyData !== null) {
     expect(typeof earlyData === 'boolean', `\`earlyData\` must be a boolean, got ${typeName(earlyData)}`)
@@ -695,6 +721,34 @@ function urlString(url) {
   throw quiverError('invalid_url', `the URL must be a string or a URL, got ${url === null ? 'null' : typeof url}`)
 }
 
+/** The response `request()` resolves with, from what `#send` resolved with. */
+function responseData({ res, release, signal }) {
+  const trailers = {}
+  const history = res.history().map((h) => ({
+    statusCode: h.statusCode,
+    url: h.url,
+    httpVersion: h.httpVersion,
+    headers: headersObject(h.headers),
+  }))
+  return {
+    statusCode: res.status,
+    httpVersion: res.version,
+    headers: headersObject(res.headers()),
+    trailers,
+    body: new ResponseBody(res, trailers, release, signal),
+    url: res.url,
+    redirected: history.length > 0,
+    history,
+    unfollowedRedirect: res.unfollowedRedirect ?? null,
+  }
+}
+
+/**
+ * `client.#send(url, options)` counted in flight, for the adapters (adapters.js): resolves with
+ * `{ res, release, signal }`, the native response once its head has arrived.
+ */
+let sendNative
+
 /** An HTTP client with a pool per origin; see index.d.ts. */
 class Client {
   #native
@@ -714,7 +768,33 @@ class Client {
     return this.#closing !== null
   }
 
-  async request(url, options) {
+  static {
+    sendNative = (client, url, options) => client.#tracked(client.#send(url, options))
+  }
+
+  request(url, options) {
+    return this.#tracked(this.#send(url, options), responseData)
+  }
+
+  /**
+   * `sending` counted in flight until it settles (`close()` waits for those), then shaped. The
+   * count drops before the caller's Promise settles, as `close()` promises.
+   */
+  async #tracked(sending, shape) {
+    this.#inflight++
+    try {
+      const sent = await sending
+      return shape === undefined ? sent : shape(sent)
+    } finally {
+      if (--this.#inflight === 0) for (const wake of this.#drained.splice(0)) wake()
+    }
+  }
+
+  /**
+   * Sends a request: resolves with the native response once its head has arrived, and the
+   * function that detaches the abort listener (to call when the body is done with).
+   */
+  async #send(url, options) {
     if (this.#closing !== null) throw quiverError('shutdown', 'the client is closed')
     const { method = 'GET', headers, body, signal } = options ?? {}
     const href = urlString(url)
@@ -737,34 +817,14 @@ class Client {
       signal.addEventListener('abort', onAbort, { once: true })
     }
     const release = onAbort === null ? null : () => signal.removeEventListener('abort', onAbort)
-    this.#inflight++
     let res
     try {
       res = await this.#native.send(verb, href, flat, settings, prepared.bytes, prepared.upload, prepared.form, call)
     } catch (e) {
       if (release !== null) release()
       throw requestFailed(e, signal, prepared.states)
-    } finally {
-      if (--this.#inflight === 0) for (const wake of this.#drained.splice(0)) wake()
     }
-    const trailers = {}
-    const history = res.history().map((h) => ({
-      statusCode: h.statusCode,
-      url: h.url,
-      httpVersion: h.httpVersion,
-      headers: headersObject(h.headers),
-    }))
-    return {
-      statusCode: res.status,
-      httpVersion: res.version,
-      headers: headersObject(res.headers()),
-      trailers,
-      body: new ResponseBody(res, trailers, release, signal),
-      url: res.url,
-      redirected: history.length > 0,
-      history,
-      unfollowedRedirect: res.unfollowedRedirect ?? null,
-    }
+    return { res, release, signal }
   }
 
   get cookies() {
@@ -840,7 +900,12 @@ function request(url, options) {
   return defaultClient.request(url, options)
 }
 
+const { Agent, fetch } = require('./adapters.js')({
+  Client, QuiverError, ResponseBody, quiverError, sendNative, headersObject, isFormDataLike, isBlobLike,
+})
+
 module.exports = {
+  Agent,
   Client,
   CookieJar,
   DatagramChannel,
@@ -848,6 +913,7 @@ module.exports = {
   ResponseBody,
   UdpTunnel,
   errorKinds,
+  fetch,
   native,
   request,
   version: native.version(),

@@ -2,6 +2,7 @@
 import quiver from './index.js'
 
 export const {
+  Agent,
   Client,
   CookieJar,
   DatagramChannel,
@@ -9,6 +10,7 @@ export const {
   ResponseBody,
   UdpTunnel,
   errorKinds,
+  fetch,
   native,
   request,
   version,

@@ -1,7 +1,8 @@
 // Compiled (not run) by types.test.js: the public API as a TypeScript user sees it.
-import { Client, CookieJar, QuiverError, UdpTunnel, request, version, errorKinds, native, type Cookie, type RedirectRecord, type RequestAuth, type ResponseData, type UdpTunnelOptions } from 'quiver-http'
+import { Agent, Client, CookieJar, QuiverError, UdpTunnel, fetch as quiverFetch, request, version, errorKinds, native, type Cookie, type DispatchController, type DispatchHandler, type RedirectRecord, type RequestAuth, type ResponseData, type UdpTunnelOptions } from 'quiver-http'
+import { getGlobalDispatcher, interceptors, request as undiciRequest, setGlobalDispatcher, stream as undiciStream, type Dispatcher } from 'undici'
 import { openAsBlob } from 'node:fs'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 
 async function demo(): Promise<void> {
   const client = new Client({
@@ -18,6 +19,8 @@ async function demo(): Promise<void> {
     body: JSON.stringify({ a: 1 }),
     signal: ac.signal,
     timeout: 5000,
+    readTimeout: 2000,
+    checkoutTimeout: 500,
   })
   const status: number = res.statusCode
   const v: string = res.httpVersion
@@ -77,6 +80,59 @@ async function demo(): Promise<void> {
   const kinds = errorKinds.map(([kind, cls]) => `${kind}:${cls}`)
   void [kinds, version]
   await layer()
+  await adapters()
+}
+
+/** The drop-in adapters: an undici Dispatcher and fetch. */
+async function adapters(): Promise<void> {
+  const previous: Dispatcher = getGlobalDispatcher()
+  const agent = new Agent({ protocol: 'http2', size: 64, caFile: '/tmp/ca.crt' })
+  setGlobalDispatcher(agent)
+  const res: Response = await fetch('https://example.com/', { method: 'POST', body: 'x' })
+  void res
+  const composed: Agent = agent.compose(interceptors.redirect({ maxRedirections: 3 }), interceptors.decompress())
+  const retried: Dispatcher = agent.compose([interceptors.retry({ maxRetries: 2, errorCodes: ['connect_refused'] })])
+  const { statusCode, body } = await undiciRequest('https://example.com/', { dispatcher: composed })
+  void [statusCode, await body.text(), retried]
+  await undiciStream('https://example.com/', { method: 'GET', dispatcher: agent }, () => new PassThrough())
+  const handler: DispatchHandler = {
+    onRequestStart(controller: DispatchController) {
+      controller.pause()
+      controller.resume()
+    },
+    onResponseStart(_c, status, headers) {
+      void [status, headers['content-type']]
+    },
+    onResponseData(_c, chunk: Buffer) {
+      void chunk
+    },
+    onResponseEnd() {},
+    onResponseError(_c, err: Error) {
+      void err
+    },
+  }
+  const legacy: DispatchHandler = {
+    onConnect() {},
+    onHeaders: () => true,
+    onData: () => false,
+    onComplete() {},
+    onError() {},
+  }
+  const accepted: boolean = agent.dispatch({ origin: 'https://example.com', path: '/', method: 'GET', headersTimeout: 1000 }, handler)
+  agent.dispatch({ origin: new URL('https://example.com'), path: '/x', method: 'PUT', body: 'data', headers: ['a', 'b'] }, legacy)
+  void [accepted, agent.closed, agent.destroyed, agent.stats().connections]
+  setGlobalDispatcher(previous)
+  await agent.close()
+  await agent.destroy()
+  // @ts-expect-error: an Agent keeps no cookie jar
+  void new Agent({ cookies: true })
+
+  const r: Response = await quiverFetch('https://example.com/', { redirect: 'manual', signal: AbortSignal.timeout(1000) })
+  const url: string = r.url
+  const redirected: boolean = r.redirected
+  const mine = quiverFetch.withClient(new Client({ protocol: 'http3' }))
+  const r2: Response = await mine(new URL('https://example.com/'), { method: 'PUT', body: new Blob(['x']) })
+  void [url, redirected, r2]
 }
 
 /** The client layer: redirects, decoding, cookies, credentials, forms. */

@@ -51,7 +51,7 @@ impl NativeClient {
     ///
     /// `headers` is a flat `[name, value, ...]` list; the body is `body` (bytes, copied),
     /// `upload` (streamed) or `form` (`multipart/form-data`); `settings` holds the per-request
-    /// options (timeout, redirects, decoding, credentials, protocol, cookies).
+    /// options (timeouts, redirects, decoding, credentials, protocol, cookies).
     #[allow(clippy::too_many_arguments)]
     #[napi(ts_return_type = "Promise<NativeResponse>")]
     pub fn send<'env>(

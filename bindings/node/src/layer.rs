@@ -1,5 +1,6 @@
-//! The client layer's per-request settings from JavaScript (redirects, decoding, credentials,
-//! protocol, cookies), `multipart/form-data` bodies, and the redirects a response went through.
+//! The client layer's per-request settings from JavaScript (timeouts, redirects, decoding,
+//! credentials, protocol, cookies), `multipart/form-data` bodies, and the redirects a
+//! response went through.
 
 use bytes::Bytes;
 use napi::bindgen_prelude::BufferSlice;
@@ -29,6 +30,12 @@ pub struct AuthSpec {
 pub struct RequestSettings {
     /// Limit for the whole request, ms; 0 and `Infinity`: none (the pool's `request_timeout`).
     pub timeout_ms: Option<f64>,
+    /// Longest the request may go without a byte moving, ms, greater than 0 (overrides the
+    /// pool's `read_timeout`).
+    pub read_timeout_ms: Option<f64>,
+    /// Longest the request waits for a connection or stream slot, ms, greater than 0
+    /// (overrides the pool's `checkout_timeout`).
+    pub checkout_timeout_ms: Option<f64>,
     /// HTTP/3 with `early_data`: whether this request may go in the 0-RTT flight.
     pub early_data: Option<bool>,
     /// `follow`, `manual` or `error` (fetch's `redirect`).
@@ -60,6 +67,13 @@ pub(crate) fn apply(
         .filter(|ms| *ms != 0.0 && *ms != f64::INFINITY)
     {
         builder = builder.timeout(crate::client::duration_ms("timeout", ms)?);
+    }
+    // Core refuses 0 and more than a year (`invalid_config`), as it does for the pool options.
+    if let Some(ms) = settings.read_timeout_ms {
+        builder = builder.read_timeout(crate::client::duration_ms("readTimeout", ms)?);
+    }
+    if let Some(ms) = settings.checkout_timeout_ms {
+        builder = builder.checkout_timeout(crate::client::duration_ms("checkoutTimeout", ms)?);
     }
     if let Some(early) = settings.early_data {
         builder = builder.early_data(early);
@@ -249,6 +263,8 @@ mod tests {
     fn settings() -> RequestSettings {
         RequestSettings {
             timeout_ms: None,
+            read_timeout_ms: None,
+            checkout_timeout_ms: None,
             early_data: None,
             redirect: None,
             max_redirects: None,
@@ -291,6 +307,14 @@ mod tests {
             let mut s = settings();
             s.max_redirects = Some(bad);
             assert_eq!(kind(s), ErrorKind::InvalidConfig, "{bad}");
+        }
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 4.0e10] {
+            let mut s = settings();
+            s.read_timeout_ms = Some(bad);
+            assert_eq!(kind(s), ErrorKind::InvalidConfig, "read {bad}");
+            let mut s = settings();
+            s.checkout_timeout_ms = Some(bad);
+            assert_eq!(kind(s), ErrorKind::InvalidConfig, "checkout {bad}");
         }
         let mut s = settings();
         s.protocol = Some("gopher".into());
