@@ -151,6 +151,13 @@ pub struct Event {
 pub trait Listener: Send + Sync + 'static {
     /// One event.
     fn on_event(&self, event: &Event);
+
+    /// Whether the listener wants events now. Asked as each request starts (its request events
+    /// are built only if some listener wants them) and before each connection event; a binding
+    /// whose audience comes and goes (subscribers to a channel) answers from a flag.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 impl<F: Fn(&Event) + Send + Sync + 'static> Listener for F {
@@ -179,10 +186,15 @@ impl Events {
         })
     }
 
-    /// Delivers an event to every listener; a listener that panics does not stop the others
-    /// nor reach the caller.
+    /// Whether any listener wants events now.
+    pub(crate) fn enabled(&self) -> bool {
+        self.listeners.iter().any(|l| l.enabled())
+    }
+
+    /// Delivers an event to every listener that wants it; a listener that panics does not stop
+    /// the others nor reach the caller.
     pub(crate) fn emit(&self, event: Event) {
-        for l in self.listeners.iter() {
+        for l in self.listeners.iter().filter(|l| l.enabled()) {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l.on_event(&event)));
         }
     }
@@ -195,6 +207,9 @@ impl Events {
         connection: Option<u64>,
         kind: EventKind,
     ) {
+        if !self.enabled() {
+            return;
+        }
         self.emit(Event {
             kind,
             at: Instant::now(),

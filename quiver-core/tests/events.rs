@@ -408,3 +408,35 @@ async fn progress_of_uploads_and_downloads() {
         assert_eq!(progress.downloaded(), 50_000);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_is_not_enabled_gets_nothing() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    struct Gated {
+        on: AtomicBool,
+        seen: AtomicUsize,
+    }
+    impl quiver_core::Listener for Arc<Gated> {
+        fn on_event(&self, _: &Event) {
+            self.seen.fetch_add(1, Ordering::Relaxed);
+        }
+        fn enabled(&self) -> bool {
+            self.on.load(Ordering::Relaxed)
+        }
+    }
+    let server = TestServer::start(Options::default()).await.unwrap();
+    let gated = Arc::new(Gated {
+        on: AtomicBool::new(false),
+        seen: AtomicUsize::new(0),
+    });
+    let client = Client::builder()
+        .set("proxy_from_env", false)
+        .listener(gated.clone())
+        .build()
+        .unwrap();
+    client.get(&server.http_url("/health")).await.unwrap();
+    assert_eq!(gated.seen.load(Ordering::Relaxed), 0);
+    gated.on.store(true, Ordering::Relaxed);
+    client.get(&server.http_url("/health")).await.unwrap();
+    assert!(gated.seen.load(Ordering::Relaxed) >= 5);
+}

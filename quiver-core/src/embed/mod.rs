@@ -5,14 +5,18 @@
 //! - [`background`]: the process-wide runtime quiver's connections run on, fork-safe.
 //! - [`Signal`]: a one-shot signal (cancel tokens, close); [`crate::Client::closed_signal`].
 //! - [`Prefetch`]: a response body pulled ahead into a bounded buffer, taken in batches.
+//! - [`monotonic`]: an event's instant on the system's monotonic clock, which every language
+//!   reads the same way.
 //! - Names: [`crate::Protocol`], [`crate::TlsRoots`], [`crate::ConnectProtocol`] and
 //!   [`crate::ErrorKind`] parse from the strings every binding accepts (`FromStr`).
 //! - Datagram channels and UDP tunnels split into one [`crate::DatagramSender`] and one
 //!   [`crate::DatagramReceiver`] type, whose receives are cancel-safe and batched.
 
+mod clock;
 mod prefetch;
 pub(crate) mod runtime;
 
+pub use self::clock::monotonic;
 pub use self::prefetch::{Collected, Prefetch, Taken};
 pub use self::runtime::{background, fork_generation, is_runtime_thread};
 pub use crate::signal::Signal;

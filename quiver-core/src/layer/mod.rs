@@ -116,7 +116,7 @@ impl Layer {
     }
 
     async fn send_traced(&self, manager: &Manager, mut req: Request) -> Result<StreamResponse> {
-        let Some(events) = &self.events else {
+        let Some(events) = self.events.as_ref().filter(|e| e.enabled()) else {
             return self.send_hops(manager, req).await;
         };
         let trace = Trace::new(events);
