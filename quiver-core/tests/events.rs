@@ -416,12 +416,13 @@ async fn a_listener_that_is_not_enabled_gets_nothing() {
         on: AtomicBool,
         seen: AtomicUsize,
     }
-    impl quiver_core::Listener for Arc<Gated> {
+    struct Gate(Arc<Gated>);
+    impl quiver_core::Listener for Gate {
         fn on_event(&self, _: &Event) {
-            self.seen.fetch_add(1, Ordering::Relaxed);
+            self.0.seen.fetch_add(1, Ordering::Relaxed);
         }
         fn enabled(&self) -> bool {
-            self.on.load(Ordering::Relaxed)
+            self.0.on.load(Ordering::Relaxed)
         }
     }
     let server = TestServer::start(Options::default()).await.unwrap();
@@ -431,7 +432,7 @@ async fn a_listener_that_is_not_enabled_gets_nothing() {
     });
     let client = Client::builder()
         .set("proxy_from_env", false)
-        .listener(gated.clone())
+        .listener(Gate(gated.clone()))
         .build()
         .unwrap();
     client.get(&server.http_url("/health")).await.unwrap();
