@@ -20,6 +20,8 @@
 //!   failures count in `failures`.
 //! - `--stream`: each request's body is pulled chunk by chunk and dropped as it comes
 //!   (constant memory); `bytes` and `mb_per_s` say how fast.
+//! - `--listener` (quiver only): an event listener that counts every event (the cost of
+//!   events with someone listening).
 //! - `--proxy URL`, `--proxy-protocol P` (quiver only): quiver's pool options `proxy` and
 //!   `proxy_protocol`, e.g. an `https://` MASQUE proxy with `http3` for an HTTP/3 origin
 //!   (the harness's "64 MiB over HTTP/3: direct vs MASQUE"). reqwest exits 3 (n/a).
@@ -45,6 +47,8 @@ struct Args {
     pool_size: Option<usize>,
     warmup: Option<usize>,
     stream: bool,
+    /// quiver only: a listener counting every event (`--listener`).
+    listener: bool,
     proxy: Option<String>,
     proxy_protocol: Option<String>,
 }
@@ -74,6 +78,7 @@ fn parse_args() -> Args {
         pool_size: None,
         warmup: None,
         stream: false,
+        listener: false,
         proxy: None,
         proxy_protocol: None,
     };
@@ -81,6 +86,10 @@ fn parse_args() -> Args {
     while let Some(flag) = it.next() {
         if flag == "--stream" {
             a.stream = true;
+            continue;
+        }
+        if flag == "--listener" {
+            a.listener = true;
             continue;
         }
         let val = it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -209,6 +218,15 @@ impl Client {
                 }
                 if let Some(p) = &a.proxy_protocol {
                     b = b.set("proxy_protocol", p.as_str());
+                }
+                if a.listener {
+                    // The cheapest real listener: count every event (what a metrics exporter
+                    // does before anything else), so the cost measured is building and
+                    // delivering the events.
+                    static EVENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                    b = b.listener(|_: &quiver_core::Event| {
+                        EVENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    });
                 }
                 Ok(Client::Quiver(b.build().map_err(|e| format!("quiver client: {e}"))?))
             }
