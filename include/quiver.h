@@ -47,6 +47,11 @@
  *   quiver_response_history_*); multipart bodies come from a quiver_mime form; the cookie jar
  *   is read and written with quiver_client_cookies_*. Strings quiver allocates for the caller
  *   are freed with quiver_string_free.
+ * - Observability (docs/observability.md): quiver_config_set_event_callback hears every request
+ *   and connection event as a quiver_event (on quiver's threads, or dispatched from a queue with
+ *   quiver_config_set_event_queue); quiver_response_timings fills a quiver_timings (durations
+ *   in ns, -1 when absent); a quiver_progress attached with quiver_request_set_progress tells
+ *   how far an upload and a download are.
  * - No Rust panic crosses this boundary: it becomes QUIVER_RESULT_PANIC (or NULL / 0 / -1).
  * - fork(): a client built before fork() fails in the child with kind "forked"; build a new
  *   client there.
@@ -280,6 +285,98 @@ enum quiver_result
 typedef enum quiver_result quiver_result;
 #else
 typedef uint32_t quiver_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What happened: one value per core event (docs/observability.md). Values are never
+ * renumbered; new kinds are appended.
+ */
+enum quiver_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A kind newer than this build of libquiver; the event's `name` says which.
+     */
+    QUIVER_EVENT_KIND_UNKNOWN = 0,
+    /**
+     * The client accepted a request (redirects and answers to challenges are part of it):
+     * `method`, `url`.
+     */
+    QUIVER_EVENT_KIND_REQUEST_START = 1,
+    /**
+     * The request waits for a connection or stream slot (none was free at once).
+     */
+    QUIVER_EVENT_KIND_QUEUED = 2,
+    /**
+     * The request got its connection or stream slot: `reused`.
+     */
+    QUIVER_EVENT_KIND_CONNECTION_ACQUIRED = 3,
+    /**
+     * The request head went to the connection.
+     */
+    QUIVER_EVENT_KIND_HEADERS_SENT = 4,
+    /**
+     * The whole request body went to the connection: `bytes`.
+     */
+    QUIVER_EVENT_KIND_BODY_SENT = 5,
+    /**
+     * The response head arrived: `status`.
+     */
+    QUIVER_EVENT_KIND_RESPONSE_HEADERS = 6,
+    /**
+     * The response body was read to its end: `bytes` (as the caller got them).
+     */
+    QUIVER_EVENT_KIND_RESPONSE_END = 7,
+    /**
+     * Sent again on another connection, the peer provably did not process it: `error_kind`
+     * (and `error_class`) say why.
+     */
+    QUIVER_EVENT_KIND_RETRIED = 8,
+    /**
+     * A redirect was followed: `status`, `location`.
+     */
+    QUIVER_EVENT_KIND_REDIRECTED = 9,
+    /**
+     * The request (or its body) failed: `error_kind`, `error_class`, `error_message`.
+     */
+    QUIVER_EVENT_KIND_REQUEST_FAILED = 10,
+    /**
+     * A new connection's name resolution finished: `addresses`.
+     */
+    QUIVER_EVENT_KIND_DNS_RESOLVED = 11,
+    /**
+     * A new connection's transport is up (TCP; QUIC: handshake done): `remote`.
+     */
+    QUIVER_EVENT_KIND_CONNECTED = 12,
+    /**
+     * A new TCP connection's TLS handshake finished: `alpn`, `resumed`.
+     */
+    QUIVER_EVENT_KIND_TLS_DONE = 13,
+    /**
+     * A connection is ready to carry requests.
+     */
+    QUIVER_EVENT_KIND_CONNECTION_OPENED = 14,
+    /**
+     * Opening a connection failed: `error_kind`, `error_class`, `error_message`.
+     */
+    QUIVER_EVENT_KIND_CONNECTION_FAILED = 15,
+    /**
+     * The peer sent GOAWAY: the connection drains.
+     */
+    QUIVER_EVENT_KIND_GOAWAY = 16,
+    /**
+     * A connection closed: `reason`.
+     */
+    QUIVER_EVENT_KIND_CONNECTION_CLOSED = 17,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum quiver_event_kind quiver_event_kind;
+#else
+typedef uint32_t quiver_event_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -541,6 +638,17 @@ typedef struct quiver_error quiver_error;
 typedef struct quiver_mime quiver_mime;
 
 /**
+ * A request's progress record: request body bytes handed to the connection so far and their
+ * total (when known), response body bytes the caller took so far and the total the response
+ * announced (when it did). Attach it with `quiver_request_set_progress`.
+ *
+ * Thread-safe: any thread may read it, at any time (relaxed atomic counters: each value is
+ * current, the four are not one snapshot). Reference-counted: the request keeps its own
+ * reference, so the caller may free its one with `quiver_progress_free` whenever it likes.
+ */
+typedef struct quiver_progress quiver_progress;
+
+/**
  * A completion queue: callbacks of the clients built with it wait here until
  * `quiver_queue_dispatch` runs them, on the thread that calls it.
  *
@@ -652,6 +760,154 @@ typedef void (*quiver_channel_end_cb)(void *userdata,
 typedef void (*quiver_response_cb)(void *userdata, quiver_response *response, quiver_error *error);
 
 /**
+ * One request or connection event, handed to a `quiver_event_fn`.
+ *
+ * Plain fields: read them directly. Pointers are valid only while the callback runs (copy what
+ * you keep); text is UTF-8, given as pointer and length, and also NUL-terminated. A field the
+ * kind does not carry is 0, false, NULL / 0 (text) or -1 (`stream_id`).
+ */
+typedef struct {
+    /**
+     * What happened.
+     */
+    quiver_event_kind kind;
+    /**
+     * The kind's stable snake_case name (`request_start`, `tls_done`, ...; the same in every
+     * language), static.
+     */
+    const char *name;
+    /**
+     * The request it concerns (unique in the process, from 1); 0 for connection events.
+     */
+    uint64_t request_id;
+    /**
+     * The connection (unique in the process, from 1), once there is one; else 0.
+     */
+    uint64_t connection_id;
+    /**
+     * The HTTP/2 or HTTP/3 stream, when there is one; else -1 (HTTP/3's first stream is 0).
+     */
+    int64_t stream_id;
+    /**
+     * When, in nanoseconds of `clock_gettime(CLOCK_MONOTONIC)`: comparable with the
+     * program's own readings of that clock.
+     */
+    uint64_t time_ns;
+    /**
+     * The origin of the request or connection (`https://example.com:443`).
+     */
+    const char *origin;
+    /**
+     * Its length in bytes.
+     */
+    size_t origin_len;
+    /**
+     * The protocol, when known: `"http1"`, `"http2"`, `"http3"`, or `"auto"` before ALPN
+     * decided (static); NULL when unknown.
+     */
+    const char *protocol;
+    /**
+     * `response_headers`, `redirected`: the status.
+     */
+    uint16_t status;
+    /**
+     * `body_sent`, `response_end`: the byte count.
+     */
+    uint64_t bytes;
+    /**
+     * `connection_acquired`: whether the connection had carried requests before.
+     */
+    bool reused;
+    /**
+     * `dns_resolved`: how many addresses came back.
+     */
+    size_t addresses;
+    /**
+     * `tls_done`: whether TLS resumed an earlier session.
+     */
+    bool resumed;
+    /**
+     * `tls_done`: the protocol ALPN chose (`h2`, `http/1.1`), or NULL.
+     */
+    const char *alpn;
+    /**
+     * Its length.
+     */
+    size_t alpn_len;
+    /**
+     * `request_start`: the method.
+     */
+    const char *method;
+    /**
+     * Its length.
+     */
+    size_t method_len;
+    /**
+     * `request_start`: the URL, as given.
+     */
+    const char *url;
+    /**
+     * Its length.
+     */
+    size_t url_len;
+    /**
+     * `redirected`: where the redirect leads (absolute).
+     */
+    const char *location;
+    /**
+     * Its length.
+     */
+    size_t location_len;
+    /**
+     * `connected`: the peer address as text (`127.0.0.1:443`, `[::1]:443`), or NULL when not
+     * known (tunnels, Unix sockets).
+     */
+    const char *remote;
+    /**
+     * Its length.
+     */
+    size_t remote_len;
+    /**
+     * `request_failed`, `connection_failed`: the error's code (one per kind, as
+     * `quiver_error_code`); `retried`: the code of the reason. Else `QUIVER_RESULT_OK`.
+     */
+    quiver_result error_kind;
+    /**
+     * The class of that error kind (`QUIVER_CLASS_NONE` without one).
+     */
+    quiver_class error_class;
+    /**
+     * `request_failed`, `connection_failed`: the error's message, else NULL.
+     */
+    const char *error_message;
+    /**
+     * Its length.
+     */
+    size_t error_message_len;
+    /**
+     * `connection_closed`: why, in words (`idle`, `closed`, `shutdown`, an error's message).
+     */
+    const char *reason;
+    /**
+     * Its length.
+     */
+    size_t reason_len;
+} quiver_event;
+
+/**
+ * Receives a client's events (`quiver_config_set_event_callback`).
+ *
+ * Runs on quiver's runtime threads, while the request or connection goes on: it must return
+ * quickly (copy what it needs and hand it elsewhere) and must not call blocking quiver
+ * functions (`quiver_client_send_blocking` returns `QUIVER_RESULT_WOULD_DEADLOCK` there).
+ * Events of one request or connection come in order, one at a time; events of different
+ * requests and connections may come on several threads at once. With
+ * `quiver_config_set_event_queue`, it runs instead on the thread that calls
+ * `quiver_queue_dispatch`. `event` and what it points at are valid only during the call.
+ */
+typedef void (*quiver_event_fn)(void *userdata, const quiver_event *event);
+
+/**
  * Supplies the next piece of a request body: writes at most `capacity` bytes to `buf` and
  * returns how many it wrote; returns 0 at the end of the body, or a negative value to fail the
  * request (kind `body_stream`).
@@ -669,6 +925,83 @@ typedef ptrdiff_t (*quiver_body_read_cb)(void *userdata, uint8_t *buf, size_t ca
  * held. Not called if the call that lent the data failed.
  */
 typedef void (*quiver_release_cb)(void *userdata);
+
+/**
+ * How long each step of a request took and which connection carried it
+ * (`quiver_response_timings`; docs/observability.md), like curl's `CURLINFO_*_TIME` but as
+ * durations of phases, in nanoseconds. A duration that does not apply is -1: `dns_ns`,
+ * `connect_ns` and `tls_ns` exist only when the request opened its connection (a reused one
+ * has none; `tls_ns` also needs TLS over TCP), and `total_ns` only once the body ended.
+ */
+typedef struct {
+    /**
+     * Waiting for a connection or stream slot (of the last hop).
+     */
+    int64_t queued_ns;
+    /**
+     * Name resolution, or -1.
+     */
+    int64_t dns_ns;
+    /**
+     * The transport's connect (TCP; HTTP/3: the QUIC handshake), or -1.
+     */
+    int64_t connect_ns;
+    /**
+     * The TLS handshake over TCP, or -1.
+     */
+    int64_t tls_ns;
+    /**
+     * From the start of the request (redirects included) to the response head.
+     */
+    int64_t ttfb_ns;
+    /**
+     * Spent on redirects before the last hop started (0 without redirects).
+     */
+    int64_t redirects_ns;
+    /**
+     * From the start of the request to the end of its body; -1 until the body ended (a
+     * stream's: ask again after `on_end`).
+     */
+    int64_t total_ns;
+    /**
+     * The connection that carried the last hop (the id events carry).
+     */
+    uint64_t connection_id;
+    /**
+     * Whether that connection had carried requests before.
+     */
+    bool reused;
+    /**
+     * The protocol the response came over: `"http1"`, `"http2"` or `"http3"` (static).
+     */
+    const char *protocol;
+    /**
+     * The HTTP/2 or HTTP/3 stream id, or -1 (HTTP/3's first stream is 0).
+     */
+    int64_t stream_id;
+    /**
+     * Whether the connection's TLS resumed an earlier session.
+     */
+    bool resumed;
+    /**
+     * The protocol ALPN chose for the connection (`h2`, `http/1.1`, `h3`), or NULL; also
+     * NUL-terminated, valid as long as the response.
+     */
+    const char *alpn;
+    /**
+     * Its length.
+     */
+    size_t alpn_len;
+    /**
+     * The peer address as text (`127.0.0.1:443`), or NULL when not connected directly
+     * (tunnels, Unix sockets); also NUL-terminated, valid as long as the response.
+     */
+    const char *remote;
+    /**
+     * Its length.
+     */
+    size_t remote_len;
+} quiver_timings;
 
 /**
  * Called once with the response head (status, version, headers), before any data.
@@ -899,6 +1232,11 @@ quiver_result quiver_client_new(const quiver_config *config,
  * dispatched. Called from a dispatched callback (of any client), it does not wait, as from
  * inside any callback: the remaining completions are queued shortly after.
  *
+ * The event callback (`quiver_config_set_event_callback`) hears the events up to this point
+ * (connections closing included, as far as they closed meanwhile), then nothing more: called
+ * outside quiver's threads, this also waits for an event callback running on another thread
+ * to return. Events already in an event queue still run when it is dispatched.
+ *
  * In a child process forked after the client was built, this only forgets the client (its
  * connections belong to the parent).
  */
@@ -1050,6 +1388,40 @@ quiver_result quiver_config_set_none(quiver_config *config,
 quiver_result quiver_config_set_queue(quiver_config *config, const quiver_queue *queue);
 
 /**
+ * Sets the event callback of the clients built from this configuration: `callback(userdata,
+ * event)` hears every request and connection event of such a client (`quiver_event`;
+ * docs/observability.md). NULL removes it: then no event is even built.
+ *
+ * It runs on quiver's runtime threads (unless `quiver_config_set_event_queue` is set), while
+ * requests go on: it must be quick (copy what it needs and hand it elsewhere), must not block,
+ * and must not call blocking quiver functions (`quiver_client_send_blocking` returns
+ * `QUIVER_RESULT_WOULD_DEADLOCK` there). Events of one request or connection come in order,
+ * one at a time; different requests' and connections' events may come on several threads at
+ * once. `userdata` must stay usable until `quiver_client_free` of every client built with it
+ * has returned: no event reaches the callback after that (events of connections closing in the
+ * background later are dropped), except, with an event queue, those already queued.
+ */
+quiver_result quiver_config_set_event_callback(quiver_config *config,
+                                               quiver_event_fn callback,
+                                               void *userdata);
+
+/**
+ * Delivers the event callback's events through `queue` (the configuration keeps its own
+ * reference; NULL goes back to running the callback on quiver's threads): for programs with
+ * their own event loop.
+ *
+ * Each event is copied when it happens and waits in the queue; `quiver_queue_dispatch` then
+ * calls the event callback with it on the dispatching thread, in the order the events
+ * happened (with one dispatching thread, also one at a time). `queue` may be the client's
+ * completion queue (`quiver_config_set_queue`) or another one. Events never hold a request
+ * back: a queue that is not dispatched grows by each event (a few per request). Without an
+ * event callback this has no effect. When the client is freed, events not yet queued are
+ * dropped and those already queued still run when dispatched: free the clients, dispatch until
+ * nothing is pending, then free what `userdata` points at and the queue.
+ */
+quiver_result quiver_config_set_event_queue(quiver_config *config, const quiver_queue *queue);
+
+/**
  * Stores a cookie in the client's jar as if `url` (an absolute http(s) URL) had answered with
  * `set-cookie: <set_cookie>`, attributes included (`"a=1; Path=/; Max-Age=60"`); both
  * NUL-terminated UTF-8.
@@ -1167,6 +1539,12 @@ const char *quiver_error_message(const quiver_error *error);
 void quiver_error_free(quiver_error *error);
 
 /**
+ * A kind's stable snake_case name (`"request_start"`, `"tls_done"`, ...; static), the same as
+ * the event's `name`; `"unknown"` for a value this build does not know.
+ */
+const char *quiver_event_kind_str(uint32_t kind);
+
+/**
  * Makes an empty form. NULL only on a panic. Free it with `quiver_mime_free`, or give it to
  * `quiver_request_set_mime`.
  */
@@ -1229,6 +1607,39 @@ quiver_result quiver_mime_add_source(quiver_mime *mime,
                                      int64_t len,
                                      const char *filename,
                                      const char *content_type);
+
+/**
+ * Makes a progress record (nothing moved, no totals known); free it with
+ * `quiver_progress_free`. NULL only on a panic.
+ */
+const quiver_progress *quiver_progress_new(void);
+
+/**
+ * Reads the record; each out-parameter may be NULL (not written).
+ *
+ * - `uploaded`: request body bytes handed to the connection so far (a body held in memory
+ *   counts once it is handed over whole; flow control paces a streamed one).
+ * - `upload_total`: the request body's length, -1 when not known (a body source without a
+ *   `content-length`).
+ * - `downloaded`: response body bytes the caller took so far (decoded, when the body is; for
+ *   a redirect followed, the last response's).
+ * - `download_total`: the length the response announced (`content-length`), -1 when it did
+ *   not or the body is decoded (the header counts compressed bytes).
+ *
+ * Any thread, at any time, callbacks included. NULL `progress`:
+ * `QUIVER_RESULT_NULL_PARAMETER`.
+ */
+quiver_result quiver_progress_get(const quiver_progress *progress,
+                                  uint64_t *uploaded,
+                                  int64_t *upload_total,
+                                  uint64_t *downloaded,
+                                  int64_t *download_total);
+
+/**
+ * Drops the caller's reference (requests it is attached to keep theirs). NULL is a no-op.
+ * Any thread.
+ */
+void quiver_progress_free(const quiver_progress *progress);
 
 /**
  * Makes a completion queue and writes it to `*queue_out` (free it with `quiver_queue_free`).
@@ -1356,6 +1767,14 @@ quiver_result quiver_request_set_checkout_timeout_ms(quiver_request *request,
  */
 quiver_result quiver_request_set_cancel_token(quiver_request *request,
                                               const quiver_cancel_token *token);
+
+/**
+ * Keeps this request's upload and download progress in `progress` (see `quiver_progress_get`;
+ * the request keeps its own reference; NULL detaches). Read it from any thread while the
+ * request runs: a one-shot request's upload and download, or a stream's, as `on_data` takes
+ * the chunks.
+ */
+quiver_result quiver_request_set_progress(quiver_request *request, const quiver_progress *progress);
 
 /**
  * HTTP/3 with the pool option `early_data`: whether this request may go in the 0-RTT flight
@@ -1560,6 +1979,15 @@ quiver_result quiver_response_history_url(const quiver_response *response,
 quiver_result quiver_response_unfollowed_redirect(const quiver_response *response,
                                                   const char **why,
                                                   size_t *len);
+
+/**
+ * Fills `*out` with the response's timings (see `quiver_timings`). For a one-shot response
+ * everything is final. For a stream's head (`on_head`, `quiver_stream_response`) everything
+ * but `total_ns` is final from `on_head` on; `total_ns` is set once the body ended (ask again
+ * after `on_end`). A datagram channel's or UDP tunnel's head has none:
+ * `QUIVER_RESULT_NOT_FOUND` (and `*out` zeroed, durations -1). Any thread.
+ */
+quiver_result quiver_response_timings(const quiver_response *response, quiver_timings *out);
 
 /**
  * Frees a response the caller owns. NULL is a no-op. Any thread. Never pass a stream's

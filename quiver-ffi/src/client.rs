@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 use crate::cancel::{fired, Signal};
 use crate::config::quiver_config;
 use crate::error::{error_ptr, quiver_error, quiver_result, set_error_out};
+use crate::events::{in_event_callback, EventSink};
 use crate::ffi::{
     arc_castable, set_optional_out, to_arc_const_ptr, to_boxed_mut_ptr, try_box_from_ptr,
     try_callback, try_clone_arc, try_from, try_out_ptr, try_ref_from_ptr, UserData,
@@ -44,6 +45,8 @@ pub(crate) struct ClientShared {
     idle: Condvar,
     /// Where callbacks run: on the runtime, or queued (`quiver_config_set_queue`).
     runner: Runner,
+    /// The event callback's delivery (`quiver_config_set_event_callback`), if any.
+    events: Option<Arc<EventSink>>,
 }
 
 arc_castable!(quiver_client => ClientShared);
@@ -292,10 +295,13 @@ pub extern "C" fn quiver_client_new(
         let client_out = try_out_ptr!(client_out);
         *client_out = std::ptr::null();
         set_optional_out(error_out, null_mut());
-        let (builder, queue) = match try_from(config) {
-            Some(config) => (config.builder(), config.queue()),
-            None => (quiver_core::Client::builder(), None),
+        let (mut builder, queue, events) = match try_from(config) {
+            Some(config) => (config.builder(), config.queue(), config.event_sink()),
+            None => (quiver_core::Client::builder(), None, None),
         };
+        if let Some(sink) = &events {
+            builder = builder.listener(sink.listener());
+        }
         match builder.build() {
             Ok(core) => {
                 *client_out = to_arc_const_ptr::<quiver_client>(Arc::new(ClientShared {
@@ -304,6 +310,7 @@ pub extern "C" fn quiver_client_new(
                     in_flight: Mutex::new(0),
                     idle: Condvar::new(),
                     runner: Runner::new(queue),
+                    events,
                 }));
                 quiver_result::Ok
             }
@@ -326,6 +333,11 @@ pub extern "C" fn quiver_client_new(
 /// dispatched. Called from a dispatched callback (of any client), it does not wait, as from
 /// inside any callback: the remaining completions are queued shortly after.
 ///
+/// The event callback (`quiver_config_set_event_callback`) hears the events up to this point
+/// (connections closing included, as far as they closed meanwhile), then nothing more: called
+/// outside quiver's threads, this also waits for an event callback running on another thread
+/// to return. Events already in an event queue still run when it is dispatched.
+///
 /// In a child process forked after the client was built, this only forgets the client (its
 /// connections belong to the parent).
 #[no_mangle]
@@ -339,11 +351,17 @@ pub extern "C" fn quiver_client_free(client: *const quiver_client) {
             return;
         }
         shared.core.close();
-        if !quiver_core::embed::is_runtime_thread() && !in_dispatched_callback() {
+        if !quiver_core::embed::is_runtime_thread()
+            && !in_dispatched_callback()
+            && !in_event_callback()
+        {
             let mut n = shared.lock_in_flight();
             while *n > 0 {
                 n = shared.idle.wait(n).unwrap_or_else(|p| p.into_inner());
             }
+        }
+        if let Some(events) = &shared.events {
+            events.close();
         }
     }
 }
@@ -445,7 +463,7 @@ pub extern "C" fn quiver_client_send_blocking(
         let response_out = try_out_ptr!(response_out);
         *response_out = null_mut();
         set_optional_out(error_out, null_mut());
-        if quiver_core::embed::is_runtime_thread() {
+        if quiver_core::embed::is_runtime_thread() || in_event_callback() {
             return quiver_result::WouldDeadlock;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);

@@ -1,15 +1,18 @@
 //! `quiver_config`: the client configuration builder (client-wide options and per-origin
-//! rules, set by name, and the completion queue), read by `quiver_client_new`.
+//! rules, set by name, the completion queue and the event callback), read by
+//! `quiver_client_new`.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
 use quiver_core::{ClientBuilder, OptionValue, PoolSettings};
 
 use crate::error::quiver_result;
+use crate::events::{quiver_event_fn, EventSink, EventSpec};
 use crate::ffi::{
     box_castable, clone_arc, free_box, to_boxed_mut_ptr, try_cstr, try_mut_from_ptr, try_str,
+    UserData,
 };
 use crate::panic::ffi_panic_boundary;
 use crate::queue::{quiver_queue, Queue};
@@ -26,11 +29,14 @@ pub struct quiver_config {
 type Setting = (Option<String>, String, OptionValue);
 
 /// The Rust value behind a `quiver_config`: the options in the order they were set, replayed
-/// into a fresh core builder for every client, and the completion queue its clients use.
+/// into a fresh core builder for every client, the completion queue its clients use, and the
+/// event callback (with the queue its events go through, if any).
 #[derive(Debug, Default)]
 pub(crate) struct Config {
     settings: Vec<Setting>,
     queue: Option<Arc<Queue>>,
+    events: Option<EventSpec>,
+    event_queue: Option<Arc<Queue>>,
 }
 
 box_castable!(quiver_config => Config);
@@ -50,6 +56,13 @@ impl Config {
     /// The completion queue clients built from this configuration use, if any.
     pub(crate) fn queue(&self) -> Option<Arc<Queue>> {
         self.queue.clone()
+    }
+
+    /// A new client's event sink, when an event callback is set (none: no listener, so core
+    /// builds no event).
+    pub(crate) fn event_sink(&self) -> Option<Arc<EventSink>> {
+        let spec = self.events.clone()?;
+        Some(EventSink::new(spec, self.event_queue.clone()))
     }
 
     /// Records an option; rejects at once an unknown name or a value of the wrong type
@@ -215,6 +228,58 @@ pub extern "C" fn quiver_config_set_queue(
     ffi_panic_boundary! {
         let config = try_mut_from_ptr!(config);
         config.queue = clone_arc(queue);
+        quiver_result::Ok
+    }
+}
+
+/// Sets the event callback of the clients built from this configuration: `callback(userdata,
+/// event)` hears every request and connection event of such a client (`quiver_event`;
+/// docs/observability.md). NULL removes it: then no event is even built.
+///
+/// It runs on quiver's runtime threads (unless `quiver_config_set_event_queue` is set), while
+/// requests go on: it must be quick (copy what it needs and hand it elsewhere), must not block,
+/// and must not call blocking quiver functions (`quiver_client_send_blocking` returns
+/// `QUIVER_RESULT_WOULD_DEADLOCK` there). Events of one request or connection come in order,
+/// one at a time; different requests' and connections' events may come on several threads at
+/// once. `userdata` must stay usable until `quiver_client_free` of every client built with it
+/// has returned: no event reaches the callback after that (events of connections closing in the
+/// background later are dropped), except, with an event queue, those already queued.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_event_callback(
+    config: *mut quiver_config,
+    callback: quiver_event_fn,
+    userdata: *mut c_void,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let config = try_mut_from_ptr!(config);
+        config.events = callback.map(|callback| EventSpec {
+            callback,
+            userdata: UserData(userdata),
+        });
+        quiver_result::Ok
+    }
+}
+
+/// Delivers the event callback's events through `queue` (the configuration keeps its own
+/// reference; NULL goes back to running the callback on quiver's threads): for programs with
+/// their own event loop.
+///
+/// Each event is copied when it happens and waits in the queue; `quiver_queue_dispatch` then
+/// calls the event callback with it on the dispatching thread, in the order the events
+/// happened (with one dispatching thread, also one at a time). `queue` may be the client's
+/// completion queue (`quiver_config_set_queue`) or another one. Events never hold a request
+/// back: a queue that is not dispatched grows by each event (a few per request). Without an
+/// event callback this has no effect. When the client is freed, events not yet queued are
+/// dropped and those already queued still run when dispatched: free the clients, dispatch until
+/// nothing is pending, then free what `userdata` points at and the queue.
+#[no_mangle]
+pub extern "C" fn quiver_config_set_event_queue(
+    config: *mut quiver_config,
+    queue: *const quiver_queue,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let config = try_mut_from_ptr!(config);
+        config.event_queue = clone_arc(queue);
         quiver_result::Ok
     }
 }

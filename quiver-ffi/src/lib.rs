@@ -4,10 +4,11 @@
 //! One module per C handle family, as the header's sections: [`config`] (`quiver_config`),
 //! [`client`] (`quiver_client`, one-shot sends), [`cookies`] (a client's cookie jar),
 //! [`request`] (`quiver_request` and request bodies), [`mime`] (`quiver_mime`, multipart forms),
-//! [`response`] (`quiver_response`), [`stream`] (`quiver_stream`), [`channel`]
+//! [`response`] (`quiver_response`, `quiver_timings`), [`stream`] (`quiver_stream`), [`channel`]
 //! (`quiver_channel`, HTTP/3 datagrams), [`tunnel`] (`quiver_udp_tunnel`, MASQUE
 //! CONNECT-UDP through a proxy), [`queue`] (`quiver_queue`, the completion queue),
-//! [`cancel`] (`quiver_cancel_token`), [`stats`] (`quiver_stats`) and [`error`]
+//! [`cancel`] (`quiver_cancel_token`), [`stats`] (`quiver_stats`), [`events`]
+//! (`quiver_event`, the event callback), [`progress`] (`quiver_progress`) and [`error`]
 //! (`quiver_result`, `quiver_error`). `ffi` holds every pointer cast, `panic` the boundary every export runs in.
 //! Ownership and threading rules per handle: `quiver-ffi/README.md`.
 #![deny(missing_docs)]
@@ -21,9 +22,11 @@ pub mod config;
 pub mod cookies;
 mod endpoint;
 pub mod error;
+pub mod events;
 mod ffi;
 pub mod mime;
 mod panic;
+pub mod progress;
 pub mod queue;
 pub mod request;
 pub mod response;

@@ -28,7 +28,7 @@ pub struct quiver_queue {
 }
 
 /// A queued callback.
-type Job = Box<dyn FnOnce() + Send>;
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 /// The Rust value behind a `quiver_queue`.
 pub(crate) struct Queue {
@@ -68,7 +68,8 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, job: Job) {
+    /// Queues a job (it runs on the thread that dispatches it).
+    pub(crate) fn push(&self, job: Job) {
         let mut state = self.lock();
         state.jobs.push_back(job);
         if !state.armed {

@@ -1,5 +1,5 @@
 //! `quiver_request`: the request builder (method, URL, headers, body, timeout, cancel token,
-//! 0-RTT, and the client layer's per-request settings: redirects, decoding, credentials,
+//! 0-RTT, progress record, and the client layer's per-request settings: redirects, decoding, credentials,
 //! protocol, cookies) and the request bodies C can supply: copied bytes, borrowed bytes with a
 //! release callback, a body source pulled chunk by chunk, and a `quiver_mime` form.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{self, Stream};
-use quiver_core::{Auth, Body, Error, ErrorKind, Protocol, RedirectMode, Request};
+use quiver_core::{Auth, Body, Error, ErrorKind, Progress, Protocol, RedirectMode, Request};
 
 use crate::cancel::{quiver_cancel_token, Signal};
 use crate::error::quiver_result;
@@ -19,6 +19,7 @@ use crate::ffi::{
 };
 use crate::mime::{quiver_mime, Form};
 use crate::panic::ffi_panic_boundary;
+use crate::progress::quiver_progress;
 
 /// Bytes the body source callback may write per call.
 const SOURCE_CHUNK: usize = 64 * 1024;
@@ -60,6 +61,7 @@ pub(crate) struct RequestParts {
     timeout: Option<Duration>,
     cancel: Option<Arc<Signal>>,
     early_data: Option<bool>,
+    progress: Option<Arc<Progress>>,
     layer: LayerParts,
 }
 
@@ -151,6 +153,9 @@ impl RequestParts {
         }
         if let Some(early) = self.early_data {
             builder = builder.early_data(early);
+        }
+        if let Some(progress) = self.progress {
+            builder = builder.progress(progress);
         }
         let layer = self.layer;
         if let Some(mode) = layer.redirect {
@@ -403,6 +408,7 @@ pub extern "C" fn quiver_request_new(
             timeout: None,
             cancel: None,
             early_data: None,
+            progress: None,
             layer: LayerParts::default(),
         })
     }
@@ -550,6 +556,22 @@ pub extern "C" fn quiver_request_set_cancel_token(
     ffi_panic_boundary! {
         let request = try_mut_from_ptr!(request);
         request.cancel = clone_arc(token);
+        quiver_result::Ok
+    }
+}
+
+/// Keeps this request's upload and download progress in `progress` (see `quiver_progress_get`;
+/// the request keeps its own reference; NULL detaches). Read it from any thread while the
+/// request runs: a one-shot request's upload and download, or a stream's, as `on_data` takes
+/// the chunks.
+#[no_mangle]
+pub extern "C" fn quiver_request_set_progress(
+    request: *mut quiver_request,
+    progress: *const quiver_progress,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let request = try_mut_from_ptr!(request);
+        request.progress = clone_arc(progress);
         quiver_result::Ok
     }
 }

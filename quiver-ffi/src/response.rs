@@ -1,14 +1,18 @@
-//! `quiver_response`: status, HTTP version, headers, body and trailers of a response, and
-//! where it came from (its final URL and the redirects followed to reach it).
+//! `quiver_response`: status, HTTP version, headers, body and trailers of a response, where it
+//! came from (its final URL and the redirects followed to reach it), and how long each step
+//! took (`quiver_timings`).
 
 use std::ffi::{c_char, CStr, CString};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use quiver_core::{HeaderMap, HeaderName, HeaderValue, Redirect, ResponseHead, Version};
+use quiver_core::{HeaderMap, HeaderName, HeaderValue, Redirect, ResponseHead, Timings, Version};
 
 use crate::error::{c_string, quiver_result};
-use crate::ffi::{box_castable, free_box, set_optional_out, try_cstr_bytes, try_ref_from_ptr};
+use crate::events::{nanos, protocol_name};
+use crate::ffi::{
+    box_castable, free_box, set_optional_out, try_cstr_bytes, try_out_ptr, try_ref_from_ptr,
+};
 use crate::panic::ffi_panic_boundary;
 
 /// The HTTP version a response came over. Values are never renumbered.
@@ -66,9 +70,29 @@ pub(crate) struct Response {
     body: Bytes,
     trailers: OnceLock<Fields>,
     from: Provenance,
+    /// `None` for a datagram channel's or UDP tunnel's head.
+    timings: Option<TimingsCopy>,
 }
 
 box_castable!(quiver_response => Response);
+
+/// A response's timings (sharing core's cell for `total`, so a streamed head sees it once the
+/// body ended) and NUL-terminated copies of the connection's text.
+struct TimingsCopy {
+    core: Timings,
+    alpn: Option<CString>,
+    remote: Option<CString>,
+}
+
+impl TimingsCopy {
+    fn new(t: &Timings) -> TimingsCopy {
+        TimingsCopy {
+            core: t.clone(),
+            alpn: t.connection.alpn.as_deref().map(c_string),
+            remote: t.connection.remote.map(|a| c_string(&a.to_string())),
+        }
+    }
+}
 
 /// Where a response came from, as C reads it (NUL-terminated, for convenience).
 #[derive(Default)]
@@ -105,6 +129,7 @@ impl Response {
             body: r.body().clone(),
             trailers,
             from: Provenance::new(r.url(), r.history(), r.unfollowed_redirect()),
+            timings: Some(TimingsCopy::new(r.timings())),
         }
     }
 
@@ -112,6 +137,7 @@ impl Response {
     pub(crate) fn from_head(r: &quiver_core::StreamResponse) -> Response {
         Response {
             from: Provenance::new(r.url(), r.history(), r.unfollowed_redirect()),
+            timings: Some(TimingsCopy::new(r.timings())),
             ..Response::from_response_head(r.head())
         }
     }
@@ -125,6 +151,7 @@ impl Response {
             body: Bytes::new(),
             trailers: OnceLock::new(),
             from: Provenance::default(),
+            timings: None,
         }
     }
 
@@ -419,6 +446,114 @@ pub extern "C" fn quiver_response_unfollowed_redirect(
                 quiver_result::NotFound
             }
         }
+    }
+}
+
+/// How long each step of a request took and which connection carried it
+/// (`quiver_response_timings`; docs/observability.md), like curl's `CURLINFO_*_TIME` but as
+/// durations of phases, in nanoseconds. A duration that does not apply is -1: `dns_ns`,
+/// `connect_ns` and `tls_ns` exist only when the request opened its connection (a reused one
+/// has none; `tls_ns` also needs TLS over TCP), and `total_ns` only once the body ended.
+#[repr(C)]
+pub struct quiver_timings {
+    /// Waiting for a connection or stream slot (of the last hop).
+    pub queued_ns: i64,
+    /// Name resolution, or -1.
+    pub dns_ns: i64,
+    /// The transport's connect (TCP; HTTP/3: the QUIC handshake), or -1.
+    pub connect_ns: i64,
+    /// The TLS handshake over TCP, or -1.
+    pub tls_ns: i64,
+    /// From the start of the request (redirects included) to the response head.
+    pub ttfb_ns: i64,
+    /// Spent on redirects before the last hop started (0 without redirects).
+    pub redirects_ns: i64,
+    /// From the start of the request to the end of its body; -1 until the body ended (a
+    /// stream's: ask again after `on_end`).
+    pub total_ns: i64,
+    /// The connection that carried the last hop (the id events carry).
+    pub connection_id: u64,
+    /// Whether that connection had carried requests before.
+    pub reused: bool,
+    /// The protocol the response came over: `"http1"`, `"http2"` or `"http3"` (static).
+    pub protocol: *const c_char,
+    /// The HTTP/2 or HTTP/3 stream id, or -1 (HTTP/3's first stream is 0).
+    pub stream_id: i64,
+    /// Whether the connection's TLS resumed an earlier session.
+    pub resumed: bool,
+    /// The protocol ALPN chose for the connection (`h2`, `http/1.1`, `h3`), or NULL; also
+    /// NUL-terminated, valid as long as the response.
+    pub alpn: *const c_char,
+    /// Its length.
+    pub alpn_len: usize,
+    /// The peer address as text (`127.0.0.1:443`), or NULL when not connected directly
+    /// (tunnels, Unix sockets); also NUL-terminated, valid as long as the response.
+    pub remote: *const c_char,
+    /// Its length.
+    pub remote_len: usize,
+}
+
+/// Fills `*out` with the response's timings (see `quiver_timings`). For a one-shot response
+/// everything is final. For a stream's head (`on_head`, `quiver_stream_response`) everything
+/// but `total_ns` is final from `on_head` on; `total_ns` is set once the body ended (ask again
+/// after `on_end`). A datagram channel's or UDP tunnel's head has none:
+/// `QUIVER_RESULT_NOT_FOUND` (and `*out` zeroed, durations -1). Any thread.
+#[no_mangle]
+pub extern "C" fn quiver_response_timings(
+    response: *const quiver_response,
+    out: *mut quiver_timings,
+) -> quiver_result {
+    ffi_panic_boundary! {
+        let response = try_ref_from_ptr!(response);
+        let out = try_out_ptr!(out);
+        let opt = |d: Option<std::time::Duration>| d.map_or(-1, nanos);
+        let text = |t: &Option<CString>| {
+            t.as_deref()
+                .map_or((std::ptr::null(), 0), |t| (t.as_ptr(), t.to_bytes().len()))
+        };
+        let Some(copy) = &response.timings else {
+            *out = quiver_timings {
+                queued_ns: -1,
+                dns_ns: -1,
+                connect_ns: -1,
+                tls_ns: -1,
+                ttfb_ns: -1,
+                redirects_ns: -1,
+                total_ns: -1,
+                connection_id: 0,
+                reused: false,
+                protocol: std::ptr::null(),
+                stream_id: -1,
+                resumed: false,
+                alpn: std::ptr::null(),
+                alpn_len: 0,
+                remote: std::ptr::null(),
+                remote_len: 0,
+            };
+            return quiver_result::NotFound;
+        };
+        let t = &copy.core;
+        let (alpn, alpn_len) = text(&copy.alpn);
+        let (remote, remote_len) = text(&copy.remote);
+        *out = quiver_timings {
+            queued_ns: nanos(t.queued),
+            dns_ns: opt(t.dns),
+            connect_ns: opt(t.connect),
+            tls_ns: opt(t.tls),
+            ttfb_ns: nanos(t.ttfb),
+            redirects_ns: nanos(t.redirects),
+            total_ns: opt(t.total()),
+            connection_id: t.connection.id,
+            reused: t.reused,
+            protocol: protocol_name(t.protocol).as_ptr(),
+            stream_id: t.stream.and_then(|s| i64::try_from(s).ok()).unwrap_or(-1),
+            resumed: t.connection.resumed,
+            alpn,
+            alpn_len,
+            remote,
+            remote_len,
+        };
+        quiver_result::Ok
     }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The C ABI tests: builds libquiver and the test server, fails if include/quiver.h is stale,
 # installs the (debug) library into a scratch prefix with `make install`, starts the loopback
-# test servers (one more without HTTP/3 datagrams), compiles the C tests (gcc -std=c11 -Wall
+# test servers (three more: one without HTTP/3 datagrams, one refusing every 5th HTTP/2 stream,
+# one sending GOAWAY after each HTTP/2 stream), compiles the C tests (gcc -std=c11 -Wall
 # -Wextra -Werror), the C++ test (g++ -std=c++17 ... -pedantic) and the examples (`make
 # c-examples`) against the installed libquiver.so (via pkg-config) and libquiver.a, runs them,
 # and runs the tests again under valgrind (leak check; any error fails).
@@ -21,7 +22,7 @@ fail() { printf '\033[1;31mFAILED: %s\033[0m\n' "$*" >&2; exit 1; }
 
 WORK="$(mktemp -d)"
 cleanup() {
-    exec 3>&- 4>&- # closing the servers' stdin stops them
+    exec 3>&- 4>&- 5>&- 6>&- # closing the servers' stdin stops them
     sleep 0.2
     rm -rf "$WORK"
 }
@@ -60,8 +61,8 @@ read -r -a PC_CFLAGS <<< "$(pkg-config --cflags quiver)"
 read -r -a PC_LIBS <<< "$(pkg-config --libs quiver)"
 
 say "compile the C and C++ tests and the examples"
-TESTS=(${QUIVER_C_TESTS:-test_api test_channel test_queue test_proxy test_dialing test_scenarios test_client_layer test_cpp})
-for t in test_api test_channel test_queue test_proxy test_dialing test_scenarios test_client_layer demo; do # against libquiver.so, through pkg-config
+TESTS=(${QUIVER_C_TESTS:-test_api test_channel test_queue test_proxy test_dialing test_scenarios test_client_layer test_observability test_cpp})
+for t in test_api test_channel test_queue test_proxy test_dialing test_scenarios test_client_layer test_observability demo; do # against libquiver.so, through pkg-config
     "$CC" "${CFLAGS[@]}" "${PC_CFLAGS[@]}" "tests/c/$t.c" -o "$WORK/$t" "${PC_LIBS[@]}" \
         -Wl,-rpath,"$LIB"
 done
@@ -78,8 +79,14 @@ say "start the test servers"
 exec 3> >("$TARGET/debug/quiver-testserver" --dir "$WORK/server" > "$WORK/server.json")
 exec 4> >("$TARGET/debug/quiver-testserver" --dir "$WORK/server2" --h3-no-datagrams \
     > "$WORK/server2.json")
-for _ in $(seq 200); do [ -s "$WORK/server.json" ] && [ -s "$WORK/server2.json" ] && break; sleep 0.05; done
-[ -s "$WORK/server.json" ] && [ -s "$WORK/server2.json" ] || fail "the test servers did not start"
+exec 5> >("$TARGET/debug/quiver-testserver" --dir "$WORK/server3" --h2-refuse-every 5 \
+    > "$WORK/server3.json")
+exec 6> >("$TARGET/debug/quiver-testserver" --dir "$WORK/server4" --h2-goaway-after 1 \
+    > "$WORK/server4.json")
+SERVERS=("$WORK/server.json" "$WORK/server2.json" "$WORK/server3.json" "$WORK/server4.json")
+servers_up() { for f in "${SERVERS[@]}"; do [ -s "$f" ] || return 1; done; }
+for _ in $(seq 200); do servers_up && break; sleep 0.05; done
+servers_up || fail "the test servers did not start"
 json_port() { sed -nE "s/.*\"$1\": *([0-9]+).*/\1/p" "${2:-$WORK/server.json}"; }
 json_str() { sed -nE "s/.*\"$1\": *\"([^\"]*)\".*/\1/p" "${2:-$WORK/server.json}"; }
 export QUIVER_TEST_HTTP="http://127.0.0.1:$(json_port http)"
@@ -92,6 +99,8 @@ if [ -n "$(json_port h3 "$WORK/server2.json")" ]; then
     export QUIVER_TEST_H3_NO_DATAGRAMS="https://localhost:$(json_port h3 "$WORK/server2.json")"
     export QUIVER_TEST_H3_NO_DATAGRAMS_CA_FILE="$(json_str ca_file "$WORK/server2.json")"
 fi
+export QUIVER_TEST_H2C_REFUSE="http://127.0.0.1:$(json_port h2c "$WORK/server3.json")"
+export QUIVER_TEST_H2C_GOAWAY="http://127.0.0.1:$(json_port h2c "$WORK/server4.json")"
 export QUIVER_TEST_PROXY="http://127.0.0.1:$(json_port proxy)"
 export QUIVER_TEST_PROXY_TLS="https://localhost:$(json_port proxy_tls)"
 if [ -n "$(json_port proxy_h3)" ]; then export QUIVER_TEST_PROXY_H3="https://localhost:$(json_port proxy_h3)"; fi

@@ -268,6 +268,11 @@ async fn worker<L: WorkerLink>(
     }
     link.closed();
     if let Some(w) = &watch {
+        // A GOAWAY that came with the connection's end (the peer closed right after it) was
+        // not seen by the loop above.
+        if !draining && shared.signals.goaway.load(Ordering::Acquire) {
+            w.emit(crate::events::EventKind::Goaway);
+        }
         let reason = shared
             .close_reason
             .error(&shared.origin)
