@@ -64,7 +64,9 @@ function undici(what) {
 }
 
 module.exports = function adapters(quiver) {
-  const { Client, QuiverError, ResponseBody, quiverError, sendNative, headersObject, isFormDataLike, isBlobLike } = quiver
+  const {
+    Client, QuiverError, ResponseBody, quiverError, sendNative, headersObject, isFormDataLike, isBlobLike, followConnections,
+  } = quiver
 
   // ---- handlers --------------------------------------------------------------------------
 
@@ -460,6 +462,9 @@ module.exports = function adapters(quiver) {
           'quiver.Agent keeps no cookie jar: cookies belong to the code above the dispatcher (undici\'s fetch has none)')
       }
       this[kClient] = new Client(options)
+      // undici's Dispatcher events `connect`, `disconnect` and `connectionError`, from core's
+      // connection events (built only while this agent has listeners for them).
+      followConnections(this[kClient], this)
       this[kInflight] = new Set()
       this[kIdle] = []
       this[kClosing] = null
@@ -672,6 +677,7 @@ module.exports = function adapters(quiver) {
         signal,
         redirect: request.redirect,
         decompress: true,
+        progress: init?.progress,
       })
     } catch (e) {
       if (signal.aborted) throw signal.reason

@@ -242,6 +242,70 @@ export interface RequestOptions {
    * Cookies for this request only, joined into one `cookie` header (the jar adds nothing then).
    */
   cookies?: Record<string, string | number> | Iterable<readonly [string, string | number]>
+  /** Where this request records how far its upload and download are (read it while it runs). */
+  progress?: Progress | null
+}
+
+/**
+ * How far one request's upload and download are: give it as the `progress` option of
+ * `client.request()` (or of `quiver.fetch`) and read it from anywhere while the request runs.
+ * Cheap counters, bumped as chunks move; one per request (a later request started with the
+ * same one starts it again).
+ */
+export declare class Progress {
+  constructor()
+  /** Request body bytes handed to the connection so far (a body in memory counts once sent whole). */
+  readonly uploaded: number
+  /** The request body's length, when known (`content-length`, bytes in memory); `null` otherwise. */
+  readonly uploadTotal: number | null
+  /** Response body bytes taken so far (decoded, when the body is); a redirect's body does not count. */
+  readonly downloaded: number
+  /** The response's announced length (`content-length`); `null` when none or when the body is decoded. */
+  readonly downloadTotal: number | null
+  toJSON(): { uploaded: number; uploadTotal: number | null; downloaded: number; downloadTotal: number | null }
+}
+
+/** A peer address, as Node's `socket.address()` gives one. */
+export interface AddressInfo {
+  address: string
+  port: number
+  family: 'IPv4' | 'IPv6'
+}
+
+/**
+ * How long each step of a request took (milliseconds, floats) and which connection carried it,
+ * as curl's `CURLINFO_*_TIME` tell, but as durations of phases: `queued` + `dns` + `connect` +
+ * `tls` + the server's time make up `ttfb` for a request without redirects.
+ */
+export interface Timings {
+  /** Waiting for a connection or stream slot (of the last hop). */
+  readonly queued: number
+  /** Name resolution, when the request opened its connection; `null` on a reused one. */
+  readonly dns: number | null
+  /** The transport's connect (TCP; HTTP/3: the QUIC handshake), when the request opened its connection. */
+  readonly connect: number | null
+  /** The TLS handshake (TCP to https), when the request opened its connection. */
+  readonly tls: number | null
+  /** From the start of the request (redirects included) to the response head. */
+  readonly ttfb: number
+  /** Spent on redirects before the last hop started. */
+  readonly redirects: number
+  /** From the start of the request to the end of its body; `null` until the body ended (read live). */
+  readonly total: number | null
+  /** The connection's id (the `connection` of `quiver:event`). */
+  readonly connectionId: number
+  /** True when that connection had carried requests before. */
+  readonly reused: boolean
+  /** The protocol the response came over. */
+  readonly protocol: 'http1' | 'http2' | 'http3'
+  /** The HTTP/2 or HTTP/3 stream id; `null` on HTTP/1.1. */
+  readonly stream: number | null
+  /** The protocol ALPN chose (`h2`, `http/1.1`, `h3`); `null` without TLS. */
+  readonly alpn: string | null
+  /** True when TLS resumed an earlier session. */
+  readonly resumed: boolean
+  /** The peer's address; `null` through a tunnel or a Unix socket. */
+  readonly remote: AddressInfo | null
 }
 
 /** fetch's `redirect` modes. */
@@ -313,6 +377,8 @@ export interface ResponseData {
    * 307/308 whose streamed body cannot be sent again); `null` otherwise.
    */
   unfollowedRedirect: string | null
+  /** How long each step took and which connection carried the request (`total` once the body ended). */
+  readonly timings: Timings
 }
 
 /** One cookie in a client's jar. */
@@ -583,7 +649,9 @@ export type DispatchInterceptor = (dispatch: any) => (options: any, handler: any
  * dispatcher. Errors reach the handler as `QuiverError`s (fetch: `TypeError('fetch failed', {
  * cause })`). A paused handler stops quiver pulling the body: beyond quiver's bounded
  * read-ahead the connection is not read (flow control reaches the server). No CONNECT, no
- * upgrades (WebSocket); no connection events (`connect`, `disconnect`, `drain`).
+ * upgrades (WebSocket). Emits undici's connection events from quiver's: `connect` (a
+ * connection is ready), `disconnect` (it closed; the error says why) and `connectionError`
+ * (opening one failed), each `(origin: URL, targets: [agent], error?)`; no `drain`.
  */
 export declare class Agent extends EventEmitter {
   constructor(options?: AgentOptions)
@@ -606,7 +674,14 @@ export declare class Agent extends EventEmitter {
   readonly destroyed: boolean
   /** The quiver client's pool statistics. */
   stats(): native.ClientStats
-  /** EventEmitter's (`any[]`: undici's Dispatcher types them per event; the Agent emits none). */
+  /** A connection is ready to carry requests. */
+  on(event: 'connect', listener: (origin: URL, targets: Agent[]) => void): this
+  /** A connection closed (`error.reason` says why: `idle`, `peer closed`, `shutdown`, ...). */
+  on(event: 'disconnect', listener: (origin: URL, targets: Agent[], error: QuiverError) => void): this
+  /** Opening a connection failed. */
+  on(event: 'connectionError', listener: (origin: URL, targets: Agent[], error: QuiverError) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  /** EventEmitter's (`any[]`: undici's Dispatcher types them per event). */
   listeners(eventName: string | symbol): any[]
   rawListeners(eventName: string | symbol): any[]
   /** undici's `Dispatcher#request` through this agent (loads the `undici` package; its types are undici's). */
@@ -622,7 +697,13 @@ export declare class Agent extends EventEmitter {
 }
 
 /** fetch's signature (Node's global `fetch`). */
-export type Fetch = typeof globalThis.fetch
+export type Fetch = (input: string | URL | globalThis.Request, init?: FetchInit) => Promise<Response>
+
+/** fetch's `init`, plus quiver's `progress`. */
+export interface FetchInit extends RequestInit {
+  /** Where the request records how far its upload and download are. */
+  progress?: Progress | null
+}
 
 /**
  * WHATWG `fetch` on a quiver client (Node's `Request`, `Response` and `Headers`): quiver
@@ -644,3 +725,111 @@ export declare function request(url: string | URL, options?: RequestOptions): Pr
 
 /** The library version. */
 export declare const version: string
+
+// ---- diagnostics_channel --------------------------------------------------------------------
+
+/**
+ * The `request` of undici's channels (`undici:request:*`, `undici:client:sendHeaders`): one per
+ * `client.request()` (or per dispatch of `quiver.Agent`, or per `quiver.fetch`), the same
+ * object in every message of the request. Redirects quiver follows are part of one request.
+ * Not there (undici has them): `body`, timeouts, the handler.
+ */
+export interface DiagnosticsRequest {
+  /** `URL.origin` of the request's URL (`https://example.com`). */
+  readonly origin: string
+  readonly method: string
+  /** Path and query. */
+  readonly path: string
+  /** The request's headers as a flat `[name, value, ...]` list (undici 6+'s shape). */
+  headers: string[]
+  /** True once the response ended (before `undici:request:trailers`). */
+  completed: boolean
+  /** True once it failed or was cancelled. */
+  aborted: boolean
+  readonly upgrade: null
+  /** Adds a header; from `undici:request:create`, it is sent. */
+  addHeader(name: string, value: string | number | ReadonlyArray<string | number> | null | undefined): this
+}
+
+/** The stand-in for undici's socket: a plain object (quiver's connections are not JavaScript sockets). */
+export interface DiagnosticsSocket {
+  /** The peer's IP address; undefined when unknown (a connection opened before anyone listened, a tunnel). */
+  remoteAddress: string | undefined
+  remotePort: number | undefined
+  remoteFamily: 'IPv4' | 'IPv6' | undefined
+  /** The ALPN id of the connection's protocol (`http/1.1`, `h2`, `h3`; `h2` for h2c too); false when unknown. */
+  alpnProtocol: string | false
+  /** True on https. */
+  encrypted: boolean | undefined
+  /** The connection's id (as in `quiver:event`); `null` when unknown. */
+  connection: number | null
+}
+
+/** undici's `connectParams`, from the connection's origin. */
+export interface ConnectParams {
+  host: string
+  hostname: string
+  protocol: string | undefined
+  /** The port as `URL.port` spells it (`''` for the scheme's default). */
+  port: string
+  /** `h1`, `h2`, `h3`; undefined while unknown. */
+  version: 'h1' | 'h2' | 'h3' | undefined
+  servername: string | null
+  localAddress: null
+}
+
+/** A core event as `quiver:event` publishes it. */
+export interface QuiverEventBase {
+  /** When, in ms on the clock of `process.hrtime` (`Number(process.hrtime.bigint()) / 1e6` is now). */
+  time: number
+  /** The request's id (request events); `null` for connection events. */
+  request: number | null
+  /** The connection's id, once there is one. */
+  connection: number | null
+  /** The HTTP/2 or HTTP/3 stream id. */
+  stream: number | null
+  /** `URL.origin` of the request or connection. */
+  origin: string
+  /** The protocol, when known (`auto` before ALPN decided). */
+  protocol: 'auto' | 'http1' | 'http2' | 'http3' | null
+}
+
+/** Every core event (docs/observability.md), with the fields of its kind. */
+export type QuiverEvent = QuiverEventBase & (
+  | { name: 'request_start'; method: string; url: string }
+  | { name: 'queued' | 'headers_sent' | 'connection_opened' | 'goaway' }
+  | { name: 'connection_acquired'; reused: boolean }
+  | { name: 'body_sent' | 'response_end'; bytes: number }
+  | { name: 'response_headers'; status: number }
+  | { name: 'retried'; reason: string }
+  | { name: 'redirected'; status: number; location: string }
+  | { name: 'request_failed' | 'connection_failed'; error: QuiverError }
+  | { name: 'dns_resolved'; addresses: number }
+  | { name: 'connected'; remote: AddressInfo | null }
+  | { name: 'tls_done'; alpn: string | null; resumed: boolean }
+  | { name: 'connection_closed'; reason: string }
+)
+
+/** What each channel quiver publishes on carries (`diagnostics_channel.subscribe(name, (message) => ...)`). */
+export interface DiagnosticsMessages {
+  'undici:request:create': { request: DiagnosticsRequest }
+  'undici:request:bodySent': { request: DiagnosticsRequest }
+  'undici:request:headers': { request: DiagnosticsRequest; response: { statusCode: number; statusText: string; headers: Buffer[] } }
+  'undici:request:trailers': { request: DiagnosticsRequest; trailers: Buffer[] }
+  'undici:request:error': { request: DiagnosticsRequest; error: Error }
+  'undici:client:sendHeaders': { request: DiagnosticsRequest; headers: string; socket: DiagnosticsSocket }
+  'undici:client:beforeConnect': { connectParams: ConnectParams; connector: undefined }
+  'undici:client:connected': { connectParams: ConnectParams; connector: undefined; socket: DiagnosticsSocket }
+  'undici:client:connectError': { connectParams: ConnectParams; connector: undefined; error: QuiverError; socket: DiagnosticsSocket }
+  'quiver:event': QuiverEvent
+  'quiver:request:retried': { request: DiagnosticsRequest | null; id: number; reason: string; connection: number | null; time: number }
+  'quiver:request:redirected': { request: DiagnosticsRequest | null; id: number; statusCode: number; location: string; time: number }
+  'quiver:request:timings': { request: DiagnosticsRequest; id: number | null; timings: Timings }
+  'quiver:connection:opened': {
+    connection: number; origin: string; protocol: 'http1' | 'http2' | 'http3' | null; remote: AddressInfo | null
+    alpn: string | null; resumed: boolean; time: number
+  }
+  'quiver:connection:tls': { connection: number | null; origin: string; alpn: string | null; resumed: boolean; time: number }
+  'quiver:connection:goaway': { connection: number | null; origin: string; protocol: string | null; time: number }
+  'quiver:connection:closed': { connection: number | null; origin: string; protocol: string | null; reason: string; time: number }
+}

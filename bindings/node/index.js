@@ -5,6 +5,7 @@
 
 const { Readable } = require('node:stream')
 const binding = require('./binding.js')
+const diagnostics = require('./diagnostics.js')
 
 const { native } = binding
 
@@ -361,6 +362,76 @@ function requestSettings(options) {
   return settings
 }
 
+// ---- progress and timings -------------------------------------------------------------------
+
+let nativeProgressOf
+
+/** How far one request's upload and download are; see index.d.ts. */
+class Progress {
+  #native = new native.NativeProgress()
+
+  static {
+    nativeProgressOf = (p) => p.#native
+  }
+
+  get uploaded() {
+    return this.#native.uploaded
+  }
+
+  get uploadTotal() {
+    return this.#native.uploadTotal ?? null
+  }
+
+  get downloaded() {
+    return this.#native.downloaded
+  }
+
+  get downloadTotal() {
+    return this.#native.downloadTotal ?? null
+  }
+
+  toJSON() {
+    return { uploaded: this.uploaded, uploadTotal: this.uploadTotal, downloaded: this.downloaded, downloadTotal: this.downloadTotal }
+  }
+}
+
+/** The native side of a request's `progress` option (`null` without one). */
+function progressOption(progress) {
+  if (progress === undefined || progress === null) return null
+  if (!(progress instanceof Progress)) {
+    throw quiverError('invalid_config', `\`progress\` must be a quiver.Progress, got ${typeName(progress)}`)
+  }
+  return nativeProgressOf(progress)
+}
+
+/**
+ * A response's timings (ms) from its native timings: fixed once the head arrived, except
+ * `total` (read live: `null` until the body ended).
+ */
+function timingsOf(t) {
+  const s = t.snapshot()
+  return {
+    queued: s.queued,
+    dns: s.dns ?? null,
+    connect: s.connect ?? null,
+    tls: s.tls ?? null,
+    ttfb: s.ttfb,
+    redirects: s.redirects,
+    get total() {
+      return t.total ?? null
+    },
+    connectionId: s.connectionId,
+    reused: s.reused,
+    protocol: s.protocol,
+    stream: s.stream ?? null,
+    alpn: s.alpn ?? null,
+    resumed: s.resumed,
+    remote: diagnostics.addressInfo(s.remoteAddress, s.remotePort),
+  }
+}
+
+const { Observer } = diagnostics({ QuiverError, quiverError, timingsOf })
+
 // ---- responses ------------------------------------------------------------------------------
 
 /** A response body; see index.d.ts. */
@@ -389,19 +460,21 @@ class ResponseBody {
     this.#used = true
   }
 
-  #finish(clean) {
+  /** The body is done with: `release(clean, error, trailers)` (see `Client#send`). */
+  #finish(clean, error = null) {
     if (this.#done) return
     this.#done = true
+    let t = null
     if (clean) {
-      const t = this.#res.trailers()
+      t = this.#res.trailers()
       if (t !== null) Object.assign(this.#trailers, headersObject(t))
     }
-    if (this.#release !== null) this.#release()
+    if (this.#release !== null) this.#release(clean, error, t)
   }
 
   #error(e) {
-    this.#finish(false)
     const err = convert(e, this.#signal?.aborted ? this.#signal.reason : undefined)
+    this.#finish(false, err)
     return err
   }
 
@@ -730,6 +803,7 @@ function responseData({ res, release, signal }) {
     httpVersion: h.httpVersion,
     headers: headersObject(h.headers),
   }))
+  let timings = null
   return {
     statusCode: res.status,
     httpVersion: res.version,
@@ -740,6 +814,11 @@ function responseData({ res, release, signal }) {
     redirected: history.length > 0,
     history,
     unfollowedRedirect: res.unfollowedRedirect ?? null,
+    // Built on first use (most callers never look).
+    get timings() {
+      timings ??= timingsOf(res.timings())
+      return timings
+    },
   }
 }
 
@@ -749,9 +828,13 @@ function responseData({ res, release, signal }) {
  */
 let sendNative
 
+/** A Client's observer (diagnostics.js), for the Agent's connection events. */
+let observerOf
+
 /** An HTTP client with a pool per origin; see index.d.ts. */
 class Client {
   #native
+  #observer = new Observer()
   #inflight = 0
   #drained = []
   #closing = null
@@ -759,7 +842,11 @@ class Client {
 
   constructor(options) {
     const entries = optionEntries(options)
-    this.#native = callNative(() => new native.NativeClient(entries))
+    // The native side wakes the observer when events wait; through a WeakRef, so that the
+    // wake-up (held by the native client) does not keep this client from being collected.
+    const observer = new WeakRef(this.#observer)
+    this.#native = callNative(() => new native.NativeClient(entries, () => observer.deref()?.drain()))
+    this.#observer.attach(this.#native)
     const jar = this.#native.cookies()
     if (jar !== null && jar !== undefined) this.#cookies = new CookieJar(jar)
   }
@@ -770,6 +857,7 @@ class Client {
 
   static {
     sendNative = (client, url, options) => client.#tracked(client.#send(url, options))
+    observerOf = (client) => client.#observer
   }
 
   request(url, options) {
@@ -796,7 +884,7 @@ class Client {
    */
   async #send(url, options) {
     if (this.#closing !== null) throw quiverError('shutdown', 'the client is closed')
-    const { method = 'GET', headers, body, signal } = options ?? {}
+    const { method = 'GET', headers, body, signal, progress } = options ?? {}
     const href = urlString(url)
     if (signal?.aborted) {
       throw quiverError('cancelled', 'the request was aborted', { cause: signal.reason })
@@ -804,11 +892,15 @@ class Client {
     const verb = normaliseMethod(method)
     const flat = flattenHeaders(headers)
     const settings = requestSettings(options ?? {})
+    const nativeProgress = progressOption(progress)
     const prepared = prepareBody(body)
     if (prepared.contentType != null && !hasHeader(flat, 'content-type')) flat.push('content-type', prepared.contentType)
     if (prepared.length !== undefined && !hasHeader(flat, 'content-length') && !hasHeader(flat, 'transfer-encoding')) {
       flat.push('content-length', String(prepared.length))
     }
+    // `null` unless some channel has subscribers; publishes `undici:request:create`, whose
+    // subscribers may add headers (sent below).
+    const watch = this.#observer.start(href, verb, flat)
     let call = null
     let onAbort = null
     if (signal) {
@@ -816,14 +908,23 @@ class Client {
       onAbort = () => call.cancel()
       signal.addEventListener('abort', onAbort, { once: true })
     }
-    const release = onAbort === null ? null : () => signal.removeEventListener('abort', onAbort)
+    // Called once the body is done with (ResponseBody): detaches the abort listener and ends
+    // the watch.
+    const release = onAbort === null && watch === null ? null : (clean, error, trailers) => {
+      if (onAbort !== null) signal.removeEventListener('abort', onAbort)
+      watch?.ended(clean, error, trailers, signal)
+    }
     let res
     try {
-      res = await this.#native.send(verb, href, flat, settings, prepared.bytes, prepared.upload, prepared.form, call)
+      res = await this.#native.send(verb, href, watch === null ? flat : watch.headers(), settings, prepared.bytes,
+        prepared.upload, prepared.form, call, nativeProgress, watch === null ? null : watch.tag)
     } catch (e) {
-      if (release !== null) release()
-      throw requestFailed(e, signal, prepared.states)
+      if (onAbort !== null) signal.removeEventListener('abort', onAbort)
+      const err = requestFailed(e, signal, prepared.states)
+      watch?.failed(signal?.aborted ? signal.reason : err)
+      throw err
     }
+    watch?.responded(res)
     return { res, release, signal }
   }
 
@@ -900,8 +1001,13 @@ function request(url, options) {
   return defaultClient.request(url, options)
 }
 
+/** Delivers `client`'s connection events to `agent` (`connect`, `disconnect`, `connectionError`). */
+function followConnections(client, agent) {
+  observerOf(client).follow(agent)
+}
+
 const { Agent, fetch } = require('./adapters.js')({
-  Client, QuiverError, ResponseBody, quiverError, sendNative, headersObject, isFormDataLike, isBlobLike,
+  Client, QuiverError, ResponseBody, quiverError, sendNative, headersObject, isFormDataLike, isBlobLike, followConnections,
 })
 
 module.exports = {
@@ -909,6 +1015,7 @@ module.exports = {
   Client,
   CookieJar,
   DatagramChannel,
+  Progress,
   QuiverError,
   ResponseBody,
   UdpTunnel,

@@ -6,6 +6,7 @@ export const {
   Client,
   CookieJar,
   DatagramChannel,
+  Progress,
   QuiverError,
   ResponseBody,
   UdpTunnel,

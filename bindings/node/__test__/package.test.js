@@ -12,7 +12,7 @@ const PACKAGE = path.resolve(__dirname, '..')
 test('the CommonJS and ESM entries export the same API', async () => {
   const cjs = require('quiver-http')
   const esm = await import('quiver-http')
-  for (const name of ['Agent', 'Client', 'CookieJar', 'QuiverError', 'ResponseBody', 'DatagramChannel', 'UdpTunnel', 'fetch', 'request', 'errorKinds', 'version', 'native']) {
+  for (const name of ['Agent', 'Client', 'CookieJar', 'Progress', 'QuiverError', 'ResponseBody', 'DatagramChannel', 'UdpTunnel', 'fetch', 'request', 'errorKinds', 'version', 'native']) {
     assert.ok(cjs[name] !== undefined, name)
     assert.equal(esm[name], cjs[name], name)
   }

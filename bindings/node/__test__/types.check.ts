@@ -1,5 +1,6 @@
 // Compiled (not run) by types.test.js: the public API as a TypeScript user sees it.
-import { Agent, Client, CookieJar, QuiverError, UdpTunnel, fetch as quiverFetch, request, version, errorKinds, native, type Cookie, type DispatchController, type DispatchHandler, type RedirectRecord, type RequestAuth, type ResponseData, type UdpTunnelOptions } from 'quiver-http'
+import { Agent, Client, CookieJar, Progress, QuiverError, UdpTunnel, fetch as quiverFetch, request, version, errorKinds, native, type Cookie, type DiagnosticsMessages, type DispatchController, type DispatchHandler, type QuiverEvent, type RedirectRecord, type RequestAuth, type ResponseData, type Timings, type UdpTunnelOptions } from 'quiver-http'
+import diagnosticsChannel from 'node:diagnostics_channel'
 import { getGlobalDispatcher, interceptors, request as undiciRequest, setGlobalDispatcher, stream as undiciStream, type Dispatcher } from 'undici'
 import { openAsBlob } from 'node:fs'
 import { PassThrough, Readable } from 'node:stream'
@@ -81,6 +82,52 @@ async function demo(): Promise<void> {
   void [kinds, version]
   await layer()
   await adapters()
+  await observability()
+}
+
+/** Events (diagnostics_channel), timings, progress. */
+async function observability(): Promise<void> {
+  const client = new Client()
+  const progress = new Progress()
+  const res = await client.request('https://example.com/', { progress })
+  const t: Timings = res.timings
+  const ttfb: number = t.ttfb
+  const total: number | null = t.total
+  const dns: number | null = t.dns
+  const protocol: 'http1' | 'http2' | 'http3' = t.protocol
+  const port: number | undefined = t.remote?.port
+  const done: number = progress.downloaded
+  const expected: number | null = progress.downloadTotal
+  void [ttfb, total, dns, protocol, port, done, expected, progress.uploaded, progress.uploadTotal]
+  await quiverFetch('https://example.com/', { method: 'PUT', body: 'x', progress })
+  diagnosticsChannel.subscribe('quiver:event', (message) => {
+    const e = message as QuiverEvent
+    if (e.name === 'response_headers') {
+      const status: number = e.status
+      void status
+    } else if (e.name === 'request_failed') {
+      const code: string = e.error.code
+      void code
+    }
+    const when: number = e.time
+    void when
+  })
+  diagnosticsChannel.subscribe('undici:request:create', (message) => {
+    const { request: r } = message as DiagnosticsMessages['undici:request:create']
+    r.addHeader('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')
+    const path: string = r.path
+    void path
+  })
+  diagnosticsChannel.subscribe('quiver:request:timings', (message) => {
+    const { timings } = message as DiagnosticsMessages['quiver:request:timings']
+    const reused: boolean = timings.reused
+    void reused
+  })
+  const agent = new Agent()
+  agent.on('connect', (origin: URL, targets: Agent[]) => void [origin.host, targets.length])
+  agent.on('disconnect', (origin, _targets, error) => void [origin.host, error.code])
+  // @ts-expect-error: a Progress, not its numbers
+  await client.request('https://example.com/', { progress: { uploaded: 0 } })
 }
 
 /** The drop-in adapters: an undici Dispatcher and fetch. */

@@ -18,11 +18,12 @@ use napi::bindgen_prelude::{Buffer, Object};
 use napi::Env;
 use napi_derive::napi;
 use quiver_core::embed::{Prefetch, Signal, Taken};
-use quiver_core::{Client, Request, ResponseHead};
+use quiver_core::{Client, Request, ResponseHead, Timings};
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use crate::errors;
+use crate::events::{NativeTimings, REQUEST_TAG};
 use crate::headers;
 use crate::layer::RedirectEntry;
 use crate::pending::{spawn_promise, Pending};
@@ -89,12 +90,14 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Sends `req` on `client` and returns the Promise of its [`NativeResponse`].
+/// Sends `req` on `client` and returns the Promise of its [`NativeResponse`]; with `tag`, the
+/// request's task runs in that [`REQUEST_TAG`] scope (its `request_start` event carries it).
 pub(crate) fn send<'env>(
     env: &'env Env,
     client: Client,
     req: Request,
     call: Option<&RequestCall>,
+    tag: Option<u32>,
 ) -> napi::Result<Object<'env>> {
     let handle = client.runtime().clone();
     let (head, promise) = Pending::<NativeResponse>::new(env)?;
@@ -105,7 +108,10 @@ pub(crate) fn send<'env>(
         }),
         cancelled: Signal::new(),
     });
-    let task = handle.spawn(run(client, req, shared.clone()));
+    let task = match tag {
+        Some(tag) => handle.spawn(REQUEST_TAG.scope(tag, run(client, req, shared.clone()))),
+        None => handle.spawn(run(client, req, shared.clone())),
+    };
     shared.lock().task = Some(task.abort_handle());
     if let Some(call) = call {
         let mut slot = call.shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -134,7 +140,9 @@ async fn run(client: Client, req: Request, shared: Arc<Shared>) {
             return;
         }
         Ok(response) => {
-            // Read before splitting: `into_parts` drops them.
+            // Read before splitting: `into_parts` drops them. The timings' clone shares the
+            // cell where the body's end records the total.
+            let timings = response.timings().clone();
             let url = response.url().to_owned();
             let history = response.history().iter().map(RedirectEntry::from).collect();
             let unfollowed = response.unfollowed_redirect().map(str::to_owned);
@@ -147,6 +155,7 @@ async fn run(client: Client, req: Request, shared: Arc<Shared>) {
                 url,
                 history,
                 unfollowed,
+                timings,
                 body: prefetch,
                 shared: shared.clone(),
                 handle,
@@ -181,6 +190,7 @@ pub struct NativeResponse {
     url: String,
     history: Vec<RedirectEntry>,
     unfollowed: Option<String>,
+    timings: Timings,
     body: Arc<Prefetch>,
     shared: Arc<Shared>,
     handle: Handle,
@@ -223,6 +233,15 @@ impl NativeResponse {
     #[napi(getter)]
     pub fn unfollowed_redirect(&self) -> Option<String> {
         self.unfollowed.clone()
+    }
+
+    /// How long each step took and which connection carried the request (`total` once the
+    /// body ended). The object holds the timings only, not this response.
+    #[napi]
+    pub fn timings(&self) -> NativeTimings {
+        NativeTimings {
+            inner: self.timings.clone(),
+        }
     }
 
     /// Takes every buffered byte of the body as one Buffer; `null` when nothing is buffered

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use napi::bindgen_prelude::{BufferSlice, Object};
+use napi::bindgen_prelude::{BufferSlice, Function, Object};
 use napi::Env;
 use napi_derive::napi;
 use quiver_core::{
@@ -15,6 +15,7 @@ use crate::body::{self, RequestCall};
 use crate::channel;
 use crate::cookies::NativeCookieJar;
 use crate::errors;
+use crate::events::{self, EventBatch, EventQueue, NativeProgress};
 use crate::headers;
 use crate::layer::{self, NativeForm, RequestSettings};
 use crate::options::{self, OptionEntry};
@@ -27,18 +28,53 @@ use crate::upload::UploadSource;
 #[napi(namespace = "native")]
 pub struct NativeClient {
     client: Option<Client>,
+    /// The client's events on their way to JavaScript, when it asked for them.
+    events: Option<EventQueue>,
 }
 
 #[napi(namespace = "native")]
 impl NativeClient {
     /// Builds a client; every option is validated here (a bad one throws `invalid_config`).
+    ///
+    /// With `onEvents`, the client's events are kept for JavaScript while `setEventsWanted(true)`
+    /// (core builds none otherwise); `onEvents` is called, on the JavaScript thread, when some
+    /// wait to be taken with `takeEvents()`.
     #[napi(constructor)]
-    pub fn new(options: Vec<OptionEntry>) -> napi::Result<NativeClient> {
-        let builder = options::apply(Client::builder(), options);
+    pub fn new(
+        options: Vec<OptionEntry>,
+        on_events: Option<Function<u32, ()>>,
+    ) -> napi::Result<NativeClient> {
+        let mut builder = options::apply(Client::builder(), options);
+        let mut queue = None;
+        if let Some(wake) = on_events {
+            let (q, listener) = EventQueue::new(wake)?;
+            builder = builder.listener(listener);
+            queue = Some(q);
+        }
         let client = builder.build().map_err(|e| errors::to_js(&e))?;
         Ok(NativeClient {
             client: Some(client),
+            events: queue,
         })
+    }
+
+    /// Whether anybody listens to this client's events now (core builds none while not).
+    #[napi]
+    pub fn set_events_wanted(&self, wanted: bool) {
+        if let Some(q) = &self.events {
+            q.set_wanted(wanted);
+        }
+    }
+
+    /// Takes every event waiting, oldest first.
+    #[napi]
+    pub fn take_events(&self) -> EventBatch {
+        events::batch(
+            self.events
+                .as_ref()
+                .map(EventQueue::take)
+                .unwrap_or_default(),
+        )
     }
 
     fn client(&self) -> napi::Result<&Client> {
@@ -51,7 +87,9 @@ impl NativeClient {
     ///
     /// `headers` is a flat `[name, value, ...]` list; the body is `body` (bytes, copied),
     /// `upload` (streamed) or `form` (`multipart/form-data`); `settings` holds the per-request
-    /// options (timeouts, redirects, decoding, credentials, protocol, cookies).
+    /// options (timeouts, redirects, decoding, credentials, protocol, cookies). `progress`
+    /// records how far the upload and download are; `tag` marks the request's `request_start`
+    /// event (see `takeEvents()`).
     #[allow(clippy::too_many_arguments)]
     #[napi(ts_return_type = "Promise<NativeResponse>")]
     pub fn send<'env>(
@@ -65,9 +103,14 @@ impl NativeClient {
         upload: Option<&mut UploadSource>,
         form: Option<&mut NativeForm>,
         call: Option<&RequestCall>,
+        progress: Option<&NativeProgress>,
+        tag: Option<u32>,
     ) -> napi::Result<Object<'env>> {
         let client = self.client()?.clone();
         let mut builder = Request::builder(&method, &url);
+        if let Some(p) = progress {
+            builder = builder.progress(p.inner.clone());
+        }
         for (name, value) in headers::pairs(&headers) {
             builder = builder.header(name, value);
         }
@@ -92,7 +135,7 @@ impl NativeClient {
         }
         let builder = layer::apply(builder, settings).map_err(|e| errors::to_js(&e))?;
         let req = builder.build().map_err(|e| errors::to_js(&e))?;
-        body::send(env, client, req, call)
+        body::send(env, client, req, call, tag)
     }
 
     /// The client's cookie jar; `null` unless the option `cookies` is on.
