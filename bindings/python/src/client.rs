@@ -2,6 +2,7 @@
 //! Python arguments and runs them, blocking (GIL released) or completing an asyncio future.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -17,6 +18,7 @@ use crate::body::{to_body, BodyFailure};
 use crate::bridge::{self, LoopBridge, Pending};
 use crate::channel::NativeChannel;
 use crate::cookies::NativeCookieJar;
+use crate::events::{Hub, NativeEvents, Tap};
 use crate::response::{RawResponse, ResponseStream};
 use crate::tunnel::NativeUdpTunnel;
 use crate::wait::{self, ForkGuard};
@@ -27,6 +29,8 @@ use crate::{errors, layer, options, stats};
 pub struct NativeClient {
     client: Client,
     closed: AtomicBool,
+    /// Where the client's events wait for the Python listener thread.
+    events: Arc<Hub>,
 }
 
 /// Header fields given by Python: an iterable of `(name, value)` pairs of str or bytes.
@@ -236,10 +240,12 @@ impl NativeClient {
         options: Option<&Bound<'_, PyDict>>,
         pools: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let client = options::build(py, options, pools)?;
+        let events = Hub::new();
+        let client = options::build(py, options, pools, Tap(events.clone()))?;
         Ok(NativeClient {
             client,
             closed: AtomicBool::new(false),
+            events,
         })
     }
 
@@ -488,6 +494,13 @@ impl NativeClient {
         if !self.closed.swap(true, Ordering::AcqRel) && !self.client.is_forked() {
             py.detach(|| self.client.close());
         }
+        self.events.close();
+    }
+
+    /// The client's event queue: what the Python layer wants of it, and the events for its
+    /// listener thread.
+    fn events(&self) -> NativeEvents {
+        NativeEvents::new(self.events.clone())
     }
 
     /// The client's cookie jar (option `cookies`), or None when it keeps none.

@@ -1,5 +1,6 @@
 //! Per-request settings of core's client layer, from the dict the Python layer builds:
-//! redirects, decoding, credentials, the protocol, per-request cookies and multipart parts.
+//! redirects, decoding, credentials, the protocol, per-request cookies, multipart parts and the
+//! progress record.
 //!
 //! The Python side (`quiver._client`) translates httpx's argument shapes (auth objects, `files=`)
 //! into this dict; this module only maps it onto core's `RequestBuilder`.
@@ -14,6 +15,7 @@ use tokio::runtime::Handle;
 use crate::body::{chunk_bytes, to_body, BodyFailure};
 use crate::bridge::Bridge;
 use crate::errors;
+use crate::timings::PyProgress;
 
 /// The keys `apply` understands; any other one is a bug in the Python layer.
 const KEYS: &[&str] = &[
@@ -25,6 +27,7 @@ const KEYS: &[&str] = &[
     "protocol",
     "cookies",
     "files",
+    "progress",
 ];
 
 /// Where a stream part's chunks come from, and who reports its failures.
@@ -84,6 +87,7 @@ pub(crate) fn apply(
                 builder
             }
             "files" => builder.multipart(multipart(py, &value, streams)?),
+            "progress" => builder.progress(value.cast::<PyProgress>()?.get().shared()),
             other => {
                 return Err(invalid(
                     py,

@@ -9,6 +9,8 @@
 //!   the caller's loop through a per-loop `LoopBridge` (`bridge`);
 //!   cancelling the awaiting task aborts the core future;
 //! - request bodies from Python iterators are pulled only when core polls for them (`body`);
+//! - core events reach Python through a bounded queue that a Python thread drains (`events`);
+//!   timings and progress records are core's, wrapped (`timings`);
 //! - the client layer's per-request settings (redirects, decoding, credentials, cookies,
 //!   multipart parts) map onto core's request builder (`layer`), and a client's cookie jar is
 //!   shared with Python as it is (`cookies`).
@@ -27,10 +29,12 @@ mod client;
 mod cookies;
 mod endpoint;
 mod errors;
+mod events;
 mod layer;
 mod options;
 mod response;
 mod stats;
+mod timings;
 mod tunnel;
 mod wait;
 
@@ -58,5 +62,11 @@ fn _quiver(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tunnel::NativeUdpTunnel>()?;
     m.add_class::<bridge::LoopBridge>()?;
     m.add_class::<bridge::Pending>()?;
+    m.add_class::<events::NativeEvents>()?;
+    m.add_class::<events::PyEvent>()?;
+    m.add_class::<timings::PyTimings>()?;
+    m.add_class::<timings::PyProgress>()?;
+    m.add("LOG_DEBUG", events::LOG_DEBUG)?;
+    m.add("LOG_WARNING", events::LOG_WARNING)?;
     Ok(())
 }

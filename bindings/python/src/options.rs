@@ -7,17 +7,21 @@ use std::time::Duration;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use quiver_core::{Client, ClientBuilder, Error, ErrorKind, OptionKind, OptionValue, PoolSettings};
+use quiver_core::{
+    Client, ClientBuilder, Error, ErrorKind, Listener, OptionKind, OptionValue, PoolSettings,
+};
 
 use crate::errors;
 
 /// Builds a core client from the keyword arguments of `quiver.Client(...)`.
+/// `listener` hears the client's events (it decides itself whether it wants them).
 pub(crate) fn build(
     py: Python<'_>,
     options: Option<&Bound<'_, PyDict>>,
     pools: Option<&Bound<'_, PyAny>>,
+    listener: impl Listener,
 ) -> PyResult<Client> {
-    let mut builder = Client::builder();
+    let mut builder = Client::builder().listener(listener);
     if let Some(options) = options {
         for (name, value) in options.iter() {
             let name: String = name.extract()?;

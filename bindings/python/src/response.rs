@@ -8,11 +8,14 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use quiver_core::embed::{Prefetch, Taken};
-use quiver_core::{Bytes, Error, HeaderMap, Redirect, Response, ResponseHead, StatusCode, Version};
+use quiver_core::{
+    Bytes, Error, HeaderMap, Redirect, Response, ResponseHead, StatusCode, Timings, Version,
+};
 use tokio::runtime::Handle;
 
 use crate::bridge::{self, LoopBridge, Pending};
 use crate::errors;
+use crate::timings::PyTimings;
 use crate::wait::{self, ForkGuard};
 
 /// The HTTP version as Python shows it (`HTTP/1.1`, `HTTP/2`, `HTTP/3`).
@@ -92,6 +95,8 @@ pub struct RawResponse {
     body: Bytes,
     trailers: Option<HeaderMap>,
     from: Provenance,
+    /// None for the redirects in a history.
+    timings: Option<Timings>,
 }
 
 impl RawResponse {
@@ -100,11 +105,13 @@ impl RawResponse {
         let head = resp.head().clone();
         let trailers = resp.trailers().cloned();
         let from = Provenance::new(resp.url(), resp.history(), resp.unfollowed_redirect());
+        let timings = Some(resp.timings().clone());
         RawResponse {
             head,
             body: resp.into_body(),
             trailers,
             from,
+            timings,
         }
     }
 
@@ -122,6 +129,7 @@ impl RawResponse {
                 url: hop.url.clone(),
                 ..Provenance::default()
             },
+            timings: None,
         }
     }
 }
@@ -180,6 +188,12 @@ impl RawResponse {
     fn unfollowed_redirect(&self) -> Option<&str> {
         self.from.unfollowed.as_deref()
     }
+
+    /// How long each step took and which connection carried it; None for a redirect in a
+    /// history.
+    fn timings(&self) -> Option<PyTimings> {
+        self.timings.clone().map(PyTimings::new)
+    }
 }
 
 /// Joins chunks into one `bytes` object (one copy).
@@ -213,6 +227,8 @@ pub struct ResponseStream {
     reading: AtomicBool,
     trailers: Mutex<Option<HeaderMap>>,
     from: Provenance,
+    /// Shares the cell core records the total in when the body ends.
+    timings: Timings,
     handle: Handle,
     fork: ForkGuard,
 }
@@ -236,6 +252,8 @@ impl ResponseStream {
     ) -> ResponseStream {
         // Core's `into_parts` drops the URL and the history: read them first.
         let from = Provenance::new(resp.url(), resp.history(), resp.unfollowed_redirect());
+        // `into_parts` drops the timings too; a clone still sees the total once the body ends.
+        let timings = resp.timings().clone();
         let (head, body) = resp.into_parts();
         // One read returns what arrived meanwhile, joined: fewer round trips through Python.
         let prefetch = Prefetch::start(body, &handle, Prefetch::DEFAULT_HIGH_WATER);
@@ -248,6 +266,7 @@ impl ResponseStream {
             reading: AtomicBool::new(false),
             trailers: Mutex::new(None),
             from,
+            timings,
             handle,
             fork,
         }
@@ -342,6 +361,11 @@ impl ResponseStream {
     #[getter]
     fn unfollowed_redirect(&self) -> Option<&str> {
         self.from.unfollowed.as_deref()
+    }
+
+    /// How long each step took and which connection carried it (`total` once the body ended).
+    fn timings(&self) -> Option<PyTimings> {
+        Some(PyTimings::new(self.timings.clone()))
     }
 
     /// True once the body has ended or the stream was closed.

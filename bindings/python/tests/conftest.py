@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -31,10 +32,18 @@ def _server_binary() -> Path:
 def server() -> Iterator[Dict[str, Any]]:
     """The JSON line of target/debug/quiver-testserver (ports, CA files); it exits when its
     stdin closes at the end of the session."""
+    with spawn_server() as info:
+        yield info
+
+
+@contextlib.contextmanager
+def spawn_server(*args: str) -> Iterator[Dict[str, Any]]:
+    """A test server of its own, started with `args` (`--h2-goaway-after 1`, ... see
+    tests/server/README.md): its JSON line; it exits when the block ends."""
     binary = _server_binary()
     if not binary.exists():
         pytest.fail(f"{binary} is missing: run `cargo build -p quiver-testserver` (scripts/test-python.sh does)")
-    proc = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([str(binary), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdin is not None
     line = proc.stdout.readline()
     if not line:

@@ -349,7 +349,13 @@ def test_typed_options_match_the_engine() -> None:
     for node in stub.body:
         if isinstance(node, ast.ClassDef) and node.name in ("Client", "AsyncClient"):
             init = next(f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
-            keywords = {a.arg for a in init.args.kwonlyargs} - {"base_url", "headers", "pools"}
+            keywords = {a.arg for a in init.args.kwonlyargs} - {
+                "base_url",
+                "headers",
+                "pools",
+                "event_hooks",
+                "listeners",
+            }
             assert keywords == engine, node.name
 
 

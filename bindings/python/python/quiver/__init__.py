@@ -12,6 +12,13 @@
         r = client.post("https://example.com/upload", data={"title": "x"}, files={"f": open("a.bin", "rb")})
         print(r.url, [h.status_code for h in r.history], client.cookies.jar)
 
+    # observability: timings, progress, httpx's event hooks, every engine event, the logger
+    progress = quiver.Progress()
+    with quiver.Client(event_hooks={"request": [sign]}, listeners=[print]) as client:
+        r = client.get("https://example.com/", progress=progress)
+        print(r.timings.ttfb, r.timings.reused, progress.downloaded)
+    logging.getLogger("quiver").setLevel(logging.DEBUG)  # with a handler: INFO per response
+
     async with quiver.AsyncClient() as client:
         async with client.stream("GET", "https://example.com/big") as r:
             async for chunk in r.aiter_bytes():
@@ -38,9 +45,13 @@ from ._exceptions import (
     UnrecoverableError,
 )
 from ._exceptions import TimeoutError as TimeoutError  # noqa: A004 - see __all__
-from ._models import Headers, Response
+from ._models import Headers, Request, Response
+from ._quiver import Event, Progress, Timings
 from ._types import AuthTypes as AuthTypes
-from ._types import ClientStats, CookieDict, OriginStats, PoolOptions
+from ._types import ClientStats, CookieDict, EventStats, OriginStats, PoolOptions
+from ._types import EventHook as EventHook
+from ._types import EventHookTypes as EventHookTypes
+from ._types import Listener as Listener
 from ._types import CookieTypes as CookieTypes
 from ._types import FileTypes as FileTypes
 from ._types import RequestFiles as RequestFiles
@@ -77,6 +88,8 @@ __all__ = [
     "DecodingError",
     "DigestAuth",
     "ERROR_KINDS",
+    "Event",
+    "EventStats",
     "HTTPStatusError",
     "Headers",
     "InvalidError",
@@ -84,8 +97,11 @@ __all__ = [
     "OPTION_NAMES",
     "OriginStats",
     "PoolOptions",
+    "Progress",
     "QuiverError",
+    "Request",
     "Response",
+    "Timings",
     "TooManyRedirects",
     "TransientError",
     "UdpTunnel",

@@ -12,6 +12,7 @@ from typing import (
     Mapping,
     MutableMapping,
     Optional,
+    Sequence,
     Tuple,
     Type,
     Union,
@@ -23,12 +24,19 @@ from ._auth import BearerAuth as BearerAuth
 from ._auth import DigestAuth as DigestAuth
 from ._auth import NoAuth as NoAuth
 from ._cookies import Cookies as Cookies
+from ._quiver import Event as Event
+from ._quiver import Progress as Progress
+from ._quiver import Timings as Timings
 from ._types import AuthTypes as AuthTypes
 from ._types import ClientStats as ClientStats
 from ._types import CookieDict as CookieDict
 from ._types import CookieTypes as CookieTypes
+from ._types import EventHook as EventHook
+from ._types import EventHookTypes as EventHookTypes
+from ._types import EventStats as EventStats
 from ._types import FileTypes as FileTypes
 from ._types import HeaderTypes as HeaderTypes
+from ._types import Listener as Listener
 from ._types import OriginStats as OriginStats
 from ._types import PoolOptions as PoolOptions
 from ._types import Protocol as Protocol
@@ -101,6 +109,19 @@ class Headers(MutableMapping[str, str]):
     def __iter__(self) -> Iterator[str]: ...
     def __len__(self) -> int: ...
 
+class Request:
+    """A request as the client is about to send it (request event hooks,
+    :attr:`Response.request`); hooks may change ``method``, ``url`` and ``headers``."""
+
+    method: str
+    url: str
+    headers: Headers
+    #: The body when held in memory (``b""`` for none); None when streamed.
+    content: Optional[bytes]
+    def __init__(
+        self, method: str, url: str, *, headers: Optional[HeaderTypes] = None, content: Optional[bytes] = b""
+    ) -> None: ...
+
 class Response:
     """An HTTP response: read to its end, or (inside ``stream()``) with its body still to read."""
 
@@ -108,6 +129,10 @@ class Response:
     http_version: str
     #: The URL that answered (after redirects: the last one).
     url: str
+    @property
+    def request(self) -> Request: ...
+    @property
+    def timings(self) -> Timings: ...
     @property
     def history(self) -> List[Response]: ...
     @property
@@ -242,6 +267,8 @@ class Client:
         base_url: Optional[str] = None,
         headers: Optional[HeaderTypes] = None,
         pools: Optional[Mapping[str, PoolOptions]] = None,
+        event_hooks: Optional[EventHookTypes] = None,
+        listeners: Optional[Sequence[Listener]] = None,
         protocol: Protocol = ...,
         alt_svc: bool = ...,
         size: int = ...,
@@ -310,6 +337,7 @@ class Client:
         read_timeout: Optional[Seconds] = None,
         checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
+        progress: Optional[Progress] = None,
     ) -> Response: ...
     def get(self, url: str, **kwargs: Any) -> Response: ...
     def head(self, url: str, **kwargs: Any) -> Response: ...
@@ -338,6 +366,15 @@ class Client:
     def close_all_tunnels(self) -> None: ...
     def stats(self) -> ClientStats: ...
     @property
+    def event_hooks(self) -> Dict[str, List[EventHook]]: ...
+    @event_hooks.setter
+    def event_hooks(self, event_hooks: EventHookTypes) -> None: ...
+    @property
+    def listeners(self) -> Tuple[Listener, ...]: ...
+    def add_listener(self, listener: Listener) -> None: ...
+    def remove_listener(self, listener: Listener) -> None: ...
+    def event_stats(self) -> EventStats: ...
+    @property
     def cookies(self) -> Optional[Cookies]: ...
     @property
     def is_closed(self) -> bool: ...
@@ -359,6 +396,8 @@ class AsyncClient:
         base_url: Optional[str] = None,
         headers: Optional[HeaderTypes] = None,
         pools: Optional[Mapping[str, PoolOptions]] = None,
+        event_hooks: Optional[EventHookTypes] = None,
+        listeners: Optional[Sequence[Listener]] = None,
         protocol: Protocol = ...,
         alt_svc: bool = ...,
         size: int = ...,
@@ -427,6 +466,7 @@ class AsyncClient:
         read_timeout: Optional[Seconds] = None,
         checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
+        progress: Optional[Progress] = None,
     ) -> Response: ...
     async def get(self, url: str, **kwargs: Any) -> Response: ...
     async def head(self, url: str, **kwargs: Any) -> Response: ...
@@ -455,6 +495,15 @@ class AsyncClient:
     def close_all_tunnels(self) -> None: ...
     def stats(self) -> ClientStats: ...
     @property
+    def event_hooks(self) -> Dict[str, List[EventHook]]: ...
+    @event_hooks.setter
+    def event_hooks(self, event_hooks: EventHookTypes) -> None: ...
+    @property
+    def listeners(self) -> Tuple[Listener, ...]: ...
+    def add_listener(self, listener: Listener) -> None: ...
+    def remove_listener(self, listener: Listener) -> None: ...
+    def event_stats(self) -> EventStats: ...
+    @property
     def cookies(self) -> Optional[Cookies]: ...
     @property
     def is_closed(self) -> bool: ...
@@ -482,6 +531,8 @@ __all__ = [
     "DecodingError",
     "DigestAuth",
     "ERROR_KINDS",
+    "Event",
+    "EventStats",
     "HTTPStatusError",
     "Headers",
     "InvalidError",
@@ -489,8 +540,11 @@ __all__ = [
     "OPTION_NAMES",
     "OriginStats",
     "PoolOptions",
+    "Progress",
     "QuiverError",
+    "Request",
     "Response",
+    "Timings",
     "TooManyRedirects",
     "TransientError",
     "UdpTunnel",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import typing
 import weakref
 from datetime import timedelta
@@ -17,6 +18,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sequence,
     Tuple,
     Type,
     TypeVar,
@@ -26,13 +28,17 @@ from typing import (
 from . import _quiver
 from ._auth import auth_options, request_auth
 from ._cookies import Cookies, request_cookies, seed
-from ._models import Headers, Response, merge_url, prepare_body
+from ._events import Dispatcher, EventHooks, arun_hooks, hooks_from, log_response, logger, run_hooks
+from ._models import Headers, Request, Response, content_of, merge_url, prepare_body
 from ._multipart import parts
 from ._types import (
     AuthTypes,
     ClientStats,
     CookieTypes,
+    EventHookTypes,
+    EventStats,
     HeaderTypes,
+    Listener,
     PoolOptions,
     Protocol,
     QueryParamTypes,
@@ -147,8 +153,14 @@ def _rule_options(pattern: str, rule: Any) -> Any:
     return rule
 
 
+_INFO = logging.INFO
+
+#: A response's request: built (request hooks ran), or what builds it when asked for.
+_RequestOf = Union[Request, Tuple[str, str, List[Tuple[str, str]], Optional[bytes]]]
+
+
 class _BaseClient:
-    __slots__ = ("_native", "_base_url", "_headers", "_cookies", "__weakref__")
+    __slots__ = ("_native", "_base_url", "_headers", "_cookies", "_event_hooks", "_events", "__weakref__")
 
     def __init__(
         self,
@@ -158,8 +170,13 @@ class _BaseClient:
         pools: Optional[Mapping[str, PoolOptions]] = None,
         auth: AuthTypes = None,
         cookies: Union[bool, CookieTypes, None] = None,
+        event_hooks: Optional[EventHookTypes] = None,
+        listeners: Optional[Sequence[Listener]] = None,
         **options: Any,
     ) -> None:
+        self._event_hooks: EventHooks = hooks_from(event_hooks)
+        if listeners is not None and not isinstance(listeners, (list, tuple)):
+            raise TypeError(f"listeners= takes a list of callables, not {type(listeners).__name__}")
         auth_options(auth, options)
         seeded = None
         if isinstance(cookies, (Cookies, Mapping, list, tuple)):
@@ -170,6 +187,9 @@ class _BaseClient:
         if pools is not None and hasattr(pools, "items"):
             pools = {pattern: _rule_options(pattern, rule) for pattern, rule in pools.items()}
         self._native = _quiver.NativeClient(options, pools)
+        self._events = Dispatcher(self._native.events(), listeners)
+        # A client dropped without close() lets its listener thread end too.
+        weakref.finalize(self, self._events.close)
         self._base_url = base_url
         self._headers = Headers(headers) if headers else None
         jar = self._native.cookies()
@@ -180,6 +200,54 @@ class _BaseClient:
             except BaseException:
                 self._native.close()
                 raise
+
+    @property
+    def event_hooks(self) -> EventHooks:
+        """httpx's event hooks: ``{"request": [...], "response": [...]}``. Request hooks are
+        called with the :class:`Request` just before it is sent (changes to its ``method``,
+        ``url`` and ``headers`` go out), response hooks with the :class:`Response` once its head
+        arrived, before its body is read (a hook may call ``read()``); in the caller's thread
+        (``AsyncClient``: awaited on the caller's loop). An exception in a hook reaches the
+        caller. The lists may be changed in place, or the whole mapping set."""
+        return self._event_hooks
+
+    @event_hooks.setter
+    def event_hooks(self, event_hooks: EventHookTypes) -> None:
+        self._event_hooks = hooks_from(event_hooks)
+
+    @property
+    def listeners(self) -> Tuple[Listener, ...]:
+        """The listeners of the engine's events, in the order they are called."""
+        return self._events.listeners
+
+    def add_listener(self, listener: Listener) -> None:
+        """Calls ``listener(event)`` with each :class:`quiver.Event` of this client's requests
+        and connections from now on, in order, on the client's ``quiver-events`` thread (for
+        ``AsyncClient`` too: hand work to a loop with ``loop.call_soon_threadsafe``). A listener
+        should return quickly: while it runs, events wait in a bounded queue (see
+        :meth:`event_stats`). An exception it raises is logged on the ``quiver`` logger."""
+        self._events.add(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stops calling ``listener`` (``ValueError`` if it is not one); with none left, the
+        engine stops building events (unless the ``quiver`` logger wants them)."""
+        self._events.remove(listener)
+
+    def event_stats(self) -> EventStats:
+        """``received``: events queued for the listener thread since the client was made;
+        ``dropped``: events lost because the queue was full (8,192 waiting: a listener too slow
+        for the traffic); ``queued``: events waiting now."""
+        return self._events.stats()  # type: ignore[return-value]
+
+    def _request_for_hooks(self, method: str, prepared: _Prepared) -> Tuple[_RequestOf, str, _Prepared]:
+        """The request as hooks see it: built and run through the request hooks when there are
+        any (what they changed goes out), else what builds it when asked for."""
+        url, fields, body = prepared[0], prepared[1], prepared[2]
+        if not self._event_hooks["request"]:
+            return (method, url, fields, content_of(body)), method, prepared
+        request = Request._prepared(method, url, fields, content_of(body))
+        run_hooks(self._event_hooks["request"], request)
+        return request, request.method, (request.url, request.headers.multi_items()) + prepared[2:]
 
     @property
     def cookies(self) -> Optional[Cookies]:
@@ -210,6 +278,7 @@ class _BaseClient:
         read_timeout: Optional[Seconds] = None,
         checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
+        progress: Optional[_quiver.Progress] = None,
     ) -> _Prepared:
         url = merge_url(self._base_url, url, params)
         if self._headers is not None:
@@ -244,6 +313,10 @@ class _BaseClient:
         own = request_cookies(cookies, url)
         if own:
             layer["cookies"] = own
+        if progress is not None:
+            if not isinstance(progress, _quiver.Progress):
+                raise TypeError(f"progress= takes a quiver.Progress, not {type(progress).__name__}")
+            layer["progress"] = progress
         return (
             url,
             merged.multi_items(),
@@ -278,6 +351,10 @@ class _BaseClient:
     @property
     def is_closed(self) -> bool:
         return self._native.is_closed
+
+    def _close(self) -> None:
+        self._native.close()
+        self._events.close()
 
 
 class Client(_BaseClient):
@@ -318,6 +395,7 @@ class Client(_BaseClient):
         read_timeout: Optional[Seconds] = None,
         checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
+        progress: Optional[_quiver.Progress] = None,
     ) -> Response:
         """Sends a request and reads the whole response.
 
@@ -349,15 +427,32 @@ class Client(_BaseClient):
             read_timeout=read_timeout,
             checkout_timeout=checkout_timeout,
             early_data=early_data,
+            progress=progress,
         )
         return self._send(method, prepared, False)
 
     def _send(self, method: str, prepared: _Prepared, stream: bool) -> Response:
+        self._events.starting()
+        request, method, prepared = self._request_for_hooks(method, prepared)
         url, fields, body, timeout, early_data, layer, read_timeout, checkout_timeout = prepared
+        hooks = self._event_hooks["response"]
+        # With response hooks the head comes first: hooks run before the body is read.
+        head_first = stream or bool(hooks)
         native = self._native.send(
-            method, url, fields, body, timeout, early_data, stream, layer, read_timeout, checkout_timeout
+            method, url, fields, body, timeout, early_data, head_first, layer, read_timeout, checkout_timeout
         )
-        return Response._from_native(native, url)
+        response = Response._from_native(native, url, request)
+        if logger.isEnabledFor(_INFO):
+            log_response(method, url, response.http_version, response.status_code, response.reason_phrase)
+        if hooks:
+            try:
+                run_hooks(hooks, response)
+                if not stream:
+                    response.read()
+            except BaseException:
+                response.close()
+                raise
+        return response
 
     def get(self, url: str, **kwargs: Any) -> Response:
         return self.request("GET", url, **kwargs)
@@ -422,8 +517,9 @@ class Client(_BaseClient):
     def close(self) -> None:
         """Shuts every pool down: idle connections close, HTTP/2 and HTTP/3 streams in flight
         and callers waiting for a connection fail with kind ``shutdown`` (HTTP/1.1 responses
-        already on a connection finish), and later requests raise (kind ``shutdown``)."""
-        self._native.close()
+        already on a connection finish), and later requests raise (kind ``shutdown``). Listeners
+        still hear the connections close."""
+        self._close()
 
     def __enter__(self) -> Client:
         return self
@@ -468,6 +564,7 @@ class AsyncClient(_BaseClient):
         read_timeout: Optional[Seconds] = None,
         checkout_timeout: Optional[Seconds] = None,
         early_data: Optional[bool] = None,
+        progress: Optional[_quiver.Progress] = None,
     ) -> Response:
         """Sends a request and reads the whole response (the arguments of
         :meth:`Client.request`)."""
@@ -492,11 +589,22 @@ class AsyncClient(_BaseClient):
             read_timeout=read_timeout,
             checkout_timeout=checkout_timeout,
             early_data=early_data,
+            progress=progress,
         )
         return await self._send(method, prepared, False)
 
     async def _send(self, method: str, prepared: _Prepared, stream: bool) -> Response:
+        self._events.starting()
+        request: _RequestOf
+        if self._event_hooks["request"]:
+            request = Request._prepared(method, prepared[0], prepared[1], content_of(prepared[2]))
+            await arun_hooks(self._event_hooks["request"], request)
+            method = request.method
+            prepared = (request.url, request.headers.multi_items()) + prepared[2:]
+        else:
+            request = (method, prepared[0], prepared[1], content_of(prepared[2]))
         url, fields, body, timeout, early_data, layer, read_timeout, checkout_timeout = prepared
+        hooks = self._event_hooks["response"]
         native = await _call(
             self._native.send_async,
             method,
@@ -505,12 +613,23 @@ class AsyncClient(_BaseClient):
             body,
             timeout,
             early_data,
-            stream,
+            stream or bool(hooks),
             layer,
             read_timeout,
             checkout_timeout,
         )
-        return Response._from_native(native, url)
+        response = Response._from_native(native, url, request)
+        if logger.isEnabledFor(_INFO):
+            log_response(method, url, response.http_version, response.status_code, response.reason_phrase)
+        if hooks:
+            try:
+                await arun_hooks(hooks, response)
+                if not stream:
+                    await response.aread()
+            except BaseException:
+                response.close()
+                raise
+        return response
 
     async def get(self, url: str, **kwargs: Any) -> Response:
         return await self.request("GET", url, **kwargs)
@@ -573,7 +692,7 @@ class AsyncClient(_BaseClient):
     async def aclose(self) -> None:
         """Shuts every pool down (see :meth:`Client.close`); later requests raise (kind
         ``shutdown``)."""
-        self._native.close()
+        self._close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

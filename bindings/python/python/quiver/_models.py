@@ -1,4 +1,5 @@
-"""Headers, responses and request preparation (URL, params, headers, body)."""
+"""Headers, requests (as event hooks see them), responses and request preparation (URL, params,
+headers, body)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ from ._types import HeaderTypes, QueryParamTypes, RequestContent
 
 from . import _quiver
 
-__all__ = ["Headers", "Response"]
-
+__all__ = ["Headers", "Request", "Response", "content_of"]
 
 
 def _text(value: Union[str, bytes]) -> str:
@@ -151,6 +151,49 @@ def _charset(content_type: Optional[str]) -> Optional[str]:
     return None
 
 
+class Request:
+    """A request as the client is about to send it, as request event hooks and
+    :attr:`Response.request` show it (httpx's ``Request`` shape): ``method``, ``url`` (a str) and
+    ``headers`` (a :class:`Headers`, every field that goes out but those the engine adds itself:
+    ``host``, ``content-length``, credentials and cookies of the client layer). ``content`` is the
+    body when it is held in memory (``b""`` for none), None when it is streamed (an iterator, a
+    file, ``files=``). A request hook may change ``method``, ``url`` and ``headers``: the request
+    goes out as the hooks leave it."""
+
+    __slots__ = ("method", "url", "headers", "content")
+
+    method: str
+    url: str
+    headers: Headers
+    content: Optional[bytes]
+
+    def __init__(
+        self, method: str, url: str, *, headers: Optional[HeaderTypes] = None, content: Optional[bytes] = b""
+    ) -> None:
+        self.method = method.upper()
+        self.url = url
+        self.headers = headers.copy() if isinstance(headers, Headers) else Headers(headers)
+        self.content = content
+
+    @classmethod
+    def _prepared(cls, method: str, url: str, fields: List[Tuple[str, str]], content: Optional[bytes]) -> Request:
+        r = cls.__new__(cls)
+        r.method = method
+        r.url = url
+        r.headers = Headers._from_pairs(fields)
+        r.content = content
+        return r
+
+
+def content_of(body: Any) -> Optional[bytes]:
+    """What ``Request.content`` shows of a prepared body: the bytes, ``b""`` for none, None for a
+    stream (which is not kept)."""
+    return b"" if body is None else body if isinstance(body, bytes) else None
+
+    def __repr__(self) -> str:
+        return f"<Request({self.method!r}, {self.url!r})>"
+
+
 class Response:
     """An HTTP response: read to its end, or (inside ``stream()``) with its body still to read."""
 
@@ -164,6 +207,8 @@ class Response:
         "_stream",
         "_trailers",
         "_history",
+        "_request",
+        "_timings",
     )
 
     status_code: int
@@ -175,13 +220,23 @@ class Response:
     _stream: Optional[_quiver.ResponseStream]
     _trailers: Optional[Headers]
     _history: Optional[List[Response]]
+    #: The request, or what makes it (method, URL, header fields, content) until asked for.
+    _request: Union[Request, Tuple[str, str, List[Tuple[str, str]], Optional[bytes]], None]
+    _timings: Optional[_quiver.Timings]
 
     def __init__(self) -> None:
         raise TypeError("responses are made by quiver.Client and quiver.AsyncClient")
 
     @classmethod
-    def _from_native(cls, native: Union[_quiver.RawResponse, _quiver.ResponseStream], url: str) -> Response:
+    def _from_native(
+        cls,
+        native: Union[_quiver.RawResponse, _quiver.ResponseStream],
+        url: str,
+        request: Union[Request, Tuple[str, str, List[Tuple[str, str]], Optional[bytes]], None] = None,
+    ) -> Response:
         r = cls.__new__(cls)
+        r._request = request
+        r._timings = None
         r.status_code = native.status
         r.http_version = native.http_version
         # The URL that answered: after redirects, the last one.
@@ -214,6 +269,30 @@ class Response:
         if self._history is None:
             self._history = [Response._from_native(hop, hop.url) for hop in self._native.history()]
         return self._history
+
+    @property
+    def request(self) -> Request:
+        """The request this answers, as the client sent it (after request hooks); for a
+        redirect in :attr:`history`, ``RuntimeError``, as httpx raises for a response without
+        one."""
+        req = self._request
+        if req is None:
+            raise RuntimeError("this response has no request: it is a redirect of a history")
+        if not isinstance(req, Request):
+            req = self._request = Request._prepared(*req)
+        return req
+
+    @property
+    def timings(self) -> _quiver.Timings:
+        """How long each step of the request took, in seconds, and the connection that carried
+        it (see :class:`quiver.Timings`); ``total`` stays None until the body ended. A redirect in
+        :attr:`history` has none (``RuntimeError``)."""
+        if self._timings is None:
+            timings = self._native.timings()
+            if timings is None:
+                raise RuntimeError("a redirect of a history has no timings: see the final response's")
+            self._timings = timings
+        return self._timings
 
     @property
     def unfollowed_redirect(self) -> Optional[str]:

@@ -9,6 +9,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     AsyncIterable,
+    Callable,
     Dict,
     Iterable,
     List,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ._auth import BasicAuth, BearerAuth, DigestAuth, NoAuth
     from ._cookies import Cookies
     from ._models import Headers
+    from ._quiver import Event
 
 
 __all__ = [
@@ -32,9 +34,13 @@ __all__ = [
     "ClientStats",
     "CookieDict",
     "CookieTypes",
+    "EventHook",
+    "EventHookTypes",
+    "EventStats",
     "FileContent",
     "FileTypes",
     "HeaderTypes",
+    "Listener",
     "OriginStats",
     "PoolOptions",
     "Protocol",
@@ -76,6 +82,25 @@ AuthTypes = Union[
 #: A request's own cookies: name/value pairs, or a ``quiver.Cookies`` jar (those matching the
 #: URL).
 CookieTypes = Union[Mapping[str, str], Sequence[Tuple[str, str]], "Cookies"]
+#: An event hook: called with the ``Request`` (``"request"`` hooks) or the ``Response``
+#: (``"response"`` hooks); for ``AsyncClient``, a coroutine function.
+EventHook = Callable[[Any], Any]
+#: ``event_hooks=``: ``{"request": [...], "response": [...]}`` (either key may be missing).
+EventHookTypes = Mapping[str, Sequence[EventHook]]
+#: A listener of the engine's events: called with each ``quiver.Event`` on the client's
+#: ``quiver-events`` thread.
+Listener = Callable[["Event"], Any]
+
+
+class EventStats(TypedDict):
+    """What ``Client.event_stats()`` returns: how the client's events reach its listeners."""
+
+    #: Events queued for the listener thread since the client was made.
+    received: int
+    #: Events lost because the queue was full (a listener too slow for the traffic).
+    dropped: int
+    #: Events waiting for the listener thread now.
+    queued: int
 
 
 class CookieDict(TypedDict):
