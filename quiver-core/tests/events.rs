@@ -253,8 +253,9 @@ async fn a_goaway_is_seen_on_the_connection() {
     .await
     .unwrap();
     let (client, rec) = client(&server, "http2");
+    // The GOAWAY arrives while a stream is still open (a slow answer), as it does in life.
     for _ in 0..3 {
-        client.get(&server.h2c_url("/health")).await.unwrap();
+        client.get(&server.h2c_url("/slow/200")).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let events = rec.take();
