@@ -8,6 +8,7 @@ pub(crate) mod auth;
 #[cfg(feature = "cookies")]
 pub(crate) mod cookies;
 pub(crate) mod decode;
+mod hop;
 pub(crate) mod redirect;
 
 use std::sync::Arc;
@@ -16,10 +17,9 @@ use std::time::Instant;
 #[cfg(feature = "cookies")]
 use http::header::COOKIE;
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION};
-use http::{HeaderName, HeaderValue, Method};
 
-use crate::config::{PoolOptions, Protocol, ResolvedRule};
-use crate::error::{Error, ErrorKind, Result};
+use crate::config::{PoolOptions, Protocol};
+use crate::error::{Error, Result};
 use crate::events::{EventKind, Events, Trace};
 use crate::manager::{Manager, Route};
 use crate::origin::Origin;
@@ -27,11 +27,8 @@ use crate::request::{Auth, Body, LayerOptions, RedirectMode, Request};
 use crate::response::{Redirect, StreamResponse, Timings};
 
 use self::auth::{Challenge, DigestCache};
+use self::hop::{declared_length, declared_length_of, discard, has, pick_auth, rebuild, Retained};
 use self::redirect::{Policy, Step};
-
-/// A redirect's body is read and dropped up to this much, so its connection can be reused; a
-/// longer one closes the connection instead.
-const DRAIN_LIMIT: usize = 64 << 10;
 
 /// The client layer's state for one client: the cookie jar, remembered Digest challenges and
 /// the event listeners.
@@ -49,12 +46,6 @@ struct Clock<'a> {
     hop_started: Instant,
     trace: Option<(Trace, &'a Origin)>,
     progress: Option<&'a Arc<crate::request::Progress>>,
-}
-
-/// What a hop sends with its request that the next hop may need again.
-struct Retained {
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Option<Body>,
 }
 
 impl Layer {
@@ -430,94 +421,5 @@ impl Layer {
             }
         }
         Ok(())
-    }
-}
-
-/// The credentials for one hop: the request's own and the client's go to the origin the
-/// caller addressed only; a rule's go to its own origins.
-fn pick_auth<'a>(
-    options: &'a LayerOptions,
-    rule: &'a Arc<ResolvedRule>,
-    client: Option<&'a Auth>,
-    at_initial: bool,
-) -> Option<&'a Auth> {
-    let chosen = match (&options.auth, &rule.auth) {
-        (Some(own), _) if at_initial => Some(own),
-        (Some(Auth::None), _) => Some(&Auth::None),
-        (_, Some(rule_auth)) if rule.name != "default" => Some(rule_auth),
-        _ if at_initial => client,
-        _ => None,
-    };
-    chosen.filter(|a| !matches!(a, Auth::None))
-}
-
-/// A request's own `content-length`, if it set one.
-fn declared_length(headers: &[(HeaderName, HeaderValue)]) -> Option<u64> {
-    headers
-        .iter()
-        .find(|(n, _)| n == http::header::CONTENT_LENGTH)
-        .and_then(|(_, v)| v.to_str().ok()?.trim().parse().ok())
-}
-
-/// A response's `content-length`, if it announced one.
-fn declared_length_of(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.trim().parse().ok())
-}
-
-fn has(headers: &[(HeaderName, HeaderValue)], name: &HeaderName) -> bool {
-    headers.iter().any(|(n, _)| n == name)
-}
-
-/// The request of the next hop (a redirect, or the same one answering a challenge), its time
-/// limit what is left of the first request's.
-fn rebuild(
-    method: Method,
-    url: String,
-    target: crate::origin::Target,
-    retained: Retained,
-    deadline: Option<std::time::Duration>,
-    started: Instant,
-) -> Result<Request> {
-    let timeout = match deadline {
-        Some(limit) => {
-            let left = limit.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(Error::new(
-                    ErrorKind::RequestTimeout,
-                    format!("the request took longer than {limit:?} (redirects included)"),
-                ));
-            }
-            Some(left)
-        }
-        None => None,
-    };
-    Ok(Request {
-        method,
-        target,
-        url,
-        headers: retained.headers,
-        body: retained.body.unwrap_or_default(),
-        timeout,
-        read_timeout: None,
-        checkout_timeout: None,
-        early_data: None,
-        layer: LayerOptions::default(),
-        trace: None,
-        progress: None,
-    })
-}
-
-/// Reads and drops a response the caller will not see (a redirect, a challenge), so that its
-/// connection can be reused; a long body is cut (the connection closes instead).
-async fn discard(resp: StreamResponse) {
-    let (_, mut body) = resp.into_parts();
-    let mut read = 0usize;
-    while let Ok(Some(chunk)) = body.chunk().await {
-        read += chunk.len();
-        if read > DRAIN_LIMIT {
-            break;
-        }
     }
 }
