@@ -949,7 +949,7 @@ def ratios(cell_rows, kind):
     out = {}
     for r in cell_rows:
         if not ok(r):
-            out[r.spec.name] = (None, None, None, None)
+            out[r.spec.name] = (None, None, None, None, None)
             continue
         peers = [(p.summary["median"], p.spec.name) for p in cell_rows
                  if p.spec.lang == r.spec.lang and p.spec.role == "peer" and ok(p)]
