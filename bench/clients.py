@@ -12,7 +12,8 @@ cpu_s_per_10k, peak_rss_bytes, warmup, bytes, mb_per_s, proto, note). Exit statu
 client cannot do that" (reported as n/a, e.g. aiohttp asked for HTTP/2); anything else non-zero,
 a timeout or a missing JSON line is a failed run.
 
-Template fields: {rust_bin} (target/release/quiver-bench-rust), {bin} (bench/.work/bin, where
+Template fields: {rust_bin} (target/release/quiver-bench-rust), {base_rust_bin} (the
+QUIVER_BASE_BIN environment variable: another build of it, for before/after runs), {bin} (bench/.work/bin, where
 run.sh puts the C programs), {py} (the venv's python), {node} (node), {bench} (bench/),
 {proxy_h3} (the URL of the test server's MASQUE proxy, `https://localhost:PORT`), and in `env`
 values also {ca} (the CA file of the server the run talks to).
@@ -72,6 +73,11 @@ CLIENTS = [
     Client("quiver-listen", "rust", "quiver", RUST + " --client quiver --listener {args}",
            requires=(RUST,), not_built="build bench/rust (bench/run.sh does)",
            about="quiver-core from Rust with an event listener attached (counts every event)"),
+    Client("quiver-base", "rust", "quiver", "{base_rust_bin} --client quiver {args}",
+           requires=("{base_rust_bin}",),
+           not_built="set QUIVER_BASE_BIN to another build's quiver-bench-rust (before/after)",
+           about="another build of bench/rust (QUIVER_BASE_BIN), for a before/after comparison "
+                 "in one interleaved run"),
     Client("quiver-masque", "rust", "quiver",
            RUST + " --client quiver --proxy {proxy_h3} --proxy-protocol http3 {args}",
            protocols=(H3,), requires=(RUST,), not_built="build bench/rust (bench/run.sh does)",

@@ -616,6 +616,7 @@ def paths():
     venv_py = WORK / "venv" / "bin" / "python"
     return {
         "rust_bin": str(ROOT / "target" / "release" / "quiver-bench-rust"),
+        "base_rust_bin": os.environ.get("QUIVER_BASE_BIN") or "QUIVER_BASE_BIN-is-not-set",
         "bin": str(WORK / "bin"),
         "py": str(venv_py if venv_py.exists() else Path(sys.executable)),
         "node": shutil.which("node") or "node",
