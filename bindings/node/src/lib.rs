@@ -7,12 +7,12 @@
 //! Threading. Every wait runs on quiver's background runtime
 //! ([`quiver_core::runtime::background`]), the same one that owns the connections: napi's own
 //! tokio runtime is not enabled (it would be a second thread pool, started at module load).
-//! A call that waits returns a Promise made with `Env::create_deferred`; the task on the runtime
-//! settles it, and napi delivers the settlement on the JavaScript thread through a threadsafe
-//! function that lives only while the Promise is pending. So a pending request keeps the event
-//! loop alive (as a socket would) and nothing else does: idle connections live on runtime
-//! threads, which never hold the loop, and the one stored threadsafe function (an upload
-//! body's `pull`) is weak.
+//! A call that waits returns a Promise whose settlement a runtime task queues (`pending.rs`):
+//! every Promise of a JavaScript thread is settled through one threadsafe function, which wakes
+//! JavaScript once per batch and holds the event loop only while some Promise is pending. So a
+//! pending request keeps the loop alive (as a socket would) and nothing else does: idle
+//! connections live on runtime threads, which never hold the loop, and the stored threadsafe
+//! functions (an upload body's `pull`, the events' wake-up) are weak.
 //!
 //! Errors cross as JavaScript `Error`s whose message starts with `[quiver:<kind>:<class>] `;
 //! the JavaScript layer turns them into `QuiverError { code, class }`.
