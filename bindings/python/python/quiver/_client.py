@@ -281,21 +281,27 @@ class _BaseClient:
         progress: Optional[_quiver.Progress] = None,
     ) -> _Prepared:
         url = merge_url(self._base_url, url, params)
-        if self._headers is not None:
-            merged = self._headers.merged(headers)
-        elif isinstance(headers, Headers):
-            merged = headers.copy()
-        else:
-            merged = Headers(headers)
         layer: Dict[str, Any] = {}
-        if files:
-            given = [name for name, v in (("content", content), ("json", json)) if v is not None]
-            if given:
-                raise TypeError(f"files= goes with data= fields only, not with {' or '.join(given)}=")
-            layer["files"] = parts(data, files, allow_async)
-            body = None
+        if headers is None and self._headers is None and data is None and json is None and not files:
+            # The common case (no header fields, no body to describe): no Headers to build.
+            fields: List[Tuple[str, str]] = []
+            body = prepare_body(None, content, None, None, allow_async)
         else:
-            body = prepare_body(merged, content, data, json, allow_async)
+            if self._headers is not None:
+                merged = self._headers.merged(headers)
+            elif isinstance(headers, Headers):
+                merged = headers.copy()
+            else:
+                merged = Headers(headers)
+            if files:
+                given = [name for name, v in (("content", content), ("json", json)) if v is not None]
+                if given:
+                    raise TypeError(f"files= goes with data= fields only, not with {' or '.join(given)}=")
+                layer["files"] = parts(data, files, allow_async)
+                body = None
+            else:
+                body = prepare_body(merged, content, data, json, allow_async)
+            fields = merged.multi_items()
         if follow_redirects is not None and redirect is not None:
             raise TypeError("give follow_redirects= or redirect=, not both")
         if follow_redirects is not None:
@@ -310,22 +316,23 @@ class _BaseClient:
             layer["auth"] = request_auth(auth)
         if protocol is not None:
             layer["protocol"] = protocol
-        own = request_cookies(cookies, url)
-        if own:
-            layer["cookies"] = own
+        if cookies is not None:
+            own = request_cookies(cookies, url)
+            if own:
+                layer["cookies"] = own
         if progress is not None:
             if not isinstance(progress, _quiver.Progress):
                 raise TypeError(f"progress= takes a quiver.Progress, not {type(progress).__name__}")
             layer["progress"] = progress
         return (
             url,
-            merged.multi_items(),
+            fields,
             body,
-            _seconds(timeout),
+            None if timeout is None else _seconds(timeout),
             early_data,
             layer or None,
-            _seconds(read_timeout),
-            _seconds(checkout_timeout),
+            None if read_timeout is None else _seconds(read_timeout),
+            None if checkout_timeout is None else _seconds(checkout_timeout),
         )
 
     def stats(self) -> ClientStats:

@@ -532,22 +532,27 @@ def _param(value: Any) -> str:
 
 
 def prepare_body(
-    headers: Headers,
+    headers: Optional[Headers],
     content: Optional[RequestContent],
     data: Optional[Mapping[str, Any]],
     json: Any,
     allow_async: bool,
 ) -> Any:
     """The body to hand to the native client: bytes, an iterator or an async iterator (or
-    None); sets ``content-type`` for ``json=`` and ``data=`` unless given."""
+    None); sets ``content-type`` for ``json=`` and ``data=`` unless given (``headers`` may be
+    None only when neither is)."""
+    if data is None and json is None and (content is None or type(content) is bytes):
+        return content
     given = [name for name, v in (("content", content), ("data", data), ("json", json)) if v is not None]
     if len(given) > 1:
         raise TypeError(f"give at most one of content=, data= and json= (got {', '.join(given)})")
     if json is not None:
+        assert headers is not None, "a json= body needs the request's headers"
         if "content-type" not in headers:
             headers["content-type"] = "application/json"
         return jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if data is not None:
+        assert headers is not None, "a data= body needs the request's headers"
         if "content-type" not in headers:
             headers["content-type"] = "application/x-www-form-urlencoded"
         items = data.items() if isinstance(data, Mapping) else data
