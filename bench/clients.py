@@ -13,7 +13,9 @@ client cannot do that" (reported as n/a, e.g. aiohttp asked for HTTP/2); anythin
 a timeout or a missing JSON line is a failed run.
 
 Template fields: {rust_bin} (target/release/quiver-bench-rust), {base_rust_bin} (the
-QUIVER_BASE_BIN environment variable: another build of it, for before/after runs), {bin} (bench/.work/bin, where
+QUIVER_BASE_BIN environment variable: another build of it, for before/after runs), {base_py}
+and {base_node} (QUIVER_BASE_PYPATH, QUIVER_NODE_PACKAGE: another build of the Python and Node
+packages), {bin} (bench/.work/bin, where
 run.sh puts the C programs), {py} (the venv's python), {node} (node), {bench} (bench/),
 {proxy_h3} (the URL of the test server's MASQUE proxy, `https://localhost:PORT`), and in `env`
 values also {ca} (the CA file of the server the run talks to).
@@ -26,6 +28,12 @@ per protocol decides what actually runs. `kinds` lists the workload kinds the ro
 every row runs the matrix (get, post, stream, pool); the MASQUE workload ("64 MiB over HTTP/3:
 direct vs MASQUE") has only the Rust quiver client, direct (`quiver`) and through the test
 server's MASQUE proxy (`quiver-masque`, `masque=True`: the server must count a tunnel).
+
+`mode` splits a language's rows for "vs best peer" (harness.PEER_MODES): a `sync` quiver row
+(blocking calls from threads) is measured against the best `sync` peer, an `async` one (an event
+loop) against the best `async` or `multi` peer (`multi`: libcurl's multi interface, pycurl, one
+thread, non-blocking: a class of its own, and every quiver row of that language is also shown
+against it). A row without a mode (Rust, C, Node) is measured against every peer of its language.
 """
 
 from dataclasses import dataclass, field
@@ -54,6 +62,7 @@ class Client:
     kinds: tuple = MATRIX          # workload kinds it runs in (harness.Workload.kind)
     masque: bool = False           # goes through the test server's MASQUE proxy
     over: str = ""                 # an adapter row: the peer row of the library it sits under
+    mode: str = ""                 # sync | async | multi | "" (no split): which peers it meets
 
 
 RUST = "{rust_bin}"
@@ -63,6 +72,9 @@ UNDICI = "{bench}/node/node_modules/undici/package.json"
 ADAPTER = ("quiver-http with its httpx/requests adapters is not installed in bench/.work/venv "
            "(bench/run.sh builds its release wheel)")
 NPM = "undici is not installed: bench/setup.sh runs npm ci in bench/node (needs Node >= 20)"
+QUIVER_PY = ("the Python binding (bindings/python) is not installed in bench/.work/venv "
+             "(bench/run.sh builds its release wheel)")
+PIP = "not installed in bench/.work/venv: bench/setup.sh installs bench/requirements.txt"
 
 CLIENTS = [
     # --- Rust ---------------------------------------------------------------------------------
@@ -98,37 +110,61 @@ CLIENTS = [
            about="libcurl multi interface (Debian libcurl4-openssl-dev), bench/c/curl_multi.c"),
     # --- Python -------------------------------------------------------------------------------
     Client("quiver-py", "python", "quiver", PY + " --client quiver {args}",
-           check="{py} -c 'import quiver'",
-           not_built="the Python binding (bindings/python) is not installed in bench/.work/venv "
-                     "(bench/run.sh builds its release wheel)",
+           check="{py} -c 'import quiver'", not_built=QUIVER_PY, mode="sync",
            about="quiver.Client (blocking) from C threads"),
     Client("quiver-py-async", "python", "quiver", PY + " --client quiver-async {args}",
-           check="{py} -c 'import quiver'",
-           not_built="the Python binding (bindings/python) is not installed in bench/.work/venv "
-                     "(bench/run.sh builds its release wheel)",
+           check="{py} -c 'import quiver'", not_built=QUIVER_PY, mode="async",
            about="quiver.AsyncClient from C asyncio tasks"),
-    Client("pycurl", "python", "peer", PY + " --client pycurl {args}",
+    Client("quiver-py-base", "python", "quiver", PY + " --client quiver {args}",
+           env={"PYTHONPATH": "{base_py}"}, requires=("{base_py}/quiver",), mode="sync",
+           not_built="set QUIVER_BASE_PYPATH to a folder holding another build's quiver package",
+           about="quiver-py from another build (QUIVER_BASE_PYPATH, put first on PYTHONPATH): "
+                 "before/after in one run"),
+    Client("quiver-py-async-base", "python", "quiver", PY + " --client quiver-async {args}",
+           env={"PYTHONPATH": "{base_py}"}, requires=("{base_py}/quiver",), mode="async",
+           not_built="set QUIVER_BASE_PYPATH to a folder holding another build's quiver package",
+           about="quiver-py-async from another build (QUIVER_BASE_PYPATH): before/after in one run"),
+    Client("quiver-py-uvloop", "python", "quiver", PY + " --client quiver-uvloop {args}",
+           check="{py} -c 'import quiver, uvloop'", not_built=QUIVER_PY + ", or uvloop " + PIP,
+           mode="async",
+           about="quiver.AsyncClient from C asyncio tasks on uvloop's loop (uvloop.run)"),
+    Client("pycurl", "python", "peer", PY + " --client pycurl {args}", mode="multi",
            about="pycurl multi (its wheel's bundled libcurl), MAX_HOST_CONNECTIONS = pool size"),
-    Client("aiohttp", "python", "peer", PY + " --client aiohttp {args}",
+    Client("aiohttp", "python", "peer", PY + " --client aiohttp {args}", mode="async",
            protocols=(H1, H1TLS), about="aiohttp, TCPConnector(limit = pool size)"),
-    Client("httpx", "python", "peer", PY + " --client httpx {args}",
+    Client("aiohttp-uvloop", "python", "peer", PY + " --client aiohttp-uvloop {args}",
+           mode="async", protocols=(H1, H1TLS),
+           check="{py} -c 'import uvloop'", not_built="uvloop " + PIP,
+           about="aiohttp on uvloop's loop, TCPConnector(limit = pool size)"),
+    Client("httpx", "python", "peer", PY + " --client httpx {args}", mode="async",
            about="httpx AsyncClient (+sniffio, h2), Limits(max_connections = pool size)"),
-    Client("httpx-sync", "python", "peer", PY + " --client httpx-sync {args}",
+    Client("niquests", "python", "peer", PY + " --client niquests {args}", mode="async",
+           check="{py} -c 'import niquests'", not_built="niquests " + PIP,
+           about="niquests AsyncSession (urllib3-future: h1, h2, h3 through qh3), AsyncHTTPAdapter("
+                 "pool_maxsize = pool size, pool_block), the protocol by disable_http1/2/3"),
+    Client("httpx-sync", "python", "peer", PY + " --client httpx-sync {args}", mode="sync",
            about="httpx Client (h2) shared by C threads, Limits(max_connections = pool size)"),
-    Client("requests", "python", "peer", PY + " --client requests {args}",
+    Client("requests", "python", "peer", PY + " --client requests {args}", mode="sync",
            protocols=(H1, H1TLS),
            about="requests Session shared by C threads, HTTPAdapter(pool_maxsize = pool size)"),
+    Client("urllib3", "python", "peer", PY + " --client urllib3 {args}", mode="sync",
+           protocols=(H1, H1TLS),
+           about="urllib3 (upstream) PoolManager(maxsize = pool size, block) shared by C threads"),
+    Client("niquests-sync", "python", "peer", PY + " --client niquests-sync {args}", mode="sync",
+           check="{py} -c 'import niquests'", not_built="niquests " + PIP,
+           about="niquests Session shared by C threads, HTTPAdapter(pool_maxsize = pool size, "
+                 "pool_block), h1/h2/h3 by disable_http1/2/3"),
     Client("httpx+quiver", "python", "quiver", PY + " --client httpx+quiver {args}",
            check="{py} -c 'import quiver.httpx'", not_built=ADAPTER,
-           over="httpx",
+           over="httpx", mode="async",
            about="httpx AsyncClient over quiver.httpx.AsyncHTTPTransport (quiver's pool options)"),
     Client("httpx+quiver-sync", "python", "quiver", PY + " --client httpx+quiver-sync {args}",
            check="{py} -c 'import quiver.httpx'", not_built=ADAPTER,
-           over="httpx-sync",
+           over="httpx-sync", mode="sync",
            about="httpx Client over quiver.httpx.HTTPTransport, C threads"),
     Client("requests+quiver", "python", "quiver", PY + " --client requests+quiver {args}",
            check="{py} -c 'import quiver.requests'", not_built=ADAPTER,
-           over="requests",
+           over="requests", mode="sync",
            about="requests Session with quiver.requests.Adapter mounted, C threads"),
     # --- Node ---------------------------------------------------------------------------------
     Client("quiver-node", "node", "quiver", NODE + " --client quiver {args}", cwd="{bench}/node",
@@ -140,6 +176,17 @@ CLIENTS = [
            protocols=(H1, H1TLS), requires=(UNDICI,), not_built=NPM, about="undici 7 request() through a Pool(connections = pool size)"),
     Client("undici-h2", "node", "peer", NODE + " --client undici-h2 {args}", cwd="{bench}/node",
            protocols=(H2, H2C), requires=(UNDICI,), not_built=NPM, about="undici 7 request() through a Pool with allowH2, 1 connection"),
+    Client("quiver-node-base", "node", "quiver", NODE + " --client quiver {args}",
+           cwd="{bench}/node", env={"QUIVER_NODE_PACKAGE": "{base_node}"},
+           requires=("{base_node}/index.mjs",),
+           not_built="set QUIVER_NODE_PACKAGE to another build's quiver-http package folder",
+           about="quiver-node from another build (QUIVER_NODE_PACKAGE): before/after in one run"),
+    Client("undici-agent", "node", "peer", NODE + " --client undici-agent {args}",
+           cwd="{bench}/node", protocols=(H1, H1TLS), requires=(UNDICI,), not_built=NPM,
+           about="undici 7 request() through an Agent(connections = pool size per origin)"),
+    Client("fetch-agent", "node", "peer", NODE + " --client fetch-agent {args}",
+           cwd="{bench}/node", protocols=(H1, H1TLS), requires=(UNDICI,), not_built=NPM,
+           about="undici 7's own fetch with dispatcher: new Agent(connections = pool size)"),
     Client("fetch", "node", "peer", NODE + " --client fetch {args}", cwd="{bench}/node",
            protocols=(H1, H1TLS), env={"NODE_EXTRA_CA_CERTS": "{ca}"},
            check="{node} -e 'process.exit(+process.versions.node.split(\".\")[0] >= 20 ? 0 : 1)'",

@@ -16,9 +16,14 @@ Knobs (environment variables, or the flags of the same name):
   ONLY=REGEX       only the cells whose id matches, e.g. 'get-1k/c64/' or '/h2c$'
   CLIENTS=a,b      only these rows (names from bench/clients.py)
   PROTOCOLS=a,b    only these protocols (h1, h1tls, h2, h2c, h3)
-  MAX_MINUTES=M    stop starting runs after M minutes, report what was measured (default 180)
+  MAX_MINUTES=M    stop starting runs after M minutes, report what was measured (default 240;
+                   QUICK 6)
   BREAK=client     self-test: that client is told a wrong expected length, so its runs must fail
-See bench/README.md.
+  --render X.json  run nothing: write X.md and its SVG charts again from a result JSON (today's
+                   report layout and ratio rules)
+The report is bench/results/<stamp>.md with its charts beside it (<stamp>-summary.svg: every
+quiver surface's ratio to its best peer; <stamp>-rates-<workload>.svg: every client's median with
+min–max). See bench/README.md.
 """
 
 import argparse
@@ -43,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import charts  # noqa: E402
 import clients as registry  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -617,6 +623,8 @@ def paths():
     return {
         "rust_bin": str(ROOT / "target" / "release" / "quiver-bench-rust"),
         "base_rust_bin": os.environ.get("QUIVER_BASE_BIN") or "QUIVER_BASE_BIN-is-not-set",
+        "base_py": os.environ.get("QUIVER_BASE_PYPATH") or "QUIVER_BASE_PYPATH-is-not-set",
+        "base_node": os.environ.get("QUIVER_NODE_PACKAGE") or "QUIVER_NODE_PACKAGE-is-not-set",
         "bin": str(WORK / "bin"),
         "py": str(venv_py if venv_py.exists() else Path(sys.executable)),
         "node": shutil.which("node") or "node",
@@ -862,7 +870,8 @@ def versions():
     py = paths()["py"]
     v["python"] = cmd_out([py, "-c", "import sys; print(sys.version.split()[0])"])
     pkgs = cmd_out([py, "-c", "import importlib.metadata as m\n"
-                    "for p in ('aiohttp','httpx','httpcore','h2','anyio','sniffio','pycurl'):\n"
+                    "for p in ('aiohttp','httpx','httpcore','h2','anyio','sniffio','pycurl',\n"
+                    "          'requests','urllib3','niquests','urllib3-future','qh3','uvloop'):\n"
                     "    try: print(p, m.version(p))\n"
                     "    except Exception: print(p, 'missing')"])
     v["python packages"] = ", ".join(pkgs.splitlines())
@@ -927,42 +936,89 @@ def fmt_ratio(x):
     return "—" if x is None else f"{x:.2f}×"
 
 
+# Which peers a quiver row meets in "vs best peer", by the rows' `mode` (bench/clients.py): a
+# sync quiver row (blocking calls from threads) the best sync peer of its language; an async one
+# (an event loop) the best async peer or pycurl (`multi`: libcurl's multi interface, one thread,
+# non-blocking). A row without a mode meets every peer of its language. Every quiver row that has a
+# mode is also shown against the best `multi` peer of its language (pycurl) when that is not
+# already its best peer: the issue's targets are set against pycurl.
+PEER_MODES = {"sync": ("sync",), "async": ("async", "multi")}
+MULTI = "multi"
+
+
 def fmt_peer(r):
-    """A quiver row's ratio to the best peer of its language, and that peer's name."""
-    if r.get("vs_peer") is None:
-        return "—"
-    text = f"{fmt_ratio(r['vs_peer'])} {r['best_peer']}"
-    if r.get("vs_over") is not None:
-        # an adapter row: also against the same library on its own transport
-        text += f"; {fmt_ratio(r['vs_over'])} {r['over']} alone"
-    return text
+    """A quiver row's ratio to the best peer of its peer set, that peer's name, then (Python)
+    its ratio to pycurl and (an adapter) to the library it sits under on its own transport."""
+    parts = []
+    if r.get("vs_peer") is not None:
+        parts.append(f"{fmt_ratio(r['vs_peer'])} {r['best_peer']}")
+    if r.get("vs_multi") is not None and r.get("multi_peer") != r.get("best_peer"):
+        parts.append(f"{fmt_ratio(r['vs_multi'])} {r['multi_peer']}")
+    if r.get("vs_over") is not None and r.get("over") != r.get("best_peer"):
+        parts.append(f"{fmt_ratio(r['vs_over'])} {r['over']} alone")
+    return "; ".join(parts) or "—"
 
 
-def ratios(cell_rows, kind):
-    """For each row: (vs best peer of its language, vs h2load, that best peer's name, MASQUE vs
-    direct, an adapter row vs the library it sits under on its own transport), on the cell's
-    main metric."""
-    def ok(r):
-        return r.status == "ok" and r.summary.get("median") is not None and r.summary["good_runs"] > 0
-    ceiling = next((r.summary["median"] for r in cell_rows if r.spec.role == "ceiling" and ok(r)), None)
-    direct = next((r.summary["median"] for r in cell_rows
-                   if kind == "masque" and not r.spec.masque and ok(r)), None)
-    out = {}
-    for r in cell_rows:
-        if not ok(r):
-            out[r.spec.name] = (None, None, None, None, None)
+def spec_fields(row):
+    """A row dict's registry fields (lang, role, mode, over, masque): from the registry for the
+    rows it knows (results written before a field existed get today's value), else the dict's."""
+    spec = next((c for c in registry.CLIENTS if c.name == row["client"]), None)
+    if spec is None:
+        return {"lang": row.get("lang", ""), "role": row.get("role", ""), "mode": row.get("mode", ""),
+                "over": row.get("over") or "", "masque": bool(row.get("masque"))}
+    return {"lang": spec.lang, "role": spec.role, "mode": spec.mode, "over": spec.over,
+            "masque": spec.masque}
+
+
+def peer_ok(r):
+    s = r.get("summary") or {}
+    return r["status"] == "ok" and s.get("median") is not None and s.get("good_runs", 0) > 0
+
+
+def add_ratios(cell):
+    """Sets on every row of a cell (dicts, as in the JSON) its ratios on the cell's main metric:
+    vs_peer / best_peer (the best peer of its peer set, PEER_MODES), vs_multi / multi_peer (the
+    best `multi` peer of its language: pycurl), vs_h2load, vs_direct (MASQUE vs direct) and
+    vs_over (an adapter row vs the library it sits under, on its own transport)."""
+    rows = cell["rows"]
+    for r in rows:
+        r.update({k: v for k, v in spec_fields(r).items() if k in ("mode", "masque")})
+    f = {r["client"]: spec_fields(r) for r in rows}
+    ceiling = next((r["summary"]["median"] for r in rows
+                    if f[r["client"]]["role"] == "ceiling" and peer_ok(r)), None)
+    direct = next((r["summary"]["median"] for r in rows
+                   if cell["kind"] == "masque" and not f[r["client"]]["masque"] and peer_ok(r)), None)
+
+    def best(r, modes):
+        lang = f[r["client"]]["lang"]
+        peers = [(p["summary"]["median"], p["client"]) for p in rows
+                 if f[p["client"]]["lang"] == lang and f[p["client"]]["role"] == "peer" and peer_ok(p)
+                 and (modes is None or f[p["client"]]["mode"] in modes)]
+        return max(peers) if peers else None
+
+    for r in rows:
+        fr = f[r["client"]]
+        r.update(vs_peer=None, best_peer=None, vs_multi=None, multi_peer=None, vs_h2load=None,
+                 vs_direct=None, vs_over=None, over=fr["over"] or None,
+                 peer_set=fr["mode"] if fr["mode"] in PEER_MODES else "")
+        if not peer_ok(r):
             continue
-        peers = [(p.summary["median"], p.spec.name) for p in cell_rows
-                 if p.spec.lang == r.spec.lang and p.spec.role == "peer" and ok(p)]
-        best = max(peers) if peers and r.spec.role == "quiver" else None
-        vs_peer = r.summary["median"] / best[0] if best else None
-        vs_ceiling = r.summary["median"] / ceiling if ceiling and r.spec.role != "ceiling" else None
-        vs_direct = r.summary["median"] / direct if direct and r.spec.masque else None
-        base = next((p.summary["median"] for p in cell_rows
-                     if r.spec.over and p.spec.name == r.spec.over and ok(p)), None)
-        vs_over = r.summary["median"] / base if base else None
-        out[r.spec.name] = (vs_peer, vs_ceiling, best[1] if best else None, vs_direct, vs_over)
-    return out
+        med = r["summary"]["median"]
+        if fr["role"] == "quiver":
+            b = best(r, PEER_MODES.get(fr["mode"]))
+            if b:
+                r["vs_peer"], r["best_peer"] = med / b[0], b[1]
+            m = best(r, (MULTI,)) if fr["mode"] else None
+            if m:
+                r["vs_multi"], r["multi_peer"] = med / m[0], m[1]
+        if ceiling and fr["role"] != "ceiling":
+            r["vs_h2load"] = med / ceiling
+        if direct and fr["masque"]:
+            r["vs_direct"] = med / direct
+        base = next((p["summary"]["median"] for p in rows
+                     if fr["over"] and p["client"] == fr["over"] and peer_ok(p)), None)
+        if base:
+            r["vs_over"] = med / base
 
 
 def checks_text(s):
@@ -991,33 +1047,87 @@ def row_value(r, with_peer=True):
     if with_peer and r["role"] == "quiver":
         text += (f" · **{fmt_ratio(r['vs_peer'])}** {r['best_peer']}" if r.get("best_peer")
                  else " · no peer")
-        if r.get("vs_over") is not None:
+        if r.get("vs_multi") is not None and r.get("multi_peer") != r.get("best_peer"):
+            text += f" · {fmt_ratio(r['vs_multi'])} {r['multi_peer']}"
+        if r.get("vs_over") is not None and r.get("over") != r.get("best_peer"):
             text += f" · {fmt_ratio(r['vs_over'])} {r['over']} alone"
     return text
 
 
-def render_summary(cells_out):
+LANG_NAMES = {"rust": "Rust", "c": "C", "python": "Python", "node": "Node"}
+
+
+def quiver_surfaces(cells):
+    """The quiver rows of these cells, in the order they first appear: the summary's columns."""
+    out = []
+    for c in cells:
+        for r in c["rows"]:
+            if r["role"] == "quiver" and r["client"] not in out:
+                out.append(r["client"])
+    return out
+
+
+def peer_sets_text(cells, surfaces):
+    """Which peers each quiver surface's "vs best peer" uses (PEER_MODES), from this report's rows."""
+    rows = {}
+    for c in cells:
+        for r in c["rows"]:
+            rows.setdefault(r["client"], r)
+    f = {n: spec_fields(r) for n, r in rows.items()}
+    parts = []
+    for lang in dict.fromkeys(f[n]["lang"] for n in surfaces):
+        name = LANG_NAMES.get(lang, lang)
+        peers = [n for n in rows if f[n]["lang"] == lang and f[n]["role"] == "peer"]
+        if not peers:
+            parts.append(f"{name}: no peer row")
+            continue
+        modes = list(dict.fromkeys(f[n]["mode"] for n in surfaces if f[n]["lang"] == lang))
+        if modes == [""]:
+            parts.append(f"{name}: {peers[0]}" if len(peers) == 1
+                         else f"{name}: the best of {', '.join(peers)}")
+            continue
+        sets = []
+        for mode in modes:
+            qs = [n for n in surfaces if f[n]["lang"] == lang and f[n]["mode"] == mode]
+            allowed = PEER_MODES.get(mode)
+            ps = [p for p in peers if allowed is None or f[p]["mode"] in allowed]
+            what = f"the best {mode} peer" if mode else "the best peer"
+            sets.append(f"{', '.join(qs)} against {what} ({', '.join(ps) or 'none'})")
+        multi = [p for p in peers if f[p]["mode"] == MULTI]
+        text = f"{name}: " + "; ".join(sets)
+        if multi:
+            text += (f"; each also against {', '.join(multi)} (libcurl's multi interface from one "
+                     f"thread, a class of its own) where that is not already the best peer")
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def render_summary(cells_out, files=None):
     """The quiver rows of every cell side by side: one column per quiver surface, each entry the
-    median (req/s, MB/s for streams) with its ratio to the best peer of its language (named);
-    h2load, the ceiling, in the last column. Then the MASQUE comparison."""
+    median (req/s, MB/s for streams) with its ratio to the best peer of its peer set (named);
+    h2load, the ceiling, in the last column; the charts (`files`, from write_charts). Then the
+    MASQUE comparison."""
+    files = files or {}
     L = []
     matrix = [c for c in cells_out if c["kind"] != "masque"]
-    surfaces = []
-    for c in matrix:
-        for r in c["rows"]:
-            if r["role"] == "quiver" and r["client"] not in surfaces:
-                surfaces.append(r["client"])
+    surfaces = quiver_surfaces(matrix)
     if matrix and surfaces:
-        langs = {r["client"]: r["lang"] for c in matrix for r in c["rows"]}
+        first = {}
+        for c in matrix:
+            for r in c["rows"]:
+                first.setdefault(r["client"], r)
         L += ["", "## Summary: quiver rows", "",
               "Each entry: the median (requests/s; MB/s for streams), then its ratio to the best peer "
-              "of the same language, named (Rust: reqwest; C: curl-multi; Python: the best of pycurl, "
-              "aiohttp, httpx, httpx-sync, requests; Node: the best of undici, undici-h2, fetch); "
-              "\"no peer\" where no peer of that language ran the cell; an adapter row (httpx+quiver, "
+              "of its peer set, named. Peer sets: " + peer_sets_text(matrix, surfaces) + ". "
+              "\"no peer\" where no peer of that set ran the cell; an adapter row (httpx+quiver, "
               "requests+quiver, fetch+quiver, ...) also against its library on its own transport "
-              "(\"httpx alone\"); ✗N: N runs failed a check. h2load is the ceiling of the server and "
+              "(\"httpx alone\", unless that library is the best peer already); ✗N: N runs failed a check. h2load is the ceiling of the server and "
               "protocol.", ""]
-        L.append("| workload | " + " | ".join(f"{n} ({langs[n]})" for n in surfaces) + " | h2load |")
+
+        def head(n):
+            f = spec_fields(first[n])
+            return f"{n} ({f['lang']}, {f['mode']})" if f["mode"] in PEER_MODES else f"{n} ({f['lang']})"
+        L.append("| workload | " + " | ".join(head(n) for n in surfaces) + " | h2load |")
         L.append("|---" * (len(surfaces) + 2) + "|")
         for c in matrix:
             by = {r["client"]: r for r in c["rows"]}
@@ -1025,6 +1135,12 @@ def render_summary(cells_out):
             h2 = by.get("h2load")
             vals.append(row_value(h2, with_peer=False) if h2 else "—")
             L.append(f"| {c['title']} | " + " | ".join(vals) + " |")
+        if files.get("summary"):
+            L += ["", f"![Each quiver surface's ratio to its best peer, per cell]({files['summary']})"]
+        rates = [(w, files.get("rates", {}).get(w)) for w in dict.fromkeys(c["workload"] for c in matrix)]
+        if any(f for _, f in rates):
+            L += ["", "Requests/s (MB/s for streams) of every client with min–max, per workload: "
+                  + " · ".join(f"[{workload_title(w)}]({f})" for w, f in rates if f)]
     for c in cells_out:
         if c["kind"] != "masque":
             continue
@@ -1036,10 +1152,40 @@ def render_summary(cells_out):
             val = (f"{fmt_num(s['median'])} ({fmt_num(s['min'])}–{fmt_num(s['max'])})"
                    if r["status"] == "ok" and s.get("median") is not None else row_value(r))
             L.append(f"| {path} ({r['client']}) | {val} | {fmt_ratio(r.get('vs_direct'))} |")
+        f = files.get("rates", {}).get(c["workload"])
+        if f:
+            L += ["", f"![MB/s direct and through MASQUE]({f})"]
     return L
 
 
-def render(meta, cells_out, cfg):
+def workload_title(wid):
+    return next((w.title for w in WORKLOADS if w.id == wid), wid)
+
+
+def write_charts(cells_out, stem, outdir):
+    """Writes the report's SVG charts beside it (charts.py): `<stem>-summary.svg`, the ratio of
+    every quiver surface to its best peer per cell, and `<stem>-rates-<workload>.svg`, every
+    client's median with min–max per cell. Returns {"summary": file, "rates": {workload: file}}."""
+    matrix = [c for c in cells_out if c["kind"] != "masque"]
+    surfaces = quiver_surfaces(matrix)
+    colors = charts.colors_for(surfaces + [n for n in quiver_surfaces(cells_out) if n not in surfaces])
+    files = {"summary": None, "rates": {}}
+    if matrix and surfaces:
+        name = f"{stem}-summary.svg"
+        (outdir / name).write_text(charts.ratio_chart(
+            matrix, surfaces, colors, "Quiver vs the best peer of its peer set, per cell"))
+        files["summary"] = name
+    for wid in dict.fromkeys(c["workload"] for c in cells_out):
+        cs = [c for c in cells_out if c["workload"] == wid]
+        name = f"{stem}-rates-{wid}.svg"
+        (outdir / name).write_text(charts.rates_chart(cs, colors, workload_title(wid)))
+        files["rates"][wid] = name
+    return files
+
+
+def render(meta, cells_out, cfg, files=None):
+    """The Markdown report; `files`: its charts (write_charts), linked where they belong."""
+    files = files or {}
     L = []
     L.append(f"# Quiver benchmarks — {meta['started']}")
     L.append("")
@@ -1076,14 +1222,15 @@ def render(meta, cells_out, cfg):
             L.append(f"- **{name}**: {why}")
     else:
         L.append("- none")
-    for p in PENDING:
+    for p in meta.get("pending", []):
         L.append(f"- {p}")
     L.append("")
     L.append("Columns: requests/s median over the runs (min–max); p50 and p99 latency (median over "
              "runs); CPU seconds of the client per 10,000 requests; peak RSS of the client process; "
              "connections the server accepted (max over runs); ratio of each quiver row to the best "
-             "peer in its language, and of every row to h2load, on the median.")
-    L.extend(render_summary(cells_out))
+             "peer of its peer set (its language; in Python sync and async apart, and pycurl too), and "
+             "of every row to h2load, on the median.")
+    L.extend(render_summary(cells_out, files))
     problems = []
     last_w = None
     for c in cells_out:
@@ -1095,6 +1242,9 @@ def render(meta, cells_out, cfg):
             if w.about:
                 L.append("")
                 L.append(w.about[0].upper() + w.about[1:] + ".")
+            if files.get("rates", {}).get(last_w):
+                L.append("")
+                L.append(f"![{w.title}: every client's median, min–max]({files['rates'][last_w]})")
         L.append("")
         L.append(f"### {c['title']}")
         L.append("")
@@ -1190,6 +1340,8 @@ def config_from(argv):
     p.add_argument("--protocols", default=env.get("PROTOCOLS") or None)
     p.add_argument("--max-minutes", type=float, default=float(env["MAX_MINUTES"]) if env.get("MAX_MINUTES") else None)
     p.add_argument("--break", dest="break_client", default=env.get("BREAK") or None)
+    p.add_argument("--render", metavar="JSON",
+                   help="run nothing: write the report (.md) and its charts again from a result JSON")
     a = p.parse_args(argv)
     names = {c.name for c in registry.CLIENTS}
     cl = set(a.clients.split(",")) if a.clients else None
@@ -1198,18 +1350,22 @@ def config_from(argv):
     pr = set(a.protocols.split(",")) if a.protocols else None
     if pr and pr - set(PROTOCOLS):
         p.error(f"unknown protocols {sorted(pr - set(PROTOCOLS))}")
+    if a.render:
+        return a.render
     return Config(
         quick=a.quick,
         rounds=a.rounds or (1 if a.quick else 3),
         duration=a.duration or (1.0 if a.quick else 2.0),
         only=a.only, clients=cl, protocols=pr,
-        max_minutes=a.max_minutes or (4.5 if a.quick else 180),
+        max_minutes=a.max_minutes or (6 if a.quick else 240),
         break_client=a.break_client,
     )
 
 
 def main(argv=None):
     cfg = config_from(argv)
+    if isinstance(cfg, str):
+        return render_from_json(cfg)
     t_start = time.monotonic()
     started = dt.datetime.now(dt.timezone.utc)
     stamp = started.strftime("%Y%m%d-%H%M%S")
@@ -1351,33 +1507,64 @@ def main(argv=None):
             r.summary = summarize(r, w.kind) if r.status == "ok" else {"runs": 0, "good_runs": 0, "problems": []}
             if r.status == "ok" and not r.runs:
                 r.status, r.reason = "skipped", "not run (stopped early)"
-        rat = ratios(rows, w.kind)
         ptitle = PROTOCOLS[cell.proto][1]
         title = f"{w.title} · {cell.concurrency} concurrent · {ptitle}"
         if w.kind in ("stream", "pool"):
             title = f"{w.title} · {ptitle}"
         elif w.kind == "masque":
             title = w.title
-        cells_out.append({
+        cell_out = {
             "id": cell.id, "workload": w.id, "kind": w.kind, "title": title,
             "concurrency": cell.concurrency, "protocol": cell.proto, "server": cell.server.name,
             "method": "POST" if w.kind == "post" else "GET",
             "url": cell.server.urls[cell.proto] + cell.server.route(w)[0],
-            "rows": [{"client": r.spec.name, "lang": r.spec.lang, "role": r.spec.role, "status": r.status,
-                      "reason": r.reason, "summary": r.summary, "vs_peer": rat[r.spec.name][0],
-                      "vs_h2load": rat[r.spec.name][1], "best_peer": rat[r.spec.name][2],
-                      "vs_direct": rat[r.spec.name][3], "vs_over": rat[r.spec.name][4],
-                      "over": r.spec.over or None, "runs": r.runs} for r in rows],
-        })
-    md = render(meta, cells_out, cfg)
+            "rows": [{"client": r.spec.name, "lang": r.spec.lang, "role": r.spec.role,
+                      "mode": r.spec.mode, "status": r.status, "reason": r.reason,
+                      "summary": r.summary, "runs": r.runs} for r in rows],
+        }
+        add_ratios(cell_out)
+        cells_out.append(cell_out)
+    meta["pending"] = list(PENDING)
+    try:
+        files = write_charts(cells_out, stamp, RESULTS)
+    except Exception as e:  # noqa: BLE001: a chart must never cost the results of a session
+        log(f"!! charts not written: {e!r} (python3 bench/harness.py --render the JSON to retry)")
+        files = {"summary": None, "rates": {}}
+    md = render(meta, cells_out, cfg, files)
     out_md = RESULTS / f"{stamp}.md"
     out_json = RESULTS / f"{stamp}.json"
     out_md.write_text(md)
     out_json.write_text(json.dumps({"meta": meta, "cells": cells_out}, indent=1, default=str))
     print(md)
     log(f"== wrote {out_md.relative_to(ROOT)} and {out_json.relative_to(ROOT)} "
-        f"({meta['duration_s'] / 60:.1f} min)")
+        f"({meta['duration_s'] / 60:.1f} min), charts {', '.join(sorted(files['rates'].values()))}"
+        + (f", {files['summary']}" if files["summary"] else ""))
     return 130 if interrupted and "KeyboardInterrupt" in interrupted else 0
+
+
+def render_from_json(path):
+    """`harness.py --render bench/results/X.json`: writes X.md and the charts again beside the
+    JSON, from its numbers, with today's ratio rules and registry (modes, peer sets) and today's
+    report layout; runs nothing."""
+    path = Path(path).resolve()
+    data = json.loads(path.read_text())
+    meta, cells_out = data["meta"], data["cells"]
+    meta.setdefault("versions", {})
+    meta.setdefault("not_built", {})
+    meta.setdefault("duration_s", 0.0)
+    c = meta.get("config", {})
+    cfg = Config(quick=c.get("quick", False), rounds=c.get("rounds", 0),
+                 duration=c.get("duration", 0.0), only=c.get("only"),
+                 clients=set(c["clients"]) if c.get("clients") else None,
+                 protocols=set(c["protocols"]) if c.get("protocols") else None,
+                 max_minutes=c.get("max_minutes", 0), break_client=c.get("break_client"))
+    for cell in cells_out:
+        add_ratios(cell)
+    files = write_charts(cells_out, path.stem, path.parent)
+    out_md = path.with_suffix(".md")
+    out_md.write_text(render(meta, cells_out, cfg, files))
+    log(f"== wrote {out_md} and {', '.join([files['summary'] or ''] + sorted(files['rates'].values())).strip(', ')}")
+    return 0
 
 
 if __name__ == "__main__":

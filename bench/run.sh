@@ -10,7 +10,7 @@
 # unit), into the shared target/ folder:
 #   quiver (Rust)            bench/rust                    target/release/quiver-bench-rust
 #   quiver-c                 libquiver (make install)      bench/.work/bin/quiver_bench_c
-#   quiver-py, -py-async     a wheel of bindings/python    installed into bench/.work/venv
+#   quiver-py, -async, -uvloop  a wheel of bindings/python installed into bench/.work/venv
 #   quiver-node              cargo build -p quiver-node    bench/node/node_modules/quiver-http
 # The binding builds are skipped when their inputs did not change (a hash of them, as
 # scripts/setup-python.sh does). A build that fails does not stop the run: its rows are
@@ -96,8 +96,8 @@ if wanted quiver-c; then
     mv "$2.tmp" "$2"' _ "$WORK/prefix" "$WORK/bin/quiver_bench_c"
 fi
 
-# quiver-py, quiver-py-async: a release wheel of bindings/python (maturin), installed into the
-# bench venv, rebuilt when what it is built from changes.
+# quiver-py, quiver-py-async, quiver-py-uvloop: a release wheel of bindings/python (maturin),
+# installed into the bench venv, rebuilt when what it is built from changes.
 VENV=$WORK/venv
 py_inputs() {
   rustc -V
@@ -125,7 +125,7 @@ build_wheel() {
   (cd "$WORK" && env -u PYTHONPATH "$VENV/bin/python" -c \
     'import quiver; assert "site-packages" in quiver.__file__, quiver.__file__')
 }
-if wanted quiver-py quiver-py-async httpx+quiver httpx+quiver-sync requests+quiver; then
+if wanted quiver-py quiver-py-async quiver-py-uvloop httpx+quiver httpx+quiver-sync requests+quiver; then
   want=$(py_inputs | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$VENV/.quiver-wheel.sha256" 2>/dev/null)" = "$want" ] \
     && (cd "$WORK" && "$VENV/bin/python" -c 'import quiver' >/dev/null 2>&1); then
@@ -133,7 +133,8 @@ if wanted quiver-py quiver-py-async httpx+quiver httpx+quiver-sync requests+quiv
   else
     say "maturin build --release (bindings/python) + pip install into bench/.work/venv"
     rm -f "$VENV/.quiver-wheel.sha256"
-    build python-wheel quiver-py quiver-py-async httpx+quiver httpx+quiver-sync requests+quiver -- build_wheel
+    build python-wheel quiver-py quiver-py-async quiver-py-uvloop httpx+quiver httpx+quiver-sync \
+      requests+quiver -- build_wheel
     if [ ! -e "$WORK/build-failed/quiver-py" ]; then echo "$want" >"$VENV/.quiver-wheel.sha256"; fi
   fi
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Node clients of Quiver's benchmark harness: one run, one JSON line on stdout.
 //
-//   node bench_node.mjs --client undici|undici-h2|fetch|quiver|fetch+quiver --url URL [--requests N]
+//   node bench_node.mjs --client undici|undici-h2|undici-agent|fetch|fetch-agent|quiver|fetch+quiver
+//     --url URL [--requests N]
 //     [--concurrency C] [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len BYTES]
 //     [--method GET|POST] [--body-len B] [--duration SECS] [--pool-size P] [--warmup W] [--stream]
 //
@@ -11,6 +12,10 @@
 // - undici: `request()` through a Pool of `connections: pool size` (HTTP/1.1).
 // - undici-h2: `request()` through a Pool with allowH2 and one connection for h2 over TLS (ALPN),
 //   undici's H2CClient for h2c (prior knowledge); `pipelining: C` streams on the connection.
+// - undici-agent: `request()` through an Agent of `connections: pool size` per origin (HTTP/1.1),
+//   what undici's `request(url)` and `fetch` use underneath, with the origin routing on top.
+// - fetch-agent: undici's own `fetch` (the npm package, not Node's bundled copy) with
+//   `dispatcher: new Agent({ connections: pool size })`: the WHATWG layer over a capped pool.
 // - fetch: Node's global fetch (its bundled undici, default agent: no per-origin connection cap).
 //   It reads the CA from NODE_EXTRA_CA_CERTS (the harness sets it); --ca is checked to match.
 //   In pool mode (pool size < concurrency) a semaphore of pool-size permits stands in front,
@@ -21,12 +26,22 @@
 //   the same pool options as quiver (so HTTP/2 and HTTP/3 too).
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 
 const UNSUPPORTED = 3; // exit status: this client cannot do what was asked (harness says "n/a")
 
+
+// quiver-http, or another build of it: QUIVER_NODE_PACKAGE names a package folder (the
+// quiver-node-base row, a before/after comparison in one run).
+function importQuiver() {
+  const dir = process.env.QUIVER_NODE_PACKAGE;
+  return dir ? import(pathToFileURL(join(dir, 'index.mjs')).href) : import('quiver-http');
+}
+
 function usage(msg) {
   process.stderr.write(`bench_node: ${msg}\n`);
-  process.stderr.write('usage: node bench_node.mjs --client undici|undici-h2|fetch|quiver|fetch+quiver --url URL [--requests N] ' +
+  process.stderr.write('usage: node bench_node.mjs --client undici|undici-h2|undici-agent|fetch|fetch-agent|quiver|fetch+quiver --url URL [--requests N] ' +
     '[--concurrency C] [--ca FILE] [--protocol auto|http1|http2|http3] [--expect-len B] [--method M] ' +
     '[--body-len B] [--duration S] [--pool-size P] [--warmup W] [--stream]\n');
   process.exit(2);
@@ -121,6 +136,36 @@ async function makeClient(a) {
     };
     return { one, close: () => pool.close(), note: null };
   }
+  if (a.client === 'undici-agent' || a.client === 'fetch-agent') {
+    // undici's Agent: one Pool per origin, at most `connections` each (HTTP/1.1 here, like the
+    // undici row; undici-h2 is the HTTP/2 row). It trusts the bench CA through `connect.ca`.
+    const { Agent, fetch: undiciFetch } = await import('undici');
+    if (a.protocol !== 'http1' && a.protocol !== 'auto') unsupported(`${a.client} speaks HTTP/1.1 only here (asked for ${a.protocol})`);
+    const agent = new Agent({ connections: a.poolSize, pipelining: 1, connect: tls ? { ca } : undefined });
+    const viaFetch = a.client === 'fetch-agent';
+    const one = async () => {
+      let status; let n = 0;
+      if (viaFetch) {
+        const r = await undiciFetch(a.url, { method: a.method, body, dispatcher: agent });
+        status = r.status;
+        if (a.stream) {
+          for await (const chunk of r.body) n += chunk.length;
+        } else {
+          n = (await r.arrayBuffer()).byteLength;
+        }
+      } else {
+        const r = await agent.request({ origin: url.origin, path, method: a.method, body });
+        status = r.statusCode;
+        if (a.stream) {
+          for await (const chunk of r.body) n += chunk.length;
+        } else {
+          n = (await r.body.arrayBuffer()).byteLength;
+        }
+      }
+      return [status, n, null];
+    };
+    return { one, close: () => agent.close(), note: null };
+  }
   if (a.client === 'fetch') {
     if (a.protocol !== 'http1' && a.protocol !== 'auto') unsupported(`Node's global fetch speaks HTTP/1.1 only here (asked for ${a.protocol})`);
     if (tls && a.ca && !(process.env.NODE_EXTRA_CA_CERTS || '').length) {
@@ -150,7 +195,7 @@ async function makeClient(a) {
     // options (undici's setGlobalDispatcher: the one line a user changes).
     let quiver;
     try {
-      quiver = await import('quiver-http');
+      quiver = await importQuiver();
     } catch (e) {
       unsupported(`the quiver Node binding is not installed: ${e.message}`);
     }
@@ -175,7 +220,7 @@ async function makeClient(a) {
     // bench/node/node_modules. The pool options of the Rust row (camelCase, durations in ms).
     let quiver;
     try {
-      quiver = await import('quiver-http');
+      quiver = await importQuiver();
     } catch (e) {
       unsupported(`the quiver Node binding is not installed: ${e.message}`);
     }

@@ -11,21 +11,27 @@ Every response is verified (2xx status and body length); failures are counted, n
 Fair settings: aiohttp TCPConnector(limit=pool size); httpx Limits(max_connections=pool size),
 http2=True for HTTP/2 (http1=False too when it must be HTTP/2: h2c by prior knowledge); pycurl's
 multi interface with CURLMOPT_MAX_HOST_CONNECTIONS=pool size and, for HTTP/2, one multiplexed
-connection (PIPEWAIT), HTTP/3 where its libcurl has it; quiver (quiver-http, the release wheel
-bench/run.sh installs into the bench venv) with the pool options of the Rust row: size = pool
-size, protocol, ca_file, checkout_timeout 120 s. Every client trusts the bench CA; none turns
-verification off. No uvloop.
+connection (PIPEWAIT), HTTP/3 where its libcurl has it; niquests an HTTPAdapter (AsyncHTTPAdapter)
+with pool_maxsize=pool size, pool_block=True and the protocol picked by its disable_http1/2/3
+switches; urllib3 a PoolManager(maxsize=pool size, block=True); quiver (quiver-http, the release
+wheel bench/run.sh installs into the bench venv) with the pool options of the Rust row: size =
+pool size, protocol, ca_file, checkout_timeout 120 s. Every client trusts the bench CA; none turns
+verification off. asyncio's own loop, except the -uvloop rows (uvloop.run).
 
-CLIENT is one of aiohttp, httpx (AsyncClient), httpx-sync (Client from threads), requests
-(one Session from threads, HTTPAdapter(pool_maxsize = pool size)), pycurl, quiver (Client from
-threads), quiver-async (AsyncClient), and the adapters: httpx+quiver (httpx.AsyncClient over
-quiver.httpx.AsyncHTTPTransport), httpx+quiver-sync (httpx.Client over quiver.httpx.HTTPTransport,
-threads), requests+quiver (a Session with quiver.requests.Adapter mounted, threads). The adapter
-rows get quiver's pool options; httpx/requests above them run as they do on their own transport.
+CLIENT is one of aiohttp, aiohttp-uvloop (aiohttp on uvloop's loop), httpx (AsyncClient),
+httpx-sync (Client from threads), requests (one Session from threads, HTTPAdapter(pool_maxsize =
+pool size)), urllib3 (one PoolManager from threads), niquests (AsyncSession), niquests-sync
+(Session from threads), pycurl, quiver (Client from threads), quiver-async (AsyncClient),
+quiver-uvloop (AsyncClient on uvloop's loop), and the adapters: httpx+quiver (httpx.AsyncClient
+over quiver.httpx.AsyncHTTPTransport), httpx+quiver-sync (httpx.Client over
+quiver.httpx.HTTPTransport, threads), requests+quiver (a Session with quiver.requests.Adapter
+mounted, threads). The adapter rows get quiver's pool options; httpx/requests above them run as
+they do on their own transport.
 """
 
 import argparse
 import asyncio
+import inspect
 import json
 import resource
 import ssl
@@ -39,8 +45,9 @@ UNSUPPORTED = 3  # exit status: this client cannot do what was asked (the harnes
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--client", required=True,
-                   choices=["aiohttp", "httpx", "httpx-sync", "requests", "pycurl", "quiver",
-                            "quiver-async", "httpx+quiver", "httpx+quiver-sync", "requests+quiver"])
+                   choices=["aiohttp", "aiohttp-uvloop", "httpx", "httpx-sync", "requests", "urllib3",
+                            "niquests", "niquests-sync", "pycurl", "quiver", "quiver-async",
+                            "quiver-uvloop", "httpx+quiver", "httpx+quiver-sync", "requests+quiver"])
     p.add_argument("--url", required=True)
     p.add_argument("--requests", type=int, default=10_000)
     p.add_argument("--concurrency", type=int, default=32)
@@ -144,6 +151,29 @@ def proto_name(v):
     return "h1"
 
 
+def run_loop(coro, uvloop=False):
+    """Runs an asyncio client: on asyncio's own loop, or on uvloop's (the -uvloop rows)."""
+    if not uvloop:
+        return asyncio.run(coro)
+    try:
+        import uvloop as uv
+    except ImportError as e:
+        coro.close()
+        unsupported(f"uvloop is not installed: {e}")
+    return uv.run(coro)
+
+
+def urllib3_note():
+    """A note when `import urllib3` is urllib3-future's drop-in copy rather than upstream urllib3
+    (niquests' dependency can take over the name: see bench/requirements.txt)."""
+    import urllib3
+    try:
+        fork = int(urllib3.__version__.split(".")[-1]) >= 900
+    except ValueError:
+        fork = False
+    return f"urllib3 here is urllib3-future {urllib3.__version__}, not upstream urllib3" if fork else None
+
+
 # ---------------------------------------------------------------------------------------------
 # asyncio clients: C worker tasks over one client object.
 
@@ -177,7 +207,7 @@ async def checked(one, stats):
     return stats.check(status, length, proto)
 
 
-async def main_aiohttp(a):
+async def main_aiohttp(a, name):
     import aiohttp
     if a.protocol in ("http2", "http3"):
         unsupported(f"aiohttp speaks HTTP/1.1 only (asked for {a.protocol})")
@@ -197,7 +227,7 @@ async def main_aiohttp(a):
 
         stats = Stats(a)
         secs, cpu = await run_async(a, one, stats)
-    stats.report("aiohttp", secs, cpu, a.warmup)
+    stats.report(name, secs, cpu, a.warmup)
 
 
 def httpx_settings(a, quiver_transport):
@@ -294,7 +324,118 @@ def main_requests(a, name, adapter):
 
         stats = Stats(a)
         secs, cpu = run_threads(a, one, stats)
-    stats.report(name, secs, cpu, a.warmup)
+    stats.report(name, secs, cpu, a.warmup, note=urllib3_note())
+
+
+def main_urllib3(a):
+    """One urllib3 PoolManager shared by C threads: maxsize = pool size, block=True (callers wait
+    for a connection, as requests' pool_block), HTTP/1.1 only, no retries."""
+    import urllib3
+    if a.protocol not in ("http1", "auto"):
+        unsupported(f"urllib3 speaks HTTP/1.1 only (asked for {a.protocol})")
+    kw = {"ca_certs": a.ca} if a.ca else {}
+    pm = urllib3.PoolManager(num_pools=1, maxsize=a.pool_size, block=True, retries=False,
+                             timeout=urllib3.Timeout(120), **kw)
+    body = b"x" * a.body_len if a.body_len else None
+
+    def one():
+        r = pm.request(a.method, a.url, body=body, preload_content=not a.stream)
+        if a.stream:
+            n = 0
+            for chunk in r.stream(64 * 1024):
+                n += len(chunk)
+            r.release_conn()
+        else:
+            n = len(r.data)
+        return r.status, n, proto_name(r.version)
+
+    stats = Stats(a)
+    secs, cpu = run_threads(a, one, stats)
+    pm.clear()
+    stats.report("urllib3", secs, cpu, a.warmup, note=urllib3_note())
+
+
+# niquests (requests' API over urllib3-future: HTTP/1.1, HTTP/2 and HTTP/3). Its Session and
+# AsyncSession get an adapter like the requests row's: pool_maxsize = pool size, pool_block=True,
+# and the protocol through its disable_http1/2/3 switches (it reports the one it spoke as
+# Response.http_version: 11, 20, 30). Not in multiplexed mode (its default: `multiplexed=True`
+# makes every response lazy, to be collected with Session.gather()): over HTTP/2 and HTTP/3 it
+# opens up to pool-size connections, one stream each while there are enough, and puts more
+# streams on them once all are busy (the pool workload: up to 27 streams on a connection).
+def niquests_adapter(a, cls):
+    """The niquests adapter (`cls`: HTTPAdapter or AsyncHTTPAdapter) for --protocol: http1 = h1
+    only; http2 = h2 only (ALPN h2 over TLS, prior knowledge on cleartext); http3 = QUIC directly
+    (h1 and h2 disabled); auto = its defaults (ALPN, then Alt-Svc may move it to h3)."""
+    if a.protocol == "http3":
+        if not a.url.startswith("https:"):
+            unsupported("HTTP/3 needs https")
+        try:
+            import qh3  # noqa: F401
+        except ImportError:
+            unsupported("niquests has no HTTP/3 here (qh3 is not installed)")
+    off = {"http1": ("disable_http2", "disable_http3"), "http2": ("disable_http1", "disable_http3"),
+           "http3": ("disable_http1", "disable_http2"), "auto": ()}[a.protocol]
+    return cls(pool_connections=1, pool_maxsize=a.pool_size, pool_block=True,
+               **{k: True for k in off})
+
+
+def niquests_one_sync(a, s):
+    body = b"x" * a.body_len if a.body_len else None
+    verify = a.ca or True
+
+    def one():
+        r = s.request(a.method, a.url, data=body, stream=a.stream, verify=verify, timeout=120)
+        if a.stream:
+            n = 0
+            for chunk in r.iter_content(chunk_size=None):
+                n += len(chunk)
+            r.close()
+        else:
+            n = len(r.content)
+        return r.status_code, n, proto_name(r.http_version) if r.http_version else None
+    return one
+
+
+def main_niquests_sync(a):
+    """One niquests.Session shared by C threads."""
+    import niquests
+    with niquests.Session() as s:
+        adapter = niquests_adapter(a, niquests.adapters.HTTPAdapter)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        stats = Stats(a)
+        secs, cpu = run_threads(a, niquests_one_sync(a, s), stats)
+    stats.report("niquests-sync", secs, cpu, a.warmup)
+
+
+async def main_niquests(a):
+    """niquests.AsyncSession, C asyncio tasks."""
+    import niquests
+    body = b"x" * a.body_len if a.body_len else None
+    verify = a.ca or True
+    async with niquests.AsyncSession() as s:
+        adapter = niquests_adapter(a, niquests.adapters.AsyncHTTPAdapter)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+
+        async def one():
+            r = await s.request(a.method, a.url, data=body, stream=a.stream, verify=verify,
+                                timeout=120)
+            if a.stream:
+                n = 0
+                # chunk_size=None would yield the whole body at once here (the sync Session
+                # yields 128 KiB blocks): ask for those
+                async for chunk in await r.iter_content(chunk_size=128 * 1024):
+                    n += len(chunk)
+                await r.close()
+            else:
+                content = r.content     # bytes (stream=False preloads), awaitable on an AsyncResponse
+                n = len(await content if inspect.isawaitable(content) else content)
+            return r.status_code, n, proto_name(r.http_version) if r.http_version else None
+
+        stats = Stats(a)
+        secs, cpu = await run_async(a, one, stats)
+    stats.report("niquests", secs, cpu, a.warmup)
 
 
 # The quiver rows: quiver-http (bindings/python), the release wheel bench/run.sh builds and
@@ -326,7 +467,7 @@ def import_adapter(name):
         unsupported(f"quiver.{name} is not available: {e}")
 
 
-async def main_quiver_async(a):
+async def main_quiver_async(a, name):
     quiver = import_quiver()
     body = b"x" * a.body_len if a.body_len else None
     async with quiver.AsyncClient(**quiver_options(a)) as c:
@@ -342,7 +483,7 @@ async def main_quiver_async(a):
 
         stats = Stats(a)
         secs, cpu = await run_async(a, one, stats)
-    stats.report("quiver-py-async", secs, cpu, a.warmup)
+    stats.report(name, secs, cpu, a.warmup)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,7 +662,15 @@ def main_pycurl(a):
 def main(argv=None):
     a = parse_args(argv)
     if a.client == "aiohttp":
-        asyncio.run(main_aiohttp(a))
+        run_loop(main_aiohttp(a, "aiohttp"))
+    elif a.client == "aiohttp-uvloop":
+        run_loop(main_aiohttp(a, "aiohttp-uvloop"), uvloop=True)
+    elif a.client == "niquests":
+        run_loop(main_niquests(a))
+    elif a.client == "niquests-sync":
+        main_niquests_sync(a)
+    elif a.client == "urllib3":
+        main_urllib3(a)
     elif a.client == "httpx":
         asyncio.run(main_httpx_over(a, "httpx", None))
     elif a.client == "httpx-sync":
@@ -535,7 +684,9 @@ def main(argv=None):
     elif a.client == "requests+quiver":
         main_requests(a, "requests+quiver", import_adapter("requests").Adapter)
     elif a.client == "quiver-async":
-        asyncio.run(main_quiver_async(a))
+        run_loop(main_quiver_async(a, "quiver-py-async"))
+    elif a.client == "quiver-uvloop":
+        run_loop(main_quiver_async(a, "quiver-py-uvloop"), uvloop=True)
     elif a.client == "quiver":
         main_quiver(a)
     elif a.client == "pycurl":
