@@ -862,11 +862,11 @@ export declare namespace native {
      *
      * `headers` is a flat `[name, value, ...]` list; the body is `body` (bytes, copied),
      * `upload` (streamed) or `form` (`multipart/form-data`); `settings` holds the per-request
-     * options (timeouts, redirects, decoding, credentials, protocol, cookies). `progress`
-     * records how far the upload and download are; `tag` marks the request's `request_start`
-     * event (see `takeEvents()`).
+     * options (timeouts, redirects, decoding, credentials, protocol, cookies; null: none).
+     * `progress` records how far the upload and download are; `tag` marks the request's
+     * `request_start` event (see `takeEvents()`).
      */
-    send(method: string, url: string, headers: Array<string>, settings: RequestSettings, body?: Buffer | undefined | null, upload?: UploadSource | undefined | null, form?: NativeForm | undefined | null, call?: native.RequestCall | undefined | null, progress?: NativeProgress | undefined | null, tag?: number | undefined | null): Promise<NativeResponse>
+    send(method: string, url: string, headers: Array<string>, settings?: RequestSettings | undefined | null, body?: Buffer | undefined | null, upload?: UploadSource | undefined | null, form?: NativeForm | undefined | null, call?: native.RequestCall | undefined | null, progress?: NativeProgress | undefined | null, tag?: number | undefined | null): Promise<NativeResponse>
     /** The client's cookie jar; `null` unless the option `cookies` is on. */
     cookies(): NativeCookieJar | null
     /** Opens an RFC 9297 datagram channel (an extended CONNECT over HTTP/3). */

@@ -359,7 +359,9 @@ function requestSettings(options) {
     settings.protocol = protocol
   }
   if (cookies !== undefined && cookies !== null) settings.cookies = cookieList(cookies)
-  return settings
+  // None set (the common case): nothing for the native side to read field by field.
+  for (const _ in settings) return settings
+  return null
 }
 
 // ---- progress and timings -------------------------------------------------------------------
@@ -797,24 +799,42 @@ function urlString(url) {
 /** The response `request()` resolves with, from what `#send` resolved with. */
 function responseData({ res, release, signal }) {
   const trailers = {}
-  const history = res.history().map((h) => ({
-    statusCode: h.statusCode,
-    url: h.url,
-    httpVersion: h.httpVersion,
-    headers: headersObject(h.headers),
-  }))
+  // What most callers never look at is built on first use (each a call into the addon).
+  let headers = null
+  let history = null
+  let url = null
   let timings = null
+  const historyOf = () => {
+    history ??= res.history().map((h) => ({
+      statusCode: h.statusCode,
+      url: h.url,
+      httpVersion: h.httpVersion,
+      headers: headersObject(h.headers),
+    }))
+    return history
+  }
   return {
     statusCode: res.status,
     httpVersion: res.version,
-    headers: headersObject(res.headers()),
+    get headers() {
+      headers ??= headersObject(res.headers())
+      return headers
+    },
     trailers,
     body: new ResponseBody(res, trailers, release, signal),
-    url: res.url,
-    redirected: history.length > 0,
-    history,
-    unfollowedRedirect: res.unfollowedRedirect ?? null,
-    // Built on first use (most callers never look).
+    get url() {
+      url ??= res.url
+      return url
+    },
+    get redirected() {
+      return historyOf().length > 0
+    },
+    get history() {
+      return historyOf()
+    },
+    get unfollowedRedirect() {
+      return res.unfollowedRedirect ?? null
+    },
     get timings() {
       timings ??= timingsOf(res.timings())
       return timings

@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use napi::bindgen_prelude::{Buffer, Object};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Either, Object};
 use napi::Env;
 use napi_derive::napi;
 use quiver_core::embed::{Prefetch, Signal, Taken};
@@ -169,6 +169,33 @@ async fn run(client: Client, req: Request, shared: Arc<Shared>) {
     drop(guard);
 }
 
+/// Bodies up to this size cross as a Buffer JavaScript owns (one copy), larger ones as an
+/// external Buffer over Rust's memory: an external Buffer costs a finalizer the garbage
+/// collector must run, which for small bodies is dearer than the copy.
+const COPY_LIMIT: usize = 64 * 1024;
+
+/// `chunks` as one Buffer: copied into JavaScript's memory when small, else joined (one copy
+/// at most) into an external Buffer.
+fn to_js_buffer<'env>(
+    env: &'env Env,
+    chunks: Vec<Bytes>,
+) -> napi::Result<Either<BufferSlice<'env>, Buffer>> {
+    let len: usize = chunks.iter().map(Bytes::len).sum();
+    if len > COPY_LIMIT {
+        return Ok(Either::B(to_buffer(chunks)));
+    }
+    match <[Bytes; 1]>::try_from(chunks) {
+        Ok([one]) => BufferSlice::copy_from(env, &one).map(Either::A),
+        Err(chunks) => {
+            let mut out = Vec::with_capacity(len);
+            for c in &chunks {
+                out.extend_from_slice(c);
+            }
+            BufferSlice::copy_from(env, &out).map(Either::A)
+        }
+    }
+}
+
 /// Joins chunks into one Buffer (one copy at most).
 fn to_buffer(chunks: Vec<Bytes>) -> Buffer {
     match <[Bytes; 1]>::try_from(chunks) {
@@ -246,11 +273,14 @@ impl NativeResponse {
 
     /// Takes every buffered byte of the body as one Buffer; `null` when nothing is buffered
     /// (then see `ended`, or `wait()`). Throws the body's error once the data before it is taken.
-    #[napi]
-    pub fn try_read(&self) -> napi::Result<Option<Buffer>> {
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn try_read<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<Option<Either<BufferSlice<'env>, Buffer>>> {
         self.shared.check()?;
         match self.body.try_take() {
-            Taken::Data(chunks) => Ok(Some(to_buffer(chunks))),
+            Taken::Data(chunks) => Ok(Some(to_js_buffer(env, chunks)?)),
             Taken::Empty | Taken::End(_) => Ok(None),
             Taken::Failed(e) => Err(errors::to_js(&e)),
         }
@@ -277,8 +307,11 @@ impl NativeResponse {
 
     /// The whole body (the rest of it) as one Buffer when it has already ended; `null` while
     /// it goes on (then `readAll()`).
-    #[napi]
-    pub fn take_all(&self) -> napi::Result<Option<Buffer>> {
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn take_all<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<Option<Either<BufferSlice<'env>, Buffer>>> {
         self.shared.check()?;
         if !self.body.has_ended() {
             return Ok(None);
@@ -287,7 +320,7 @@ impl NativeResponse {
         loop {
             match self.body.try_take() {
                 Taken::Data(chunks) => all.extend(chunks),
-                Taken::End(_) | Taken::Empty => return Ok(Some(to_buffer(all))),
+                Taken::End(_) | Taken::Empty => return Ok(Some(to_js_buffer(env, all)?)),
                 Taken::Failed(e) => return Err(errors::to_js(&e)),
             }
         }

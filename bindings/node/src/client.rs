@@ -87,9 +87,9 @@ impl NativeClient {
     ///
     /// `headers` is a flat `[name, value, ...]` list; the body is `body` (bytes, copied),
     /// `upload` (streamed) or `form` (`multipart/form-data`); `settings` holds the per-request
-    /// options (timeouts, redirects, decoding, credentials, protocol, cookies). `progress`
-    /// records how far the upload and download are; `tag` marks the request's `request_start`
-    /// event (see `takeEvents()`).
+    /// options (timeouts, redirects, decoding, credentials, protocol, cookies; null: none).
+    /// `progress` records how far the upload and download are; `tag` marks the request's
+    /// `request_start` event (see `takeEvents()`).
     #[allow(clippy::too_many_arguments)]
     #[napi(ts_return_type = "Promise<NativeResponse>")]
     pub fn send<'env>(
@@ -98,7 +98,7 @@ impl NativeClient {
         method: String,
         url: String,
         headers: Vec<String>,
-        settings: RequestSettings,
+        settings: Option<RequestSettings>,
         body: Option<BufferSlice>,
         upload: Option<&mut UploadSource>,
         form: Option<&mut NativeForm>,
@@ -133,7 +133,10 @@ impl NativeClient {
             };
             builder = builder.multipart(form);
         }
-        let builder = layer::apply(builder, settings).map_err(|e| errors::to_js(&e))?;
+        let builder = match settings {
+            Some(settings) => layer::apply(builder, settings).map_err(|e| errors::to_js(&e))?,
+            None => builder,
+        };
         let req = builder.build().map_err(|e| errors::to_js(&e))?;
         body::send(env, client, req, call, tag)
     }
