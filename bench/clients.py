@@ -14,7 +14,7 @@ a timeout or a missing JSON line is a failed run.
 
 Template fields: {rust_bin} (target/release/quiver-bench-rust), {base_rust_bin} (the
 QUIVER_BASE_BIN environment variable: another build of it, for before/after runs), {base_py}
-and {base_node} (QUIVER_BASE_PYPATH, QUIVER_NODE_PACKAGE: another build of the Python and Node
+and {base_node} (QUIVER_BASE_PYPATH, QUIVER_BASE_NODE_PACKAGE: another build of the Python and Node
 packages), {bin} (bench/.work/bin, where
 run.sh puts the C programs), {py} (the venv's python), {node} (node), {bench} (bench/),
 {proxy_h3} (the URL of the test server's MASQUE proxy, `https://localhost:PORT`), and in `env`
@@ -179,8 +179,9 @@ CLIENTS = [
     Client("quiver-node-base", "node", "quiver", NODE + " --client quiver {args}",
            cwd="{bench}/node", env={"QUIVER_NODE_PACKAGE": "{base_node}"},
            requires=("{base_node}/index.mjs",),
-           not_built="set QUIVER_NODE_PACKAGE to another build's quiver-http package folder",
-           about="quiver-node from another build (QUIVER_NODE_PACKAGE): before/after in one run"),
+           not_built="set QUIVER_BASE_NODE_PACKAGE to another build's quiver-http package folder",
+           about="quiver-node from another build (QUIVER_BASE_NODE_PACKAGE, handed to the client "
+                 "as QUIVER_NODE_PACKAGE): before/after in one run"),
     Client("undici-agent", "node", "peer", NODE + " --client undici-agent {args}",
            cwd="{bench}/node", protocols=(H1, H1TLS), requires=(UNDICI,), not_built=NPM,
            about="undici 7 request() through an Agent(connections = pool size per origin)"),

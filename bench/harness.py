@@ -624,7 +624,7 @@ def paths():
         "rust_bin": str(ROOT / "target" / "release" / "quiver-bench-rust"),
         "base_rust_bin": os.environ.get("QUIVER_BASE_BIN") or "QUIVER_BASE_BIN-is-not-set",
         "base_py": os.environ.get("QUIVER_BASE_PYPATH") or "QUIVER_BASE_PYPATH-is-not-set",
-        "base_node": os.environ.get("QUIVER_NODE_PACKAGE") or "QUIVER_NODE_PACKAGE-is-not-set",
+        "base_node": os.environ.get("QUIVER_BASE_NODE_PACKAGE") or "QUIVER_BASE_NODE_PACKAGE-is-not-set",
         "bin": str(WORK / "bin"),
         "py": str(venv_py if venv_py.exists() else Path(sys.executable)),
         "node": shutil.which("node") or "node",
