@@ -146,7 +146,10 @@ async fn run(client: Client, req: Request, shared: Arc<Shared>) {
             let url = response.url().to_owned();
             let history = response.history().iter().map(RedirectEntry::from).collect();
             let unfollowed = response.unfollowed_redirect().map(str::to_owned);
-            let (head, body) = response.into_parts();
+            let (mut head, body) = response.into_parts();
+            // JavaScript frees the response object at its next collection: it must not pin the
+            // connection's read buffer meanwhile.
+            head.unshare();
             let (prefetch, pump) = Prefetch::new(body, Prefetch::DEFAULT_HIGH_WATER);
             let prefetch = Arc::new(prefetch);
             shared.lock().body = Some(prefetch.clone());

@@ -40,6 +40,25 @@ impl From<http::response::Parts> for ResponseHead {
     }
 }
 
+impl ResponseHead {
+    /// Copies each header value into memory of its own. The values a connection parses are
+    /// slices of its read buffer, so a head kept alive keeps that whole buffer alive: an
+    /// embedder whose response objects are freed late (by a garbage collector) calls this
+    /// before handing the head over, trading a copy of a few hundred bytes for the buffer.
+    pub fn unshare(&mut self) {
+        let shared = std::mem::take(&mut self.headers);
+        let mut owned = HeaderMap::with_capacity(shared.len());
+        for (name, value) in &shared {
+            let mut copy =
+                http::HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes()))
+                    .unwrap_or_else(|_| value.clone());
+            copy.set_sensitive(value.is_sensitive());
+            owned.append(name.clone(), copy);
+        }
+        self.headers = owned;
+    }
+}
+
 /// One redirect the client followed on the way to a response: what answered, and where.
 #[derive(Clone, Debug)]
 pub struct Redirect {
@@ -350,5 +369,38 @@ impl fmt::Debug for StreamResponse {
             .field("version", &self.head.version)
             .field("headers", &self.head.headers)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod unshare_tests {
+    use super::*;
+
+    #[test]
+    fn unshared_headers_keep_their_values_and_no_longer_point_into_the_buffer() {
+        let buffer = Bytes::from_static(b"text/plain; charset=utf-8secret-token");
+        let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+        let mut headers = HeaderMap::new();
+        headers.append(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_maybe_shared(buffer.slice(0..25)).unwrap(),
+        );
+        let mut secret = http::HeaderValue::from_maybe_shared(buffer.slice(25..)).unwrap();
+        secret.set_sensitive(true);
+        headers.append("x-token", secret.clone());
+        headers.append("x-token", http::HeaderValue::from_static("second"));
+        let mut head = ResponseHead {
+            status: StatusCode::OK,
+            version: Version::HTTP_11,
+            headers,
+        };
+        head.unshare();
+        assert_eq!(head.headers["content-type"], "text/plain; charset=utf-8");
+        let tokens: Vec<_> = head.headers.get_all("x-token").iter().collect();
+        assert_eq!(tokens, ["secret-token", "second"]);
+        assert!(tokens[0].is_sensitive());
+        for value in head.headers.values() {
+            assert!(!range.contains(&(value.as_bytes().as_ptr() as usize)));
+        }
     }
 }
