@@ -22,34 +22,6 @@ static const quiver_client *client_h1; /* like `client`, with a rule: the https 
 
 /* ---- helpers ---- */
 
-/* Sends method + url (+ optional body) with the blocking call; returns the response or NULL
- * (then *err, if given, holds the error). */
-static quiver_response *fetch(const quiver_client *c, const char *method, const char *url,
-                              const char *body, quiver_error **err) {
-    quiver_request *req = quiver_request_new(method, url);
-    REQUIRE(req != NULL);
-    if (body != NULL) {
-        CHECK_RESULT(quiver_request_set_body_copy(req, (const uint8_t *)body, strlen(body)),
-                     QUIVER_RESULT_OK);
-    }
-    quiver_response *resp = NULL;
-    quiver_error *e = NULL;
-    quiver_result r = quiver_client_send_blocking(c, req, &resp, &e);
-    CHECK((r == QUIVER_RESULT_OK) == (resp != NULL));
-    CHECK((r == QUIVER_RESULT_OK) == (e == NULL));
-    if (e != NULL) {
-        CHECK(quiver_error_code(e) == r);
-    }
-    if (err != NULL) {
-        *err = e;
-    } else {
-        if (e != NULL) {
-            print_error(url, e);
-        }
-        quiver_error_free(e);
-    }
-    return resp;
-}
 
 static int body_eq(const quiver_response *resp, const char *expected) {
     const uint8_t *data = NULL;
@@ -67,20 +39,6 @@ static int header_eq(const quiver_response *resp, const char *name, const char *
            bytes_eq(value, len, expected);
 }
 
-/* A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
-static int closed_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    REQUIRE(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    REQUIRE(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
 
 /* ---- version, result codes, errors without a network ---- */
 

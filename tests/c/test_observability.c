@@ -297,26 +297,6 @@ static quiver_config *base_config(recorder *r) {
     return config;
 }
 
-static quiver_response *get(const quiver_client *client, const char *method, const char *url,
-                            const char *body, quiver_error **error_out) {
-    quiver_request *req = quiver_request_new(method, url);
-    REQUIRE(req != NULL);
-    if (body != NULL) {
-        CHECK_RESULT(quiver_request_set_body_copy(req, (const uint8_t *)body, strlen(body)),
-                     QUIVER_RESULT_OK);
-    }
-    quiver_response *resp = NULL;
-    quiver_error *err = NULL;
-    quiver_client_send_blocking(client, req, &resp, &err);
-    if (error_out != NULL) {
-        *error_out = err;
-    } else {
-        if (err != NULL) print_error(url, err);
-        CHECK(resp != NULL);
-        quiver_error_free(err);
-    }
-    return resp;
-}
 
 static quiver_timings timings_of(const quiver_response *resp) {
     quiver_timings t;
@@ -352,7 +332,7 @@ static void test_http1_fresh_then_reused(void) {
 
     char *url = format("%s/echo", HTTP);
     uint64_t before = monotonic_ns();
-    quiver_response *resp = get(client, "POST", url, "hello", NULL);
+    quiver_response *resp = fetch(client, "POST", url, "hello", NULL);
     uint64_t after = monotonic_ns();
     REQUIRE(resp != NULL);
 
@@ -401,7 +381,7 @@ static void test_http1_fresh_then_reused(void) {
     /* The same connection again: no dial, reused, no queueing. */
     rec_clear(&rec);
     url = format("%s/bytes/100", HTTP);
-    resp = get(client, "GET", url, NULL, NULL);
+    resp = fetch(client, "GET", url, NULL, NULL);
     REQUIRE(resp != NULL);
     id = rec_first(&rec, QUIVER_EVENT_KIND_REQUEST_START, 0).request_id;
     CHECK_KINDS(rec_request_kinds(&rec, id, kinds, sizeof kinds),
@@ -508,7 +488,7 @@ static void test_tls_and_http2_streams(void) {
     quiver_config_free(config);
 
     char *url = format("%s/bytes/10", HTTPS);
-    quiver_response *resp = get(client, "GET", url, NULL, NULL);
+    quiver_response *resp = fetch(client, "GET", url, NULL, NULL);
     REQUIRE(resp != NULL);
     rec_event tls = rec_first(&rec, QUIVER_EVENT_KIND_TLS_DONE, 0);
     CHECK(tls.alpn != NULL && strcmp(tls.alpn, "h2") == 0 && !tls.resumed);
@@ -528,7 +508,7 @@ static void test_tls_and_http2_streams(void) {
     quiver_response_free(resp);
 
     /* A second request: the next stream on the same connection. */
-    resp = get(client, "GET", url, NULL, NULL);
+    resp = fetch(client, "GET", url, NULL, NULL);
     REQUIRE(resp != NULL);
     t = timings_of(resp);
     CHECK(t.stream_id == 3 && t.reused && t.tls_ns == -1 && t.dns_ns == -1);
@@ -603,7 +583,7 @@ static void test_http3(void) {
     const quiver_client *client = new_client(config);
     quiver_config_free(config);
     char *url = format("%s/bytes/10", H3);
-    quiver_response *resp = get(client, "GET", url, NULL, NULL);
+    quiver_response *resp = fetch(client, "GET", url, NULL, NULL);
     REQUIRE(resp != NULL);
     const quiver_event_kind want[] = {
         QUIVER_EVENT_KIND_REQUEST_START,     QUIVER_EVENT_KIND_DNS_RESOLVED,
@@ -656,7 +636,7 @@ static void test_retried(void) {
         quiver_config_free(config);
         char *url = format("%s/health", H2C_REFUSE);
         for (int i = 0; i < 10; i++) {
-            quiver_response_free(get(client, "GET", url, NULL, NULL));
+            quiver_response_free(fetch(client, "GET", url, NULL, NULL));
         }
         free(url);
         int retried = 0;
@@ -682,11 +662,11 @@ static void test_retried(void) {
     const quiver_client *client = new_client(config);
     quiver_config_free(config);
     char *url = format("%s/drop-next", HTTP);
-    quiver_response_free(get(client, "GET", url, NULL, NULL));
+    quiver_response_free(fetch(client, "GET", url, NULL, NULL));
     free(url);
     rec_clear(&rec);
     url = format("%s/conn", HTTP);
-    quiver_response *resp = get(client, "GET", url, NULL, NULL);
+    quiver_response *resp = fetch(client, "GET", url, NULL, NULL);
     CHECK(resp != NULL && quiver_response_status(resp) == 200);
     rec_event r = rec_first(&rec, QUIVER_EVENT_KIND_RETRIED, 0);
     CHECK(r.error_kind != QUIVER_RESULT_OK && r.error_class == QUIVER_CLASS_TRANSIENT);
@@ -721,7 +701,7 @@ static void test_goaway(void) {
     char *url = format("%s/health", H2C_GOAWAY);
     int seen = 0;
     for (int i = 0; i < 20 && !seen; i++) {
-        quiver_response_free(get(client, "GET", url, NULL, NULL));
+        quiver_response_free(fetch(client, "GET", url, NULL, NULL));
         seen = rec_wait_for(&rec, QUIVER_EVENT_KIND_GOAWAY, 0, 200);
     }
     free(url);
@@ -742,19 +722,6 @@ static void test_goaway(void) {
 
 /* ---- redirects and failures ---- */
 
-static int closed_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
 
 static void test_redirects_and_failures(void) {
     recorder rec;
@@ -764,7 +731,7 @@ static void test_redirects_and_failures(void) {
     quiver_config_free(config);
 
     char *url = format("%s/redirect/2", HTTP);
-    quiver_response *resp = get(client, "GET", url, NULL, NULL);
+    quiver_response *resp = fetch(client, "GET", url, NULL, NULL);
     REQUIRE(resp != NULL);
     CHECK(quiver_response_status(resp) == 200);
     CHECK(rec_count(&rec, QUIVER_EVENT_KIND_REDIRECTED) == 2);
@@ -791,7 +758,7 @@ static void test_redirects_and_failures(void) {
     rec_clear(&rec);
     url = format("http://127.0.0.1:%d/", closed_port());
     quiver_error *err = NULL;
-    resp = get(client, "GET", url, NULL, &err);
+    resp = fetch(client, "GET", url, NULL, &err);
     CHECK(resp == NULL);
     CHECK_ERROR(err, QUIVER_RESULT_CONNECT_REFUSED, QUIVER_CLASS_TRANSIENT, "connect_refused");
     quiver_error_free(err);
@@ -807,7 +774,7 @@ static void test_redirects_and_failures(void) {
     /* A body that fails after its head: request_failed comes last, instead of response_end. */
     rec_clear(&rec);
     url = format("%s/close-mid-body/100000", HTTP);
-    resp = get(client, "GET", url, NULL, &err);
+    resp = fetch(client, "GET", url, NULL, &err);
     CHECK(resp == NULL && err != NULL);
     id = rec_first(&rec, QUIVER_EVENT_KIND_REQUEST_START, 0).request_id;
     char kinds[1024];
@@ -879,7 +846,7 @@ static void test_queue_delivery(void) {
     const quiver_client *client = new_client(config);
     quiver_config_free(config);
     char *url = format("%s/bytes/10", HTTP);
-    quiver_response *resp = get(client, "GET", url, NULL, NULL);
+    quiver_response *resp = fetch(client, "GET", url, NULL, NULL);
     REQUIRE(resp != NULL);
     quiver_response_free(resp);
     CHECK(rec_len(&rec) == 0); /* nothing ran on quiver's threads */
@@ -901,7 +868,7 @@ static void test_queue_delivery(void) {
 
     /* Queued events still run after the client is freed (they were copied when queued). */
     rec_clear(&rec);
-    resp = get(client, "GET", url, NULL, NULL);
+    resp = fetch(client, "GET", url, NULL, NULL);
     quiver_response_free(resp);
     size_t pending = quiver_queue_pending(queue);
     CHECK(pending >= 6);
@@ -945,7 +912,7 @@ static void test_queue_delivery(void) {
     CHECK_RESULT(quiver_config_set_event_queue(config, queue), QUIVER_RESULT_OK);
     client = new_client(config);
     quiver_config_free(config);
-    quiver_response_free(get(client, "GET", url, NULL, NULL));
+    quiver_response_free(fetch(client, "GET", url, NULL, NULL));
     CHECK(quiver_queue_pending(queue) >= 7);
     quiver_client_free(client);
     rec_clear(&rec);
@@ -978,14 +945,7 @@ static ptrdiff_t source_read(void *userdata, uint8_t *buf, size_t capacity) {
         s->held = 1;
         double deadline = now_ms() + 10000.0 * (double)slow_factor();
         while (!s->released && now_ms() < deadline) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            cond_wait_briefly(&s->cv, &s->mu);
         }
     }
     size_t n = s->total - s->produced;
@@ -1135,7 +1095,7 @@ static void test_no_callback_and_arguments(void) {
     const quiver_client *client = new_client(config);
     quiver_config_free(config);
     char *url = format("%s/bytes/10", HTTP);
-    quiver_response *resp = get(client, "GET", url, NULL, NULL);
+    quiver_response *resp = fetch(client, "GET", url, NULL, NULL);
     CHECK(resp != NULL && rec_len(&rec) == 0);
     /* Timings are there all the same. */
     quiver_timings t;

@@ -2,12 +2,16 @@
 #ifndef QUIVER_TEST_UTIL_H
 #define QUIVER_TEST_UTIL_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "quiver.h"
 
@@ -152,19 +156,24 @@ static inline void on_response(void *userdata, quiver_response *response, quiver
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Waits on `cv` (with `mu` held) for at most 20 ms: callers re-check their condition and deadline. */
+static inline void cond_wait_briefly(pthread_cond_t *cv, pthread_mutex_t *mu) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 20 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* Waits until the callback ran (or `timeout_ms` passed); returns how often it ran. */
 static inline int completion_wait(completion *c, long timeout_ms) {
     double deadline = now_ms() + (double)(timeout_ms * slow_factor());
     pthread_mutex_lock(&c->mu);
     while (c->calls == 0 && now_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        cond_wait_briefly(&c->cv, &c->mu);
     }
     int calls = c->calls;
     pthread_mutex_unlock(&c->mu);
@@ -245,6 +254,51 @@ static inline int wait_count(pthread_mutex_t *mu, const int *counter, int value,
     int ok = *counter >= value;
     pthread_mutex_unlock(mu);
     return ok;
+}
+
+/* Sends method + url (+ optional body) with the blocking call; returns the response or NULL
+ * (then *err, if given, holds the error; without `err` the call must succeed). */
+static inline quiver_response *fetch(const quiver_client *c, const char *method,
+                                     const char *url, const char *body, quiver_error **err) {
+    quiver_request *req = quiver_request_new(method, url);
+    REQUIRE(req != NULL);
+    if (body != NULL) {
+        CHECK_RESULT(quiver_request_set_body_copy(req, (const uint8_t *)body, strlen(body)),
+                     QUIVER_RESULT_OK);
+    }
+    quiver_response *resp = NULL;
+    quiver_error *e = NULL;
+    quiver_result r = quiver_client_send_blocking(c, req, &resp, &e);
+    CHECK((r == QUIVER_RESULT_OK) == (resp != NULL));
+    CHECK((r == QUIVER_RESULT_OK) == (e == NULL));
+    if (e != NULL) {
+        CHECK(quiver_error_code(e) == r);
+    }
+    if (err != NULL) {
+        *err = e;
+    } else {
+        if (e != NULL) {
+            print_error(url, e);
+        }
+        CHECK(resp != NULL);
+        quiver_error_free(e);
+    }
+    return resp;
+}
+
+/* A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
+static inline int closed_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    REQUIRE(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+    REQUIRE(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
+    close(fd);
+    return ntohs(addr.sin_port);
 }
 
 #endif /* QUIVER_TEST_UTIL_H */
