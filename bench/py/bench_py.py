@@ -311,17 +311,7 @@ def main_requests(a, name, adapter):
         s.mount("http://", adapter)
         s.mount("https://", adapter)
 
-        def one():
-            r = s.request(a.method, a.url, data=body, stream=a.stream, verify=verify, timeout=120)
-            if a.stream:
-                n = 0
-                for chunk in r.iter_content(chunk_size=None):
-                    n += len(chunk)
-                r.close()
-            else:
-                n = len(r.content)
-            return r.status_code, n, None
-
+        one = session_one(a, s, body, verify, lambda r: None)
         stats = Stats(a)
         secs, cpu = run_threads(a, one, stats)
     stats.report(name, secs, cpu, a.warmup, note=urllib3_note())
@@ -381,8 +371,12 @@ def niquests_adapter(a, cls):
 
 def niquests_one_sync(a, s):
     body = b"x" * a.body_len if a.body_len else None
-    verify = a.ca or True
+    return session_one(a, s, body, a.ca or True,
+                       lambda r: proto_name(r.http_version) if r.http_version else None)
 
+
+def session_one(a, s, body, verify, proto_of):
+    """One request on a requests-shaped Session (requests, niquests): status, bytes, protocol."""
     def one():
         r = s.request(a.method, a.url, data=body, stream=a.stream, verify=verify, timeout=120)
         if a.stream:
@@ -392,7 +386,7 @@ def niquests_one_sync(a, s):
             r.close()
         else:
             n = len(r.content)
-        return r.status_code, n, proto_name(r.http_version) if r.http_version else None
+        return r.status_code, n, proto_of(r)
     return one
 
 

@@ -121,7 +121,7 @@ impl Listener for Tap {
         }
         q.events.push_back(event.clone());
         q.received += 1;
-        q.last = Instant::now();
+        q.last = event.at;
         drop(q);
         self.0.ready.notify_one();
     }
@@ -261,7 +261,7 @@ impl NativeEvents {
 }
 
 /// An address as Python's sockets give it: `(host, port)`.
-fn address<'py>(
+pub(crate) fn address<'py>(
     py: Python<'py>,
     addr: Option<SocketAddr>,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
@@ -275,16 +275,13 @@ fn address<'py>(
 #[pyclass(frozen, name = "Event", module = "quiver")]
 pub struct PyEvent {
     event: Event,
-    time: f64,
     error: PyOnceLock<Py<PyAny>>,
 }
 
 impl PyEvent {
     fn new(event: Event) -> PyEvent {
-        let time = quiver_core::embed::monotonic(event.at).as_secs_f64();
         PyEvent {
             event,
-            time,
             error: PyOnceLock::new(),
         }
     }
@@ -304,7 +301,7 @@ impl PyEvent {
     /// When it happened, in seconds on `time.monotonic()`'s clock.
     #[getter]
     fn time(&self) -> f64 {
-        self.time
+        quiver_core::embed::monotonic(self.event.at).as_secs_f64()
     }
 
     /// The request's id (unique in the process); None for connection events.

@@ -112,11 +112,7 @@ impl PyTimings {
     /// The peer's `(host, port)`, when connected directly.
     #[getter]
     fn remote<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        self.inner
-            .connection
-            .remote
-            .map(|a| (a.ip().to_string(), a.port()).into_pyobject(py))
-            .transpose()
+        crate::events::address(py, self.inner.connection.remote)
     }
 
     fn __repr__(&self) -> String {

@@ -144,6 +144,14 @@ def _seconds(value: Optional[Seconds]) -> Any:
     return value
 
 
+def _native_client(options: Dict[str, Any], pools: Any) -> _quiver.NativeClient:
+    """The native client for pool ``options`` and per-origin ``pools`` (httpx's ``auth=`` in a
+    rule mapped onto the credential options)."""
+    if pools is not None and hasattr(pools, "items"):
+        pools = {pattern: _rule_options(pattern, rule) for pattern, rule in pools.items()}
+    return _quiver.NativeClient(options, pools)
+
+
 def _rule_options(pattern: str, rule: Any) -> Any:
     """A pool rule with httpx's ``auth=`` mapped onto the credential options."""
     if not isinstance(rule, Mapping) or "auth" not in rule:
@@ -184,9 +192,7 @@ class _BaseClient:
             seeded = cookies
         elif cookies is not None:
             options["cookies"] = cookies  # a bool (the engine refuses anything else)
-        if pools is not None and hasattr(pools, "items"):
-            pools = {pattern: _rule_options(pattern, rule) for pattern, rule in pools.items()}
-        self._native = _quiver.NativeClient(options, pools)
+        self._native = _native_client(options, pools)
         self._events = Dispatcher(self._native.events(), listeners)
         # A client dropped without close() lets its listener thread end too.
         weakref.finalize(self, self._events.close)
@@ -281,27 +287,16 @@ class _BaseClient:
         progress: Optional[_quiver.Progress] = None,
     ) -> _Prepared:
         url = merge_url(self._base_url, url, params)
+        merged = self._headers.merged(headers) if self._headers is not None else Headers(headers)
         layer: Dict[str, Any] = {}
-        if headers is None and self._headers is None and data is None and json is None and not files:
-            # The common case (no header fields, no body to describe): no Headers to build.
-            fields: List[Tuple[str, str]] = []
-            body = prepare_body(None, content, None, None, allow_async)
+        if files:
+            given = [name for name, v in (("content", content), ("json", json)) if v is not None]
+            if given:
+                raise TypeError(f"files= goes with data= fields only, not with {' or '.join(given)}=")
+            layer["files"] = parts(data, files, allow_async)
+            body = None
         else:
-            if self._headers is not None:
-                merged = self._headers.merged(headers)
-            elif isinstance(headers, Headers):
-                merged = headers.copy()
-            else:
-                merged = Headers(headers)
-            if files:
-                given = [name for name, v in (("content", content), ("json", json)) if v is not None]
-                if given:
-                    raise TypeError(f"files= goes with data= fields only, not with {' or '.join(given)}=")
-                layer["files"] = parts(data, files, allow_async)
-                body = None
-            else:
-                body = prepare_body(merged, content, data, json, allow_async)
-            fields = merged.multi_items()
+            body = prepare_body(merged, content, data, json, allow_async)
         if follow_redirects is not None and redirect is not None:
             raise TypeError("give follow_redirects= or redirect=, not both")
         if follow_redirects is not None:
@@ -326,7 +321,7 @@ class _BaseClient:
             layer["progress"] = progress
         return (
             url,
-            fields,
+            merged.multi_items(),
             body,
             None if timeout is None else _seconds(timeout),
             early_data,

@@ -102,17 +102,15 @@ _LINES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
 
 def _log_event(event: _quiver.Event, bits: int) -> None:
     name = event.name
+    failure = name in ("request_failed", "connection_failed")
+    if not bits & (_LOG_WARNING if failure else _LOG_DEBUG):
+        return
     line = _LINES.get(name)
     if line is None:
         fmt, args = "%s", (repr(event),)
     else:
         fmt, args = line[0], tuple(getattr(event, a) for a in line[1])
-    extra = {"quiver_event": event}
-    if name in ("request_failed", "connection_failed"):
-        if bits & _LOG_WARNING:
-            logger.warning(fmt, *args, extra=extra)
-    elif bits & _LOG_DEBUG:
-        logger.debug(fmt, *args, extra=extra)
+    (logger.warning if failure else logger.debug)(fmt, *args, extra={"quiver_event": event})
 
 
 class Dispatcher:

@@ -172,7 +172,7 @@ class Request:
     ) -> None:
         self.method = method.upper()
         self.url = url
-        self.headers = headers.copy() if isinstance(headers, Headers) else Headers(headers)
+        self.headers = Headers(headers)
         self.content = content
 
     @classmethod
@@ -184,14 +184,23 @@ class Request:
         r.content = content
         return r
 
+    def __repr__(self) -> str:
+        return f"<Request({self.method!r}, {self.url!r})>"
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of ``status`` ("" for a code without one): HTTP/2 and HTTP/3
+    carry none, and quiver does not keep HTTP/1.1's."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
 
 def content_of(body: Any) -> Optional[bytes]:
     """What ``Request.content`` shows of a prepared body: the bytes, ``b""`` for none, None for a
     stream (which is not kept)."""
     return b"" if body is None else body if isinstance(body, bytes) else None
-
-    def __repr__(self) -> str:
-        return f"<Request({self.method!r}, {self.url!r})>"
 
 
 class Response:
@@ -302,10 +311,7 @@ class Response:
 
     @property
     def reason_phrase(self) -> str:
-        try:
-            return HTTPStatus(self.status_code).phrase
-        except ValueError:
-            return ""
+        return reason_phrase(self.status_code)
 
     @property
     def is_success(self) -> bool:
@@ -532,27 +538,24 @@ def _param(value: Any) -> str:
 
 
 def prepare_body(
-    headers: Optional[Headers],
+    headers: Headers,
     content: Optional[RequestContent],
     data: Optional[Mapping[str, Any]],
     json: Any,
     allow_async: bool,
 ) -> Any:
     """The body to hand to the native client: bytes, an iterator or an async iterator (or
-    None); sets ``content-type`` for ``json=`` and ``data=`` unless given (``headers`` may be
-    None only when neither is)."""
-    if data is None and json is None and (content is None or type(content) is bytes):
+    None); sets ``content-type`` for ``json=`` and ``data=`` unless given."""
+    if data is None and json is None and (content is None or isinstance(content, bytes)):
         return content
     given = [name for name, v in (("content", content), ("data", data), ("json", json)) if v is not None]
     if len(given) > 1:
         raise TypeError(f"give at most one of content=, data= and json= (got {', '.join(given)})")
     if json is not None:
-        assert headers is not None, "a json= body needs the request's headers"
         if "content-type" not in headers:
             headers["content-type"] = "application/json"
         return jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if data is not None:
-        assert headers is not None, "a data= body needs the request's headers"
         if "content-type" not in headers:
             headers["content-type"] = "application/x-www-form-urlencoded"
         items = data.items() if isinstance(data, Mapping) else data
@@ -561,8 +564,6 @@ def prepare_body(
             values = value if isinstance(value, (list, tuple)) else [value]
             pairs.extend((key, _param(v)) for v in values)
         return urlencode(pairs).encode("ascii")
-    if content is None or isinstance(content, bytes):
-        return content
     if isinstance(content, str):
         return content.encode("utf-8")
     if isinstance(content, (bytearray, memoryview)):

@@ -20,15 +20,15 @@ Importing this module imports httpx; ``import quiver`` alone does not.
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, Tuple, Type, cast
 
 import httpx
 
 from . import _quiver
-from ._adapt import FOREVER, native_client
+from ._adapt import FOREVER, library_error, native_client
 from ._client import _call
 from ._exceptions import QuiverError
+from ._models import reason_phrase
 from ._types import ClientStats, PoolOptions
 
 __all__ = ["AsyncHTTPTransport", "ERRORS", "HTTPTransport"]
@@ -74,8 +74,6 @@ ERRORS: Dict[str, Type[Exception]] = {
 #: ``authorization`` only (pool rules' credentials are not added).
 _AS_GIVEN: Dict[str, Any] = {"follow_redirects": False, "decompress": False, "auth": ("none",)}
 
-_VERSIONS = {"HTTP/1.1": b"HTTP/1.1", "HTTP/2": b"HTTP/2", "HTTP/3": b"HTTP/3", "HTTP/1.0": b"HTTP/1.0"}
-
 _Trailers = List[Tuple[bytes, bytes]]
 
 
@@ -83,13 +81,7 @@ def _translate(exc: QuiverError) -> BaseException:
     """The exception to raise for ``exc``: its httpx class with ``kind`` and ``error_class`` (and
     ``exc`` as ``__cause__``), or, for a failed request body iterator, that iterator's own
     exception."""
-    if exc.kind == "body_stream" and exc.__cause__ is not None:
-        return exc.__cause__
-    mapped = ERRORS.get(exc.kind, httpx.TransportError)(exc.message)
-    mapped.kind = exc.kind  # type: ignore[attr-defined]
-    mapped.error_class = exc.error_class  # type: ignore[attr-defined]
-    mapped.__cause__ = exc
-    return mapped
+    return library_error(exc, lambda: ERRORS.get(exc.kind, httpx.TransportError)(exc.message))
 
 
 def _timeouts(request: httpx.Request) -> Tuple[Optional[float], Optional[float]]:
@@ -123,19 +115,33 @@ def _target(url: httpx.URL) -> str:
     return str(url)
 
 
-def _response(native: _quiver.ResponseStream, stream: Any, trailers: _Trailers) -> httpx.Response:
-    try:
-        phrase = HTTPStatus(native.status).phrase.encode("ascii")
-    except ValueError:
-        phrase = b""
-    version = native.http_version
+def _send_args(request: httpx.Request, content: Any) -> Tuple[Any, ...]:
+    """The native ``send`` / ``send_async`` arguments for ``request`` with body ``content``."""
+    read, checkout = _timeouts(request)
+    return (
+        request.method,
+        _target(request.url),
+        request.headers.raw,
+        content or None,
+        None,
+        None,
+        True,
+        _AS_GIVEN,
+        read,
+        checkout,
+    )
+
+
+def _response(native: _quiver.ResponseStream, stream_type: Any) -> httpx.Response:
+    """httpx's response for ``native``, its body read through a ``stream_type`` stream."""
+    trailers: _Trailers = []
     return httpx.Response(
         native.status,
         headers=native.raw_headers(),
-        stream=stream,
+        stream=stream_type(native, trailers),
         extensions={
-            "http_version": _VERSIONS.get(version) or version.encode("ascii"),
-            "reason_phrase": phrase,
+            "http_version": native.http_version.encode("ascii"),
+            "reason_phrase": reason_phrase(native.status).encode("ascii"),
             "trailers": trailers,
         },
     )
@@ -212,25 +218,12 @@ class HTTPTransport(httpx.BaseTransport):
         httpx iterates the response's stream (closing it releases the connection or stream)."""
         body = _held_bytes(request.stream)
         content: Any = body if body is not None else iter(cast(httpx.SyncByteStream, request.stream))
-        read, checkout = _timeouts(request)
         try:
-            native = self._native.send(
-                request.method,
-                _target(request.url),
-                request.headers.raw,
-                content or None,
-                None,
-                None,
-                True,
-                _AS_GIVEN,
-                read,
-                checkout,
-            )
+            native = self._native.send(*_send_args(request, content))
         except QuiverError as exc:
             failure = exc
         else:
-            trailers: _Trailers = []
-            return _response(native, _ResponseStream(native, trailers), trailers)
+            return _response(native, _ResponseStream)
         raise _translate(failure)
 
     def stats(self) -> ClientStats:
@@ -255,26 +248,12 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         httpx iterates the response's stream."""
         body = _held_bytes(request.stream)
         content: Any = body if body is not None else cast(httpx.AsyncByteStream, request.stream).__aiter__()
-        read, checkout = _timeouts(request)
         try:
-            native = await _call(
-                self._native.send_async,
-                request.method,
-                _target(request.url),
-                request.headers.raw,
-                content or None,
-                None,
-                None,
-                True,
-                _AS_GIVEN,
-                read,
-                checkout,
-            )
+            native = await _call(self._native.send_async, *_send_args(request, content))
         except QuiverError as exc:
             failure = exc
         else:
-            trailers: _Trailers = []
-            return _response(native, _AsyncResponseStream(native, trailers), trailers)
+            return _response(native, _AsyncResponseStream)
         raise _translate(failure)
 
     def stats(self) -> ClientStats:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import os
 import threading
-from http import HTTPStatus
 from http.client import HTTPMessage
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type, Union
 
@@ -35,9 +34,9 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, prepend_scheme_if_needed, select_proxy, urldefragauth
 
 from . import _quiver
-from ._adapt import native_client
+from ._adapt import library_error, native_client
 from ._exceptions import QuiverError
-from ._models import _read_chunks
+from ._models import _read_chunks, reason_phrase
 from ._types import ClientStats, PoolOptions
 
 __all__ = ["Adapter", "BODY_ERRORS", "ERRORS", "RawResponse"]
@@ -106,16 +105,10 @@ def _translate(
 ) -> BaseException:
     """The exception to raise for ``exc`` (see :data:`ERRORS`), with ``kind`` and
     ``error_class``, ``exc`` as ``__cause__``; a failed body iterator's own exception."""
-    if exc.kind == "body_stream" and exc.__cause__ is not None:
-        return exc.__cause__
     cls = table.get(exc.kind)
     if cls is None:
         cls = fallback if exc.error_class == "transient" else rexc.RequestException
-    mapped = cls(f"{exc.kind}: {exc.message}", request=request)
-    mapped.kind = exc.kind  # type: ignore[attr-defined]
-    mapped.error_class = exc.error_class  # type: ignore[attr-defined]
-    mapped.__cause__ = exc
-    return mapped
+    return library_error(exc, lambda: cls(f"{exc.kind}: {exc.message}", request=request))
 
 
 def _read_timeout(timeout: Any) -> Optional[float]:
@@ -199,11 +192,8 @@ class RawResponse(io.IOBase):
         super().__init__()
         #: The status code.
         self.status: int = native.status
-        try:
-            #: The reason phrase of the status (from the status code).
-            self.reason: str = HTTPStatus(native.status).phrase
-        except ValueError:
-            self.reason = ""
+        #: The reason phrase of the status (from the status code).
+        self.reason: str = reason_phrase(native.status)
         #: ``"HTTP/1.1"``, ``"HTTP/2"`` or ``"HTTP/3"``.
         self.version_string: str = native.http_version
         #: urllib3's number for the version: 11, 20 or 30.
