@@ -12,7 +12,7 @@
 // optional dependency): only the Dispatcher API methods (`agent.request()`, ...) load it.
 
 const EventEmitter = require('node:events')
-const { STATUS_CODES } = require('node:http')
+const { rawOf, statusText } = require('./diagnostics.js')
 const { stringify: stringifyQuery } = require('node:querystring')
 
 /** A year in ms: core's longest timeout, standing in for undici's 0 ("no timeout"). */
@@ -23,13 +23,6 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
 
 /** Request headers undici refuses (it manages them itself); quiver.Agent refuses them too. */
 const REFUSED_HEADERS = new Set(['transfer-encoding', 'keep-alive', 'upgrade'])
-
-/** Raw header lists as undici hands them over: Buffers, names and values alternating. */
-function rawOf(flat) {
-  const out = new Array(flat.length)
-  for (let i = 0; i < flat.length; i++) out[i] = Buffer.from(flat[i], 'latin1')
-  return out
-}
 
 function rawOfObject(headers) {
   const out = []
@@ -42,11 +35,6 @@ function rawOfObject(headers) {
     }
   }
   return out
-}
-
-function statusText(status, version) {
-  // HTTP/2 and HTTP/3 have no reason phrase; core does not keep HTTP/1.1's, so the standard one.
-  return version === '1.1' || version === '1.0' ? STATUS_CODES[status] ?? '' : ''
 }
 
 /** The `undici` package, loaded on first use (it is optional). */
@@ -307,11 +295,7 @@ module.exports = function adapters(quiver) {
           return
         }
       }
-      const rawTrailers = []
-      for (const [name, value] of Object.entries(trailers)) {
-        for (const v of Array.isArray(value) ? value : [value]) rawTrailers.push(name, v)
-      }
-      this.rawTrailers = rawOf(rawTrailers)
+      this.rawTrailers = rawOfObject(trailers)
       this.#trailers = trailers
       this.#cleanup()
       try {

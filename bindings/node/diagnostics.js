@@ -261,7 +261,8 @@ module.exports = function diagnostics({ QuiverError, quiverError, timingsOf }) {
 
     /** The response head arrived: `undici:request:headers`. */
     responded(res) {
-      this.#observer.drain()
+      // Core builds events for this request only when it has a tag.
+      if (this.tag !== null) this.#observer.drain()
       if (undici.headers.hasSubscribers || quiver.timings.hasSubscribers) this.#timings = res.timings()
       if (undici.headers.hasSubscribers) {
         const status = res.status
@@ -274,7 +275,7 @@ module.exports = function diagnostics({ QuiverError, quiverError, timingsOf }) {
     failed(error) {
       if (this.#done) return
       this.#done = true
-      this.#observer.drain()
+      if (this.tag !== null) this.#observer.drain()
       this.request.aborted = true
       if (undici.error.hasSubscribers) undici.error.publish({ request: this.request, error })
       this.#observer.forget(this)
@@ -288,7 +289,7 @@ module.exports = function diagnostics({ QuiverError, quiverError, timingsOf }) {
     ended(clean, error, trailers, signal) {
       if (this.#done) return
       this.#done = true
-      this.#observer.drain()
+      if (this.tag !== null) this.#observer.drain()
       if (clean) {
         this.request.completed = true
         if (undici.trailers.hasSubscribers) undici.trailers.publish({ request: this.request, trailers: rawOf(trailers ?? []) })
@@ -391,11 +392,8 @@ module.exports = function diagnostics({ QuiverError, quiverError, timingsOf }) {
       if (this.#draining || this.#native === null) return
       this.#draining = true
       try {
-        for (;;) {
-          const { events } = this.#native.takeEvents()
-          if (events.length === 0) break
-          for (const ev of events) this.#dispatch(ev)
-        }
+        // One take: it re-arms the wake-up, so what arrives meanwhile comes with the next one.
+        for (const ev of this.#native.takeEvents().events) this.#dispatch(ev)
       } finally {
         this.#draining = false
       }

@@ -6,13 +6,12 @@
 // quiver.fetch. Every test puts the global dispatcher back as it found it.
 
 const assert = require('node:assert/strict')
-const net = require('node:net')
 const { Readable, Writable } = require('node:stream')
 const { before, after, beforeEach, afterEach, describe, test } = require('node:test')
 
 const undici = require('undici')
 const { Agent, Client, QuiverError, fetch: quiverFetch } = require('quiver-http')
-const { startServer, protocols, pattern, checkPattern, sleep } = require('./helpers.js')
+const { startServer, protocols, pattern, checkPattern, sleep, closedPort } = require('./helpers.js')
 
 const MiB = 1024 * 1024
 
@@ -34,15 +33,6 @@ beforeEach(() => {
 afterEach(() => {
   undici.setGlobalDispatcher(savedDispatcher)
 })
-
-/** A TCP port nothing listens on (it was free a moment ago). */
-async function refusedPort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 async function serverStats() {
   const res = await control.request(`http://127.0.0.1:${info.http}/stats`)
@@ -113,7 +103,7 @@ test('per-request readTimeout and checkoutTimeout', async () => {
 })
 
 test('errors: a refused port rejects fetch with a TypeError whose cause is the QuiverError', async () => {
-  const port = await refusedPort()
+  const port = await closedPort()
   const agent = new Agent()
   undici.setGlobalDispatcher(agent)
   await assert.rejects(fetch(`http://127.0.0.1:${port}/`), (e) => {
@@ -200,7 +190,7 @@ test('close() waits for what is in flight; destroy() aborts it', async () => {
 })
 
 test('the retry interceptor composes, taking quiver\'s error codes', async () => {
-  const port = await refusedPort()
+  const port = await closedPort()
   const agent = new Agent()
   let attempts = 0
   const counting = (dispatch) => (opts, handler) => {

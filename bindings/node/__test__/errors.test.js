@@ -2,11 +2,10 @@
 // Errors by class and code; aborts and timeouts.
 
 const assert = require('node:assert/strict')
-const net = require('node:net')
 const { before, after, describe, test } = require('node:test')
 
 const { Client, QuiverError, errorKinds } = require('quiver-http')
-const { startServer, protocols, sleep } = require('./helpers.js')
+const { startServer, protocols, sleep, closedPort } = require('./helpers.js')
 
 let info
 before(async () => {
@@ -35,14 +34,6 @@ async function rejectsWith(promise, code, cls) {
 
 function throwsWith(fn, code, cls) {
   assert.throws(fn, (e) => e instanceof QuiverError && e.code === code && e.class === cls)
-}
-
-async function closedPort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 describe('error classes and codes', () => {

@@ -3,6 +3,7 @@
 // QUIVER_TESTSERVER) and the protocols every suite runs over.
 
 const { spawn } = require('node:child_process')
+const net = require('node:net')
 const path = require('node:path')
 const readline = require('node:readline')
 
@@ -69,4 +70,13 @@ function checkPattern(chunk, offset) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-module.exports = { ROOT, startServer, protocols, pattern, checkPattern, sleep }
+/** A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
+async function closedPort() {
+  const server = net.createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+module.exports = { ROOT, startServer, protocols, pattern, checkPattern, sleep, closedPort }

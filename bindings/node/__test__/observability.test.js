@@ -7,12 +7,11 @@
 
 const assert = require('node:assert/strict')
 const dc = require('node:diagnostics_channel')
-const net = require('node:net')
 const { after, before, describe, test } = require('node:test')
 
 const undici = require('undici')
 const { Agent, Client, Progress, QuiverError, fetch: quiverFetch, native } = require('quiver-http')
-const { startServer, checkPattern, sleep } = require('./helpers.js')
+const { startServer, checkPattern, sleep, closedPort } = require('./helpers.js')
 
 const UNDICI_CHANNELS = [
   'undici:request:create', 'undici:request:bodySent', 'undici:request:headers', 'undici:request:trailers',
@@ -53,15 +52,6 @@ async function until(check, what, ms = 10000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await sleep(10)
   }
-}
-
-/** A TCP port nothing listens on (it was free a moment ago). */
-async function refusedPort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 /** The names of the events of request `id`, in order. */
@@ -348,7 +338,7 @@ describe('events on diagnostics_channel', () => {
     const rec = listen()
     const client = new Client()
     try {
-      const port = await refusedPort()
+      const port = await closedPort()
       await assert.rejects(client.request(`http://127.0.0.1:${port}/`), (e) => e instanceof QuiverError && e.code === 'connect_refused')
       const [failed] = rec.of('undici:request:error')
       assert.ok(failed.error instanceof QuiverError)
@@ -497,7 +487,7 @@ describe('quiver.Agent connection events', () => {
       assert.equal(origin.origin, `http://127.0.0.1:${info.http}`)
       assert.deepEqual(targets, [agent])
 
-      const port = await refusedPort()
+      const port = await closedPort()
       await assert.rejects(undici.request(`http://127.0.0.1:${port}/`, { dispatcher: agent }), (e) => e.code === 'connect_refused')
       await until(() => seen.some((s) => s[0] === 'connectionError'), 'connectionError')
       const [, failedOrigin, , error] = seen.find((s) => s[0] === 'connectionError')
@@ -631,7 +621,7 @@ describe('OpenTelemetry', () => {
       const fetched = await fetch(`https://localhost:${info.https}/headers`, { method: 'POST', body: 'x' })
       await seenBy(await fetched.json())
       // A failure: an error span.
-      const port = await refusedPort()
+      const port = await closedPort()
       await assert.rejects(client.request(`http://127.0.0.1:${port}/nothing`), QuiverError)
       await assert.rejects(fetch(`http://127.0.0.1:${port}/again`), TypeError)
 

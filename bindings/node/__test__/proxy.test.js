@@ -5,12 +5,11 @@
 
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
-const net = require('node:net')
 const path = require('node:path')
 const { before, after, describe, test } = require('node:test')
 
 const { Client, QuiverError, UdpTunnel } = require('quiver-http')
-const { startServer, sleep } = require('./helpers.js')
+const { startServer, sleep, closedPort } = require('./helpers.js')
 
 const PACKAGE = path.resolve(__dirname, '..')
 const AUTHORIZATION = 'Basic cXVpdmVyOnNlY3JldA==' // quiver:secret, which the proxy accepts
@@ -58,14 +57,6 @@ async function rejectsWith(promise, code, cls) {
   assert.equal(err.code, code, err.message)
   assert.equal(err.class, cls, err.message)
   return err
-}
-
-async function closedPort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 describe('TCP targets through a proxy', () => {

@@ -20,7 +20,6 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::ptr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::{Object, ToNapiValue};
@@ -37,18 +36,18 @@ struct Queue {
     jobs: Vec<Job>,
     /// A wake-up was sent and the queue not drained since.
     woken: bool,
+    /// The environment is gone (and with it the threadsafe function): nothing runs the jobs.
+    closed: bool,
 }
 
 /// The part runtime threads post to.
 struct Settler {
     queue: Mutex<Queue>,
     tsfn: sys::napi_threadsafe_function,
-    /// The environment is gone: nothing will run the jobs.
-    closed: AtomicBool,
 }
 
-// SAFETY: the threadsafe function handle is made to be called from any thread; everything
-// else is behind the mutex or atomic.
+// SAFETY: the threadsafe function handle is made to be called from any thread (and is called
+// only with the queue's lock held, see `post`); everything else is behind the mutex.
 unsafe impl Send for Settler {}
 unsafe impl Sync for Settler {}
 
@@ -59,17 +58,15 @@ impl Settler {
 
     /// Queues `job` for the JavaScript thread, waking it unless a wake-up is on its way.
     fn post(&self, job: Job) {
-        if self.closed.load(Ordering::Acquire) {
+        let mut q = self.lock();
+        if q.closed {
             return; // the environment is gone, and its Promises with it
         }
-        let wake = {
-            let mut q = self.lock();
-            q.jobs.push(job);
-            !std::mem::replace(&mut q.woken, true)
-        };
-        if wake {
-            // SAFETY: a live threadsafe function (released only by the environment's teardown,
-            // which sets `closed` first); non-blocking, so a runtime thread never waits.
+        q.jobs.push(job);
+        if !std::mem::replace(&mut q.woken, true) {
+            // Called with the lock held: `finalize` takes it to set `closed`, so the function
+            // cannot be freed under this call. Non-blocking: a runtime thread never waits.
+            // SAFETY: a live threadsafe function (see above).
             let status = unsafe {
                 sys::napi_call_threadsafe_function(
                     self.tsfn,
@@ -79,7 +76,7 @@ impl Settler {
             };
             if status != sys::Status::napi_ok {
                 // Closing: nobody will drain. Let the next post try again.
-                self.lock().woken = false;
+                q.woken = false;
             }
         }
     }
@@ -176,7 +173,6 @@ fn create(env: sys::napi_env) -> napi::Result<Arc<Settler>> {
     let settler = Arc::new(Settler {
         queue: Mutex::default(),
         tsfn,
-        closed: AtomicBool::new(false),
     });
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(settler.clone());
     Ok(settler)
@@ -219,8 +215,11 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mu
     let slot = unsafe { Arc::from_raw(data as *const Mutex<Option<Arc<Settler>>>) };
     let settler = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(settler) = settler {
-        settler.closed.store(true, Ordering::Release);
-        let jobs = std::mem::take(&mut settler.lock().jobs);
+        let jobs = {
+            let mut q = settler.lock();
+            q.closed = true;
+            std::mem::take(&mut q.jobs)
+        };
         drop(jobs);
     }
 }
