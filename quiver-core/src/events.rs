@@ -228,6 +228,12 @@ pub(crate) struct TracingListener;
 
 #[cfg(feature = "tracing")]
 impl Listener for TracingListener {
+    /// Off (no event built) while the subscriber filters target `quiver` out at every level
+    /// this listener uses.
+    fn enabled(&self) -> bool {
+        tracing::enabled!(target: "quiver", tracing::Level::WARN)
+    }
+
     fn on_event(&self, e: &Event) {
         match &e.kind {
             EventKind::RequestFailed { error } | EventKind::ConnectionFailed { error } => {

@@ -77,20 +77,30 @@ pub(crate) struct Response {
 box_castable!(quiver_response => Response);
 
 /// A response's timings (sharing core's cell for `total`, so a streamed head sees it once the
-/// body ended) and NUL-terminated copies of the connection's text.
+/// body ended) and NUL-terminated copies of the connection's text (ALPN, peer address), made
+/// when C first asks for the timings.
 struct TimingsCopy {
     core: Timings,
-    alpn: Option<CString>,
-    remote: Option<CString>,
+    text: OnceLock<(Option<CString>, Option<CString>)>,
 }
 
 impl TimingsCopy {
     fn new(t: &Timings) -> TimingsCopy {
         TimingsCopy {
             core: t.clone(),
-            alpn: t.connection.alpn.as_deref().map(c_string),
-            remote: t.connection.remote.map(|a| c_string(&a.to_string())),
+            text: OnceLock::new(),
         }
+    }
+
+    /// The ALPN and the peer address, as C strings.
+    fn text(&self) -> &(Option<CString>, Option<CString>) {
+        self.text.get_or_init(|| {
+            let conn = &self.core.connection;
+            (
+                conn.alpn.as_deref().map(c_string),
+                conn.remote.map(|a| c_string(&a.to_string())),
+            )
+        })
     }
 }
 
@@ -533,8 +543,9 @@ pub extern "C" fn quiver_response_timings(
             return quiver_result::NotFound;
         };
         let t = &copy.core;
-        let (alpn, alpn_len) = text(&copy.alpn);
-        let (remote, remote_len) = text(&copy.remote);
+        let (alpn, remote) = copy.text();
+        let (alpn, alpn_len) = text(alpn);
+        let (remote, remote_len) = text(remote);
         *out = quiver_timings {
             queued_ns: nanos(t.queued),
             dns_ns: opt(t.dns),

@@ -379,7 +379,7 @@ impl Connector {
                     info,
                 },
             };
-            if let Some(events) = &self.events {
+            if let Some(events) = self.events.as_ref().filter(|e| e.enabled()) {
                 emit_dial(
                     events,
                     origin,

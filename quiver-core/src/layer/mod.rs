@@ -11,7 +11,7 @@ pub(crate) mod decode;
 mod hop;
 pub(crate) mod redirect;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 #[cfg(feature = "cookies")]
@@ -342,15 +342,16 @@ impl Layer {
             trace,
             progress,
         } = when;
-        if decompress {
-            if let Some(codings) = decode::codings(resp.headers()) {
-                let options = &route.rule.options;
-                let (ratio, limit) = (options.max_decompression_ratio, options.max_response_body);
-                resp.map_body(|body| decode::wrap(body, codings, ratio, limit));
-            }
+        let codings = decompress
+            .then(|| decode::codings(resp.headers()))
+            .flatten();
+        let decoded = codings.is_some();
+        if let Some(codings) = codings {
+            let options = &route.rule.options;
+            let (ratio, limit) = (options.max_decompression_ratio, options.max_response_body);
+            resp.map_body(|body| decode::wrap(body, codings, ratio, limit));
         }
         if let Some(p) = &progress {
-            let decoded = decompress && decode::codings(resp.headers()).is_some();
             let total = match decoded {
                 true => None,
                 false => declared_length_of(resp.headers()),
@@ -360,7 +361,10 @@ impl Layer {
         }
         let via = std::mem::take(&mut resp.via);
         let fresh = via.record.is_some() && !via.reused;
-        let info = via.record.map(|r| r.info.clone()).unwrap_or_default();
+        let info = via
+            .record
+            .map_or_else(crate::response::no_connection, |r| r.info.clone());
+        let end = Arc::new(OnceLock::new());
         let timings = Timings {
             queued: via.queued,
             dns: info.dns.filter(|_| fresh),
@@ -376,9 +380,9 @@ impl Layer {
             },
             stream: via.stream,
             connection: info,
-            ..Timings::default()
+            end: Some(Arc::clone(&end)),
         };
-        resp.time_to_end(started, timings.end_cell());
+        resp.time_to_end(started, end);
         if let Some((t, origin)) = trace {
             let (origin, protocol) = (origin.clone(), timings.protocol);
             let conn = Some(timings.connection.id).filter(|id| *id != 0);

@@ -60,14 +60,16 @@ pub(crate) async fn handshake(
     }
     runtime.spawn(async move {
         // Errors surface on requests.
-        let reason = tokio::select! {
-            end = conn => match end {
-                Ok(()) => "closed".to_owned(),
-                Err(e) => e.to_string(),
-            },
-            _ = closing.fired() => "shutdown".to_owned(),
+        let end = tokio::select! {
+            end = conn => Some(end),
+            _ = closing.fired() => None,
         };
-        if let Some(w) = watch {
+        if let Some(w) = watch.filter(|w| w.events.enabled()) {
+            let reason = match end {
+                Some(Ok(())) => "closed".to_owned(),
+                Some(Err(e)) => e.to_string(),
+                None => "shutdown".to_owned(),
+            };
             w.emit(crate::events::EventKind::ConnectionClosed { reason });
         }
     });

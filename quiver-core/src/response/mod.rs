@@ -75,7 +75,7 @@ pub struct Redirect {
 /// How long each step of a request took and which connection carried it, as curl's
 /// `CURLINFO_*_TIME` tell. Durations of phases, not cumulative: `queued` + `dns` + `connect` +
 /// `tls` + the server's time + transfer make up `ttfb` for a request without redirects.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Timings {
     /// Waiting for a connection or stream slot (of the last hop).
@@ -99,18 +99,39 @@ pub struct Timings {
     pub protocol: Protocol,
     /// The HTTP/2 or HTTP/3 stream id, when there is one.
     pub stream: Option<u64>,
-    pub(crate) end: Arc<OnceLock<Duration>>,
+    /// Where the total is recorded when the body ends (none in a placeholder).
+    pub(crate) end: Option<Arc<OnceLock<Duration>>>,
 }
 
 impl Timings {
     /// From the start of the request to the end of its body; `None` until the body ended.
     pub fn total(&self) -> Option<Duration> {
-        self.end.get().copied()
+        self.end.as_ref()?.get().copied()
     }
+}
 
-    /// Where the total is recorded when the body ends.
-    pub(crate) fn end_cell(&self) -> Arc<OnceLock<Duration>> {
-        self.end.clone()
+/// The connection of timings that have none: one shared value, so that a placeholder
+/// (a response before the client layer records its timings) allocates nothing.
+pub(crate) fn no_connection() -> Arc<ConnectionInfo> {
+    static NONE: OnceLock<Arc<ConnectionInfo>> = OnceLock::new();
+    NONE.get_or_init(Arc::default).clone()
+}
+
+impl Default for Timings {
+    fn default() -> Timings {
+        Timings {
+            queued: Duration::ZERO,
+            dns: None,
+            connect: None,
+            tls: None,
+            ttfb: Duration::ZERO,
+            redirects: Duration::ZERO,
+            connection: no_connection(),
+            reused: false,
+            protocol: Protocol::default(),
+            stream: None,
+            end: None,
+        }
     }
 }
 

@@ -185,13 +185,15 @@ pub(crate) async fn connect<L: WorkerLink>(
     let connected = connect_quic(link, origin.clone(), options, quic, path, id, started).await;
     match (&connected, &events) {
         (Ok((handle, _)), Some(events)) => {
-            crate::conn::emit_dial(
-                events,
-                &origin,
-                started,
-                handle.record.addresses,
-                &handle.record.info,
-            );
+            if events.enabled() {
+                crate::conn::emit_dial(
+                    events,
+                    &origin,
+                    started,
+                    handle.record.addresses,
+                    &handle.record.info,
+                );
+            }
             events.connection(
                 &origin,
                 Some(crate::config::Protocol::Http3),
