@@ -1,4 +1,9 @@
 # Entry points: `make demo` and `make test` (each does the set-up it needs).
+# A clean CI clone gains nothing from incremental state, which is as large as the build itself.
+ifeq ($(CI),true)
+export CARGO_INCREMENTAL := 0
+endif
+
 .PHONY: setup demo test bench soak proptest clean header docs install c-examples
 
 setup:
