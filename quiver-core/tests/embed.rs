@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quiver_core::embed::Prefetch;
+use quiver_core::embed::{Prefetch, Taken};
 use quiver_core::{Client, ErrorKind, Request};
 use quiver_testserver::{Options, TestServer};
 
@@ -91,4 +91,52 @@ async fn a_cancel_answers_a_pending_collect_with_cancelled() {
         .unwrap()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
+}
+
+/// The pump tells waiting readers about what it holds whenever it stops to wait, for the
+/// network or for room: a trickling body's first bytes reach a reader while the body goes on,
+/// and a reader behind a full read-ahead buffer gets every batch to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_readers_hear_of_each_batch() {
+    let server = TestServer::start(Options::default()).await.unwrap();
+    for (protocol, trickle, fast) in [
+        (
+            "http1",
+            server.http_url("/bytes/100000?chunk_size=10&delay_ms=50"),
+            server.http_url("/bytes/1000000?chunk_size=16384"),
+        ),
+        (
+            "http2",
+            server.h2c_url("/bytes/100000?chunk_size=10&delay_ms=50"),
+            server.h2c_url("/bytes/1000000?chunk_size=16384"),
+        ),
+    ] {
+        let client = client(protocol);
+        let prefetch =
+            Prefetch::start(body_of(&client, &trickle).await, client.runtime(), 64 << 10);
+        let first = tokio::time::timeout(Duration::from_secs(10), prefetch.take())
+            .await
+            .unwrap_or_else(|_| panic!("{trickle}: no bytes reached the reader"));
+        match first {
+            Taken::Data(chunks) => assert!(!chunks.is_empty(), "{trickle}"),
+            other => panic!("{trickle}: {other:?}"),
+        }
+        assert!(!prefetch.has_ended(), "{trickle} goes on for seconds");
+        prefetch.cancel();
+
+        // A bound of one byte: the pump stops for room after every chunk.
+        let prefetch = Prefetch::start(body_of(&client, &fast).await, client.runtime(), 1);
+        let mut total = 0;
+        loop {
+            let taken = tokio::time::timeout(Duration::from_secs(10), prefetch.take())
+                .await
+                .unwrap_or_else(|_| panic!("{fast}: the reader was not woken after {total} bytes"));
+            match taken {
+                Taken::Data(chunks) => total += chunks.iter().map(|c| c.len()).sum::<usize>(),
+                Taken::End(_) => break,
+                other => panic!("{fast}: {other:?}"),
+            }
+        }
+        assert_eq!(total, 1_000_000, "{fast}");
+    }
 }

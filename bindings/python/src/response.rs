@@ -383,7 +383,11 @@ impl ResponseStream {
             return Ok(None);
         };
         let _reading = Reading(&self.reading);
-        let taken = wait::block_on(py, &self.handle, body.take())?;
+        // What is buffered already is taken with the GIL held: no release, no runtime wait.
+        let taken = match body.try_take() {
+            Taken::Empty => wait::block_on(py, &self.handle, body.take())?,
+            taken => taken,
+        };
         match self.taken(taken) {
             Ok(Some(chunks)) => join(py, &chunks).map(Some),
             Ok(None) => Ok(None),
@@ -403,6 +407,21 @@ impl ResponseStream {
             bridge::resolve(py, &fut, Ok(py.None()));
             return Ok(Pending::done());
         };
+        let finish = |py: Python<'_>, out: Result<Option<Vec<Bytes>>, Error>| match out {
+            Ok(Some(chunks)) => Ok(join(py, &chunks)?.into_any().unbind()),
+            Ok(None) => Ok(py.None()),
+            Err(e) => Err(errors::to_py(py, &e)),
+        };
+        // What is buffered already completes the future now: no task, no trip through the loop.
+        let taken = body.try_take();
+        if !matches!(taken, Taken::Empty) {
+            let out = {
+                let _reading = Reading(&this.reading);
+                this.taken(taken)
+            };
+            bridge::resolve(py, &fut, finish(py, out));
+            return Ok(Pending::done());
+        }
         let stream = slf.clone_ref(py);
         let work = async move {
             let _reading = Reading(&stream.get().reading);
@@ -414,11 +433,7 @@ impl ResponseStream {
             bridge.shared(),
             fut,
             work,
-            |py, out| match out {
-                Ok(Some(chunks)) => Ok(join(py, &chunks)?.into_any().unbind()),
-                Ok(None) => Ok(py.None()),
-                Err(e) => Err(errors::to_py(py, &e)),
-            },
+            finish,
         ))
     }
 
