@@ -193,6 +193,20 @@ impl Multiplexed for H3Handle {
         let early = opened.early;
         let (stream, is_head) = opened.stream;
         let (send_half, recv) = stream.split();
+        // An empty body is sent once the head is: told now, as HTTP/2 does, rather than when
+        // the task below has finished the stream (which may be after the response).
+        let empty = match &body {
+            Body::Empty => true,
+            Body::Bytes(b) => b.is_empty(),
+            Body::Stream(_) => false,
+        };
+        let on_sent = match on_sent {
+            Some(hook) if empty => {
+                hook(0);
+                None
+            }
+            other => other,
+        };
         let guard = UploadGuard::spawn(
             runtime,
             upload(body, send_half, activity.clone(), error.clone(), on_sent),

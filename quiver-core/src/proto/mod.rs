@@ -141,9 +141,12 @@ impl UploadGuard {
     ) -> UploadGuard {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {
+            // The upload first: a task that first runs after its request has ended still
+            // sends what it can at once (an HTTP/3 stream's FIN) before it sees the guard gone.
             tokio::select! {
-                _ = rx => {}
+                biased;
                 _ = upload => {}
+                _ = rx => {}
             }
         });
         UploadGuard(Some(tx))
