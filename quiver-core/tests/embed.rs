@@ -140,3 +140,40 @@ async fn waiting_readers_hear_of_each_batch() {
         assert_eq!(total, 1_000_000, "{fast}");
     }
 }
+
+/// `when_ready` calls back once a take would find something (from the reading task), a
+/// forgotten callback is dropped uncalled, and a cancel calls the one waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_ready_calls_back_for_data_and_for_a_cancel() {
+    let server = TestServer::start(Options::default()).await.unwrap();
+    let client = client("http2");
+    let url = server.h2c_url("/bytes/1000?chunk_size=10&delay_ms=200");
+    let prefetch = Prefetch::start(body_of(&client, &url).await, client.runtime(), 64 << 10);
+    let wait = Duration::from_secs(10);
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    prefetch.when_ready(move || {
+        let _ = tx.send(());
+    });
+    tokio::time::timeout(wait, rx).await.unwrap().unwrap();
+    assert!(matches!(prefetch.try_take(), Taken::Data(_)));
+
+    // Nothing buffered now (the next chunk is 200 ms away): forgotten, never called.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    prefetch.when_ready(move || {
+        let _ = tx.send(());
+    });
+    prefetch.forget_when_ready();
+    assert!(
+        rx.await.is_err(),
+        "a forgotten callback is dropped uncalled"
+    );
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    prefetch.when_ready(move || {
+        let _ = tx.send(());
+    });
+    prefetch.cancel();
+    tokio::time::timeout(wait, rx).await.unwrap().unwrap();
+    assert!(matches!(prefetch.try_take(), Taken::End(_)));
+}

@@ -177,6 +177,8 @@ impl LoopBridge {
 #[pyclass(frozen, module = "quiver._quiver")]
 pub struct Pending {
     abort: Option<AbortHandle>,
+    /// Run by `cancel()` for operations that are not a task of their own.
+    on_cancel: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 #[pymethods]
@@ -186,18 +188,33 @@ impl Pending {
         if let Some(abort) = &self.abort {
             abort.abort();
         }
+        if let Some(on_cancel) = &self.on_cancel {
+            on_cancel();
+        }
     }
 }
 
 impl Pending {
     /// A `Pending` for an operation that already finished.
     pub(crate) fn done() -> Pending {
-        Pending { abort: None }
+        Pending {
+            abort: None,
+            on_cancel: None,
+        }
+    }
+
+    /// A `Pending` whose `cancel()` calls `on_cancel` (an operation that waits on a callback
+    /// rather than a task).
+    pub(crate) fn on_cancel(on_cancel: impl Fn() + Send + Sync + 'static) -> Pending {
+        Pending {
+            abort: None,
+            on_cancel: Some(Box::new(on_cancel)),
+        }
     }
 }
 
 /// True when the asyncio future is done already (cancelled by its awaiting task).
-fn is_done(py: Python<'_>, fut: &Bound<'_, PyAny>) -> bool {
+pub(crate) fn is_done(py: Python<'_>, fut: &Bound<'_, PyAny>) -> bool {
     match fut
         .call_method0(intern!(py, "done"))
         .and_then(|d| d.is_truthy())
@@ -257,5 +274,6 @@ where
     });
     Pending {
         abort: Some(task.abort_handle()),
+        on_cancel: None,
     }
 }

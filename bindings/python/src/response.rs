@@ -422,19 +422,34 @@ impl ResponseStream {
             bridge::resolve(py, &fut, finish(py, out));
             return Ok(Pending::done());
         }
+        // Else the read-ahead calls back as data arrives, from the reading task: one post to
+        // the loop, no task of its own. The take happens on the loop's thread, and only while
+        // the future still wants it, so a cancelled read loses nothing.
+        let shared = bridge.shared();
         let stream = slf.clone_ref(py);
-        let work = async move {
-            let _reading = Reading(&stream.get().reading);
-            let taken = body.take().await;
-            stream.get().taken(taken)
-        };
-        Ok(bridge::spawn(
-            &this.handle,
-            bridge.shared(),
-            fut,
-            work,
-            finish,
-        ))
+        body.when_ready(move || {
+            shared.post(Box::new(move |py| {
+                if bridge::is_done(py, fut.bind(py)) {
+                    return; // cancelled: `cancel()` ended the read, the data stays buffered
+                }
+                let this = stream.get();
+                let out = {
+                    let _reading = Reading(&this.reading);
+                    let body = this.body.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    // No body: closed meanwhile, which ends the read as the end of the body.
+                    body.map_or(Ok(None), |body| this.taken(body.try_take()))
+                };
+                bridge::resolve(py, &fut, finish(py, out));
+            }));
+        });
+        Ok(Pending::on_cancel(move || {
+            let this = slf.get();
+            let body = this.body.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(body) = body {
+                body.forget_when_ready();
+            }
+            this.reading.store(false, Ordering::Release);
+        }))
     }
 
     /// Closes the stream: the rest of the body is discarded (an HTTP/1.1 connection that has not

@@ -98,6 +98,33 @@ async def test_cancelled_stream_read(h1: Target) -> None:
         assert await await_until(lambda: client.stats()["origins"][origin]["active"] == 0)
 
 
+@async_test
+async def test_cancelled_reads_lose_no_bytes(h1: Target) -> None:
+    """A read given up (asyncio.wait_for's timeout) takes nothing: the next read gets the bytes,
+    in order, and is not refused as a second read in progress."""
+    from quiver._client import _call
+
+    url = h1.url("/bytes/20000?chunk_size=1000&delay_ms=20")
+    async with quiver.AsyncClient() as client:
+        whole = (await client.get(url)).content
+        async with client.stream("GET", url) as r:
+            stream = r._stream_or_fail()
+            got, timeouts = bytearray(), 0
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(_call(stream.read_async), 0.005)
+                except asyncio.TimeoutError:
+                    timeouts += 1
+                    # Bytes arrive while no read is waiting: they must stay for the next one.
+                    await asyncio.sleep(0.03)
+                    continue
+                if chunk is None:
+                    break
+                got += chunk
+    assert timeouts > 0
+    assert bytes(got) == whole
+
+
 def test_async_client_made_outside_a_loop_and_used_in_several(h1: Target) -> None:
     client = quiver.AsyncClient()
 

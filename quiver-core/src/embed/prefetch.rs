@@ -21,6 +21,8 @@ pub type Collected = Result<(Bytes, Option<HeaderMap>), Error>;
 
 type Collector = Box<dyn FnOnce(Collected) + Send>;
 
+type Waiter = Box<dyn FnOnce() + Send>;
+
 /// What a take found.
 #[derive(Debug)]
 pub enum Taken {
@@ -46,6 +48,8 @@ struct State {
     unlimited: bool,
     /// Called with the whole body when it ends (`collect`).
     collector: Option<Collector>,
+    /// Called once when a take would next find something (`when_ready`).
+    waiter: Option<Waiter>,
     cancelled: bool,
 }
 
@@ -94,6 +98,16 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells readers that a take would find something: wakes the tasks waiting and calls the
+    /// waiting callback (with no lock held: it may call into another language).
+    fn tell(&self) {
+        self.arrived.notify_waiters();
+        let waiter = self.lock().waiter.take();
+        if let Some(waiter) = waiter {
+            waiter();
+        }
     }
 }
 
@@ -208,6 +222,26 @@ impl Prefetch {
         rx.await.unwrap_or_else(|_| Err(cancelled()))
     }
 
+    /// Calls `ready` once a take would find something (data, the end or an error): at once on
+    /// this thread when it already would, else on the reading task as it happens (no task of
+    /// the caller's, no wake-up in between), or when the body is cancelled. One callback at a
+    /// time: a second replaces the first, which is dropped uncalled.
+    pub fn when_ready(&self, ready: impl FnOnce() + Send + 'static) {
+        let mut st = self.shared.lock();
+        if !st.chunks.is_empty() || st.end.is_some() {
+            drop(st);
+            ready();
+            return;
+        }
+        st.waiter = Some(Box::new(ready));
+    }
+
+    /// Drops the callback `when_ready` left, uncalled (its reader gave up).
+    pub fn forget_when_ready(&self) {
+        let waiter = self.shared.lock().waiter.take();
+        drop(waiter);
+    }
+
     /// Waits until a take would find something (data, the end or an error), taking nothing.
     pub async fn ready(&self) {
         loop {
@@ -262,7 +296,7 @@ impl Prefetch {
         if let Some(task) = &self.task {
             task.abort();
         }
-        self.shared.arrived.notify_waiters();
+        self.shared.tell();
         self.shared.room.notify_one();
     }
 }
@@ -292,7 +326,7 @@ async fn pump(shared: Arc<Shared>) {
                 }
             }
             if std::mem::take(&mut untold) {
-                shared.arrived.notify_waiters();
+                shared.tell();
             }
             room.await;
         }
@@ -306,7 +340,7 @@ async fn pump(shared: Arc<Shared>) {
             };
             if polled.is_pending() && std::mem::take(&mut untold) {
                 drop(st);
-                shared.arrived.notify_waiters();
+                shared.tell();
             }
             polled
         })
@@ -315,7 +349,7 @@ async fn pump(shared: Arc<Shared>) {
             let mut st = shared.lock();
             let Some(next) = next.filter(|_| !st.cancelled) else {
                 drop(st);
-                shared.arrived.notify_waiters();
+                shared.tell();
                 return;
             };
             match next {
@@ -343,11 +377,11 @@ async fn pump(shared: Arc<Shared>) {
         if let Some((done, all)) = collected {
             // With no lock held: the collector may call into another language.
             done(all);
-            shared.arrived.notify_waiters();
+            shared.tell();
             return;
         }
         if shared.lock().end.is_some() {
-            shared.arrived.notify_waiters();
+            shared.tell();
             return;
         }
         untold = true;
