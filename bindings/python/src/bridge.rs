@@ -176,20 +176,27 @@ impl LoopBridge {
 /// A running operation started for an asyncio caller; `cancel()` aborts it in core.
 #[pyclass(frozen, module = "quiver._quiver")]
 pub struct Pending {
-    abort: Option<AbortHandle>,
-    /// Run by `cancel()` for operations that are not a task of their own.
-    on_cancel: Option<Box<dyn Fn() + Send + Sync>>,
+    cancel: Cancel,
+}
+
+/// What `Pending::cancel` does.
+enum Cancel {
+    /// Nothing: the operation finished.
+    Nothing,
+    /// Aborts the operation's task.
+    Task(AbortHandle),
+    /// Calls back an operation that waits without a task of its own.
+    Call(Box<dyn Fn() + Send + Sync>),
 }
 
 #[pymethods]
 impl Pending {
     /// Aborts the operation: its core future is dropped, which cancels the request.
     fn cancel(&self) {
-        if let Some(abort) = &self.abort {
-            abort.abort();
-        }
-        if let Some(on_cancel) = &self.on_cancel {
-            on_cancel();
+        match &self.cancel {
+            Cancel::Nothing => {}
+            Cancel::Task(abort) => abort.abort(),
+            Cancel::Call(on_cancel) => on_cancel(),
         }
     }
 }
@@ -198,8 +205,7 @@ impl Pending {
     /// A `Pending` for an operation that already finished.
     pub(crate) fn done() -> Pending {
         Pending {
-            abort: None,
-            on_cancel: None,
+            cancel: Cancel::Nothing,
         }
     }
 
@@ -207,8 +213,7 @@ impl Pending {
     /// rather than a task).
     pub(crate) fn on_cancel(on_cancel: impl Fn() + Send + Sync + 'static) -> Pending {
         Pending {
-            abort: None,
-            on_cancel: Some(Box::new(on_cancel)),
+            cancel: Cancel::Call(Box::new(on_cancel)),
         }
     }
 }
@@ -273,7 +278,6 @@ where
         }));
     });
     Pending {
-        abort: Some(task.abort_handle()),
-        on_cancel: None,
+        cancel: Cancel::Task(task.abort_handle()),
     }
 }

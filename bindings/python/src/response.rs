@@ -275,8 +275,7 @@ impl ResponseStream {
     /// The body for a read: `Ok(None)` when it has ended.
     fn body(&self, py: Python<'_>) -> PyResult<Option<Arc<Prefetch>>> {
         self.fork.check(py)?;
-        let body = self.body.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match body {
+        match self.held_body() {
             Some(body) => {
                 if self.reading.swap(true, Ordering::AcqRel) {
                     return Err(PyRuntimeError::new_err(
@@ -290,6 +289,26 @@ impl ResponseStream {
             )),
             None => Ok(None),
         }
+    }
+
+    /// The read-ahead body while the stream has one (not closed, not ended).
+    fn held_body(&self) -> Option<Arc<Prefetch>> {
+        self.body.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Ends an asyncio read with what it took (`None`: the stream closed meanwhile, which reads
+    /// as the end): completes `fut` with bytes, `None` or the body's error.
+    fn finish_read(&self, py: Python<'_>, fut: &Py<PyAny>, taken: Option<Taken>) {
+        let out = {
+            let _reading = Reading(&self.reading);
+            taken.map_or(Ok(None), |taken| self.taken(taken))
+        };
+        let result = match out {
+            Ok(Some(chunks)) => join(py, &chunks).map(|b| b.into_any().unbind()),
+            Ok(None) => Ok(py.None()),
+            Err(e) => Err(errors::to_py(py, &e)),
+        };
+        bridge::resolve(py, fut, result);
     }
 
     /// What a take means for Python: chunks, or the end (the body is let go), or the error.
@@ -407,19 +426,10 @@ impl ResponseStream {
             bridge::resolve(py, &fut, Ok(py.None()));
             return Ok(Pending::done());
         };
-        let finish = |py: Python<'_>, out: Result<Option<Vec<Bytes>>, Error>| match out {
-            Ok(Some(chunks)) => Ok(join(py, &chunks)?.into_any().unbind()),
-            Ok(None) => Ok(py.None()),
-            Err(e) => Err(errors::to_py(py, &e)),
-        };
         // What is buffered already completes the future now: no task, no trip through the loop.
         let taken = body.try_take();
         if !matches!(taken, Taken::Empty) {
-            let out = {
-                let _reading = Reading(&this.reading);
-                this.taken(taken)
-            };
-            bridge::resolve(py, &fut, finish(py, out));
+            this.finish_read(py, &fut, Some(taken));
             return Ok(Pending::done());
         }
         // Else the read-ahead calls back as data arrives, from the reading task: one post to
@@ -433,19 +443,14 @@ impl ResponseStream {
                     return; // cancelled: `cancel()` ended the read, the data stays buffered
                 }
                 let this = stream.get();
-                let out = {
-                    let _reading = Reading(&this.reading);
-                    let body = this.body.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    // No body: closed meanwhile, which ends the read as the end of the body.
-                    body.map_or(Ok(None), |body| this.taken(body.try_take()))
-                };
-                bridge::resolve(py, &fut, finish(py, out));
+                // No body: closed meanwhile, which ends the read as the end of the body.
+                let taken = this.held_body().map(|body| body.try_take());
+                this.finish_read(py, &fut, taken);
             }));
         });
         Ok(Pending::on_cancel(move || {
             let this = slf.get();
-            let body = this.body.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Some(body) = body {
+            if let Some(body) = this.held_body() {
                 body.forget_when_ready();
             }
             this.reading.store(false, Ordering::Release);

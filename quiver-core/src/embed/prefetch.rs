@@ -101,10 +101,12 @@ impl Shared {
     }
 
     /// Tells readers that a take would find something: wakes the tasks waiting and calls the
-    /// waiting callback (with no lock held: it may call into another language).
-    fn tell(&self) {
+    /// waiting callback, taken from `st` (the lock, released first: the callback may call into
+    /// another language).
+    fn tell(&self, mut st: MutexGuard<'_, State>) {
+        let waiter = st.waiter.take();
+        drop(st);
         self.arrived.notify_waiters();
-        let waiter = self.lock().waiter.take();
         if let Some(waiter) = waiter {
             waiter();
         }
@@ -296,7 +298,7 @@ impl Prefetch {
         if let Some(task) = &self.task {
             task.abort();
         }
-        self.shared.tell();
+        self.shared.tell(self.shared.lock());
         self.shared.room.notify_one();
     }
 }
@@ -324,9 +326,9 @@ async fn pump(shared: Arc<Shared>) {
                 if st.buffered < shared.high_water || st.unlimited {
                     break;
                 }
-            }
-            if std::mem::take(&mut untold) {
-                shared.tell();
+                if std::mem::take(&mut untold) {
+                    shared.tell(st);
+                }
             }
             room.await;
         }
@@ -339,51 +341,44 @@ async fn pump(shared: Arc<Shared>) {
                 None => std::task::Poll::Ready(None),
             };
             if polled.is_pending() && std::mem::take(&mut untold) {
-                drop(st);
-                shared.tell();
+                shared.tell(st);
             }
             polled
         })
         .await;
-        let collected = {
-            let mut st = shared.lock();
-            let Some(next) = next.filter(|_| !st.cancelled) else {
-                drop(st);
-                shared.tell();
-                return;
-            };
-            match next {
-                Ok(Some(chunk)) => {
-                    st.buffered += chunk.len();
-                    st.chunks.push_back(chunk);
-                }
-                Ok(None) => {
-                    st.trailers = st.body.take().and_then(|b| b.trailers().cloned());
-                    st.end = Some(Ok(()));
-                }
-                Err(e) => {
-                    st.body = None;
-                    st.end = Some(Err(e));
-                }
-            }
-            match st.collector.take() {
-                Some(done) if st.end.is_some() => Some((done, st.collected())),
-                other => {
-                    st.collector = other;
-                    None
-                }
-            }
+        let mut st = shared.lock();
+        let Some(next) = next.filter(|_| !st.cancelled) else {
+            shared.tell(st);
+            return;
         };
-        if let Some((done, all)) = collected {
-            // With no lock held: the collector may call into another language.
-            done(all);
-            shared.tell();
-            return;
+        match next {
+            Ok(Some(chunk)) => {
+                st.buffered += chunk.len();
+                st.chunks.push_back(chunk);
+                drop(st);
+                untold = true;
+                continue;
+            }
+            Ok(None) => {
+                st.trailers = st.body.take().and_then(|b| b.trailers().cloned());
+                st.end = Some(Ok(()));
+            }
+            Err(e) => {
+                st.body = None;
+                st.end = Some(Err(e));
+            }
         }
-        if shared.lock().end.is_some() {
-            shared.tell();
-            return;
+        // The end: a collector gets everything (with no lock held: it may call into another
+        // language), then readers are told.
+        match st.collector.take() {
+            Some(done) => {
+                let all = st.collected();
+                drop(st);
+                done(all);
+                shared.tell(shared.lock());
+            }
+            None => shared.tell(st),
         }
-        untold = true;
+        return;
     }
 }

@@ -195,13 +195,8 @@ impl Multiplexed for H3Handle {
         let (send_half, recv) = stream.split();
         // An empty body is sent once the head is: told now, as HTTP/2 does, rather than when
         // the task below has finished the stream (which may be after the response).
-        let empty = match &body {
-            Body::Empty => true,
-            Body::Bytes(b) => b.is_empty(),
-            Body::Stream(_) => false,
-        };
         let on_sent = match on_sent {
-            Some(hook) if empty => {
+            Some(hook) if body.exact_len() == Some(0) => {
                 hook(0);
                 None
             }
