@@ -95,24 +95,32 @@ impl Client {
     }
 
     /// Runs `fut` here when the caller is inside a tokio runtime, else on quiver's own (timers
-    /// and sockets need one).
-    async fn in_runtime<T: Send + 'static>(
+    /// and sockets need one). A plain function returning one of two futures, so that `fut` is
+    /// held once (an `async fn` would keep it both as its argument and as what it awaits).
+    fn in_runtime<T: Send + 'static>(
         &self,
         fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
-    ) -> Result<T> {
-        if Handle::try_current().is_ok() {
-            fut.await
+    ) -> impl std::future::Future<Output = Result<T>> {
+        let run = if Handle::try_current().is_ok() {
+            futures_util::future::Either::Left(fut)
         } else {
-            self.inner
-                .runtime
-                .spawn(fut)
-                .await
-                .map_err(|e| Error::internal(format!("task failed: {e}")))?
+            futures_util::future::Either::Right(self.inner.runtime.spawn(fut))
+        };
+        async move {
+            match run {
+                futures_util::future::Either::Left(fut) => fut.await,
+                futures_util::future::Either::Right(task) => task
+                    .await
+                    .map_err(|e| Error::internal(format!("task failed: {e}")))?,
+            }
         }
     }
 
+    /// Sends through the client layer. Its future (every step of a request, ~8 KiB) is boxed
+    /// here, once: what callers hold and what an embedder spawns stays small, so it is not
+    /// copied around as a task is made, and it is allocated where it first runs.
     async fn send(&self, req: Request) -> Result<StreamResponse> {
-        self.inner.layer.send(&self.inner.manager, req).await
+        Box::pin(self.inner.layer.send(&self.inner.manager, req)).await
     }
 
     /// The client's cookie jar, when it keeps one (option `cookies`).
