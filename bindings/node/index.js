@@ -796,51 +796,67 @@ function urlString(url) {
   throw quiverError('invalid_url', `the URL must be a string or a URL, got ${url === null ? 'null' : typeof url}`)
 }
 
-/** The response `request()` resolves with, from what `#send` resolved with. */
-function responseData({ res, release, signal }) {
-  const trailers = {}
-  // What most callers never look at is built on first use (each a call into the addon).
-  let headers = null
-  let history = null
-  let url = null
-  let timings = null
-  const historyOf = () => {
-    history ??= res.history().map((h) => ({
+/**
+ * The response `request()` resolves with. What most callers never look at (headers, URL,
+ * history, timings) is built on first use, each a call into the addon; the accessors live on
+ * the class, not on each response (an object literal with getters is slow to make).
+ */
+class ResponseData {
+  #res
+  #headers = null
+  #history = null
+  #url = null
+  #timings = null
+
+  /** @internal */
+  constructor({ res, release, signal }) {
+    this.#res = res
+    this.statusCode = res.status
+    this.httpVersion = res.version
+    this.trailers = {}
+    this.body = new ResponseBody(res, this.trailers, release, signal)
+  }
+
+  get headers() {
+    this.#headers ??= headersObject(this.#res.headers())
+    return this.#headers
+  }
+
+  get url() {
+    this.#url ??= this.#res.url
+    return this.#url
+  }
+
+  get redirected() {
+    return this.#historyOf().length > 0
+  }
+
+  get history() {
+    return this.#historyOf()
+  }
+
+  get unfollowedRedirect() {
+    return this.#res.unfollowedRedirect ?? null
+  }
+
+  get timings() {
+    this.#timings ??= timingsOf(this.#res.timings())
+    return this.#timings
+  }
+
+  #historyOf() {
+    this.#history ??= this.#res.history().map((h) => ({
       statusCode: h.statusCode,
       url: h.url,
       httpVersion: h.httpVersion,
       headers: headersObject(h.headers),
     }))
-    return history
-  }
-  return {
-    statusCode: res.status,
-    httpVersion: res.version,
-    get headers() {
-      headers ??= headersObject(res.headers())
-      return headers
-    },
-    trailers,
-    body: new ResponseBody(res, trailers, release, signal),
-    get url() {
-      url ??= res.url
-      return url
-    },
-    get redirected() {
-      return historyOf().length > 0
-    },
-    get history() {
-      return historyOf()
-    },
-    get unfollowedRedirect() {
-      return res.unfollowedRedirect ?? null
-    },
-    get timings() {
-      timings ??= timingsOf(res.timings())
-      return timings
-    },
+    return this.#history
   }
 }
+
+/** Shapes what `#send` resolved with into the response `request()` resolves with. */
+const responseData = (sent) => new ResponseData(sent)
 
 /**
  * `client.#send(url, options)` counted in flight, for the adapters (adapters.js): resolves with
