@@ -22,6 +22,7 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures_util::FutureExt;
 use napi::bindgen_prelude::{Object, ToNapiValue};
 use napi::{check_status, sys, Env};
 use tokio::runtime::Handle;
@@ -328,11 +329,11 @@ where
     F: Future<Output = Result<T, quiver_core::Error>> + Send + 'static,
 {
     let (pending, promise) = Pending::<T>::new(env)?;
-    runtime.spawn(async move {
-        match fut.await {
-            Ok(value) => pending.resolve(value),
-            Err(e) => pending.reject(&e),
-        }
-    });
+    // A combinator rather than an `async` block, which would hold `fut` twice (as what it
+    // captured and as what it awaits): the task is as large as `fut`, and made on this thread.
+    runtime.spawn(fut.map(move |out| match out {
+        Ok(value) => pending.resolve(value),
+        Err(e) => pending.reject(&e),
+    }));
     Ok(promise)
 }

@@ -261,8 +261,9 @@ where
     T: Send + 'static,
     C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    let task = handle.spawn(async move {
-        let out = AssertUnwindSafe(work).catch_unwind().await;
+    // A combinator rather than an `async` block, which would hold `work` twice (as what it
+    // captured and as what it awaits): the task is as large as `work`, and made on this thread.
+    let task = handle.spawn(AssertUnwindSafe(work).catch_unwind().map(move |out| {
         bridge.post(Box::new(move |py| {
             if is_done(py, fut.bind(py)) {
                 return; // cancelled: nobody wants the result (dropping it releases it)
@@ -276,7 +277,7 @@ where
             };
             resolve(py, &fut, result);
         }));
-    });
+    }));
     Pending {
         cancel: Cancel::Task(task.abort_handle()),
     }
