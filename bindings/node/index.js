@@ -892,22 +892,33 @@ class Client {
   }
 
   static {
-    sendNative = (client, url, options) => client.#tracked(client.#send(url, options))
+    sendNative = (client, url, options) => client.#send(url, options, undefined)
     observerOf = (client) => client.#observer
   }
 
   request(url, options) {
-    return this.#tracked(this.#send(url, options), responseData)
+    return this.#send(url, options, responseData)
   }
 
   /**
-   * `sending` counted in flight until it settles (`close()` waits for those), then shaped. The
-   * count drops before the caller's Promise settles, as `close()` promises.
+   * Sends a request: resolves once its head has arrived with `shape({ res, release, signal })`
+   * (or that object itself when `shape` is undefined): the native response, and the function
+   * that detaches the abort listener (to call when the body is done with). Counted in flight
+   * until it settles (`close()` waits for those); the count drops before the caller's Promise
+   * settles, as `close()` promises. One async function per request, not two.
    */
-  async #tracked(sending, shape) {
+  async #send(url, options, shape) {
     this.#inflight++
     try {
-      const sent = await sending
+      const started = this.#start(url, options)
+      let res
+      try {
+        res = await started.sending
+      } catch (e) {
+        throw started.failed(e)
+      }
+      started.watch?.responded(res)
+      const sent = { res, release: started.release, signal: started.signal }
       return shape === undefined ? sent : shape(sent)
     } finally {
       if (--this.#inflight === 0) for (const wake of this.#drained.splice(0)) wake()
@@ -915,10 +926,10 @@ class Client {
   }
 
   /**
-   * Sends a request: resolves with the native response once its head has arrived, and the
-   * function that detaches the abort listener (to call when the body is done with).
+   * Starts `#send`'s request: checks and prepares it, calls into the addon, and returns the
+   * native Promise with what settling it needs (a plain function: `#send` is the one await).
    */
-  async #send(url, options) {
+  #start(url, options) {
     if (this.#closing !== null) throw quiverError('shutdown', 'the client is closed')
     const { method = 'GET', headers, body, signal, progress } = options ?? {}
     const href = urlString(url)
@@ -950,18 +961,21 @@ class Client {
       if (onAbort !== null) signal.removeEventListener('abort', onAbort)
       watch?.ended(clean, error, trailers, signal)
     }
-    let res
-    try {
-      res = await this.#native.send(verb, href, watch === null ? flat : watch.headers(), settings, prepared.bytes,
-        prepared.upload, prepared.form, call, nativeProgress, watch === null ? null : watch.tag)
-    } catch (e) {
+    // The failure of the native call (or of the addon's Promise): the error to throw.
+    const failed = (e) => {
       if (onAbort !== null) signal.removeEventListener('abort', onAbort)
       const err = requestFailed(e, signal, prepared.states)
       watch?.failed(signal?.aborted ? signal.reason : err)
-      throw err
+      return err
     }
-    watch?.responded(res)
-    return { res, release, signal }
+    let sending
+    try {
+      sending = this.#native.send(verb, href, watch === null ? flat : watch.headers(), settings, prepared.bytes,
+        prepared.upload, prepared.form, call, nativeProgress, watch === null ? null : watch.tag)
+    } catch (e) {
+      throw failed(e)
+    }
+    return { sending, failed, watch, release, signal }
   }
 
   get cookies() {
