@@ -282,11 +282,11 @@ impl NativeClient {
         .into_parts(py)?;
         if stream {
             let fork = ForkGuard::new(&client);
-            let out = wait::block_on(py, &handle, async move { client.stream(req).await })?;
+            let out = wait::run(py, &handle, async move { client.stream(req).await })?;
             let resp = out.map_err(|e| errors::request_error(py, &e, &failure))?;
             Ok(Py::new(py, ResponseStream::new(resp, handle, fork))?.into_any())
         } else {
-            let out = wait::block_on(py, &handle, async move { client.request(req).await })?;
+            let out = wait::run(py, &handle, async move { client.request(req).await })?;
             let resp = out.map_err(|e| errors::request_error(py, &e, &failure))?;
             Ok(Py::new(py, RawResponse::new(resp))?.into_any())
         }

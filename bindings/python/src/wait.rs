@@ -35,6 +35,26 @@ where
     }
 }
 
+/// Like [`block_on`], but `fut` runs as a task on the runtime's workers and the calling thread
+/// waits only for its output: woken once, when it is done, rather than at each step of `fut`
+/// (an HTTP/2 or HTTP/3 request is woken several times on its way). The task is aborted if
+/// the wait ends early (a signal).
+pub(crate) fn run<F>(py: Python<'_>, handle: &Handle, fut: F) -> PyResult<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(handle.spawn(fut));
+    let joined = block_on(py, handle, async { (&mut task.0).await })?;
+    joined.map_err(|_| errors::to_py(py, &errors::internal("a quiver task panicked")))
+}
+
 /// Refuses work in a child process forked after a client was made: the runtime threads an
 /// object relies on do not exist there, so waiting on them would hang. Core tells (its fork
 /// generation, bumped by a `pthread_atfork` handler), not a pid comparison.

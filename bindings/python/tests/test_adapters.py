@@ -207,7 +207,7 @@ def test_httpx_timeouts_and_errors(h1: Target) -> None:
         assert isinstance(info2.value.__cause__, quiver.TransientError)
 
         # The one connection is held by an unread streamed response: httpx's pool timeout.
-        with client.stream("GET", h1.url("/bytes/1000000")):
+        with client.stream("GET", h1.url("/bytes/16000000")):
             with pytest.raises(httpx.PoolTimeout) as info3:
                 client.get(h1.url("/health"), timeout=httpx.Timeout(10, pool=0.2))
             assert info3.value.kind == "checkout_timeout"
@@ -262,7 +262,7 @@ async def test_httpx_async_timeouts_and_errors(h1: Target) -> None:
         with pytest.raises(httpx.ConnectError) as info2:
             await client.get(f"http://127.0.0.1:{free_port()}/")
         assert info2.value.kind == "connect_refused"
-        async with client.stream("GET", h1.url("/bytes/1000000")):
+        async with client.stream("GET", h1.url("/bytes/16000000")):
             with pytest.raises(httpx.PoolTimeout) as info3:
                 await client.get(h1.url("/health"), timeout=httpx.Timeout(10, pool=0.2))
             assert info3.value.kind == "checkout_timeout"

@@ -149,9 +149,9 @@ async def test_per_request_read_timeout_async(target: Target) -> None:
 
 def test_per_request_checkout_timeout(h1: Target) -> None:
     """checkout_timeout= overrides the pool's (5 s): with size=1 and the one connection held by
-    an unread streamed response, a request gives up after its own 0.2 s."""
+    an unread streamed response (larger than the read-ahead), a request gives up after its own 0.2 s."""
     with quiver.Client(size=1) as client:
-        with client.stream("GET", h1.url("/bytes/1000000")):
+        with client.stream("GET", h1.url("/bytes/16000000")):
             started = time.monotonic()
             with pytest.raises(quiver.TimeoutError) as info:
                 client.get(h1.url("/health"), checkout_timeout=0.2)
@@ -168,7 +168,7 @@ def test_per_request_checkout_timeout(h1: Target) -> None:
 @async_test
 async def test_per_request_checkout_timeout_async(h1: Target) -> None:
     async with quiver.AsyncClient(size=1) as client:
-        async with client.stream("GET", h1.url("/bytes/1000000")):
+        async with client.stream("GET", h1.url("/bytes/16000000")):
             with pytest.raises(quiver.TimeoutError) as info:
                 await client.get(h1.url("/health"), checkout_timeout=0.2)
             assert info.value.kind == "checkout_timeout"
