@@ -116,11 +116,8 @@ impl Client {
         }
     }
 
-    /// Sends through the client layer. Its future (every step of a request, ~8 KiB) is boxed
-    /// here, once: what callers hold and what an embedder spawns stays small, so it is not
-    /// copied around as a task is made, and it is allocated where it first runs.
     async fn send(&self, req: Request) -> Result<StreamResponse> {
-        Box::pin(self.inner.layer.send(&self.inner.manager, req)).await
+        self.inner.layer.send(&self.inner.manager, req).await
     }
 
     /// The client's cookie jar, when it keeps one (option `cookies`).

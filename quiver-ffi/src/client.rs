@@ -9,6 +9,7 @@ use std::ptr::null_mut;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use futures_util::FutureExt;
+use quiver_core::embed::on_first_poll;
 use quiver_core::{Error, ErrorKind};
 use tokio::runtime::Handle;
 
@@ -257,24 +258,27 @@ fn start_call(
         sink: Some(sink),
         runner: client.runner.clone(),
     };
-    client.spawn_call(&runtime, move |guard| async move {
-        let client = guard.client();
-        let ended = Arc::new(Signal::default());
-        let outcome = AssertUnwindSafe(async {
-            let (request, cancel) = request.build(&ended);
-            let request = request?;
-            tokio::select! {
-                biased;
-                e = client.interrupted(cancel.as_deref()) => Err(e),
-                r = client.core().request(request) => r,
-            }
+    // Built on the worker that first polls it: the task made on the caller's thread stays small.
+    client.spawn_call(&runtime, move |guard| {
+        on_first_poll(move || async move {
+            let client = guard.client();
+            let ended = Arc::new(Signal::default());
+            let outcome = AssertUnwindSafe(async {
+                let (request, cancel) = request.build(&ended);
+                let request = request?;
+                tokio::select! {
+                    biased;
+                    e = client.interrupted(cancel.as_deref()) => Err(e),
+                    r = client.core().request(request) => r,
+                }
+            })
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(panic_error()));
+            ended.fire();
+            completion.complete(outcome);
+            drop(guard);
         })
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(panic_error()));
-        ended.fire();
-        completion.complete(outcome);
-        drop(guard);
     });
     Ok(())
 }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use napi::bindgen_prelude::{Buffer, BufferSlice, Either, Object};
 use napi::Env;
 use napi_derive::napi;
-use quiver_core::embed::{Prefetch, Signal, Taken};
+use quiver_core::embed::{on_first_poll, Prefetch, Signal, Taken};
 use quiver_core::{Client, Request, ResponseHead, Timings};
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
@@ -108,9 +108,14 @@ pub(crate) fn send<'env>(
         }),
         cancelled: Signal::new(),
     });
+    // Built on the worker that first polls it: the task made on this thread stays small.
+    let work = {
+        let shared = shared.clone();
+        on_first_poll(move || run(client, req, shared))
+    };
     let task = match tag {
-        Some(tag) => handle.spawn(REQUEST_TAG.scope(tag, run(client, req, shared.clone()))),
-        None => handle.spawn(run(client, req, shared.clone())),
+        Some(tag) => handle.spawn(REQUEST_TAG.scope(tag, work)),
+        None => handle.spawn(work),
     };
     shared.lock().task = Some(task.abort_handle());
     if let Some(call) = call {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyString};
+use quiver_core::embed::on_first_poll;
 use quiver_core::{
     Client, ConnectProtocol, DatagramOptions, Error, ErrorKind, Protocol, Request, RequestBuilder,
     UdpTunnelOptions,
@@ -282,11 +283,13 @@ impl NativeClient {
         .into_parts(py)?;
         if stream {
             let fork = ForkGuard::new(&client);
-            let out = wait::run(py, &handle, async move { client.stream(req).await })?;
+            let work = on_first_poll(move || async move { client.stream(req).await });
+            let out = wait::run(py, &handle, work)?;
             let resp = out.map_err(|e| errors::request_error(py, &e, &failure))?;
             Ok(Py::new(py, ResponseStream::new(resp, handle, fork))?.into_any())
         } else {
-            let out = wait::run(py, &handle, async move { client.request(req).await })?;
+            let work = on_first_poll(move || async move { client.request(req).await });
+            let out = wait::run(py, &handle, work)?;
             let resp = out.map_err(|e| errors::request_error(py, &e, &failure))?;
             Ok(Py::new(py, RawResponse::new(resp))?.into_any())
         }
@@ -339,7 +342,7 @@ impl NativeClient {
                 &handle,
                 shared,
                 fut,
-                async move { client.stream(req).await },
+                on_first_poll(move || async move { client.stream(req).await }),
                 move |py, out| match out {
                     Ok(resp) => {
                         Ok(Py::new(py, ResponseStream::new(resp, reads_on, fork))?.into_any())
@@ -352,7 +355,7 @@ impl NativeClient {
                 &handle,
                 shared,
                 fut,
-                async move { client.request(req).await },
+                on_first_poll(move || async move { client.request(req).await }),
                 move |py, out| match out {
                     Ok(resp) => Ok(Py::new(py, RawResponse::new(resp))?.into_any()),
                     Err(e) => Err(errors::request_error(py, &e, &failure)),

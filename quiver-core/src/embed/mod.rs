@@ -5,6 +5,8 @@
 //! - [`background`]: the process-wide runtime quiver's connections run on, fork-safe.
 //! - [`Signal`]: a one-shot signal (cancel tokens, close); [`crate::Client::closed_signal`].
 //! - [`Prefetch`]: a response body pulled ahead into a bounded buffer, taken in batches.
+//! - [`on_first_poll`]: a request's future built on the heap where it first runs, so a task
+//!   spawned from a caller's thread is small there.
 //! - [`monotonic`]: an event's instant on the system's monotonic clock, which every language
 //!   reads the same way.
 //! - Names: [`crate::Protocol`], [`crate::TlsRoots`], [`crate::ConnectProtocol`] and
@@ -13,10 +15,12 @@
 //!   [`crate::DatagramReceiver`] type, whose receives are cancel-safe and batched.
 
 mod clock;
+mod deferred;
 mod prefetch;
 pub(crate) mod runtime;
 
 pub use self::clock::monotonic;
+pub use self::deferred::on_first_poll;
 pub use self::prefetch::{Collected, Prefetch, Taken};
 pub use self::runtime::{background, fork_generation, is_runtime_thread};
 pub use crate::signal::Signal;

@@ -164,9 +164,8 @@ impl Pool {
         let res = match pool {
             Pool::Http1(p) => p.send(req).await,
             Pool::Http2(p) => send::send(p, req).await,
-            // Boxed: its future is twice an HTTP/2 one, and would size every request's.
             #[cfg(feature = "http3")]
-            Pool::Http3(p) => Box::pin(send::send(p, req)).await,
+            Pool::Http3(p) => send::send(p, req).await,
             Pool::Auto(_) => Err(crate::error::Error::internal(
                 "an auto pool decided on auto",
             )),
