@@ -9,12 +9,12 @@ use std::future::Future;
 /// and copied on the caller's thread, and freed on another; the future returned here holds only
 /// `make` (what it captured), and the request's future is allocated, run and freed on the
 /// runtime's worker that polls it. Rust callers that await in place have no use for it.
-pub fn on_first_poll<F, M>(make: M) -> impl Future<Output = F::Output> + Send
+pub async fn on_first_poll<F, M>(make: M) -> F::Output
 where
-    M: FnOnce() -> F + Send,
-    F: Future + Send,
+    M: FnOnce() -> F,
+    F: Future,
 {
-    async move { Box::pin(make()).await }
+    Box::pin(make()).await
 }
 
 #[cfg(test)]
