@@ -3,8 +3,8 @@
 //! The Python layer (`python/quiver/`) gives the httpx-style API; this crate converts arguments
 //! and results and runs core futures:
 //!
-//! - blocking calls run the core future on the calling thread with the GIL released, checking
-//!   for signals between 50 ms slices (`wait`);
+//! - blocking calls wait with the GIL released, checking for signals between 50 ms slices; a
+//!   request runs as a task on quiver's runtime meanwhile (`wait`);
 //! - asyncio calls spawn the core future on quiver's runtime and complete an asyncio future on
 //!   the caller's loop through a per-loop `LoopBridge` (`bridge`);
 //!   cancelling the awaiting task aborts the core future;

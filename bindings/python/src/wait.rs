@@ -1,8 +1,10 @@
 //! Blocking waits for the sync API, and the `fork()` check of objects made from a client.
 //!
-//! A blocking call runs its future on the calling thread with the GIL released, in slices:
-//! between slices it re-attaches and runs Python's signal handlers, so Ctrl-C interrupts a
-//! long request promptly (the future is dropped, which cancels the request in core).
+//! A blocking call waits with the GIL released, in slices: between slices it re-attaches and
+//! runs Python's signal handlers, so Ctrl-C interrupts a long request promptly (the wait is
+//! dropped, which cancels the request in core). A request runs as a task on the runtime's
+//! workers and the caller waits for its end ([`run`]); a short wait (a body read) runs its
+//! future on the calling thread ([`block_on`]).
 
 use std::future::Future;
 use std::time::Duration;
