@@ -152,16 +152,22 @@ async fn http3_unknown_frames_are_discarded_as_they_stream() {
 async fn http3_bodies_are_held_to_their_content_length() {
     let server = server().await;
     let client = h3_client(&server).build().unwrap();
-    for (mode, kind) in [
-        (H3Mode::ShortBody, ErrorKind::ConnectionClosed),
-        (H3Mode::LongBody, ErrorKind::Protocol),
+    // A short body ends in `connection_closed` ("... bytes short of its content-length"); under
+    // load the stream has also reached the client as a reset (code 0) before its end (2 runs in
+    // 100 with the CPUs busy): `stream_reset`. Either way it is refused, never returned whole.
+    for (mode, kinds) in [
+        (
+            H3Mode::ShortBody,
+            &[ErrorKind::ConnectionClosed, ErrorKind::StreamReset][..],
+        ),
+        (H3Mode::LongBody, &[ErrorKind::Protocol][..]),
     ] {
         let err = client
             .get(&server.hostile_h3_url(mode, "/"))
             .await
             .map(|r| r.body().len())
             .unwrap_err();
-        assert_eq!(err.kind(), kind, "{mode:?}: {err}");
+        assert!(kinds.contains(&err.kind()), "{mode:?}: {err}");
     }
     // A HEAD answer announces a length and has no body.
     let resp = client
