@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::Either;
 use tokio::runtime::Handle;
 
 use crate::config::{OptionValue, PoolSettings, RuleTable};
@@ -102,14 +103,14 @@ impl Client {
         fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
     ) -> impl std::future::Future<Output = Result<T>> {
         let run = if Handle::try_current().is_ok() {
-            futures_util::future::Either::Left(fut)
+            Either::Left(fut)
         } else {
-            futures_util::future::Either::Right(self.inner.runtime.spawn(fut))
+            Either::Right(self.inner.runtime.spawn(fut))
         };
         async move {
             match run {
-                futures_util::future::Either::Left(fut) => fut.await,
-                futures_util::future::Either::Right(task) => task
+                Either::Left(fut) => fut.await,
+                Either::Right(task) => task
                     .await
                     .map_err(|e| Error::internal(format!("task failed: {e}")))?,
             }

@@ -87,11 +87,12 @@ impl ClientShared {
 
     /// Runs one call's task on `runtime` (from [`ClientShared::call_runtime`]). The task gets a
     /// [`CallGuard`] that keeps the call counted (and the client alive) until the task drops it,
-    /// after its last callback returned.
+    /// after its last callback returned. The task's future is built by the worker that first
+    /// polls it (`on_first_poll`): what is made on the caller's thread is only `task`.
     pub(crate) fn spawn_call<F>(
         self: &Arc<Self>,
         runtime: &Handle,
-        task: impl FnOnce(CallGuard) -> F,
+        task: impl FnOnce(CallGuard) -> F + Send + 'static,
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -103,7 +104,7 @@ impl ClientShared {
             client: self.clone(),
             counted,
         };
-        runtime.spawn(task(guard));
+        runtime.spawn(on_first_poll(move || task(guard)));
     }
 
     /// The error that ends a call because the client is being freed, if it is.
@@ -258,27 +259,24 @@ fn start_call(
         sink: Some(sink),
         runner: client.runner.clone(),
     };
-    // Built on the worker that first polls it: the task made on the caller's thread stays small.
-    client.spawn_call(&runtime, move |guard| {
-        on_first_poll(move || async move {
-            let client = guard.client();
-            let ended = Arc::new(Signal::default());
-            let outcome = AssertUnwindSafe(async {
-                let (request, cancel) = request.build(&ended);
-                let request = request?;
-                tokio::select! {
-                    biased;
-                    e = client.interrupted(cancel.as_deref()) => Err(e),
-                    r = client.core().request(request) => r,
-                }
-            })
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(panic_error()));
-            ended.fire();
-            completion.complete(outcome);
-            drop(guard);
+    client.spawn_call(&runtime, move |guard| async move {
+        let client = guard.client();
+        let ended = Arc::new(Signal::default());
+        let outcome = AssertUnwindSafe(async {
+            let (request, cancel) = request.build(&ended);
+            let request = request?;
+            tokio::select! {
+                biased;
+                e = client.interrupted(cancel.as_deref()) => Err(e),
+                r = client.core().request(request) => r,
+            }
         })
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(panic_error()));
+        ended.fire();
+        completion.complete(outcome);
+        drop(guard);
     });
     Ok(())
 }

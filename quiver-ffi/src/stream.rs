@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures_util::FutureExt;
-use quiver_core::embed::on_first_poll;
 use quiver_core::Error;
 use tokio::sync::Notify;
 
@@ -311,20 +310,16 @@ pub extern "C" fn quiver_client_stream(
         if let Some(out) = try_out(stream_out) {
             *out = to_arc_const_ptr::<quiver_stream>(stream.clone());
         }
-        // Built on the worker that first polls it: the task made on the caller's thread stays
-        // small.
-        client.spawn_call(&runtime, move |guard| {
-            on_first_poll(move || async move {
-                let ended = Arc::new(Signal::default());
-                let outcome =
-                    AssertUnwindSafe(drive(guard.client(), *request, &stream, callbacks, &ended))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|_| Err(panic_error()));
-                ended.fire();
-                end.finish(outcome);
-                drop(guard);
-            })
+        client.spawn_call(&runtime, move |guard| async move {
+            let ended = Arc::new(Signal::default());
+            let outcome =
+                AssertUnwindSafe(drive(guard.client(), *request, &stream, callbacks, &ended))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(panic_error()));
+            ended.fire();
+            end.finish(outcome);
+            drop(guard);
         });
         quiver_result::Ok
     }
