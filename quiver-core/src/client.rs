@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use std::future::Future;
+
 use futures_util::future::Either;
+use futures_util::FutureExt;
 use tokio::runtime::Handle;
 
 use crate::config::{OptionValue, PoolSettings, RuleTable};
@@ -96,24 +99,17 @@ impl Client {
     }
 
     /// Runs `fut` here when the caller is inside a tokio runtime, else on quiver's own (timers
-    /// and sockets need one). A plain function returning one of two futures, so that `fut` is
-    /// held once (an `async fn` would keep it both as its argument and as what it awaits).
+    /// and sockets need one). Returns one of two futures, not an `async` block: a block would
+    /// hold `fut` twice (as what it matched and as what it awaits), doubling the size of every
+    /// request's future and of each copy of it.
     fn in_runtime<T: Send + 'static>(
         &self,
-        fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
-    ) -> impl std::future::Future<Output = Result<T>> {
-        let run = if Handle::try_current().is_ok() {
+        fut: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> {
+        if Handle::try_current().is_ok() {
             Either::Left(fut)
         } else {
-            Either::Right(self.inner.runtime.spawn(fut))
-        };
-        async move {
-            match run {
-                Either::Left(fut) => fut.await,
-                Either::Right(task) => task
-                    .await
-                    .map_err(|e| Error::internal(format!("task failed: {e}")))?,
-            }
+            Either::Right(self.inner.runtime.spawn(fut).map(joined))
         }
     }
 
@@ -357,4 +353,9 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// The result of a task `in_runtime` spawned: its own, or an internal error when it panicked.
+fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    r.map_err(|e| Error::internal(format!("task failed: {e}")))?
 }

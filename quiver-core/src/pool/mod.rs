@@ -164,8 +164,11 @@ impl Pool {
         let res = match pool {
             Pool::Http1(p) => p.send(req).await,
             Pool::Http2(p) => send::send(p, req).await,
+            // Boxed: HTTP/3's exchange is the largest of the three (QUIC stream set-up and
+            // its guards), and held inline it would size every request's future, and each
+            // copy of it, to HTTP/3's whatever the protocol.
             #[cfg(feature = "http3")]
-            Pool::Http3(p) => send::send(p, req).await,
+            Pool::Http3(p) => Box::pin(send::send(p, req)).await,
             Pool::Auto(_) => Err(crate::error::Error::internal(
                 "an auto pool decided on auto",
             )),
