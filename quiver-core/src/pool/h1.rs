@@ -155,7 +155,10 @@ impl H1Pool {
 
     fn checkin(self: &Arc<Self>, conn: H1Conn) {
         let now = Instant::now();
-        self.lock().checkin(conn, now, self.wrap());
+        let connect = self.lock().checkin(conn, now, self.wrap());
+        if connect {
+            self.spawn_connect();
+        }
     }
 
     fn discard(self: &Arc<Self>, conn: H1Conn) {

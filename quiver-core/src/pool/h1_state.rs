@@ -145,12 +145,16 @@ impl<C: PooledConn, L: Lease<C>> H1State<C, L> {
         self.should_connect()
     }
 
-    /// A connection finished a request and can carry another.
-    pub(crate) fn checkin(&mut self, conn: C, now: Instant, wrap: impl Fn(C) -> L) {
+    /// A connection finished a request and can carry another. One that closed meanwhile frees
+    /// its slot: returns true when a connect should start for the callers waiting (they were
+    /// queued for a connection to come back, and this one will not).
+    pub(crate) fn checkin(&mut self, conn: C, now: Instant, wrap: impl Fn(C) -> L) -> bool {
         if conn.is_open() {
             self.hand_off(conn, now, wrap);
+            false
         } else {
             self.open -= 1;
+            self.should_connect()
         }
     }
 
@@ -337,8 +341,28 @@ mod tests {
         let mut dropped = vec![];
         let (_rx, _) = wait(s.checkout(now, &mut dropped));
         s.connected(conn(1), now, L);
-        s.checkin(Conn { id: 1, open: false }, now, L);
+        assert!(!s.checkin(Conn { id: 1, open: false }, now, L));
         assert_eq!((s.idle_count(), s.active_count()), (0, 0));
+    }
+
+    /// Finding: a connection that closed while leased freed its slot at checkin without
+    /// starting a connect, so callers queued behind a full pool waited for a connection that
+    /// would never come back, until their checkout timeout.
+    #[test]
+    fn a_closed_checkin_starts_a_connect_for_waiters() {
+        let now = Instant::now();
+        let mut s = state(1);
+        let mut dropped = vec![];
+        let (_rx1, c1) = wait(s.checkout(now, &mut dropped));
+        assert!(c1);
+        s.connected(conn(1), now, L);
+        let (_rx2, c2) = wait(s.checkout(now, &mut dropped));
+        assert!(!c2, "pool is full");
+        assert!(
+            s.checkin(Conn { id: 1, open: false }, now, L),
+            "the freed slot serves the waiter"
+        );
+        assert_eq!(s.active_count(), 1);
     }
 
     #[test]
