@@ -1,9 +1,8 @@
 //! The client: resolves a request's origin, asks the pool manager for that origin's pool and
 //! delegates. Cheap to clone; every clone shares the same pools.
 
-use std::sync::Arc;
-
 use std::future::Future;
+use std::sync::Arc;
 
 use futures_util::future::Either;
 use futures_util::FutureExt;

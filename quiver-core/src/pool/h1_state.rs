@@ -153,8 +153,7 @@ impl<C: PooledConn, L: Lease<C>> H1State<C, L> {
             self.hand_off(conn, now, wrap);
             false
         } else {
-            self.open -= 1;
-            self.should_connect()
+            self.discard()
         }
     }
 
@@ -270,6 +269,19 @@ mod tests {
         }
     }
 
+    /// A pool of one whose connection (id 1) is leased, with a second caller queued behind it:
+    /// the state and that caller's receiver.
+    fn full_with_a_waiter(now: Instant) -> (H1State<Conn, L>, oneshot::Receiver<Delivery<L>>) {
+        let mut s = state(1);
+        let mut dropped = vec![];
+        let (_first, connect) = wait(s.checkout(now, &mut dropped));
+        assert!(connect);
+        s.connected(conn(1), now, L);
+        let (queued, connect) = wait(s.checkout(now, &mut dropped));
+        assert!(!connect, "pool is full");
+        (s, queued)
+    }
+
     #[test]
     fn opens_lazily_up_to_size_then_queues_fifo() {
         let now = Instant::now();
@@ -351,13 +363,7 @@ mod tests {
     #[test]
     fn a_closed_checkin_starts_a_connect_for_waiters() {
         let now = Instant::now();
-        let mut s = state(1);
-        let mut dropped = vec![];
-        let (_rx1, c1) = wait(s.checkout(now, &mut dropped));
-        assert!(c1);
-        s.connected(conn(1), now, L);
-        let (_rx2, c2) = wait(s.checkout(now, &mut dropped));
-        assert!(!c2, "pool is full");
+        let (mut s, _queued) = full_with_a_waiter(now);
         assert!(
             s.checkin(Conn { id: 1, open: false }, now, L),
             "the freed slot serves the waiter"
@@ -399,13 +405,7 @@ mod tests {
     #[test]
     fn discard_frees_a_slot_for_waiters() {
         let now = Instant::now();
-        let mut s = state(1);
-        let mut dropped = vec![];
-        let (_rx1, c1) = wait(s.checkout(now, &mut dropped));
-        assert!(c1);
-        s.connected(conn(1), now, L);
-        let (_rx2, c2) = wait(s.checkout(now, &mut dropped));
-        assert!(!c2, "pool is full");
+        let (mut s, _queued) = full_with_a_waiter(now);
         assert!(s.discard(), "the freed slot serves the waiter");
         assert_eq!(s.active_count(), 1);
     }
@@ -413,11 +413,7 @@ mod tests {
     #[test]
     fn fresh_checkout_jumps_the_queue() {
         let now = Instant::now();
-        let mut s = state(1);
-        let mut dropped = vec![];
-        let (_rx1, _) = wait(s.checkout(now, &mut dropped));
-        s.connected(conn(1), now, L);
-        let (mut rx_other, _) = wait(s.checkout(now, &mut dropped));
+        let (mut s, mut rx_other) = full_with_a_waiter(now);
         // The holder of conn 1 found it stale: discard and ask for a fresh one.
         assert!(
             s.discard(),
